@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pgone/pgone/config"
+	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/proxy"
+)
+
+func cmdServe(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file")
+	var lf logFlags
+	lf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "pgone serve: --config is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgone: %s: %v\n", *path, err)
+		return 1
+	}
+	log, err := lf.logger(stderr, cfg.Log)
+	if err != nil {
+		fmt.Fprintln(stderr, "pgone:", err)
+		return 2
+	}
+	reload := func() (*config.Config, error) { return config.Load(*path) }
+	if err := serve(cfg, reload, log, nil); err != nil {
+		log.Error("pgone stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs pgone with cfg until SIGTERM or SIGINT, reloading on SIGHUP.
+// ready, if set, is called once the listener is up.
+func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.Logger, ready func(addr string)) error {
+	pools := pool.NewManager(cfg.Pool, log.With("part", "pool"))
+	defer pools.Close()
+	srv, err := proxy.New(cfg.Proxy, cfg.Pool, pools, log.With("part", "proxy"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("pgone listening", "addr", ln.Addr().String(), "version", versionString())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-serveErr:
+			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if reload == nil {
+					log.Info("SIGHUP ignored: nothing to reload from")
+					continue
+				}
+				next, err := reload()
+				if err == nil {
+					err = srv.Reload(next.Proxy, next.Pool)
+				}
+				if err != nil {
+					log.Error("reload rejected; keeping the running config", "err", err)
+					continue
+				}
+				cfg = next
+				log.Info("config reloaded")
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Proxy.Limits.ShutdownTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.Limits.ShutdownTimeout)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if err != nil {
+				log.Warn("shutdown grace period ended; remaining sessions were closed", "err", err)
+			}
+			<-serveErr
+			log.Info("pgone stopped")
+			return nil
+		}
+	}
+}

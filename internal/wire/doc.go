@@ -1,0 +1,7 @@
+// Package wire frames PostgreSQL v3 protocol messages on a buffered stream
+// without decoding them, so the relay can forward bytes and decode only the
+// few message types it must inspect (with pgproto3).
+//
+// Buffer rule: a frame returned by Reader.Next is valid only until the next
+// call on that Reader. Forward it at once or copy it.
+package wire

@@ -1,0 +1,113 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// HeaderLen is the length of a message header: a type byte and an int32 length.
+const HeaderLen = 5
+
+// ErrBadLength reports a length field below 4, which no message can have.
+var ErrBadLength = errors.New("invalid message length")
+
+// TooLargeError reports a message longer than the reader accepts.
+type TooLargeError struct {
+	Type byte
+	Len  int
+	Max  int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("message of type %q is %d bytes, over the limit of %d", e.Type, e.Len, e.Max)
+}
+
+// Reader reads whole frames (type byte, length, body) from a bufio.Reader.
+type Reader struct {
+	br      *bufio.Reader
+	max     int
+	scratch []byte
+	broken  bool
+}
+
+// NewReader returns a Reader that refuses bodies longer than maxBody bytes.
+// maxBody <= 0 means no limit beyond the int32 length field.
+func NewReader(br *bufio.Reader, maxBody int) *Reader {
+	return &Reader{br: br, max: maxBody}
+}
+
+// SetMax changes the body limit (for a reloaded config).
+func (r *Reader) SetMax(maxBody int) { r.max = maxBody }
+
+// Next returns the next message's type and its whole frame, header included.
+// The frame aliases internal buffers: it is valid only until the next call.
+func (r *Reader) Next() (byte, []byte, error) {
+	hdr, err := r.br.Peek(HeaderLen)
+	if err != nil {
+		if len(hdr) > 0 && errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	typ := hdr[0]
+	n := int(int32(binary.BigEndian.Uint32(hdr[1:])))
+	if n < 4 {
+		return typ, nil, ErrBadLength
+	}
+	if r.max > 0 && n-4 > r.max {
+		return typ, nil, &TooLargeError{Type: typ, Len: n - 4, Max: r.max}
+	}
+	total := 1 + n
+	if total <= r.br.Size() {
+		frame, err := r.br.Peek(total)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return typ, nil, err
+		}
+		// Discard only advances the read index: frame stays intact until the next read.
+		_, _ = r.br.Discard(total)
+		return typ, frame, nil
+	}
+	if cap(r.scratch) < total {
+		r.scratch = make([]byte, total)
+	}
+	frame := r.scratch[:total]
+	if _, err := io.ReadFull(r.br, frame); err != nil {
+		r.broken = true
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return typ, nil, err
+	}
+	if cap(r.scratch) > 1<<20 {
+		r.scratch = nil // do not keep a huge buffer for the rest of the session
+	}
+	return typ, frame, nil
+}
+
+// HasFrame reports whether a whole next frame is already buffered, so reading
+// it will not block. The relay flushes its writer when this is false.
+func (r *Reader) HasFrame() bool {
+	b := r.br.Buffered()
+	if b < HeaderLen {
+		return false
+	}
+	hdr, _ := r.br.Peek(HeaderLen)
+	n := int(int32(binary.BigEndian.Uint32(hdr[1:])))
+	return n >= 4 && 1+n <= b
+}
+
+// Broken reports whether a read failed in the middle of a frame, so the
+// stream is no longer at a message boundary and must not be reused.
+func (r *Reader) Broken() bool { return r.broken }
+
+// Buffered reports how many bytes are buffered and not yet returned.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
+
+// Body returns the frame without its 5-byte header.
+func Body(frame []byte) []byte { return frame[HeaderLen:] }

@@ -1,0 +1,224 @@
+package pool
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgone/pgone/internal/wire"
+)
+
+// Target is where and as whom server connections of one pool are made.
+type Target struct {
+	Host     string
+	Port     int
+	Database string
+	User     string
+	Password string
+}
+
+func (t Target) addr() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
+
+// Conn is one server connection, owned by one session at a time.
+type Conn struct {
+	net    net.Conn
+	r      *bufio.Reader
+	w      *bufio.Writer
+	frames *wire.Reader
+
+	// PID and SecretKey are the server's BackendKeyData, used to cancel.
+	PID       uint32
+	SecretKey []byte
+	// Params are the ParameterStatus values the server last reported.
+	Params map[string]string
+	// TxStatus is the status byte of the last ReadyForQuery seen.
+	TxStatus byte
+
+	target   Target
+	pool     *pool
+	created  time.Time
+	lastUsed time.Time
+	expires  time.Time
+}
+
+// Frames returns the frame reader of the server stream.
+func (c *Conn) Frames() *wire.Reader { return c.frames }
+
+// Writer returns the buffered writer towards the server.
+func (c *Conn) Writer() *bufio.Writer { return c.w }
+
+// NetConn returns the underlying connection (for deadlines and closing).
+func (c *Conn) NetConn() net.Conn { return c.net }
+
+// Addr is the server's host:port.
+func (c *Conn) Addr() string { return c.target.addr() }
+
+func dial(ctx context.Context, cfg *Config, t Target) (*Conn, error) {
+	dsn := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s",
+		quoteDSN(t.Host), t.Port, quoteDSN(t.Database), quoteDSN(t.User), quoteDSN(cfg.ServerTLS.SSLMode))
+	if cfg.ServerTLS.RootCert != "" {
+		dsn += " sslrootcert=" + quoteDSN(cfg.ServerTLS.RootCert)
+	}
+	pc, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
+	}
+	pc.Password = t.Password
+	// ParseConfig reads PG* environment variables; a pooled connection must
+	// carry no session settings of its own, so clear what it picked up.
+	pc.RuntimeParams = map[string]string{}
+	ctx, cancel := context.WithTimeout(ctx, cfg.ServerConnectTimeout)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := conn.Hijack()
+	if err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
+	now := time.Now()
+	c := &Conn{
+		net:       hc.Conn,
+		r:         bufio.NewReaderSize(hc.Conn, 32<<10),
+		w:         bufio.NewWriterSize(hc.Conn, 32<<10),
+		PID:       hc.PID,
+		SecretKey: hc.SecretKey,
+		Params:    hc.ParameterStatuses,
+		TxStatus:  hc.TxStatus,
+		target:    t,
+		created:   now,
+		lastUsed:  now,
+	}
+	c.frames = wire.NewReader(c.r, 0)
+	if cfg.ServerLifetime > 0 {
+		// Jitter of up to a tenth keeps connections made together from expiring together.
+		jitter := time.Duration(now.UnixNano() % int64(cfg.ServerLifetime/10+1))
+		c.expires = now.Add(cfg.ServerLifetime - jitter)
+	}
+	return c, nil
+}
+
+func quoteDSN(s string) string {
+	out := []byte{'\''}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' || s[i] == '\\' {
+			out = append(out, '\\')
+		}
+		out = append(out, s[i])
+	}
+	return string(append(out, '\''))
+}
+
+// Exec runs sql with the simple protocol and reads to ReadyForQuery. It
+// records ParameterStatus values and the transaction status, and returns the
+// first error the server sent as a *pgconn.PgError.
+func (c *Conn) Exec(ctx context.Context, sql string) error {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.net.SetDeadline(dl)
+		defer c.net.SetDeadline(time.Time{})
+	}
+	buf, err := (&pgproto3.Query{String: sql}).Encode(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := c.w.Write(buf); err != nil {
+		return err
+	}
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	var first error
+	for {
+		typ, frame, err := c.frames.Next()
+		if err != nil {
+			return err
+		}
+		body := wire.Body(frame)
+		switch typ {
+		case 'Z':
+			if len(body) == 1 {
+				c.TxStatus = body[0]
+			}
+			return first
+		case 'S':
+			var ps pgproto3.ParameterStatus
+			if err := ps.Decode(body); err == nil {
+				c.Params[ps.Name] = ps.Value
+			}
+		case 'E':
+			var er pgproto3.ErrorResponse
+			if err := er.Decode(body); err != nil {
+				return err
+			}
+			if first == nil {
+				first = pgconn.ErrorResponseToPgError(&er)
+			}
+			if er.Severity == "FATAL" || er.Severity == "PANIC" {
+				return first
+			}
+		}
+	}
+}
+
+// Reset brings the connection back to a clean session: any open transaction
+// is rolled back and all session state is discarded.
+func (c *Conn) Reset(ctx context.Context) error {
+	if c.TxStatus != 'I' {
+		if err := c.Exec(ctx, "ROLLBACK"); err != nil {
+			return err
+		}
+	}
+	return c.Exec(ctx, "DISCARD ALL")
+}
+
+// Alive reports whether the connection is usable: nothing is waiting to be
+// read (a server that terminated the backend has sent an error and closed).
+func (c *Conn) Alive() bool {
+	if c.r.Buffered() > 0 {
+		return false
+	}
+	_ = c.net.SetReadDeadline(time.Now())
+	_, err := c.r.Peek(1)
+	_ = c.net.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Cancel asks the server to cancel the query running on this connection, on
+// a new connection, as libpq does.
+func (c *Conn) Cancel(ctx context.Context) error {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", c.target.addr())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	msg := make([]byte, 0, 16+len(c.SecretKey))
+	msg = binary.BigEndian.AppendUint32(msg, uint32(12+len(c.SecretKey)))
+	msg = binary.BigEndian.AppendUint32(msg, 80877102)
+	msg = binary.BigEndian.AppendUint32(msg, c.PID)
+	msg = append(msg, c.SecretKey...)
+	if _, err := nc.Write(msg); err != nil {
+		return err
+	}
+	// The server closes the connection when done; wait for that briefly so
+	// the cancel is delivered before we return.
+	var one [1]byte
+	_, _ = nc.Read(one[:])
+	return nil
+}
+
+func (c *Conn) close() { _ = c.net.Close() }

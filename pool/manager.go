@@ -1,0 +1,330 @@
+package pool
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pgone/pgone/pgerr"
+)
+
+// Key identifies a pool: the client-visible database and the client's user.
+type Key struct {
+	Database string
+	User     string
+}
+
+// Manager owns every pool and the global cap on server connections.
+type Manager struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cfg     Config
+	pools   map[Key]*pool
+	total   int       // server connections open or being dialed, all pools
+	waiters []*waiter // FIFO across pools
+	closed  bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type pool struct {
+	key    Key
+	target Target
+	size   int
+	open   int // connections open or being dialed
+	idle   []*Conn
+}
+
+// waiter is a client queued for a connection. It receives either a Conn
+// handed over by Release, or nil meaning "a slot is reserved for you: dial".
+type waiter struct {
+	pool *pool
+	ch   chan *Conn
+}
+
+// Stats is a point-in-time view of one pool.
+type Stats struct {
+	Key     Key
+	Open    int
+	Idle    int
+	Waiting int
+}
+
+// NewManager starts a Manager and its janitor; Close stops both.
+func NewManager(cfg Config, log *slog.Logger) *Manager {
+	m := &Manager{
+		log:   log,
+		cfg:   cfg,
+		pools: map[Key]*pool{},
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go m.janitor()
+	return m
+}
+
+// SetConfig swaps in a reloaded configuration. Pool sizes of existing pools
+// are updated on their next Acquire.
+func (m *Manager) SetConfig(cfg Config) {
+	m.mu.Lock()
+	m.cfg = cfg
+	m.mu.Unlock()
+}
+
+// Acquire returns a server connection of the pool key, made to target, with
+// at most size connections in that pool. It waits in FIFO order while the
+// pool or the global cap is full, until ctx ends or the configured
+// query_wait_timeout passes (then a 53300 error).
+func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int) (*Conn, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, pgerr.Fatal(pgerr.AdminShutdown, "pgone is shutting down")
+	}
+	cfg := m.cfg
+	p := m.pools[key]
+	if p == nil {
+		p = &pool{key: key, target: target}
+		m.pools[key] = p
+	}
+	if p.target != target {
+		// The database or user moved in a reload: old idle connections go.
+		p.target = target
+		m.closeIdleLocked(p)
+	}
+	p.size = size
+	for {
+		if c := m.popIdleLocked(p); c != nil {
+			m.mu.Unlock()
+			if c.Alive() {
+				return c, nil
+			}
+			m.log.Info("server connection found closed, replacing", "db", key.Database, "user", key.User, "pid", c.PID)
+			m.Discard(c)
+			m.mu.Lock()
+			continue
+		}
+		if p.open < p.size && m.total < cfg.MaxServerConnections {
+			p.open++
+			m.total++
+			m.mu.Unlock()
+			return m.dial(ctx, &cfg, p)
+		}
+		break
+	}
+	w := &waiter{pool: p, ch: make(chan *Conn, 1)}
+	m.waiters = append(m.waiters, w)
+	m.mu.Unlock()
+
+	timer := time.NewTimer(cfg.QueryWaitTimeout)
+	defer timer.Stop()
+	var why error
+	select {
+	case c := <-w.ch:
+		if c != nil {
+			return c, nil
+		}
+		return m.dial(ctx, &cfg, p)
+	case <-timer.C:
+		why = pgerr.New(pgerr.TooManyConnections, "query_wait_timeout: no server connection available for database %q within %s", key.Database, cfg.QueryWaitTimeout)
+	case <-ctx.Done():
+		why = ctx.Err()
+	}
+	m.mu.Lock()
+	if m.removeWaiterLocked(w) {
+		m.mu.Unlock()
+		return nil, why
+	}
+	m.mu.Unlock()
+	// Handed something just as we gave up: take it and give it back.
+	if c := <-w.ch; c != nil {
+		m.Release(c)
+	} else {
+		m.mu.Lock()
+		m.freeSlotLocked(p)
+		m.mu.Unlock()
+	}
+	return nil, why
+}
+
+func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error) {
+	c, err := dial(ctx, cfg, p.target)
+	if err != nil {
+		m.mu.Lock()
+		m.freeSlotLocked(p)
+		m.mu.Unlock()
+		m.log.Warn("server connection failed", "db", p.key.Database, "user", p.key.User, "addr", p.target.addr(), "err", err)
+		return nil, err
+	}
+	c.pool = p
+	return c, nil
+}
+
+// Release returns a clean connection (ReadyForQuery status I, no session
+// state) to its pool, or hands it straight to the first waiter of that pool.
+func (m *Manager) Release(c *Conn) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := c.pool
+	if m.closed || (!c.expires.IsZero() && now.After(c.expires)) || p.open > p.size || c.target != p.target {
+		m.closeLocked(c)
+		return
+	}
+	c.lastUsed = now
+	for i, w := range m.waiters {
+		if w.pool == p {
+			m.waiters = append(m.waiters[:i], m.waiters[i+1:]...)
+			w.ch <- c
+			return
+		}
+	}
+	p.idle = append(p.idle, c)
+}
+
+// Discard closes a connection whose state is unknown or broken.
+func (m *Manager) Discard(c *Conn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closeLocked(c)
+}
+
+func (m *Manager) closeLocked(c *Conn) {
+	c.close()
+	m.freeSlotLocked(c.pool)
+}
+
+// freeSlotLocked gives back one connection slot of p, and passes it to the
+// first waiter that can use it: one of p itself, or of any pool under the
+// global cap.
+func (m *Manager) freeSlotLocked(p *pool) {
+	p.open--
+	m.total--
+	for i, w := range m.waiters {
+		wp := w.pool
+		if wp.open < wp.size && m.total < m.cfg.MaxServerConnections {
+			m.waiters = append(m.waiters[:i], m.waiters[i+1:]...)
+			wp.open++
+			m.total++
+			w.ch <- nil
+			return
+		}
+	}
+	// The global cap is full and a waiter's pool has room: free an idle
+	// connection of another pool so the waiter can dial.
+	if len(m.waiters) > 0 && m.total >= m.cfg.MaxServerConnections {
+		for _, other := range m.pools {
+			if other != m.waiters[0].pool && len(other.idle) > 0 {
+				c := other.idle[0]
+				other.idle = other.idle[1:]
+				c.close()
+				m.freeSlotLocked(other)
+				return
+			}
+		}
+	}
+}
+
+func (m *Manager) popIdleLocked(p *pool) *Conn {
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	c := p.idle[n-1]
+	p.idle = p.idle[:n-1]
+	return c
+}
+
+func (m *Manager) removeWaiterLocked(w *waiter) bool {
+	for i, x := range m.waiters {
+		if x == w {
+			m.waiters = append(m.waiters[:i], m.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) closeIdleLocked(p *pool) {
+	idle := p.idle
+	p.idle = nil
+	for _, c := range idle {
+		m.closeLocked(c)
+	}
+}
+
+// Stats returns a snapshot of every pool.
+func (m *Manager) Stats() []Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Stats, 0, len(m.pools))
+	for _, p := range m.pools {
+		s := Stats{Key: p.key, Open: p.open, Idle: len(p.idle)}
+		for _, w := range m.waiters {
+			if w.pool == p {
+				s.Waiting++
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Total is the number of server connections open or being dialed.
+func (m *Manager) Total() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.total
+}
+
+// Close closes every idle connection and stops the janitor. Connections in
+// use are closed when they are released.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	for _, p := range m.pools {
+		m.closeIdleLocked(p)
+	}
+	m.mu.Unlock()
+	close(m.stop)
+	<-m.done
+}
+
+// janitor closes idle connections past server_idle_timeout or server_lifetime.
+func (m *Manager) janitor() {
+	defer close(m.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			idleTimeout := m.cfg.ServerIdleTimeout
+			var expired []*Conn
+			for _, p := range m.pools {
+				keep := p.idle[:0]
+				for _, c := range p.idle {
+					if (idleTimeout > 0 && now.Sub(c.lastUsed) > idleTimeout) || (!c.expires.IsZero() && now.After(c.expires)) {
+						expired = append(expired, c)
+						continue
+					}
+					keep = append(keep, c)
+				}
+				p.idle = keep
+			}
+			for _, c := range expired {
+				m.closeLocked(c)
+			}
+			m.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"golang.org/x/text/secure/precis"
+
+	"github.com/pgone/pgone/pgerr"
+)
+
+// scramMechanism is the only SASL mechanism offered: -PLUS binds to the TLS
+// channel, which this package does not see.
+const scramMechanism = "SCRAM-SHA-256"
+
+// scramServerNonceLen is PostgreSQL's SCRAM_RAW_NONCE_LEN.
+const scramServerNonceLen = 18
+
+// scramVerifier is what pg_authid stores for a SCRAM user: enough to check
+// a proof and sign the answer, not enough to log in elsewhere.
+type scramVerifier struct {
+	salt       []byte
+	iterations int
+	storedKey  []byte
+	serverKey  []byte
+}
+
+// newSCRAMVerifier derives the stored keys from a password as PostgreSQL's
+// scram_build_secret does.
+func newSCRAMVerifier(password string, salt []byte, iterations int) (*scramVerifier, error) {
+	salted, err := pbkdf2.Key(sha256.New, saslPrep(password), salt, iterations, scramKeyLen)
+	if err != nil {
+		return nil, err
+	}
+	clientKey := hmacSHA256(salted, []byte("Client Key"))
+	stored := sha256.Sum256(clientKey)
+	return &scramVerifier{
+		salt:       salt,
+		iterations: iterations,
+		storedKey:  stored[:],
+		serverKey:  hmacSHA256(salted, []byte("Server Key")),
+	}, nil
+}
+
+// matchesPassword serves the cleartext method for SCRAM-stored users: it
+// rederives both keys from the password and compares in constant time.
+func (v *scramVerifier) matchesPassword(password string) bool {
+	other, err := newSCRAMVerifier(password, v.salt, v.iterations)
+	if err != nil {
+		return false
+	}
+	stored := subtle.ConstantTimeCompare(other.storedKey, v.storedKey)
+	server := subtle.ConstantTimeCompare(other.serverKey, v.serverKey)
+	return stored&server == 1
+}
+
+// verifyProof reports whether proof shows knowledge of the ClientKey:
+// ClientKey = proof XOR HMAC(StoredKey, AuthMessage), and SHA256(ClientKey)
+// must be StoredKey.
+func (v *scramVerifier) verifyProof(authMessage string, proof []byte) bool {
+	if len(proof) != scramKeyLen {
+		return false
+	}
+	signature := hmacSHA256(v.storedKey, []byte(authMessage))
+	clientKey := make([]byte, scramKeyLen)
+	subtle.XORBytes(clientKey, proof, signature)
+	sum := sha256.Sum256(clientKey)
+	return subtle.ConstantTimeCompare(sum[:], v.storedKey) == 1
+}
+
+// serverSignature proves to the client that pgone knows the ServerKey.
+func (v *scramVerifier) serverSignature(authMessage string) string {
+	return base64.StdEncoding.EncodeToString(hmacSHA256(v.serverKey, []byte(authMessage)))
+}
+
+// scramExchange runs SCRAM-SHA-256 against v. When doomed (unknown user or a
+// secret without a verifier) the exchange runs in full and then fails, so it
+// looks like a wrong password.
+func scramExchange(c Conn, user string, v *scramVerifier, doomed bool) error {
+	if err := c.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{scramMechanism}}); err != nil {
+		return err
+	}
+	body, err := c.ReceivePassword()
+	if err != nil {
+		return err
+	}
+	mechanism, data, err := parseSASLInitialResponse(body)
+	if err != nil {
+		return err
+	}
+	if mechanism != scramMechanism {
+		return pgerr.Fatal(pgerr.ProtocolViolation, "client selected an invalid SASL authentication mechanism")
+	}
+	first, err := parseClientFirst(data)
+	if err != nil {
+		return err
+	}
+
+	serverNonce := make([]byte, scramServerNonceLen)
+	rand.Read(serverNonce)
+	nonce := first.nonce + base64.StdEncoding.EncodeToString(serverNonce)
+	serverFirst := "r=" + nonce +
+		",s=" + base64.StdEncoding.EncodeToString(v.salt) +
+		",i=" + strconv.Itoa(v.iterations)
+	if err := c.Send(&pgproto3.AuthenticationSASLContinue{Data: []byte(serverFirst)}); err != nil {
+		return err
+	}
+
+	body, err = c.ReceivePassword()
+	if err != nil {
+		return err
+	}
+	final, err := parseClientFinal(body)
+	if err != nil {
+		return err
+	}
+	if final.channelBinding != base64.StdEncoding.EncodeToString([]byte(first.gs2Header)) {
+		return pgerr.Fatal(pgerr.ProtocolViolation, "unexpected SCRAM channel-binding attribute in client-final-message")
+	}
+	if final.nonce != nonce {
+		return pgerr.Fatal(pgerr.ProtocolViolation, "invalid SCRAM response").WithDetail("Nonce does not match.")
+	}
+
+	authMessage := first.bare + "," + serverFirst + "," + final.withoutProof
+	ok := v.verifyProof(authMessage, final.proof)
+	if !ok || doomed {
+		return authFailed(user)
+	}
+	return c.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte("v=" + v.serverSignature(authMessage))})
+}
+
+// saslPrep normalizes a password as clients do before SCRAM (RFC 4013, via
+// its successor PRECIS OpaqueString, as pgx does). Like PostgreSQL, a
+// password that cannot be normalized is used as is.
+func saslPrep(password string) string {
+	normalized, err := precis.OpaqueString.String(password)
+	if err != nil {
+		return password
+	}
+	return normalized
+}
+
+func hmacSHA256(key, msg []byte) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write(msg)
+	return mac.Sum(nil)
+}

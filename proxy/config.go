@@ -1,0 +1,250 @@
+package proxy
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/proxy/auth"
+)
+
+// AdminDatabase is the database name of the admin console.
+const AdminDatabase = "pgone"
+
+// WildcardDatabase is the databases key that serves any other database name.
+const WildcardDatabase = "*"
+
+// Config is the client-facing part of pgone's configuration.
+type Config struct {
+	// Listen is the client address.
+	Listen string `yaml:"listen"`
+	// AuthMethod is the default client authentication method.
+	AuthMethod auth.Method `yaml:"auth_method"`
+	// Limits bound what one client may do.
+	Limits Limits `yaml:"limits"`
+	// TLS is the client-side TLS setup.
+	TLS ClientTLS `yaml:"tls"`
+	// Databases maps client-visible database names to servers.
+	Databases map[string]Database `yaml:"databases"`
+	// Users are the clients pgone accepts.
+	Users map[string]User `yaml:"users"`
+	// AdminUsers may use the admin console.
+	AdminUsers []string `yaml:"admin_users"`
+}
+
+// Limits bound clients.
+type Limits struct {
+	MaxClientConn      int           `yaml:"max_client_conn"`
+	MaxMessageSize     int           `yaml:"max_message_size"`
+	ClientLoginTimeout time.Duration `yaml:"client_login_timeout"`
+	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout"`
+}
+
+// TLSMode says whether clients may, must or cannot use TLS.
+type TLSMode string
+
+// Client TLS modes.
+const (
+	TLSDisable TLSMode = "disable"
+	TLSAllow   TLSMode = "allow"
+	TLSRequire TLSMode = "require"
+)
+
+// ClientTLS configures TLS for clients.
+type ClientTLS struct {
+	Mode     TLSMode `yaml:"mode"`
+	CertFile string  `yaml:"cert_file"`
+	KeyFile  string  `yaml:"key_file"`
+}
+
+// Database is one client-visible database and the servers behind it.
+type Database struct {
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// DBName is the server's database name; empty means the client-visible name.
+	DBName string `yaml:"dbname"`
+	// User and Password log in to the server; empty means the client's user
+	// and that user's plaintext password.
+	User     string    `yaml:"user"`
+	Password string    `yaml:"password"`
+	PoolSize int       `yaml:"pool_size"`
+	PoolMode pool.Mode `yaml:"pool_mode"`
+	Replicas []Replica `yaml:"replicas"`
+}
+
+// Replica is a streaming replica of a database's primary.
+type Replica struct {
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// Weight is the replica's share of reads relative to the others (default 1).
+	Weight int `yaml:"weight"`
+}
+
+// User is a client login.
+type User struct {
+	// Password is plaintext, an "md5..." hash or a "SCRAM-SHA-256$..." verifier.
+	Password   string      `yaml:"password"`
+	AuthMethod auth.Method `yaml:"auth_method"`
+	PoolMode   pool.Mode   `yaml:"pool_mode"`
+}
+
+// Defaults fills every zero field with its default.
+func (c *Config) Defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:6432"
+	}
+	if c.AuthMethod == auth.Inherited {
+		c.AuthMethod = auth.SCRAM
+	}
+	if c.Limits.MaxClientConn == 0 {
+		c.Limits.MaxClientConn = 10000
+	}
+	if c.Limits.MaxMessageSize == 0 {
+		c.Limits.MaxMessageSize = 256 << 20
+	}
+	if c.Limits.ClientLoginTimeout == 0 {
+		c.Limits.ClientLoginTimeout = 60 * time.Second
+	}
+	if c.Limits.ShutdownTimeout == 0 {
+		c.Limits.ShutdownTimeout = 30 * time.Second
+	}
+	if c.TLS.Mode == "" {
+		c.TLS.Mode = TLSDisable
+		if c.TLS.CertFile != "" {
+			c.TLS.Mode = TLSAllow
+		}
+	}
+	for name, db := range c.Databases {
+		if db.Port == 0 {
+			db.Port = 5432
+		}
+		for i := range db.Replicas {
+			if db.Replicas[i].Port == 0 {
+				db.Replicas[i].Port = 5432
+			}
+			if db.Replicas[i].Weight == 0 {
+				db.Replicas[i].Weight = 1
+			}
+		}
+		c.Databases[name] = db
+	}
+}
+
+// Validate reports every problem with c; each error's text starts with its key path.
+func (c *Config) Validate() []error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Listen == "" || !strings.Contains(c.Listen, ":") {
+		add("listen", "must be host:port, got %q", c.Listen)
+	}
+	if err := c.AuthMethod.Validate(); err != nil {
+		add("auth_method", "%v", err)
+	}
+	if c.Limits.MaxClientConn < 1 {
+		add("limits.max_client_conn", "must be at least 1, got %d", c.Limits.MaxClientConn)
+	}
+	if c.Limits.MaxMessageSize < 1024 {
+		add("limits.max_message_size", "must be at least 1024 bytes, got %d", c.Limits.MaxMessageSize)
+	}
+	if c.Limits.ClientLoginTimeout < 0 {
+		add("limits.client_login_timeout", "must not be negative")
+	}
+	if c.Limits.ShutdownTimeout < 0 {
+		add("limits.shutdown_timeout", "must not be negative")
+	}
+	switch c.TLS.Mode {
+	case TLSDisable:
+	case TLSAllow, TLSRequire:
+		if c.TLS.CertFile == "" {
+			add("tls.cert_file", "is required with mode %s", c.TLS.Mode)
+		}
+		if c.TLS.KeyFile == "" {
+			add("tls.key_file", "is required with mode %s", c.TLS.Mode)
+		}
+	default:
+		add("tls.mode", "must be disable, allow or require, got %q", c.TLS.Mode)
+	}
+	if len(c.Databases) == 0 {
+		add("databases", "at least one database is required")
+	}
+	for _, name := range sortedKeys(c.Databases) {
+		db := c.Databases[name]
+		key := "databases." + name
+		if name == AdminDatabase {
+			add(key, "the name %q is reserved for the admin console", AdminDatabase)
+		}
+		if db.Host == "" {
+			add(key+".host", "is required")
+		}
+		if db.Port < 1 || db.Port > 65535 {
+			add(key+".port", "must be 1-65535, got %d", db.Port)
+		}
+		if db.PoolSize < 0 {
+			add(key+".pool_size", "must not be negative, got %d", db.PoolSize)
+		}
+		if db.PoolMode != "" {
+			if err := db.PoolMode.Validate(); err != nil {
+				add(key+".pool_mode", "%v", err)
+			}
+		}
+		if db.Password != "" && db.User == "" {
+			add(key+".user", "is required when password is set")
+		}
+		for i, r := range db.Replicas {
+			rk := fmt.Sprintf("%s.replicas[%d]", key, i)
+			if r.Host == "" {
+				add(rk+".host", "is required")
+			}
+			if r.Port < 1 || r.Port > 65535 {
+				add(rk+".port", "must be 1-65535, got %d", r.Port)
+			}
+			if r.Weight < 0 {
+				add(rk+".weight", "must not be negative, got %d", r.Weight)
+			}
+		}
+	}
+	if len(c.Users) == 0 {
+		add("users", "at least one user is required")
+	}
+	for _, name := range sortedKeys(c.Users) {
+		u := c.Users[name]
+		key := "users." + name
+		if err := u.AuthMethod.Validate(); err != nil && u.AuthMethod != auth.Inherited {
+			add(key+".auth_method", "%v", err)
+		}
+		method := u.AuthMethod
+		if method == auth.Inherited {
+			method = c.AuthMethod
+		}
+		if method != auth.Trust && u.Password == "" {
+			add(key+".password", "is required with auth_method %s", method)
+		}
+		if _, err := auth.ParseSecret(name, u.Password); err != nil {
+			add(key+".password", "%v", err)
+		}
+		if u.PoolMode != "" {
+			if err := u.PoolMode.Validate(); err != nil {
+				add(key+".pool_mode", "%v", err)
+			}
+		}
+	}
+	for i, name := range c.AdminUsers {
+		if _, ok := c.Users[name]; !ok {
+			add(fmt.Sprintf("admin_users[%d]", i), "user %q is not in users", name)
+		}
+	}
+	return errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

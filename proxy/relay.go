@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgone/pgone/internal/wire"
+	"github.com/pgone/pgone/pgerr"
+	"github.com/pgone/pgone/pool"
+)
+
+// pumpResult is how the server pump ended.
+type pumpResult struct {
+	// atBoundary: the pump stopped because it was asked to, between frames,
+	// so the server stream can be reused.
+	atBoundary bool
+}
+
+// relay moves frames both ways until either side ends, then cleans up the
+// server connection.
+func (ss *session) relay(server *pool.Conn) {
+	done := make(chan pumpResult, 1)
+	go ss.pumpServer(server, done)
+	unsynced := ss.pumpClient(server)
+
+	ss.mu.Lock()
+	idle := ss.pending == 0 // an open transaction is fine: Reset rolls it back
+	server.TxStatus = ss.txStatus
+	ss.closed = true
+	ss.mu.Unlock()
+
+	var res pumpResult
+	select {
+	case res = <-done:
+	default:
+		// Wake the pump from its read; it stops at a frame boundary.
+		_ = server.NetConn().SetReadDeadline(time.Now())
+		res = <-done
+		_ = server.NetConn().SetReadDeadline(time.Time{})
+	}
+	ss.releaseServer(server, idle && !unsynced && res.atBoundary)
+}
+
+// pumpClient forwards client frames to the server until the client ends.
+// It reports whether extended-protocol messages were sent without a Sync.
+func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
+	w := server.Writer()
+	for {
+		typ, frame, err := ss.cr.Next()
+		if err != nil {
+			ss.clientGone(err)
+			return unsynced
+		}
+		switch typ {
+		case 'X': // Terminate
+			return unsynced
+		case 'Q', 'S', 'F': // Query, Sync, FunctionCall: each gets a ReadyForQuery
+			ss.mu.Lock()
+			if ss.draining && ss.stateLocked() == stateIdle {
+				ss.mu.Unlock()
+				ss.terminate(shutdownError())
+				return unsynced
+			}
+			ss.pending++
+			ss.mu.Unlock()
+			unsynced = false
+		case 'P', 'B', 'E', 'D', 'C', 'H': // Parse, Bind, Execute, Describe, Close, Flush
+			unsynced = true
+		case 'd', 'c', 'f': // CopyData, CopyDone, CopyFail
+		default:
+			ss.log.Info("invalid frontend message type", "type", typ, "sqlstate", pgerr.ProtocolViolation)
+			ss.terminate(pgerr.Fatal(pgerr.ProtocolViolation, "invalid frontend message type %d", typ))
+			return unsynced
+		}
+		if _, err := w.Write(frame); err != nil {
+			return true
+		}
+		if !ss.cr.HasFrame() {
+			if err := w.Flush(); err != nil {
+				return true
+			}
+		}
+	}
+}
+
+// clientGone logs why the client stopped and, for bad input, tells it.
+func (ss *session) clientGone(err error) {
+	cerr := clientReadError(err)
+	var pe *pgerr.Error
+	switch {
+	case errors.As(cerr, &pe):
+		ss.log.Info("closing client", "sqlstate", pe.Code, "err", pe.Message)
+		ss.terminate(pe)
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		ss.log.Debug("client disconnected")
+	default:
+		ss.log.Debug("client connection ended", "err", err)
+	}
+}
+
+// pumpServer forwards server frames to the client. It inspects
+// ReadyForQuery (request accounting, transaction status, drain) and FATAL
+// errors; everything else passes through untouched.
+func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
+	fr := server.Frames()
+	sawFatal := false
+	for {
+		typ, frame, err := fr.Next()
+		if err != nil {
+			ss.mu.Lock()
+			closed := ss.closed
+			ss.mu.Unlock()
+			if closed && errors.Is(err, os.ErrDeadlineExceeded) && !fr.Broken() {
+				done <- pumpResult{atBoundary: true}
+				return
+			}
+			done <- pumpResult{}
+			if !closed {
+				if !sawFatal {
+					ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", pgerr.ConnectionFailure)
+					ss.terminate(pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost"))
+				} else {
+					ss.terminate(nil)
+				}
+			}
+			return
+		}
+		closeAfter := false
+		switch typ {
+		case 'Z': // ReadyForQuery
+			ss.mu.Lock()
+			ss.pending--
+			ss.txStatus = frame[wire.HeaderLen]
+			closeAfter = ss.draining && ss.stateLocked() == stateIdle
+			ss.mu.Unlock()
+		case 'E':
+			var er pgproto3.ErrorResponse
+			if er.Decode(wire.Body(frame)) == nil && (er.Severity == "FATAL" || er.Severity == "PANIC") {
+				sawFatal = true
+			}
+		}
+		ss.wmu.Lock()
+		_, werr := ss.cw.Write(frame)
+		if werr == nil && (!fr.HasFrame() || closeAfter) {
+			werr = ss.cw.Flush()
+		}
+		ss.wmu.Unlock()
+		if werr != nil {
+			// The client is gone; the server may still be sending: not reusable.
+			done <- pumpResult{}
+			ss.terminate(nil)
+			return
+		}
+		if closeAfter {
+			ss.log.Info("closing client for shutdown after its transaction")
+			ss.terminate(shutdownError())
+		}
+	}
+}

@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgone/pgone/pgerr"
+	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/proxy/auth"
+)
+
+// snapshot is one validated configuration and what is derived from it. It is
+// immutable; Reload swaps in a new one and sessions read it once per phase.
+type snapshot struct {
+	cfg     Config
+	poolCfg pool.Config
+	tls     *tls.Config
+	secrets map[string]*auth.Secret
+}
+
+// Server accepts clients and runs their sessions.
+type Server struct {
+	log   *slog.Logger
+	pools *pool.Manager
+	auth  *auth.Authenticator
+	snap  atomic.Pointer[snapshot]
+
+	clients atomic.Int64
+
+	// ctx is cancelled when the server is forced down; sessions derive from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu         sync.Mutex
+	listeners  map[net.Listener]struct{}
+	sessions   map[*session]struct{}
+	cancelKeys map[cancelKey]*session
+	draining   bool
+	wg         sync.WaitGroup
+}
+
+// New builds a Server from a validated configuration.
+func New(cfg Config, poolCfg pool.Config, pools *pool.Manager, log *slog.Logger) (*Server, error) {
+	snap, err := newSnapshot(cfg, poolCfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		log:        log,
+		pools:      pools,
+		auth:       auth.NewAuthenticator(),
+		ctx:        ctx,
+		cancel:     cancel,
+		listeners:  map[net.Listener]struct{}{},
+		sessions:   map[*session]struct{}{},
+		cancelKeys: map[cancelKey]*session{},
+	}
+	s.snap.Store(snap)
+	return s, nil
+}
+
+func newSnapshot(cfg Config, poolCfg pool.Config) (*snapshot, error) {
+	snap := &snapshot{cfg: cfg, poolCfg: poolCfg, secrets: make(map[string]*auth.Secret, len(cfg.Users))}
+	for name, u := range cfg.Users {
+		sec, err := auth.ParseSecret(name, u.Password)
+		if err != nil {
+			return nil, fmt.Errorf("users.%s.password: %w", name, err)
+		}
+		snap.secrets[name] = sec
+	}
+	if cfg.TLS.Mode != TLSDisable {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		snap.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return snap, nil
+}
+
+// Reload swaps in a new validated configuration. Connected clients keep
+// running; new requests see the new snapshot. On error the old one stays.
+func (s *Server) Reload(cfg Config, poolCfg pool.Config) error {
+	snap, err := newSnapshot(cfg, poolCfg)
+	if err != nil {
+		return err
+	}
+	old := s.snap.Swap(snap)
+	s.pools.SetConfig(poolCfg)
+	if old.cfg.Listen != cfg.Listen {
+		s.log.Warn("listen address changes need a restart; still listening on the old one", "old", old.cfg.Listen, "new", cfg.Listen)
+	}
+	return nil
+}
+
+// Serve accepts clients on ln until Shutdown. It returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		return ln.Close()
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			draining := s.draining
+			s.mu.Unlock()
+			if draining {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Anything else (EMFILE, ENFILE, aborted handshakes) passes: back off and go on.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.wg.Add(1)
+		go s.handle(nc)
+	}
+}
+
+func (s *Server) handle(nc net.Conn) {
+	defer s.wg.Done()
+	s.clients.Add(1)
+	defer s.clients.Add(-1)
+	ss := newSession(s, nc)
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("session panic", "client", nc.RemoteAddr().String(), "panic", r)
+			ss.terminate(pgerr.Fatal(pgerr.InternalError, "internal error in pgone"))
+		}
+		ss.close()
+	}()
+	ss.run()
+}
+
+func (s *Server) register(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.sessions[ss] = struct{}{}
+	return true
+}
+
+func (s *Server) unregister(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, ss)
+	if s.cancelKeys[ss.cancelKey] == ss {
+		delete(s.cancelKeys, ss.cancelKey)
+	}
+}
+
+// Clients is the number of connected client connections.
+func (s *Server) Clients() int { return int(s.clients.Load()) }
+
+// Shutdown stops accepting, lets sessions finish their transaction, closes
+// idle ones with 57P01, and when ctx ends closes the rest with 57P01.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+	sessions := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.drainNow()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	sessions = sessions[:0]
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	s.log.Warn("shutdown timeout: closing sessions still in a transaction", "sessions", len(sessions))
+	s.cancel()
+	for _, ss := range sessions {
+		ss.forceClose()
+	}
+	<-done
+	return ctx.Err()
+}

@@ -1,0 +1,438 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgone/pgone/internal/wire"
+	"github.com/pgone/pgone/pgerr"
+	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/proxy/auth"
+)
+
+// sessionState names where a session is. It is derived in one place,
+// session.stateLocked, from the fields the relay maintains.
+type sessionState int
+
+const (
+	stateStartup       sessionState = iota // before the client got ReadyForQuery
+	stateIdle                              // no request outstanding, no transaction
+	stateActive                            // a request is running on the server
+	stateInTransaction                     // idle inside a transaction block
+	stateClosed                            // ended; only cleanup is left
+)
+
+func (s sessionState) String() string {
+	switch s {
+	case stateStartup:
+		return "startup"
+	case stateIdle:
+		return "idle"
+	case stateActive:
+		return "active"
+	case stateInTransaction:
+		return "idle in transaction"
+	case stateClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// cancelKey is the BackendKeyData a client got from pgone.
+type cancelKey struct {
+	pid    uint32
+	secret uint32
+}
+
+type session struct {
+	srv *Server
+	log *slog.Logger
+
+	nc  net.Conn
+	br  *bufio.Reader
+	cr  *wire.Reader
+	tls bool
+
+	wmu sync.Mutex // serializes writes to the client
+	cw  *bufio.Writer
+
+	user      string
+	database  string
+	cancelKey cancelKey
+
+	mu       sync.Mutex // guards the fields below, shared with the server pump
+	server   *pool.Conn
+	started  bool // the client got its first ReadyForQuery
+	pending  int  // requests sent (Query, Sync, FunctionCall) not yet answered by ReadyForQuery
+	txStatus byte // of the last ReadyForQuery
+	draining bool // shutdown: close as soon as the session is idle
+	closed   bool
+
+	terminateOnce sync.Once
+}
+
+func newSession(s *Server, nc net.Conn) *session {
+	ss := &session{
+		srv:      s,
+		log:      s.log.With("client", nc.RemoteAddr().String()),
+		txStatus: 'I',
+	}
+	ss.setConn(nc)
+	return ss
+}
+
+func (ss *session) setConn(nc net.Conn) {
+	ss.nc = nc
+	ss.br = bufio.NewReaderSize(nc, 8<<10)
+	ss.cw = bufio.NewWriterSize(nc, 8<<10)
+	max := 0
+	if snap := ss.srv.snap.Load(); snap != nil {
+		max = snap.cfg.Limits.MaxMessageSize
+	}
+	ss.cr = wire.NewReader(ss.br, max)
+}
+
+func (ss *session) stateLocked() sessionState {
+	switch {
+	case ss.closed:
+		return stateClosed
+	case !ss.started:
+		return stateStartup
+	case ss.pending > 0:
+		return stateActive
+	case ss.txStatus != 'I':
+		return stateInTransaction
+	}
+	return stateIdle
+}
+
+// run is the session goroutine: startup, authentication, attach, relay.
+func (ss *session) run() {
+	snap := ss.srv.snap.Load()
+	if !ss.srv.register(ss) {
+		ss.terminate(pgerr.Fatal(pgerr.AdminShutdown, "pgone is shutting down"))
+		return
+	}
+	defer ss.srv.unregister(ss)
+
+	if t := snap.cfg.Limits.ClientLoginTimeout; t > 0 {
+		_ = ss.nc.SetDeadline(time.Now().Add(t))
+	}
+	req, err := ss.startup(snap)
+	if err == nil {
+		err = ss.login(snap, req)
+	}
+	if err != nil {
+		ss.failStartup(err)
+		return
+	}
+	server, err := ss.attach(snap, req)
+	if err != nil {
+		ss.failStartup(err)
+		return
+	}
+	_ = ss.nc.SetDeadline(time.Time{})
+	ss.relay(server)
+}
+
+// failStartup reports a startup-phase error to the client once and logs it once.
+func (ss *session) failStartup(err error) {
+	switch {
+	case errors.Is(err, errCancelHandled):
+		return
+	case errors.Is(err, io.EOF):
+		ss.log.Debug("client closed during startup")
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		ss.log.Info("client_login_timeout expired", "sqlstate", pgerr.ProtocolViolation)
+		_ = ss.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		ss.terminate(pgerr.Fatal(pgerr.ProtocolViolation, "client_login_timeout expired"))
+		return
+	}
+	var pe *pgerr.Error
+	if !errors.As(err, &pe) {
+		var ne net.Error
+		if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+			ss.log.Info("client connection failed during startup", "err", err)
+			return
+		}
+	}
+	ss.log.Info("client rejected", "user", ss.user, "database", ss.database, "sqlstate", pgerr.CodeOf(err), "err", err)
+	_ = ss.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	// Startup errors end the connection, so the client must see them as FATAL.
+	var pge *pgconn.PgError
+	switch {
+	case pe != nil && pe.Severity != pgerr.SeverityFatal:
+		c := *pe
+		c.Severity = pgerr.SeverityFatal
+		err = &c
+	case errors.As(err, &pge) && pge.Severity != pgerr.SeverityFatal:
+		c := *pge
+		c.Severity, c.SeverityUnlocalized = pgerr.SeverityFatal, pgerr.SeverityFatal
+		err = &c
+	}
+	ss.terminate(err)
+}
+
+// login checks limits and authenticates the client.
+func (ss *session) login(snap *snapshot, req *startupRequest) error {
+	ss.user, ss.database = req.user, req.database
+	if int(ss.srv.clients.Load()) > snap.cfg.Limits.MaxClientConn {
+		return pgerr.Fatal(pgerr.TooManyConnections, "no more connections allowed (max_client_conn)")
+	}
+	if snap.cfg.TLS.Mode == TLSRequire && !ss.tls {
+		return pgerr.Fatal(pgerr.InvalidAuthorizationSpecification,
+			"TLS is required: connect with sslmode=require")
+	}
+	method := snap.cfg.AuthMethod
+	sec := snap.secrets[req.user]
+	if u, ok := snap.cfg.Users[req.user]; ok && u.AuthMethod != auth.Inherited {
+		method = u.AuthMethod
+	}
+	if err := ss.srv.auth.Authenticate(authConn{ss}, method, req.user, sec); err != nil {
+		return err
+	}
+	return nil
+}
+
+// authConn adapts a session to the auth exchange.
+type authConn struct{ ss *session }
+
+func (a authConn) Send(msg pgproto3.BackendMessage) error { return a.ss.send(msg) }
+
+func (a authConn) ReceivePassword() ([]byte, error) {
+	typ, frame, err := a.ss.cr.Next()
+	if err != nil {
+		return nil, clientReadError(err)
+	}
+	if typ != 'p' {
+		return nil, pgerr.Fatal(pgerr.ProtocolViolation, "expected password response, got message type %d", typ)
+	}
+	return append([]byte(nil), wire.Body(frame)...), nil
+}
+
+// attach acquires a server connection, applies the client's startup
+// parameters to it and completes the client's startup.
+func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, error) {
+	db, ok := snap.cfg.Databases[req.database]
+	dbname := req.database
+	if ok && db.DBName != "" {
+		dbname = db.DBName
+	}
+	if !ok {
+		db, ok = snap.cfg.Databases[WildcardDatabase]
+		if ok && db.DBName != "" {
+			dbname = db.DBName
+		}
+	}
+	if !ok {
+		return nil, pgerr.Fatal(pgerr.InvalidCatalogName, "database %q does not exist", req.database)
+	}
+	target := pool.Target{Host: db.Host, Port: db.Port, Database: dbname, User: db.User, Password: db.Password}
+	if target.User == "" {
+		target.User = req.user
+		target.Password = snap.cfg.Users[req.user].Password
+	}
+	size := db.PoolSize
+	if size == 0 {
+		size = snap.poolCfg.PoolSize
+	}
+	ctx, cancel := context.WithCancel(ss.srv.ctx)
+	defer cancel()
+	server, err := ss.srv.pools.Acquire(ctx, pool.Key{Database: req.database, User: req.user}, target, size)
+	if err != nil {
+		if pgerr.CodeOf(err) == "" {
+			err = pgerr.Fatal(pgerr.ConnectionFailure, "could not connect to server for database %q: %v", req.database, err)
+		}
+		return nil, err
+	}
+	if sql := applyParamsSQL(req.params); sql != "" {
+		actx, acancel := context.WithTimeout(ctx, snap.poolCfg.ServerConnectTimeout)
+		err := server.Exec(actx, sql)
+		acancel()
+		if err != nil {
+			ss.releaseServer(server, true)
+			if pgerr.CodeOf(err) == "" {
+				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost: %v", err)
+			}
+			return nil, err
+		}
+	}
+	var secret [4]byte
+	_, _ = rand.Read(secret[:])
+	ss.cancelKey = cancelKey{pid: server.PID, secret: binary.BigEndian.Uint32(secret[:])}
+	ss.srv.mu.Lock()
+	ss.srv.cancelKeys[ss.cancelKey] = ss
+	ss.srv.mu.Unlock()
+
+	msgs := []pgproto3.BackendMessage{&pgproto3.AuthenticationOk{}}
+	names := make([]string, 0, len(server.Params))
+	for k := range server.Params {
+		names = append(names, k)
+	}
+	// PostgreSQL reports in its GUC table order: by name, ignoring case.
+	sort.Slice(names, func(i, j int) bool { return strings.ToLower(names[i]) < strings.ToLower(names[j]) })
+	for _, k := range names {
+		msgs = append(msgs, &pgproto3.ParameterStatus{Name: k, Value: server.Params[k]})
+	}
+	msgs = append(msgs,
+		&pgproto3.BackendKeyData{ProcessID: ss.cancelKey.pid, SecretKey: secret[:]},
+		&pgproto3.ReadyForQuery{TxStatus: 'I'})
+
+	ss.mu.Lock()
+	ss.server = server
+	ss.started = true
+	draining := ss.draining
+	ss.mu.Unlock()
+	if draining {
+		return nil, pgerr.Fatal(pgerr.AdminShutdown, "pgone is shutting down")
+	}
+	if err := ss.send(msgs...); err != nil {
+		return nil, err
+	}
+	return server, nil
+}
+
+// releaseServer resets a server connection and returns it to its pool, or
+// closes it when its state is not known to be clean.
+func (ss *session) releaseServer(server *pool.Conn, clean bool) {
+	if !clean {
+		ss.srv.pools.Discard(server)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := server.Reset(ctx); err != nil {
+		ss.log.Info("server connection could not be reset; closing it", "err", err)
+		ss.srv.pools.Discard(server)
+		return
+	}
+	ss.srv.pools.Release(server)
+}
+
+// send encodes messages to the client and flushes.
+func (ss *session) send(msgs ...pgproto3.BackendMessage) error {
+	var buf []byte
+	var err error
+	for _, m := range msgs {
+		if buf, err = m.Encode(buf); err != nil {
+			return err
+		}
+	}
+	return ss.writeRaw(buf)
+}
+
+func (ss *session) writeRaw(b []byte) error {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	if _, err := ss.cw.Write(b); err != nil {
+		return err
+	}
+	return ss.cw.Flush()
+}
+
+// terminate sends a FATAL error to the client (once) and closes its
+// connection, which ends the session goroutine's reads.
+func (ss *session) terminate(err error) {
+	ss.terminateOnce.Do(func() {
+		if err != nil {
+			resp := pgerr.ToResponse(err)
+			if b, eerr := resp.Encode(nil); eerr == nil {
+				_ = ss.nc.SetWriteDeadline(time.Now().Add(time.Second))
+				_ = ss.writeRaw(b)
+			}
+		}
+		_ = ss.nc.Close()
+	})
+}
+
+// close is the last step of every session: the client connection is closed.
+func (ss *session) close() {
+	ss.mu.Lock()
+	ss.closed = true
+	ss.mu.Unlock()
+	ss.terminateOnce.Do(func() { _ = ss.nc.Close() })
+}
+
+// drainNow is shutdown's request: an idle session closes now with 57P01, a
+// busy one as soon as it is idle.
+func (ss *session) drainNow() {
+	ss.mu.Lock()
+	ss.draining = true
+	idle := ss.stateLocked() == stateIdle
+	ss.mu.Unlock()
+	if idle {
+		ss.log.Info("closing idle client for shutdown")
+		ss.terminate(shutdownError())
+	}
+}
+
+// forceClose ends the session whatever it is doing.
+func (ss *session) forceClose() {
+	ss.mu.Lock()
+	server := ss.server
+	ss.mu.Unlock()
+	ss.terminate(shutdownError())
+	if server != nil {
+		_ = server.NetConn().SetDeadline(time.Now())
+	}
+}
+
+func shutdownError() error {
+	return pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command")
+}
+
+// cancel forwards a cancel request to the server running this session's
+// query, and only that one.
+func (ss *session) cancel() {
+	ss.mu.Lock()
+	server := ss.server
+	busy := ss.pending > 0
+	ss.mu.Unlock()
+	if server == nil || !busy {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ss.srv.ctx, 5*time.Second)
+	defer cancel()
+	if err := server.Cancel(ctx); err != nil {
+		ss.log.Info("cancel request to server failed", "err", err)
+	}
+}
+
+func (s *Server) cancelRequest(key cancelKey) {
+	s.mu.Lock()
+	ss := s.cancelKeys[key]
+	s.mu.Unlock()
+	if ss == nil {
+		s.log.Info("cancel request for unknown key ignored")
+		return
+	}
+	ss.cancel()
+}
+
+// clientReadError turns a framing error from the client into the error the
+// client should get.
+func clientReadError(err error) error {
+	var tl *wire.TooLargeError
+	switch {
+	case errors.As(err, &tl):
+		return pgerr.Fatal(pgerr.ProtocolViolation, "invalid message length: %d bytes exceeds max_message_size %d", tl.Len, tl.Max)
+	case errors.Is(err, wire.ErrBadLength):
+		return pgerr.Fatal(pgerr.ProtocolViolation, "invalid message length")
+	}
+	return err
+}
