@@ -1,0 +1,47 @@
+package router
+
+import (
+	"strconv"
+	"testing"
+)
+
+const benchQuery = "SELECT o.id, o.total, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at > $1 AND lower(c.email) = $2 ORDER BY o.id LIMIT 50"
+
+func BenchmarkRouteCached(b *testing.B) {
+	r := NewRouter(1000)
+	s := Session{Functions: pgProc}
+	r.Route(benchQuery, s)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if d := r.Route(benchQuery, s); d.Target != TargetReplica {
+			b.Fatal(d.Reason)
+		}
+	}
+}
+
+func BenchmarkRouteCachedParallel(b *testing.B) {
+	r := NewRouter(1000)
+	qs := make([]string, 64)
+	for i := range qs {
+		qs[i] = benchQuery + " OFFSET " + strconv.Itoa(i)
+		r.Route(qs[i], Session{})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			r.Route(qs[i%len(qs)], Session{})
+			i++
+		}
+	})
+}
+
+func BenchmarkRouteUncached(b *testing.B) {
+	r := NewRouter(0)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r.Route(benchQuery, Session{})
+	}
+}

@@ -1,0 +1,120 @@
+package router
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// textCache maps query texts to their analysis. It is split into shards,
+// each an LRU list under its own mutex, so concurrent sessions rarely wait
+// on each other.
+type textCache struct {
+	seed   maphash.Seed
+	mask   uint64
+	shards []cacheShard
+}
+
+type cacheShard struct {
+	mu       sync.Mutex
+	items    map[string]*cacheEntry
+	head     cacheEntry // sentinel: head.next is the most recently used
+	capacity int
+	hits     uint64
+	misses   uint64
+	_        [40]byte // keep shards' hot fields on separate cache lines
+}
+
+type cacheEntry struct {
+	key        string
+	val        *analysis
+	prev, next *cacheEntry
+}
+
+// maxShards bounds the shard count; small caches get one shard so their
+// bound and eviction order are exact.
+const (
+	maxShards          = 64
+	minEntriesPerShard = 64
+)
+
+func newTextCache(size int) *textCache {
+	n := 1
+	for n*2 <= maxShards && n*2*minEntriesPerShard <= size {
+		n *= 2
+	}
+	c := &textCache{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]cacheShard, n)}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.capacity = size / n
+		if i < size%n {
+			sh.capacity++
+		}
+		sh.items = make(map[string]*cacheEntry, sh.capacity)
+		sh.head.next, sh.head.prev = &sh.head, &sh.head
+	}
+	return c
+}
+
+func (c *textCache) shard(key string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, key)&c.mask]
+}
+
+// get returns the cached analysis and counts the hit or miss.
+func (sh *cacheShard) get(key string) (*analysis, bool) {
+	sh.mu.Lock()
+	e, ok := sh.items[key]
+	if !ok {
+		sh.misses++
+		sh.mu.Unlock()
+		return nil, false
+	}
+	sh.hits++
+	if sh.head.next != e {
+		e.unlink()
+		sh.pushFront(e)
+	}
+	a := e.val
+	sh.mu.Unlock()
+	return a, true
+}
+
+// put stores an analysis, evicting the least recently used entry when full.
+// A concurrent put of the same key keeps the first one.
+func (sh *cacheShard) put(key string, a *analysis) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.items[key]; ok {
+		return
+	}
+	if len(sh.items) >= sh.capacity {
+		old := sh.head.prev
+		old.unlink()
+		delete(sh.items, old.key)
+	}
+	e := &cacheEntry{key: key, val: a}
+	sh.items[key] = e
+	sh.pushFront(e)
+}
+
+func (sh *cacheShard) pushFront(e *cacheEntry) {
+	e.prev, e.next = &sh.head, sh.head.next
+	sh.head.next.prev = e
+	sh.head.next = e
+}
+
+func (e *cacheEntry) unlink() {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (c *textCache) stats() (hits, misses uint64, entries int) {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		hits += sh.hits
+		misses += sh.misses
+		entries += len(sh.items)
+		sh.mu.Unlock()
+	}
+	return hits, misses, entries
+}

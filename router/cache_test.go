@@ -1,0 +1,115 @@
+package router
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestCacheParsesOnce(t *testing.T) {
+	r := NewRouter(10)
+	const q = "SELECT * FROM t"
+	if d := r.Route(q, Session{}); d.Target != TargetReplica {
+		t.Fatalf("first call: %v", d.Target)
+	}
+	// Same text, other session states: no new parse, session part recomputed.
+	if d := r.Route(q, rwTx); d.Target != TargetPrimary || d.Reason != ReasonTransaction {
+		t.Fatalf("in read-write transaction: %v %v", d.Target, d.Reason)
+	}
+	if d := r.Route(q, roTx); d.Target != TargetReplica {
+		t.Fatalf("in read-only transaction: %v", d.Target)
+	}
+	for i := 0; i < 7; i++ {
+		r.Route(q, Session{})
+	}
+	if hits, misses := r.Stats(); hits != 9 || misses != 1 {
+		t.Fatalf("Stats() = %d hits, %d misses; want 9, 1", hits, misses)
+	}
+	// The cache is by exact text: different spacing is a new entry.
+	r.Route("SELECT *  FROM t", Session{})
+	if _, misses := r.Stats(); misses != 2 {
+		t.Fatalf("misses = %d, want 2", misses)
+	}
+}
+
+func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	r := NewRouter(2)
+	r.Route("SELECT 1", Session{}) // miss
+	r.Route("SELECT 2", Session{}) // miss
+	r.Route("SELECT 1", Session{}) // hit: 1 is now the most recent
+	r.Route("SELECT 3", Session{}) // miss: evicts 2
+	if n := r.Len(); n != 2 {
+		t.Fatalf("Len() = %d, want 2", n)
+	}
+	r.Route("SELECT 1", Session{}) // hit
+	r.Route("SELECT 3", Session{}) // hit
+	r.Route("SELECT 2", Session{}) // miss: was evicted
+	if hits, misses := r.Stats(); hits != 3 || misses != 4 {
+		t.Fatalf("Stats() = %d hits, %d misses; want 3, 4", hits, misses)
+	}
+}
+
+func TestCacheBoundedWithShards(t *testing.T) {
+	const size = 1000
+	r := NewRouter(size)
+	if len(r.cache.shards) < 2 {
+		t.Fatalf("%d shards; want several for size %d", len(r.cache.shards), size)
+	}
+	for i := 0; i < 5*size; i++ {
+		r.Route(fmt.Sprintf("SELECT %d", i), Session{})
+	}
+	if n := r.Len(); n > size || n < size*9/10 {
+		t.Fatalf("Len() = %d, want close to and at most %d", n, size)
+	}
+}
+
+func TestCacheOff(t *testing.T) {
+	r := NewRouter(0)
+	for i := 0; i < 3; i++ {
+		if d := r.Route("SELECT 1", Session{}); d.Reason != ReasonRead {
+			t.Fatalf("reason %v", d.Reason)
+		}
+	}
+	if hits, misses := r.Stats(); hits != 0 || misses != 3 {
+		t.Fatalf("Stats() = %d, %d; want 0, 3", hits, misses)
+	}
+}
+
+func TestCacheSkipsHugeTexts(t *testing.T) {
+	r := NewRouter(10)
+	q := "SELECT 1 /*" + strings.Repeat("x", maxCachedTextLen) + "*/"
+	if d := r.Route(q, Session{}); d.Reason != ReasonRead {
+		t.Fatalf("reason %v", d.Reason)
+	}
+	if n := r.Len(); n != 0 {
+		t.Fatalf("Len() = %d, want 0", n)
+	}
+}
+
+// TestRouteConcurrent runs the table from many goroutines on a small cache,
+// so hits, misses and evictions interleave (run it with -race).
+func TestRouteConcurrent(t *testing.T) {
+	r := NewRouter(64)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 3; i++ {
+				for j := range routeCases {
+					c := routeCases[(j+g*37)%len(routeCases)]
+					got := r.Route(c.sql, c.s)
+					if got.Target != c.want.Target || got.Reason != c.want.Reason {
+						t.Errorf("Route(%q) = %v/%v, want %v/%v", c.sql, got.Target, got.Reason, c.want.Target, c.want.Reason)
+						return
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if n := r.Len(); n > 64 {
+		t.Fatalf("Len() = %d > 64", n)
+	}
+}

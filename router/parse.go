@@ -1,0 +1,591 @@
+package router
+
+// This file is the package's only importer of pg_query_go: it parses a text
+// once and reduces the tree to an analysis.
+
+import (
+	pg_query "github.com/pganalyze/pg_query_go/v5"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// cursorOptHold is CURSOR_OPT_HOLD from PostgreSQL's parsenodes.h.
+const cursorOptHold = 0x20
+
+// analyze parses text and walks every statement's tree once.
+func analyze(text string) *analysis {
+	a := &analysis{}
+	tree, err := pg_query.Parse(text)
+	if err != nil {
+		a.parseError = true
+		return a
+	}
+	a.statements = len(tree.Stmts)
+	if a.statements == 0 {
+		return a
+	}
+	if fp, err := pg_query.FingerprintToUInt64(text); err == nil {
+		a.fingerprint = fp
+	}
+	if mayHaveHint(text) {
+		a.hintPrimary, a.hintReplica = scanHints(text)
+	}
+	w := walker{reads: map[string]bool{}, writes: map[string]bool{}, funcSeen: map[string]bool{}}
+	for _, raw := range tree.Stmts {
+		w.statement(a, raw.GetStmt())
+	}
+	a.funcs = w.funcs
+	a.uncacheable = w.uncacheable
+	a.pins = w.pins.list()
+	a.changesSettings, a.unlisten = w.changesSettings, w.unlisten
+	a.deallocateAll, a.discardAll = w.deallocateAll, w.discardAll
+	a.writeTables = sortedKeys(w.writes, nil)
+	a.readTables = sortedKeys(w.reads, w.writes)
+	return a
+}
+
+// scanHints finds hint comments with PostgreSQL's own lexer, so a hint
+// inside a string literal does not count.
+func scanHints(text string) (primary, replica bool) {
+	res, err := pg_query.Scan(text)
+	if err != nil {
+		return false, false
+	}
+	for _, t := range res.GetTokens() {
+		if t.Token != pg_query.Token_C_COMMENT && t.Token != pg_query.Token_SQL_COMMENT {
+			continue
+		}
+		start, end := int(t.Start), int(t.End)
+		if start < 0 || end > len(text) || start > end {
+			continue
+		}
+		p, r := commentHints(text[start:end])
+		primary, replica = primary || p, replica || r
+	}
+	return primary, replica
+}
+
+// walker visits every message of a tree through protobuf reflection, so an
+// expression nested anywhere (a FuncCall in a JOIN condition, a sublink in
+// a VALUES list) is seen; a switch picks out the node types that matter.
+type walker struct {
+	// deferred: the subtree is stored or planned, not executed (view and
+	// function bodies, PREPARE, EXPLAIN without ANALYZE, DDL expressions):
+	// its functions, locks and write targets do not count; its tables are
+	// reported as reads.
+	deferred bool
+	// ctes are the CTE names in scope; a bare RangeVar matching one is not
+	// a table.
+	ctes []string
+	// writeTargets are RangeVars a statement writes, marked before the
+	// walk reaches them.
+	writeTargets map[*pg_query.RangeVar]bool
+
+	reads, writes map[string]bool
+	funcs         []funcRef
+	funcSeen      map[string]bool
+	uncacheable   bool
+	pins          pinSet
+
+	changesSettings bool
+	unlisten        bool
+	deallocateAll   bool
+	discardAll      bool
+	// Per statement, reset by statement.
+	locking, into, dataModifyingCTE, dml bool
+}
+
+// statement analyzes one top-level statement and records its class.
+func (w *walker) statement(a *analysis, stmt *pg_query.Node) {
+	inner := nodeMessage(stmt)
+	if inner == nil {
+		return
+	}
+	w.locking, w.into, w.dataModifyingCTE, w.dml = false, false, false, false
+	w.deferred = false
+	w.ctes = w.ctes[:0]
+
+	name := string(inner.Descriptor().Name())
+	a.read, a.reason, a.txControl, a.selectQuery = false, stmtReason(name), false, false
+
+	// EXPLAIN ANALYZE runs its statement: classify that one instead.
+	exec := inner
+	if ex, ok := inner.Interface().(*pg_query.ExplainStmt); ok {
+		if explainAnalyze(ex) {
+			if q := nodeMessage(ex.GetQuery()); q != nil {
+				exec = q
+				name = string(q.Descriptor().Name())
+				a.reason = stmtReason(name)
+			}
+		} else {
+			a.read, a.reason = true, ReasonRead
+		}
+	}
+
+	switch n := exec.Interface().(type) {
+	case *pg_query.TransactionStmt:
+		a.txControl = true
+		a.tx, a.txChain = txEffect(n.GetKind()), n.GetChain()
+		a.txReadOnly, a.txReadWrite = txMode(n.GetOptions())
+	case *pg_query.VariableSetStmt:
+		if n.GetKind() == pg_query.VariableSetKind_VAR_SET_MULTI &&
+			(n.GetName() == "TRANSACTION" || n.GetName() == "TRANSACTION SNAPSHOT") {
+			a.txControl = true
+			a.tx, a.txChain = TxSetTransaction, false
+			a.txReadOnly, a.txReadWrite = txMode(n.GetArgs())
+		}
+	}
+
+	w.walk(inner)
+
+	switch n := exec.Interface().(type) {
+	case *pg_query.SelectStmt:
+		a.selectQuery = exec == inner
+		switch {
+		case w.dataModifyingCTE || w.dml:
+			a.reason = ReasonDataModifyingCTE
+		case w.into:
+			a.reason = ReasonSelectInto
+		case w.locking:
+			a.reason = ReasonLockingClause
+		default:
+			a.read, a.reason = true, ReasonRead
+		}
+	case *pg_query.VariableShowStmt:
+		a.read, a.reason = true, ReasonRead
+	case *pg_query.CopyStmt:
+		if n.GetIsFrom() || w.dml { // w.dml: COPY (DELETE ... RETURNING) TO
+			a.reason = ReasonWrite
+		}
+	}
+}
+
+// walk visits m and all messages below it.
+func (w *walker) walk(m protoreflect.Message) {
+	scope, deferred := len(w.ctes), w.deferred
+	skipWith := w.enter(m)
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
+			return true
+		}
+		if skipWith && fd.Name() == "with_clause" {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				w.walk(l.Get(i).Message())
+			}
+		} else if !fd.IsMap() {
+			w.walk(v.Message())
+		}
+		return true
+	})
+	w.ctes = w.ctes[:scope]
+	w.deferred = deferred
+}
+
+// enter handles one node before its children are walked. It returns true
+// when it has already walked the node's with_clause.
+func (w *walker) enter(m protoreflect.Message) (skipWith bool) {
+	switch n := m.Interface().(type) {
+	case *pg_query.RangeVar:
+		w.table(n)
+	case *pg_query.FuncCall:
+		if !w.deferred {
+			w.call(n)
+		}
+	case *pg_query.SQLValueFunction:
+		w.uncacheable = true
+	case *pg_query.TypeCast:
+		if s := n.GetArg().GetAConst().GetSval(); s != nil && isTimeLiteral(s.GetSval()) {
+			w.uncacheable = true
+		}
+	case *pg_query.RangeTableSample:
+		if n.GetRepeatable() == nil {
+			w.uncacheable = true
+		}
+	case *pg_query.LockingClause:
+		if !w.deferred {
+			w.locking = true
+		}
+	case *pg_query.CommonTableExpr:
+		if !w.deferred && isDML(n.GetCtequery()) {
+			w.dataModifyingCTE = true
+		}
+
+	case *pg_query.SelectStmt:
+		if n.GetIntoClause() != nil && !w.deferred {
+			w.into = true
+		}
+		return w.with(n.GetWithClause())
+	case *pg_query.InsertStmt:
+		w.dmlTarget(n.GetRelation())
+		return w.with(n.GetWithClause())
+	case *pg_query.UpdateStmt:
+		w.dmlTarget(n.GetRelation())
+		return w.with(n.GetWithClause())
+	case *pg_query.DeleteStmt:
+		w.dmlTarget(n.GetRelation())
+		return w.with(n.GetWithClause())
+	case *pg_query.MergeStmt:
+		w.dmlTarget(n.GetRelation())
+		return w.with(n.GetWithClause())
+	case *pg_query.IntoClause:
+		w.createTarget(n.GetRel(), n.GetOnCommit())
+
+	case *pg_query.ExplainStmt:
+		if !explainAnalyze(n) {
+			w.deferred = true
+		}
+	case *pg_query.PrepareStmt:
+		if !w.deferred {
+			w.pins.add(PinPrepare)
+		}
+		w.deferred = true
+	case *pg_query.CopyStmt:
+		if n.GetIsFrom() {
+			w.target(n.GetRelation())
+		}
+	case *pg_query.TruncateStmt:
+		for _, r := range n.GetRelations() {
+			w.target(r.GetRangeVar())
+		}
+	case *pg_query.DeclareCursorStmt:
+		if !w.deferred && n.GetOptions()&cursorOptHold != 0 {
+			w.pins.add(PinHoldCursor)
+		}
+	case *pg_query.VariableSetStmt:
+		w.set(n)
+	case *pg_query.ListenStmt:
+		if !w.deferred {
+			w.pins.add(PinListen)
+		}
+	case *pg_query.LoadStmt:
+		if !w.deferred {
+			w.pins.add(PinLoad)
+		}
+	case *pg_query.DoStmt, *pg_query.CallStmt:
+		if !w.deferred {
+			w.changesSettings = true
+		}
+	case *pg_query.UnlistenStmt:
+		if !w.deferred {
+			w.unlisten = true
+		}
+	case *pg_query.DeallocateStmt:
+		if !w.deferred && n.GetName() == "" {
+			w.deallocateAll = true
+		}
+	case *pg_query.DiscardStmt:
+		if !w.deferred && n.GetTarget() == pg_query.DiscardMode_DISCARD_ALL {
+			w.discardAll, w.deallocateAll, w.unlisten, w.changesSettings = true, true, true, true
+		}
+	default:
+		w.ddl(m)
+	}
+	return false
+}
+
+// ddl marks the targets of DDL statements as written and defers the rest of
+// their subtree (defaults, view queries, function bodies run later if ever).
+func (w *walker) ddl(m protoreflect.Message) {
+	switch n := m.Interface().(type) {
+	case *pg_query.CreateStmt:
+		w.createTarget(n.GetRelation(), n.GetOncommit())
+	case *pg_query.ViewStmt:
+		w.createTarget(n.GetView(), 0)
+	case *pg_query.CreateSeqStmt:
+		w.createTarget(n.GetSequence(), 0)
+	case *pg_query.CreateTableAsStmt:
+		return // its IntoClause is a target and its query runs now
+	case *pg_query.AlterSeqStmt:
+		w.target(n.GetSequence())
+	case *pg_query.AlterTableStmt:
+		w.target(n.GetRelation())
+	case *pg_query.IndexStmt:
+		w.target(n.GetRelation())
+	case *pg_query.RenameStmt:
+		w.target(n.GetRelation())
+	case *pg_query.AlterObjectSchemaStmt:
+		w.target(n.GetRelation())
+	case *pg_query.RefreshMatViewStmt:
+		w.target(n.GetRelation())
+	case *pg_query.CreateTrigStmt:
+		w.target(n.GetRelation())
+	case *pg_query.RuleStmt:
+		w.target(n.GetRelation())
+	case *pg_query.CreatePolicyStmt:
+		w.target(n.GetTable())
+	case *pg_query.AlterPolicyStmt:
+		w.target(n.GetTable())
+	case *pg_query.GrantStmt:
+		if n.GetTargtype() == pg_query.GrantTargetType_ACL_TARGET_OBJECT && isRelationType(n.GetObjtype()) {
+			for _, o := range n.GetObjects() {
+				w.target(o.GetRangeVar())
+			}
+		}
+	case *pg_query.DropStmt:
+		if !w.deferred && isRelationType(n.GetRemoveType()) {
+			for _, o := range n.GetObjects() {
+				if name := qualifiedName(o.GetList().GetItems()); name != "" {
+					w.writes[name] = true
+				}
+			}
+		}
+	case *pg_query.CreateFunctionStmt:
+		if !w.deferred {
+			if names := n.GetFuncname(); len(names) > 1 && names[0].GetString_().GetSval() == "pg_temp" {
+				w.pins.add(PinTempTable)
+			}
+		}
+	default:
+		if stmtReason(string(m.Descriptor().Name())) != ReasonDDL {
+			return
+		}
+	}
+	w.deferred = true
+}
+
+// with walks a WITH clause ahead of its statement so the CTE names are in
+// scope for the statement body: all at once for WITH RECURSIVE, one after
+// the other otherwise (a CTE sees only earlier ones).
+func (w *walker) with(wc *pg_query.WithClause) bool {
+	if wc == nil {
+		return false
+	}
+	if wc.GetRecursive() {
+		for _, c := range wc.GetCtes() {
+			w.ctes = append(w.ctes, c.GetCommonTableExpr().GetCtename())
+		}
+	}
+	for _, c := range wc.GetCtes() {
+		w.walk(c.ProtoReflect())
+		if !wc.GetRecursive() {
+			w.ctes = append(w.ctes, c.GetCommonTableExpr().GetCtename())
+		}
+	}
+	return true
+}
+
+// dmlTarget marks the target of an INSERT/UPDATE/DELETE/MERGE.
+func (w *walker) dmlTarget(rv *pg_query.RangeVar) {
+	if w.deferred {
+		return
+	}
+	w.dml = true
+	w.target(rv)
+}
+
+// createTarget marks a created relation and pins temporary ones, except
+// ON COMMIT DROP tables, which do not outlive their transaction.
+func (w *walker) createTarget(rv *pg_query.RangeVar, onCommit pg_query.OnCommitAction) {
+	if rv == nil || w.deferred {
+		return
+	}
+	temp := rv.GetRelpersistence() == "t" || rv.GetSchemaname() == "pg_temp"
+	if temp && onCommit != pg_query.OnCommitAction_ONCOMMIT_DROP {
+		w.pins.add(PinTempTable)
+	}
+	w.target(rv)
+}
+
+// target marks rv as written; walk records it when it reaches it.
+func (w *walker) target(rv *pg_query.RangeVar) {
+	if rv == nil || w.deferred {
+		return
+	}
+	if w.writeTargets == nil {
+		w.writeTargets = map[*pg_query.RangeVar]bool{}
+	}
+	w.writeTargets[rv] = true
+}
+
+// table records a RangeVar as read or written. A bare name in CTE scope
+// is a CTE reference, except as a write target (those are always tables).
+func (w *walker) table(rv *pg_query.RangeVar) {
+	schema, rel := rv.GetSchemaname(), rv.GetRelname()
+	name := rel
+	if schema != "" {
+		name = schema + "." + rel
+	}
+	if c := rv.GetCatalogname(); c != "" {
+		name = c + "." + name
+	}
+	if w.writeTargets[rv] {
+		w.writes[name] = true
+	} else {
+		if schema == "" && rv.GetCatalogname() == "" {
+			for _, c := range w.ctes {
+				if c == rel {
+					return
+				}
+			}
+		}
+		w.reads[name] = true
+	}
+	if isCatalog(schema, rel) || schema == "pg_temp" {
+		w.uncacheable = true
+	}
+}
+
+// call records a function call and the session state it changes.
+func (w *walker) call(fc *pg_query.FuncCall) {
+	parts := make([]string, 0, 2)
+	for _, p := range fc.GetFuncname() {
+		parts = append(parts, p.GetString_().GetSval())
+	}
+	if len(parts) == 0 {
+		return
+	}
+	f := newFuncRef(parts)
+	switch {
+	case sessionAdvisoryLocks[f.builtin]:
+		w.pins.add(PinAdvisoryLock)
+	case f.builtin == "set_config":
+		w.changesSettings = true
+	}
+	if !w.funcSeen[f.name] {
+		w.funcSeen[f.name] = true
+		w.funcs = append(w.funcs, f)
+	}
+}
+
+// set handles SET and RESET; SET TRANSACTION is transaction control and
+// SET LOCAL ends with the transaction, so neither changes settings.
+func (w *walker) set(n *pg_query.VariableSetStmt) {
+	if w.deferred || n.GetIsLocal() {
+		return
+	}
+	kind := n.GetKind()
+	if kind == pg_query.VariableSetKind_VAR_SET_MULTI && n.GetName() != "SESSION CHARACTERISTICS" {
+		return
+	}
+	w.changesSettings = true
+	switch kind {
+	case pg_query.VariableSetKind_VAR_SET_VALUE, pg_query.VariableSetKind_VAR_SET_DEFAULT,
+		pg_query.VariableSetKind_VAR_SET_CURRENT:
+		if n.GetName() == "role" || n.GetName() == "session_authorization" {
+			w.pins.add(PinSessionAuthorization)
+		}
+	}
+}
+
+// nodeMessage unwraps a Node (a oneof) into the message it holds.
+func nodeMessage(n *pg_query.Node) protoreflect.Message {
+	if n == nil {
+		return nil
+	}
+	m := n.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().Get(0))
+	if fd == nil {
+		return nil
+	}
+	return m.Get(fd).Message()
+}
+
+func isDML(n *pg_query.Node) bool {
+	return n.GetInsertStmt() != nil || n.GetUpdateStmt() != nil ||
+		n.GetDeleteStmt() != nil || n.GetMergeStmt() != nil
+}
+
+// explainAnalyze reports whether EXPLAIN runs its statement: ANALYZE given
+// without a value or with a true one.
+func explainAnalyze(ex *pg_query.ExplainStmt) bool {
+	on := false
+	for _, o := range ex.GetOptions() {
+		d := o.GetDefElem()
+		if d.GetDefname() != "analyze" {
+			continue
+		}
+		on = defElemBool(d.GetArg())
+	}
+	return on
+}
+
+// defElemBool reads an option value the way PostgreSQL's defGetBoolean
+// does; no value means true.
+func defElemBool(arg *pg_query.Node) bool {
+	if arg == nil {
+		return true
+	}
+	if i := arg.GetInteger(); i != nil {
+		return i.GetIval() != 0
+	}
+	if b := arg.GetBoolean(); b != nil {
+		return b.GetBoolval()
+	}
+	if s := arg.GetString_(); s != nil {
+		switch s.GetSval() {
+		case "false", "off", "0", "no", "f", "n":
+			return false
+		}
+		return true
+	}
+	return true
+}
+
+// txMode reads transaction_read_only from BEGIN/SET TRANSACTION options.
+func txMode(opts []*pg_query.Node) (readOnly, readWrite bool) {
+	for _, o := range opts {
+		d := o.GetDefElem()
+		if d.GetDefname() != "transaction_read_only" {
+			continue
+		}
+		if d.GetArg().GetAConst().GetIval().GetIval() != 0 {
+			readOnly, readWrite = true, false
+		} else {
+			readOnly, readWrite = false, true
+		}
+	}
+	return readOnly, readWrite
+}
+
+func txEffect(k pg_query.TransactionStmtKind) TxEffect {
+	switch k {
+	case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
+		return TxBegin
+	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
+		return TxCommit
+	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:
+		return TxRollback
+	case pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
+		return TxSavepoint
+	case pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:
+		return TxRelease
+	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		return TxRollbackTo
+	case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE:
+		return TxPrepareTransaction
+	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED:
+		return TxCommitPrepared
+	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
+		return TxRollbackPrepared
+	}
+	return TxNone
+}
+
+func isRelationType(t pg_query.ObjectType) bool {
+	switch t {
+	case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW,
+		pg_query.ObjectType_OBJECT_MATVIEW, pg_query.ObjectType_OBJECT_SEQUENCE,
+		pg_query.ObjectType_OBJECT_FOREIGN_TABLE:
+		return true
+	}
+	return false
+}
+
+// qualifiedName joins a List of String nodes ("s", "t") into "s.t".
+func qualifiedName(items []*pg_query.Node) string {
+	name := ""
+	for _, it := range items {
+		s := it.GetString_()
+		if s == nil {
+			return ""
+		}
+		if name != "" {
+			name += "."
+		}
+		name += s.GetSval()
+	}
+	return name
+}
