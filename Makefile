@@ -33,3 +33,26 @@ vet:
 
 clean:
 	rm -rf bin/
+
+# Benchmarks (bench/). `make bench` is the full interleaved run of every
+# workload against direct, PgBouncer, pgpool-II and pgone (under 40 minutes);
+# `make bench-quick` is a smaller one (about 3 minutes). Both write
+# bench/results/latest.{md,svg,json}; BENCH_ARGS="-record" also writes a dated
+# copy to commit. `make bench-micro` runs the Go micro-benchmarks; compare two
+# runs with benchstat.
+BENCH_ARGS ?=
+
+.PHONY: bench bench-quick bench-micro bench-deps
+
+bench-deps: deps
+	@bash bench/deps.sh
+
+bench: bench-deps build
+	$(GO) run ./bench $(BENCH_ARGS)
+
+bench-quick: bench-deps build
+	$(GO) run ./bench -quick $(BENCH_ARGS)
+
+bench-micro:
+	@mkdir -p bench/work
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench/work/micro.txt

@@ -1,0 +1,34 @@
+// Command bench measures pgone against PostgreSQL itself, PgBouncer and
+// pgpool-II in one interleaved run, and writes a results table and a chart.
+//
+//	make bench-quick   # about 3 minutes: a few cells, 2s runs
+//	make bench         # every cell, 6s runs, under 40 minutes
+//	go run ./bench -h  # flags: -quick, -record, -reps, -duration, -targets, -workloads, -pgone-modes, -keep
+//
+// Lifecycle: the run starts a primary and a streaming replica
+// (internal/pgtest), redis-server, PgBouncer and pgpool-II (as the OS user
+// postgres: both refuse root) and bin/pgone, each on a free 127.0.0.1 port;
+// initializes pgbench once on the primary; warms every target up; then runs
+// the plan. Env.cleanup is the one place that stops what was started, in
+// reverse order, on success, failure and Ctrl-C alike; children also get a
+// parent-death signal in case the bench is killed.
+//
+// Method: for each cell (workload, client count) the targets run in turn,
+// A B C D, repeated -reps times, and the median is reported with each
+// target's ratio to direct and to PgBouncer. The machine is shared and
+// noisy; ratios from one interleaved run are what to quote.
+//
+// Measuring: pgbench gives TPS and average latency; p99 comes from its
+// per-transaction log (-l). pgbench's -T clock includes connecting the
+// clients, so -T is extended by the connection time last measured for the
+// target (see runPgbench). Workloads pgbench cannot express (connection
+// storm, idle clients) are Go functions using pgconn. CPU seconds and
+// memory of each proxy's process tree and of PostgreSQL come from /proc.
+//
+// Files: main.go (flags, setup, teardown), plan.go (warm-up and the
+// interleaved loop), workloads.go (what runs; adding a workload is one
+// struct literal), targets.go (starting each target), pgbench.go and
+// clients.go (running a cell), proc.go (child processes, /proc
+// accounting), report.go and chart.go (results), env.go (versions and
+// machine).
+package main

@@ -1,0 +1,432 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is everything a run measured, in plan order.
+type Report struct {
+	Meta    Meta         `json:"meta"`
+	Targets []TargetInfo `json:"targets"`
+	Cells   []CellResult `json:"cells"`
+}
+
+// Meta is the results header.
+type Meta struct {
+	Date       time.Time         `json:"date"`
+	Mode       string            `json:"mode"` // quick or full
+	Machine    machine           `json:"machine"`
+	Versions   versions          `json:"versions"`
+	Command    string            `json:"command"`
+	PoolSize   int               `json:"pool_size"`
+	Duration   string            `json:"duration"`
+	Reps       int               `json:"reps"`
+	Scale      int               `json:"scale"`
+	PGSettings map[string]string `json:"pg_settings"`
+	RunTime    time.Duration     `json:"run_time_ns"`
+}
+
+// TargetInfo names a target and how it was set up.
+type TargetInfo struct {
+	Name  string `json:"name"`
+	Setup string `json:"setup"`
+}
+
+// CellResult holds every run of one cell, by target name.
+type CellResult struct {
+	Workload string              `json:"workload"`
+	Clients  int                 `json:"clients"`
+	Runs     map[string][]Result `json:"runs"`
+	w        *Workload
+}
+
+func newReport(env *Env, o options, plan []Cell) *Report {
+	mode := "full"
+	if o.quick {
+		mode = "quick"
+	}
+	r := &Report{Meta: Meta{
+		Date:       time.Now().UTC(),
+		Mode:       mode,
+		Machine:    describeMachine(),
+		Versions:   env.versions,
+		Command:    strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " ")),
+		PoolSize:   env.poolSize,
+		Duration:   env.duration.String(),
+		Reps:       env.reps,
+		Scale:      o.scale,
+		PGSettings: env.pgSettings,
+	}}
+	for _, t := range env.targets {
+		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Setup: t.Setup})
+	}
+	for _, c := range plan {
+		r.Cells = append(r.Cells, CellResult{Workload: c.W.Name, Clients: c.Clients, Runs: map[string][]Result{}, w: c.W})
+	}
+	return r
+}
+
+func (r *Report) add(cell int, target string, res Result) {
+	r.Cells[cell].Runs[target] = append(r.Cells[cell].Runs[target], res)
+}
+
+// Summary is the median of a cell's runs against one target.
+type Summary struct {
+	Runs, FailedRuns int
+	OK               bool // at least one run produced numbers
+	TPS, AvgMs       float64
+	P99Ms            float64
+	ProxyCPU         float64
+	ServerCPU        float64
+	RSSKB            float64
+	MemPerClientK    float64
+	Held             float64
+	Failed           int64 // summed over all runs
+	Errs             []string
+}
+
+func summarize(runs []Result) Summary {
+	s := Summary{Runs: len(runs)}
+	var good []Result
+	for _, r := range runs {
+		s.Failed += r.Failed
+		if r.Err != "" && !slices.Contains(s.Errs, r.Err) {
+			s.Errs = append(s.Errs, r.Err)
+		}
+		if r.failed() {
+			s.FailedRuns++
+			continue
+		}
+		good = append(good, r)
+	}
+	if len(good) == 0 {
+		return s
+	}
+	s.OK = true
+	med := func(f func(Result) float64) float64 {
+		v := make([]float64, len(good))
+		for i, r := range good {
+			v[i] = f(r)
+		}
+		return median(v)
+	}
+	s.TPS = med(func(r Result) float64 { return r.TPS })
+	s.AvgMs = med(func(r Result) float64 { return r.AvgMs })
+	s.P99Ms = med(func(r Result) float64 { return r.P99Ms })
+	s.ProxyCPU = med(func(r Result) float64 { return r.ProxyCPU })
+	s.ServerCPU = med(func(r Result) float64 { return r.ServerCPU })
+	s.RSSKB = med(func(r Result) float64 { return float64(r.ProxyRSSKB) })
+	s.MemPerClientK = med(func(r Result) float64 { return r.MemPerClientK })
+	s.Held = med(func(r Result) float64 { return float64(r.Held) })
+	return s
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// value is the number a workload's ratios compare.
+func (s Summary) value(m Metric) float64 {
+	if m == MetricHeld {
+		return s.Held
+	}
+	return s.TPS
+}
+
+// ratio formats a/b of the workload's metric, or "—" if either is missing.
+func ratio(a, b Summary, m Metric) string {
+	if !a.OK || !b.OK || b.value(m) == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", a.value(m)/b.value(m))
+}
+
+func (c *CellResult) summary(target string) Summary { return summarize(c.Runs[target]) }
+
+// pgoneTargets are the targets whose ratios the summary quotes.
+func (r *Report) pgoneTargets() []string {
+	var out []string
+	for _, t := range r.Targets {
+		if t.Name == "pgone" || strings.HasPrefix(t.Name, "pgone-") {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}
+
+// workloadOrder lists the workloads present, in plan order.
+func (r *Report) workloadOrder() []*Workload {
+	var out []*Workload
+	for _, c := range r.Cells {
+		if !slices.Contains(out, c.w) {
+			out = append(out, c.w)
+		}
+	}
+	return out
+}
+
+// markdown renders the report; chart is the SVG's file name next to it.
+func (r *Report) markdown(chart string) string {
+	var b strings.Builder
+	m := r.Meta
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p("# pgone benchmark: %s run, %s\n\n", m.Mode, m.Date.Format("2006-01-02 15:04 MST"))
+	p("- **date**: %s (run time %s)\n", m.Date.Format(time.RFC3339), fmtDuration(m.RunTime))
+	p("- **machine**: %d cores (%s), %.1f GiB memory, %s; shared and noisy: quote the ratios, not the absolute numbers\n",
+		m.Machine.Cores, m.Machine.CPU, m.Machine.MemGiB, m.Machine.Kernel)
+	p("- **pgone**: %s\n", m.Versions.Pgone)
+	p("- **versions**: %s; %s; %s; %s; %s; %s\n", m.Versions.Postgres, m.Versions.Pgbouncer, m.Versions.Pgpool, m.Versions.Pgbench, m.Versions.Redis, m.Versions.Go)
+	p("- **command**: `%s`\n", m.Command)
+	p("- **pool size**: %d server connections per pool for every pooler (PgBouncer default_pool_size, pgpool num_init_children with max_pool=1, pgone pool_size); PostgreSQL max_connections=%s\n",
+		m.PoolSize, m.PGSettings["max_connections"])
+	p("- **method**: after a warm-up that fills every pool, targets interleaved (%s, then again), each cell %d times, medians reported; pgbench runs %s each plus the time its clients need to connect (`-n`, `-j` up to the core count), scale %d, initialized once on the primary; all targets use the same database\n",
+		strings.Join(r.targetNames(), ", "), m.Reps, m.Duration, m.Scale)
+	p("\n")
+	for _, t := range r.Targets {
+		p("- `%s`: %s\n", t.Name, t.Setup)
+	}
+	p("\n![TPS by target and client count](%s)\n\n", chart)
+	r.summaryTable(&b)
+	r.latencyTable(&b)
+	for _, w := range r.workloadOrder() {
+		r.workloadTable(&b, w)
+	}
+	p("## Columns\n\n")
+	p("- TPS: pgbench's tps without initial connection time; avg ms: pgbench's latency average; p99 ms: 99th percentile of pgbench's per-transaction log (`-l`).\n")
+	p("- ×direct, ×pgbouncer: this target's median divided by that target's median in the same cell (of TPS; storm: of clients per second; idle: of clients held).\n")
+	p("- failed: failed transactions (pgbench) or failed clients, summed over all runs; errors are in the last column with how many runs hit them.\n")
+	p("- proxy CPU s: user+system CPU seconds of the proxy's processes during the run (pgpool: all its processes); PG CPU s: the same for the primary and the replica.\n")
+	p("- proxy RSS MiB: peak resident memory of the proxy during the run, sampled each second (multi-process targets: private memory of each process plus the parent's shared pages once).\n")
+	return b.String()
+}
+
+func (r *Report) targetNames() []string {
+	var out []string
+	for _, t := range r.Targets {
+		out = append(out, t.Name)
+	}
+	return out
+}
+
+func (r *Report) summaryTable(b *strings.Builder) {
+	pgones := r.pgoneTargets()
+	fmt.Fprintf(b, "## Summary\n\n")
+	fmt.Fprintf(b, "Medians of TPS (storm: clients per second; idle: clients held at once). ")
+	fmt.Fprintf(b, "pgone's ratios are the numbers to quote.\n\n")
+	hdr := []string{"workload", "clients"}
+	hdr = append(hdr, r.targetNames()...)
+	for _, p := range pgones {
+		hdr = append(hdr, p+" ×direct", p+" ×pgbouncer")
+	}
+	writeRow(b, hdr...)
+	writeSep(b, len(hdr))
+	for i := range r.Cells {
+		c := &r.Cells[i]
+		row := []string{c.w.Name, fmt.Sprint(c.Clients)}
+		for _, t := range r.Targets {
+			s := c.summary(t.Name)
+			switch {
+			case !s.OK:
+				row = append(row, "failed")
+			case c.w.Metric == MetricHeld:
+				row = append(row, fmt.Sprintf("%.0f held", s.Held))
+			default:
+				row = append(row, fmt.Sprintf("%.0f", s.TPS))
+			}
+		}
+		for _, p := range pgones {
+			s := c.summary(p)
+			row = append(row, ratio(s, c.summary("direct"), c.w.Metric), ratio(s, c.summary("pgbouncer"), c.w.Metric))
+		}
+		writeRow(b, row...)
+	}
+	b.WriteString("\n")
+}
+
+// latencyTable shows what a proxy adds to one client's query: the
+// select-only cells at 1 client, against direct.
+func (r *Report) latencyTable(b *strings.Builder) {
+	var cells []*CellResult
+	for i := range r.Cells {
+		c := &r.Cells[i]
+		if c.Clients == 1 && c.w.Run == nil {
+			cells = append(cells, c)
+		}
+	}
+	if len(cells) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "## Latency at 1 client\n\n")
+	fmt.Fprintf(b, "What each target adds to one client's query, from the 1-client cells below.\n\n")
+	writeRow(b, "workload", "target", "avg ms", "p99 ms", "added avg µs", "added p99 µs")
+	writeSep(b, 6)
+	for _, c := range cells {
+		d := c.summary("direct")
+		for _, t := range r.Targets {
+			s := c.summary(t.Name)
+			if !s.OK {
+				writeRow(b, c.w.Name, t.Name, "failed", "", "", "")
+				continue
+			}
+			added, addedP99 := "—", "—"
+			if d.OK {
+				added = fmt.Sprintf("%+.0f", (s.AvgMs-d.AvgMs)*1000)
+				addedP99 = fmt.Sprintf("%+.0f", (s.P99Ms-d.P99Ms)*1000)
+			}
+			writeRow(b, c.w.Name, t.Name, fmt.Sprintf("%.3f", s.AvgMs), fmt.Sprintf("%.3f", s.P99Ms), added, addedP99)
+		}
+	}
+	b.WriteString("\n")
+}
+
+func (r *Report) workloadTable(b *strings.Builder, w *Workload) {
+	fmt.Fprintf(b, "## %s\n\n", w.Title)
+	if w.Pgbench != nil {
+		fmt.Fprintf(b, "`pgbench %s`, PgBouncer in %s mode. ", strings.Join(w.Pgbench, " "), w.Mode)
+	} else {
+		fmt.Fprintf(b, "Go clients (pgx/pgconn) in the bench process, PgBouncer in %s mode. ", w.Mode)
+	}
+	if w.Note != "" {
+		b.WriteString(w.Note)
+	}
+	b.WriteString("\n\n")
+	unit := w.Unit
+	if unit == "" {
+		unit = "TPS"
+	}
+	idle := w.Metric == MetricHeld
+	hdr := []string{"clients", "target", unit, "avg ms", "p99 ms", "×direct", "×pgbouncer", "failed", "proxy CPU s", "proxy RSS MiB", "PG CPU s", "errors"}
+	if idle {
+		hdr = []string{"clients", "target", "held", "KiB/client", "×direct", "×pgbouncer", "failed", unit, "proxy CPU s", "proxy RSS MiB", "PG CPU s", "errors"}
+	}
+	writeRow(b, hdr...)
+	writeSep(b, len(hdr))
+	for i := range r.Cells {
+		c := &r.Cells[i]
+		if c.w != w {
+			continue
+		}
+		d, pb := c.summary("direct"), c.summary("pgbouncer")
+		for _, t := range r.Targets {
+			s := c.summary(t.Name)
+			errs := ""
+			if len(s.Errs) > 0 {
+				errs = fmt.Sprintf("failed (%d/%d runs): %s", countErrRuns(c.Runs[t.Name]), s.Runs, escapeCell(truncate(strings.Join(s.Errs, " | "), 300)))
+			}
+			proxyCPU, rss := "—", "—"
+			if t.Name != "direct" && s.OK {
+				proxyCPU = fmt.Sprintf("%.1f", s.ProxyCPU)
+				rss = fmt.Sprintf("%.1f", s.RSSKB/1024)
+			}
+			if !s.OK {
+				row := []string{fmt.Sprint(c.Clients), t.Name, "failed"}
+				for len(row) < len(hdr)-1 {
+					row = append(row, "")
+				}
+				writeRow(b, append(row, errs)...)
+				continue
+			}
+			if idle {
+				writeRow(b, fmt.Sprint(c.Clients), t.Name, fmt.Sprintf("%.0f", s.Held), fmt.Sprintf("%.1f", s.MemPerClientK),
+					ratio(s, d, w.Metric), ratio(s, pb, w.Metric), fmt.Sprint(s.Failed), fmt.Sprintf("%.0f", s.TPS),
+					proxyCPU, rss, fmt.Sprintf("%.1f", s.ServerCPU), errs)
+				continue
+			}
+			writeRow(b, fmt.Sprint(c.Clients), t.Name, fmt.Sprintf("%.0f", s.TPS), fmt.Sprintf("%.3f", s.AvgMs), fmt.Sprintf("%.3f", s.P99Ms),
+				ratio(s, d, w.Metric), ratio(s, pb, w.Metric), fmt.Sprint(s.Failed),
+				proxyCPU, rss, fmt.Sprintf("%.1f", s.ServerCPU), errs)
+		}
+	}
+	b.WriteString("\n")
+}
+
+func countErrRuns(runs []Result) int {
+	n := 0
+	for _, r := range runs {
+		if r.Err != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func escapeCell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+func writeRow(b *strings.Builder, cells ...string) {
+	b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+}
+
+func writeSep(b *strings.Builder, n int) {
+	b.WriteString("|" + strings.Repeat("---|", n) + "\n")
+}
+
+// loadReport reads a report saved as JSON by writeResults. Cells of
+// workloads that no longer exist are dropped.
+func loadReport(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r := new(Report)
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	cells := r.Cells[:0]
+	for _, c := range r.Cells {
+		for i := range workloads {
+			if workloads[i].Name == c.Workload {
+				c.w = &workloads[i]
+				cells = append(cells, c)
+			}
+		}
+	}
+	r.Cells = cells
+	return r, nil
+}
+
+// writeResults writes latest.{md,svg,json} in o.out and, with -record, a
+// dated copy of the markdown and the chart.
+func writeResults(r *Report, o options) ([]string, error) {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return nil, err
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	svg := renderChart(r)
+	files := map[string]string{
+		"latest.md":   r.markdown("latest.svg"),
+		"latest.svg":  svg,
+		"latest.json": string(js) + "\n",
+	}
+	if o.record {
+		stem := r.Meta.Date.Format("2006-01-02-1504") + "-" + r.Meta.Mode
+		files[stem+".md"] = r.markdown(stem + ".svg")
+		files[stem+".svg"] = svg
+	}
+	var paths []string
+	for name, content := range files {
+		path := filepath.Join(o.out, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			return nil, err
+		}
+		paths = append(paths, path)
+	}
+	slices.Sort(paths)
+	return paths, nil
+}

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgone/pgone/internal/pgtest"
+)
+
+// PoolMode is the pooling mode a workload asks of the poolers that have one.
+type PoolMode string
+
+// Pool modes.
+const (
+	Transaction PoolMode = "transaction"
+	Session     PoolMode = "session"
+)
+
+// Target is one thing the workloads run against: the primary itself or a
+// pooler in front of it.
+type Target struct {
+	Name string
+	Port int
+	// Setup describes the target's configuration for the results header.
+	Setup string
+	// db returns the database name a client uses for a workload in mode and
+	// the mode the target really runs it in ("" when it has none).
+	db func(mode PoolMode) (dbname, runsAs string)
+	// proc is the proxy process; nil for direct.
+	proc *child
+	stop func() error
+}
+
+// proxyPid returns the pid whose process tree is the proxy, or 0 (direct).
+func (t *Target) proxyPid() int {
+	if t.proc == nil {
+		return 0
+	}
+	return t.proc.pid()
+}
+
+// alive reports an error if the proxy process has exited.
+func (t *Target) alive() error {
+	if t.proc != nil && t.proc.exited() {
+		return fmt.Errorf("%s exited (%v)\n%s", t.Name, t.proc.err, t.proc.logTail())
+	}
+	return nil
+}
+
+// startTargets starts every pooler in env.targetNames order; direct needs
+// nothing. Each started target's stop is registered in env.cleanup.
+func startTargets(ctx context.Context, env *Env) error {
+	for _, name := range env.targetNames {
+		var (
+			t   *Target
+			err error
+		)
+		switch {
+		case name == "direct":
+			t = &Target{
+				Name:  "direct",
+				Port:  env.cluster.Primary.Port,
+				Setup: fmt.Sprintf("the primary itself, port %d, max_connections=%s", env.cluster.Primary.Port, env.pgSettings["max_connections"]),
+				db:    func(PoolMode) (string, string) { return env.db, "" },
+			}
+		case name == "pgbouncer":
+			t, err = startPgbouncer(ctx, env)
+		case name == "pgpool":
+			t, err = startPgpool(ctx, env)
+		case name == "pgone" || strings.HasPrefix(name, "pgone-"):
+			t, err = startPgone(ctx, env, name)
+		default:
+			err = fmt.Errorf("unknown target %q", name)
+		}
+		if err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		if t.stop != nil {
+			env.onCleanup("stop "+t.Name, t.stop)
+		}
+		env.targets = append(env.targets, t)
+		env.logf("started %s: %s", t.Name, t.Setup)
+	}
+	return nil
+}
+
+// startPgbouncer runs one pgbouncer with two databases over the same server
+// database, one per pool mode, so each workload gets the mode it asks for.
+func startPgbouncer(ctx context.Context, env *Env) (*Target, error) {
+	bin, err := findProgram("pgbouncer", "", "/usr/sbin")
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(env.dir, "pgbouncer")
+	if err := env.acct.mkdir(dir); err != nil {
+		return nil, err
+	}
+	dbs := map[PoolMode]string{Transaction: env.db + "_tx", Session: env.db + "_session"}
+	users := fmt.Sprintf("%q %q\n", env.user, env.password)
+	if err := env.acct.writeFile(filepath.Join(dir, "userlist.txt"), users); err != nil {
+		return nil, err
+	}
+	t := &Target{
+		Name: "pgbouncer",
+		Setup: fmt.Sprintf("PgBouncer, database %s in transaction mode and %s in session mode, default_pool_size=%d each, max_client_conn=%d, server_idle_timeout off, server_lifetime 24h",
+			dbs[Transaction], dbs[Session], env.poolSize, env.maxClients),
+		db: func(mode PoolMode) (string, string) { return dbs[mode], string(mode) },
+	}
+	conf := func(port int) string {
+		p := env.cluster.Primary.Port
+		return fmt.Sprintf(`[databases]
+%s = host=127.0.0.1 port=%d dbname=%s pool_mode=transaction
+%s = host=127.0.0.1 port=%d dbname=%s pool_mode=session
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+listen_backlog = 4096
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = %s
+max_client_conn = %d
+default_pool_size = %d
+min_pool_size = 0
+reserve_pool_size = 0
+max_db_connections = 0
+server_tls_sslmode = disable
+server_idle_timeout = 0
+server_lifetime = 86400
+ignore_startup_parameters = extra_float_digits,options
+log_connections = 0
+log_disconnections = 0
+stats_period = 600
+`, dbs[Transaction], p, env.db, dbs[Session], p, env.db, port,
+			filepath.Join(dir, "userlist.txt"), env.maxClients, env.poolSize)
+	}
+	err = startOnFreePort(ctx, env, t, func(port int) (*child, error) {
+		ini := filepath.Join(dir, "pgbouncer.ini")
+		if err := env.acct.writeFile(ini, conf(port)); err != nil {
+			return nil, err
+		}
+		return startChild("pgbouncer", env.acct.command(dir, bin, ini), filepath.Join(dir, "pgbouncer.log"), syscall.SIGTERM)
+	}, dbs[Transaction])
+	if err != nil {
+		return nil, err
+	}
+	// SIGTERM: immediate shutdown (SIGINT would wait for clients).
+	t.stop = func() error { return t.proc.stop(syscall.SIGTERM, 10*time.Second) }
+	return t, nil
+}
+
+// startPgpool runs pgpool-II in streaming replication mode over the primary
+// and the replica with load balancing on and the query cache off.
+func startPgpool(ctx context.Context, env *Env) (*Target, error) {
+	bin, err := findProgram("pgpool", "", "/usr/sbin")
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(env.dir, "pgpool")
+	if err := env.acct.mkdir(dir); err != nil {
+		return nil, err
+	}
+	passwd := fmt.Sprintf("%s:TEXT%s\n%s:TEXT%s\n", env.user, env.password, pgtest.SuperUser, pgtest.SuperPassword)
+	for name, content := range map[string]string{"pool_passwd": passwd, "pcp.conf": "", "pool_hba.conf": ""} {
+		if err := env.acct.writeFile(filepath.Join(dir, name), content); err != nil {
+			return nil, err
+		}
+	}
+	t := &Target{
+		Name: "pgpool",
+		Setup: fmt.Sprintf("pgpool-II, streaming replication mode over primary and replica, load_balance_mode=on, memory_cache_enabled=off, num_init_children=%d, max_pool=1, connection_life_time and child_life_time off",
+			env.poolSize),
+		db: func(PoolMode) (string, string) { return env.db, "" },
+	}
+	conf := func(port, pcpPort int) string {
+		return fmt.Sprintf(`backend_clustering_mode = 'streaming_replication'
+listen_addresses = '127.0.0.1'
+port = %d
+socket_dir = '%[3]s'
+pcp_listen_addresses = '127.0.0.1'
+pcp_port = %[2]d
+pcp_socket_dir = '%[3]s'
+wd_ipc_socket_dir = '%[3]s'
+pid_file_name = '%[3]s/pgpool.pid'
+logdir = '%[3]s'
+listen_backlog_multiplier = %[4]d
+num_init_children = %[5]d
+max_pool = 1
+reserved_connections = 0
+child_life_time = 0
+child_max_connections = 0
+connection_life_time = 0
+client_idle_limit = 0
+connection_cache = on
+backend_hostname0 = '127.0.0.1'
+backend_port0 = %[6]d
+backend_weight0 = 1
+backend_flag0 = 'DISALLOW_TO_FAILOVER'
+backend_hostname1 = '127.0.0.1'
+backend_port1 = %[7]d
+backend_weight1 = 1
+backend_flag1 = 'DISALLOW_TO_FAILOVER'
+enable_pool_hba = off
+pool_passwd = 'pool_passwd'
+allow_clear_text_frontend_auth = off
+ssl = off
+load_balance_mode = on
+sr_check_period = 0
+sr_check_user = '%[8]s'
+sr_check_password = '%[9]s'
+health_check_period = 0
+failover_on_backend_error = off
+memory_cache_enabled = off
+log_destination = 'stderr'
+log_min_messages = warning
+log_connections = off
+log_disconnections = off
+`, port, pcpPort, dir, 4096/env.poolSize+1, env.poolSize,
+			env.cluster.Primary.Port, env.cluster.Replica.Port, pgtest.SuperUser, pgtest.SuperPassword)
+	}
+	err = startOnFreePort(ctx, env, t, func(port int) (*child, error) {
+		pcpPort, err := pgtest.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(dir, "pgpool.conf")
+		if err := env.acct.writeFile(path, conf(port, pcpPort)); err != nil {
+			return nil, err
+		}
+		os.Remove(filepath.Join(dir, "pgpool_status")) // a stale status could mark a node down
+		cmd := env.acct.command(dir, bin, "-n", "-f", path, "-F", filepath.Join(dir, "pcp.conf"), "-a", filepath.Join(dir, "pool_hba.conf"))
+		// SIGQUIT is pgpool's immediate shutdown: it also ends its children.
+		return startChild("pgpool", cmd, filepath.Join(dir, "pgpool.log"), syscall.SIGQUIT)
+	}, env.db)
+	if err != nil {
+		return nil, err
+	}
+	// SIGQUIT: immediate shutdown; a fast one can take long with 300 children.
+	t.stop = func() error { return t.proc.stop(syscall.SIGQUIT, 15*time.Second) }
+	return t, nil
+}
+
+// startPgone runs bin/pgone with a generated config. The name "pgone" runs
+// the first of env.pgoneModes; "pgone-<mode>" runs that mode.
+func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
+	mode := PoolMode(strings.TrimPrefix(name, "pgone-"))
+	if name == "pgone" {
+		mode = env.pgoneModes[0]
+	}
+	if mode != Session && mode != Transaction {
+		return nil, fmt.Errorf("pool mode %q: want session or transaction", mode)
+	}
+	dir := filepath.Join(env.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	t := &Target{
+		Name: name,
+		Setup: fmt.Sprintf("%s (%s), pool_mode=%s, pool_size=%d, replica configured, server_idle_timeout and server_lifetime 24h, sslmode=disable to the servers, log level warn",
+			env.pgoneBin, env.versions.pgone, mode, env.poolSize),
+		db: func(PoolMode) (string, string) { return env.db, string(mode) },
+	}
+	err := startOnFreePort(ctx, env, t, func(port int) (*child, error) {
+		httpPort, err := pgtest.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(dir, "pgone.yaml")
+		if err := os.WriteFile(path, []byte(pgoneConfig(env, mode, port, httpPort)), 0o600); err != nil {
+			return nil, err
+		}
+		cmd := env.acct.command(dir, env.pgoneBin, "serve", "--config", path)
+		cmd.SysProcAttr.Credential = nil // pgone may run as root
+		return startChild(name, cmd, filepath.Join(dir, "pgone.log"), syscall.SIGTERM)
+	}, env.db)
+	if err != nil {
+		return nil, err
+	}
+	t.stop = func() error { return t.proc.stop(syscall.SIGTERM, 15*time.Second) }
+	return t, nil
+}
+
+func pgoneConfig(env *Env, mode PoolMode, port, httpPort int) string {
+	return fmt.Sprintf(`# generated by pgone bench
+listen: "127.0.0.1:%d"
+auth_method: scram-sha-256
+limits:
+  max_client_conn: %d
+  shutdown_timeout: 2s
+databases:
+  %s:
+    host: 127.0.0.1
+    port: %d
+    user: %s
+    password: %q
+    pool_size: %d
+    pool_mode: %s
+    replicas:
+      - host: 127.0.0.1
+        port: %d
+users:
+  %s:
+    password: %q
+pool:
+  mode: %s
+  pool_size: %d
+  max_server_connections: %d
+  server_idle_timeout: 24h
+  server_lifetime: 24h
+  server_tls:
+    sslmode: disable
+log:
+  level: warn
+http:
+  listen: "127.0.0.1:%d"
+`, port, env.maxClients, env.db, env.cluster.Primary.Port, env.user, env.password,
+		env.poolSize, mode, env.cluster.Replica.Port, env.user, env.password,
+		mode, env.poolSize, env.poolSize, httpPort)
+}
+
+// startOnFreePort starts a target on a free port and waits until a client
+// can log in to db through it, retrying with a new port if the process dies
+// early (another process may have taken the port).
+func startOnFreePort(ctx context.Context, env *Env, t *Target, start func(port int) (*child, error), db string) error {
+	var lastErr error
+	for attempt := 1; attempt <= 3; attempt++ {
+		port, err := pgtest.FreePort()
+		if err != nil {
+			return err
+		}
+		c, err := start(port)
+		if err != nil {
+			return err
+		}
+		t.Port, t.proc = port, c
+		err = waitLogin(ctx, env, t, db, 60*time.Second)
+		if err == nil {
+			return nil
+		}
+		_ = c.stop(syscall.SIGKILL, 5*time.Second)
+		lastErr = fmt.Errorf("%w\n%s", err, c.logTail())
+		if ctx.Err() != nil || !c.exited() {
+			break
+		}
+	}
+	return lastErr
+}
+
+// waitLogin polls until env.user can log in through t and run SELECT 1.
+func waitLogin(ctx context.Context, env *Env, t *Target, db string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var lastErr error
+	for {
+		if t.proc != nil && t.proc.exited() {
+			return fmt.Errorf("%s exited: %v", t.Name, t.proc.err)
+		}
+		lastErr = pingSQL(ctx, env.dsn(t.Port, db))
+		if lastErr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not accepting logins on port %d: %v", t.Name, t.Port, errors.Join(ctx.Err(), lastErr))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func pingSQL(ctx context.Context, dsn string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgconn.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "SELECT 1").ReadAll()
+	return err
+}

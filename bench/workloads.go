@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Metric is what a workload's ratios compare.
+type Metric int
+
+// Metrics.
+const (
+	// MetricTPS: transactions (or completed clients) per second; higher is better.
+	MetricTPS Metric = iota
+	// MetricHeld: clients connected at once; higher is better.
+	MetricHeld
+)
+
+// Workload is one row family of the results. Adding one is a struct literal
+// in workloads below: pgbench arguments, or a Go function for what pgbench
+// cannot do.
+type Workload struct {
+	Name  string // short id, used in -workloads and file names
+	Title string // table heading
+	// Mode is the pool mode a pooler with modes (pgbouncer) runs this in.
+	Mode PoolMode
+	// Clients and QuickClients are the client counts of the full and the
+	// quick run; a workload with no QuickClients is left out of -quick.
+	Clients, QuickClients []int
+	// Pgbench holds the workload-specific pgbench arguments (the bench adds
+	// connection, -n, -c, -j, -T and logging).
+	Pgbench []string
+	// Run, when set instead of Pgbench, runs the workload from Go.
+	Run    func(ctx context.Context, env *Env, t *Target, db string, clients int) Result
+	Metric Metric
+	// Unit names the throughput column ("TPS", "conn/s").
+	Unit string
+	// Note is one line under the table heading.
+	Note string
+}
+
+// workloads is every workload, in run and report order.
+var workloads = []Workload{
+	{
+		Name: "select-simple", Title: "select-only, simple protocol (pgbench -S -M simple)",
+		Mode: Transaction, Clients: []int{1, 10, 100, 300},
+		Pgbench: []string{"-S", "-M", "simple"},
+	},
+	{
+		Name: "select-extended", Title: "select-only, extended protocol (pgbench -S -M extended)",
+		Mode: Transaction, Clients: []int{1, 10, 100, 300}, QuickClients: []int{1},
+		Pgbench: []string{"-S", "-M", "extended"},
+	},
+	{
+		Name: "select-prepared", Title: "select-only, prepared statements (pgbench -S -M prepared)",
+		// PgBouncer before 1.21 cannot keep protocol-level prepared
+		// statements across transactions, so this is a session-mode workload.
+		Mode: Session, Clients: []int{1, 10, 100, 300}, QuickClients: []int{20},
+		Pgbench: []string{"-S", "-M", "prepared"},
+		Note:    "Prepared statements are session state: PgBouncer runs this in session mode.",
+	},
+	{
+		Name: "tpcb", Title: "TPC-B-like read/write (pgbench default script, -M simple)",
+		Mode: Transaction, Clients: []int{10, 100}, QuickClients: []int{10},
+		Pgbench: []string{"-M", "simple"},
+	},
+	{
+		Name: "storm", Title: "connection storm (every client connects, runs SELECT 1 and disconnects, all at once)",
+		Mode: Transaction, Clients: []int{1000}, QuickClients: []int{100},
+		Run: runStorm, Unit: "conn/s",
+		Note: "conn/s = clients finished / wall time; latency = one client's connect + query + close; SCRAM-SHA-256 logins.",
+	},
+	{
+		Name: "idle", Title: "idle clients held (connect, then hold without a query)",
+		Mode: Transaction, Clients: []int{5000}, QuickClients: []int{120},
+		Run: runIdle, Metric: MetricHeld, Unit: "conn/s",
+		Note: "Ratios compare the clients held at once. proxy RSS is measured while they are held; KiB/client is that RSS / held " +
+			"(direct: PostgreSQL's growth / held). When no login finishes for a few seconds (5s; quick: 2s) the clients still waiting " +
+			"are cut off and count as failed: a session-mode pooler holds no more clients than its pool has server connections.",
+	},
+}
+
+// Cell is one (workload, client count) point of the plan.
+type Cell struct {
+	W       *Workload
+	Clients int
+}
+
+func (c Cell) String() string { return fmt.Sprintf("%s c=%d", c.W.Name, c.Clients) }
+
+// buildPlan returns the cells to run: quick or full client lists, filtered
+// by name if only is non-empty.
+func buildPlan(quick bool, only []string) ([]Cell, error) {
+	want := map[string]bool{}
+	for _, n := range only {
+		want[n] = true
+	}
+	var plan []Cell
+	for i := range workloads {
+		w := &workloads[i]
+		if len(only) > 0 && !want[w.Name] {
+			continue
+		}
+		delete(want, w.Name)
+		clients := w.Clients
+		if quick {
+			clients = w.QuickClients
+		}
+		for _, c := range clients {
+			plan = append(plan, Cell{W: w, Clients: c})
+		}
+	}
+	if len(want) > 0 {
+		var names []string
+		for i := range workloads {
+			names = append(names, workloads[i].Name)
+		}
+		var unknown []string
+		for n := range want {
+			unknown = append(unknown, n)
+		}
+		return nil, fmt.Errorf("unknown workload(s) %s; known: %s", strings.Join(unknown, ", "), strings.Join(names, ", "))
+	}
+	return plan, nil
+}
