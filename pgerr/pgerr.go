@@ -22,8 +22,12 @@ const (
 	AdminShutdown                     Code = "57P01"
 	QueryCanceled                     Code = "57014"
 	IdleInTransactionTimeout          Code = "25P03"
+	IdleSessionTimeout                Code = "57P05"
 	FeatureNotSupported               Code = "0A000"
 	InsufficientPrivilege             Code = "42501"
+	SyntaxError                       Code = "42601"
+	ObjectNotInPrerequisiteState      Code = "55000"
+	ConfigFileError                   Code = "F0000"
 	InternalError                     Code = "XX000"
 )
 

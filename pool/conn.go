@@ -41,6 +41,8 @@ type Conn struct {
 	Params map[string]string
 	// TxStatus is the status byte of the last ReadyForQuery seen.
 	TxStatus byte
+	// State is what earlier clients left on the connection (transaction mode).
+	State SessionState
 
 	target   Target
 	pool     *pool
@@ -178,7 +180,19 @@ func (c *Conn) Reset(ctx context.Context) error {
 			return err
 		}
 	}
-	return c.Exec(ctx, "DISCARD ALL")
+	if err := c.Exec(ctx, "DISCARD ALL"); err != nil {
+		return err
+	}
+	c.State = SessionState{}
+	return nil
+}
+
+// Rollback ends an open transaction, leaving session state in place.
+func (c *Conn) Rollback(ctx context.Context) error {
+	if c.TxStatus == 'I' {
+		return nil
+	}
+	return c.Exec(ctx, "ROLLBACK")
 }
 
 // Alive reports whether the connection is usable: nothing is waiting to be

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgone/pgone/pgerr"
@@ -25,6 +26,8 @@ type Manager struct {
 	total   int       // server connections open or being dialed, all pools
 	waiters []*waiter // FIFO across pools
 	closed  bool
+	pause   pauseState // PAUSE and RESUME (pause.go)
+	metrics *metrics   // nil until RegisterMetrics (metrics.go)
 
 	stop chan struct{}
 	done chan struct{}
@@ -36,13 +39,18 @@ type pool struct {
 	size   int
 	open   int // connections open or being dialed
 	idle   []*Conn
+	// counters are the pool's traffic counters (stats.go).
+	counters *Counters
+	login    atomic.Int32 // connections being dialed (of open)
+	killed   time.Time    // KILL: connections created before are closed on release
 }
 
 // waiter is a client queued for a connection. It receives either a Conn
 // handed over by Release, or nil meaning "a slot is reserved for you: dial".
 type waiter struct {
-	pool *pool
-	ch   chan *Conn
+	pool  *pool
+	ch    chan *Conn
+	since time.Time
 }
 
 // Stats is a point-in-time view of one pool.
@@ -87,7 +95,7 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 	cfg := m.cfg
 	p := m.pools[key]
 	if p == nil {
-		p = &pool{key: key, target: target}
+		p = &pool{key: key, target: target, counters: m.newCounters(key)}
 		m.pools[key] = p
 	}
 	if p.target != target {
@@ -96,6 +104,11 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 		m.closeIdleLocked(p)
 	}
 	p.size = size
+	paused, err := m.waitUnpausedLocked(ctx, p, cfg.QueryWaitTimeout)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
 	for {
 		if c := m.popIdleLocked(p); c != nil {
 			m.mu.Unlock()
@@ -115,11 +128,11 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 		}
 		break
 	}
-	w := &waiter{pool: p, ch: make(chan *Conn, 1)}
+	w := &waiter{pool: p, ch: make(chan *Conn, 1), since: time.Now()}
 	m.waiters = append(m.waiters, w)
 	m.mu.Unlock()
 
-	timer := time.NewTimer(cfg.QueryWaitTimeout)
+	timer := time.NewTimer(cfg.QueryWaitTimeout - paused)
 	defer timer.Stop()
 	var why error
 	select {
@@ -151,7 +164,9 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 }
 
 func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error) {
+	p.login.Add(1)
 	c, err := dial(ctx, cfg, p.target)
+	p.login.Add(-1)
 	if err != nil {
 		m.mu.Lock()
 		m.freeSlotLocked(p)
@@ -170,7 +185,7 @@ func (m *Manager) Release(c *Conn) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := c.pool
-	if m.closed || (!c.expires.IsZero() && now.After(c.expires)) || p.open > p.size || c.target != p.target {
+	if m.closed || (!c.expires.IsZero() && now.After(c.expires)) || p.open > p.size || c.target != p.target || c.created.Before(p.killed) {
 		m.closeLocked(c)
 		return
 	}

@@ -40,6 +40,11 @@ type Limits struct {
 	MaxMessageSize     int           `yaml:"max_message_size"`
 	ClientLoginTimeout time.Duration `yaml:"client_login_timeout"`
 	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout"`
+	// IdleTransactionTimeout closes a client idle inside a transaction
+	// (25P03); 0 disables it.
+	IdleTransactionTimeout time.Duration `yaml:"idle_transaction_timeout"`
+	// ClientIdleTimeout closes a client idle outside a transaction; 0 disables it.
+	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
 }
 
 // TLSMode says whether clients may, must or cannot use TLS.
@@ -155,6 +160,12 @@ func (c *Config) Validate() []error {
 	}
 	if c.Limits.ShutdownTimeout < 0 {
 		add("limits.shutdown_timeout", "must not be negative")
+	}
+	if c.Limits.IdleTransactionTimeout < 0 {
+		add("limits.idle_transaction_timeout", "must not be negative")
+	}
+	if c.Limits.ClientIdleTimeout < 0 {
+		add("limits.client_idle_timeout", "must not be negative")
 	}
 	switch c.TLS.Mode {
 	case TLSDisable:

@@ -56,6 +56,7 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 			ss.clientGone(err)
 			return unsynced
 		}
+		ss.stats.receivedFrame(len(frame))
 		switch typ {
 		case 'X': // Terminate
 			return unsynced
@@ -67,6 +68,7 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 				return unsynced
 			}
 			ss.pending++
+			ss.stats.requestLocked(1)
 			ss.mu.Unlock()
 			unsynced = false
 		case 'P', 'B', 'E', 'D', 'C', 'H': // Parse, Bind, Execute, Describe, Close, Flush
@@ -131,14 +133,17 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			return
 		}
 		closeAfter := false
+		ss.stats.sentFrame(len(frame))
 		switch typ {
 		case 'Z': // ReadyForQuery
 			ss.mu.Lock()
 			ss.pending--
 			ss.txStatus = frame[wire.HeaderLen]
+			ss.stats.readyLocked(ss.txStatus)
 			closeAfter = ss.draining && ss.stateLocked() == stateIdle
 			ss.mu.Unlock()
 		case 'E':
+			ss.countServerError(frame)
 			var er pgproto3.ErrorResponse
 			if er.Decode(wire.Body(frame)) == nil && (er.Severity == "FATAL" || er.Severity == "PANIC") {
 				sawFatal = true

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +16,7 @@ import (
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/proxy/auth"
+	"github.com/pgone/pgone/router"
 )
 
 // snapshot is one validated configuration and what is derived from it. It is
@@ -31,6 +34,8 @@ type Server struct {
 	pools *pool.Manager
 	auth  *auth.Authenticator
 	snap  atomic.Pointer[snapshot]
+	// classifier tells what statements do to session state (transaction mode).
+	classifier Classifier
 
 	clients atomic.Int64
 
@@ -42,8 +47,14 @@ type Server struct {
 	listeners  map[net.Listener]struct{}
 	sessions   map[*session]struct{}
 	cancelKeys map[cancelKey]*session
+	pins       map[string]int64 // pinned clients by cause, since start
 	draining   bool
 	wg         sync.WaitGroup
+
+	// admin is the console's state (admin.go); metrics are nil until
+	// RegisterMetrics (metrics.go).
+	admin   adminState
+	metrics atomic.Pointer[metrics]
 }
 
 // New builds a Server from a validated configuration.
@@ -62,6 +73,8 @@ func New(cfg Config, poolCfg pool.Config, pools *pool.Manager, log *slog.Logger)
 		listeners:  map[net.Listener]struct{}{},
 		sessions:   map[*session]struct{}{},
 		cancelKeys: map[cancelKey]*session{},
+		pins:       map[string]int64{},
+		classifier: routerClassifier{router.NewRouter(10000)},
 	}
 	s.snap.Store(snap)
 	return s, nil
@@ -208,4 +221,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	<-done
 	return ctx.Err()
+}
+
+// registerCancelKey gives ss its BackendKeyData. pid 0 asks for a process
+// ID issued by pgone (transaction mode), unique among connected clients.
+func (s *Server) registerCancelKey(ss *session, pid, secret uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if pid == 0 {
+			var b [4]byte
+			_, _ = rand.Read(b[:])
+			pid = binary.BigEndian.Uint32(b[:])&0x7fffffff | 1<<30
+		}
+		key := cancelKey{pid: pid, secret: secret}
+		if _, taken := s.cancelKeys[key]; !taken {
+			ss.cancelKey = key
+			s.cancelKeys[key] = ss
+			return
+		}
+		pid = 0
+	}
+}
+
+func (s *Server) countPin(reason string) {
+	s.mu.Lock()
+	s.pins[reason]++
+	s.mu.Unlock()
 }

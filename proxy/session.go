@@ -67,12 +67,28 @@ type session struct {
 	cr  *wire.Reader
 	tls bool
 
-	wmu sync.Mutex // serializes writes to the client
-	cw  *bufio.Writer
+	wmu  sync.Mutex // serializes writes to the client
+	swmu sync.Mutex // held while the session goroutine writes to its server (transaction mode)
+	cw   *bufio.Writer
 
 	user      string
 	database  string
 	cancelKey cancelKey
+
+	// Where this session's server connections come from.
+	mode     pool.Mode
+	poolKey  pool.Key
+	target   pool.Target
+	poolSize int
+	// startupParams are the client's startup parameters, kept to restore
+	// them after a RESET in transaction mode.
+	startupParams []param
+	// prepared maps the client's statement names to server-side ones
+	// (transaction mode; owned by the session goroutine).
+	prepared map[string]clientStatement
+	// pumpDone returns the server from a pump stopped by endTx, or nil if
+	// the pump closed it.
+	pumpDone chan *pool.Conn
 
 	mu       sync.Mutex // guards the fields below, shared with the server pump
 	server   *pool.Conn
@@ -82,6 +98,17 @@ type session struct {
 	draining bool // shutdown: close as soon as the session is idle
 	closed   bool
 
+	// Transaction mode, also guarded by mu.
+	expect        expectQueue // messages sent whose replies are outstanding
+	prelude       []byte      // injected before the next request (settings)
+	settingsKey   string      // the client's session settings, as the statement applying them
+	settingsDirty bool        // a statement changed settings: snapshot them after requests
+	pinned        bool        // state a pool cannot move: keep the server
+	deadlineArmed bool        // an idle timeout deadline is set on the client
+
+	// stats feed SHOW STATS, SHOW CLIENTS and the metrics (stats.go).
+	stats sessionStats
+
 	terminateOnce sync.Once
 }
 
@@ -90,6 +117,9 @@ func newSession(s *Server, nc net.Conn) *session {
 		srv:      s,
 		log:      s.log.With("client", nc.RemoteAddr().String()),
 		txStatus: 'I',
+		prepared: map[string]clientStatement{},
+		pumpDone: make(chan *pool.Conn, 1),
+		stats:    newSessionStats(),
 	}
 	ss.setConn(nc)
 	return ss
@@ -140,12 +170,23 @@ func (ss *session) run() {
 		ss.failStartup(err)
 		return
 	}
+	// client_login_timeout covers startup and authentication; the wait for a
+	// server is bounded by query_wait_timeout, and ends with an error the
+	// client can still be sent.
+	_ = ss.nc.SetDeadline(time.Time{})
+	if req.database == AdminDatabase {
+		ss.runConsole(snap, req) // admin.go
+		return
+	}
 	server, err := ss.attach(snap, req)
 	if err != nil {
 		ss.failStartup(err)
 		return
 	}
-	_ = ss.nc.SetDeadline(time.Time{})
+	if ss.mode == pool.ModeTransaction {
+		ss.relayTx()
+		return
+	}
 	ss.relay(server)
 }
 
@@ -251,16 +292,46 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 	if size == 0 {
 		size = snap.poolCfg.PoolSize
 	}
+	ss.mode = snap.poolCfg.Mode
+	if db.PoolMode != "" {
+		ss.mode = db.PoolMode
+	}
+	if u := snap.cfg.Users[req.user]; u.PoolMode != "" {
+		ss.mode = u.PoolMode
+	}
+	ss.poolKey = pool.Key{Database: req.database, User: req.user}
+	ss.target, ss.poolSize, ss.startupParams = target, size, req.params
 	ctx, cancel := context.WithCancel(ss.srv.ctx)
 	defer cancel()
-	server, err := ss.srv.pools.Acquire(ctx, pool.Key{Database: req.database, User: req.user}, target, size)
+	server, err := ss.acquire(ctx)
 	if err != nil {
 		if pgerr.CodeOf(err) == "" {
 			err = pgerr.Fatal(pgerr.ConnectionFailure, "could not connect to server for database %q: %v", req.database, err)
 		}
 		return nil, err
 	}
-	if sql := applyParamsSQL(req.params); sql != "" {
+	if ss.mode == pool.ModeTransaction {
+		// Apply the startup parameters and read back the session settings:
+		// they are what every server this client gets is brought to.
+		actx, acancel := context.WithTimeout(ctx, snap.poolCfg.ServerConnectTimeout)
+		if server.State.Settings != "" {
+			err = server.Exec(actx, "RESET ALL")
+		}
+		var rows [][]string
+		if err == nil {
+			rows, err = server.Query(actx, ss.snapshotSQL())
+		}
+		acancel()
+		if err != nil {
+			ss.releaseServer(server, pgerr.CodeOf(err) != "")
+			if pgerr.CodeOf(err) == "" {
+				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost: %v", err)
+			}
+			return nil, err
+		}
+		ss.settingsKey = settingsKeyOf(rows)
+		server.State.Settings = ss.settingsKey
+	} else if sql := applyParamsSQL(req.params); sql != "" {
 		actx, acancel := context.WithTimeout(ctx, snap.poolCfg.ServerConnectTimeout)
 		err := server.Exec(actx, sql)
 		acancel()
@@ -274,10 +345,11 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 	}
 	var secret [4]byte
 	_, _ = rand.Read(secret[:])
-	ss.cancelKey = cancelKey{pid: server.PID, secret: binary.BigEndian.Uint32(secret[:])}
-	ss.srv.mu.Lock()
-	ss.srv.cancelKeys[ss.cancelKey] = ss
-	ss.srv.mu.Unlock()
+	pid := server.PID
+	if ss.mode == pool.ModeTransaction {
+		pid = 0 // servers change: the client gets a process ID issued by pgone
+	}
+	ss.srv.registerCancelKey(ss, pid, binary.BigEndian.Uint32(secret[:]))
 
 	msgs := []pgproto3.BackendMessage{&pgproto3.AuthenticationOk{}}
 	names := make([]string, 0, len(server.Params))
@@ -293,18 +365,47 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		&pgproto3.BackendKeyData{ProcessID: ss.cancelKey.pid, SecretKey: secret[:]},
 		&pgproto3.ReadyForQuery{TxStatus: 'I'})
 
+	if ss.mode == pool.ModeTransaction {
+		ss.releaseToPool(server)
+		server = nil
+	}
 	ss.mu.Lock()
 	ss.server = server
 	ss.started = true
 	draining := ss.draining
 	ss.mu.Unlock()
 	if draining {
+		ss.abandonServer(server)
 		return nil, pgerr.Fatal(pgerr.AdminShutdown, "pgone is shutting down")
 	}
 	if err := ss.send(msgs...); err != nil {
+		ss.abandonServer(server)
 		return nil, err
 	}
 	return server, nil
+}
+
+// abandonServer gives back the server connection attach got when the session
+// ends before its relay starts; nothing of the client reached the server but
+// its startup parameters, which the reset discards.
+func (ss *session) abandonServer(server *pool.Conn) {
+	if server == nil {
+		return
+	}
+	ss.mu.Lock()
+	ss.server = nil
+	ss.mu.Unlock()
+	ss.releaseServer(server, true)
+}
+
+// releaseToPool returns a server connection that is idle outside a
+// transaction, keeping its session state for the next transaction-mode client.
+func (ss *session) releaseToPool(server *pool.Conn) {
+	if server.TxStatus != 'I' {
+		ss.releaseServer(server, true)
+		return
+	}
+	ss.srv.pools.Release(server)
 }
 
 // releaseServer resets a server connection and returns it to its pool, or
@@ -350,6 +451,7 @@ func (ss *session) writeRaw(b []byte) error {
 func (ss *session) terminate(err error) {
 	ss.terminateOnce.Do(func() {
 		if err != nil {
+			ss.countError(err)
 			resp := pgerr.ToResponse(err)
 			if b, eerr := resp.Encode(nil); eerr == nil {
 				_ = ss.nc.SetWriteDeadline(time.Now().Add(time.Second))

@@ -147,9 +147,12 @@ func parseOptions(s string) ([]param, error) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
+		case c == '\\':
+			// As pg_split_opts, a trailing backslash escapes nothing and is dropped.
+			if i+1 < len(s) {
+				i++
+				cur.WriteByte(s[i])
+			}
 			inWord = true
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
 			if inWord {
@@ -233,7 +236,9 @@ func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
 			}
 		case codeCancelRequest:
 			if len(body) < 8 {
-				return nil, pgerr.Fatal(pgerr.ProtocolViolation, "invalid length of cancel request")
+				// As PostgreSQL: a cancel connection gets no reply, not even an error.
+				ss.log.Info("invalid length of cancel request", "sqlstate", pgerr.ProtocolViolation)
+				return nil, errCancelHandled
 			}
 			ss.srv.cancelRequest(cancelKey{
 				pid:    binary.BigEndian.Uint32(body[:4]),
@@ -246,9 +251,11 @@ func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
 				return nil, err
 			}
 			if req.minor > 0 || len(req.pqOptions) > 0 {
-				// As PostgreSQL 15: name the newest minor we speak and the
+				// As PostgreSQL 15: name the newest version we speak and the
 				// protocol options we do not know, then carry on with 3.0.
-				msg := &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: req.pqOptions}
+				// The field holds the whole version number (3.0 = 196608),
+				// as PostgreSQL sends it and libpq reads it, not the minor.
+				msg := &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: protocolMajor3 << 16, UnrecognizedOptions: req.pqOptions}
 				if err := ss.send(msg); err != nil {
 					return nil, err
 				}

@@ -73,12 +73,13 @@ pgone demo is ready (session pooling; primary on port %d, replica on port %d).
   connection string: %s
   psql:              psql "%s"
   pgbench:           PGPASSWORD=demo pgbench -h 127.0.0.1 -p %d -U demo -i demo && PGPASSWORD=demo pgbench -h 127.0.0.1 -p %d -U demo -T 10 -c 10 -M extended demo
-  admin login:       user admin, password admin
+  admin console:     psql -h 127.0.0.1 -p %d -U admin pgone   (password admin; then SHOW POOLS;)
+  metrics:           http://%s/metrics
 
 Press Ctrl-C to stop and remove everything.
-`, cluster.Primary.Port, cluster.Replica.Port, dsn, dsn, *port, *port)
+`, cluster.Primary.Port, cluster.Replica.Port, dsn, dsn, *port, *port, *port, cfg.HTTP.Listen)
 	}
-	if err := serve(cfg, nil, log, ready); err != nil {
+	if err := serve(cfg, nil, log, ready, serveOptions{optionalHTTP: true}); err != nil {
 		fmt.Fprintln(stderr, "pgone demo:", err)
 		return 1
 	}

@@ -40,7 +40,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		return 2
 	}
 	reload := func() (*config.Config, error) { return config.Load(*path) }
-	if err := serve(cfg, reload, log, nil); err != nil {
+	if err := serve(cfg, reload, log, nil, serveOptions{}); err != nil {
 		log.Error("pgone stopped", "err", err)
 		return 1
 	}
@@ -49,27 +49,59 @@ func cmdServe(args []string, stderr io.Writer) int {
 
 // serve runs pgone with cfg until SIGTERM or SIGINT, reloading on SIGHUP.
 // ready, if set, is called once the listener is up.
-func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.Logger, ready func(addr string)) error {
+func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.Logger, ready func(addr string), opts serveOptions) error {
 	pools := pool.NewManager(cfg.Pool, log.With("part", "pool"))
 	defer pools.Close()
 	srv, err := proxy.New(cfg.Proxy, cfg.Pool, pools, log.With("part", "proxy"))
 	if err != nil {
 		return err
 	}
+	reg := newRegistry()
+	if err := pools.RegisterMetrics(reg); err != nil {
+		return err
+	}
+	if err := srv.RegisterMetrics(reg); err != nil {
+		return err
+	}
+	running := &runningConfig{cfg: cfg, load: reload, srv: srv, log: log}
+	srv.SetVersion(versionString())
+	srv.SetConfigRows(running.configRows)
+	if reload != nil {
+		srv.SetReloader(running.reload)
+	}
 	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
 	if err != nil {
 		return err
 	}
 	log.Info("pgone listening", "addr", ln.Addr().String(), "version", versionString())
+	hs, err := startHTTP(cfg.HTTP.Listen, reg, log.With("part", "http"))
+	switch {
+	case err == nil:
+		defer hs.close()
+		log.Info("metrics and health listening", "addr", hs.Addr())
+		if opts.httpReady != nil {
+			opts.httpReady(hs.Addr())
+		}
+	case opts.optionalHTTP:
+		log.Warn("not serving metrics and health: cannot listen", "addr", cfg.HTTP.Listen, "err", err)
+	default:
+		_ = ln.Close()
+		return fmt.Errorf("http.listen: %w", err)
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	hs.setReady(true)
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	sigs := opts.signals
+	if sigs == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		sigs = ch
+	}
 	for {
 		select {
 		case err := <-serveErr:
@@ -80,18 +112,11 @@ func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.
 					log.Info("SIGHUP ignored: nothing to reload from")
 					continue
 				}
-				next, err := reload()
-				if err == nil {
-					err = srv.Reload(next.Proxy, next.Pool)
-				}
-				if err != nil {
-					log.Error("reload rejected; keeping the running config", "err", err)
-					continue
-				}
-				cfg = next
-				log.Info("config reloaded")
+				_ = running.reload() // logs the outcome
 				continue
 			}
+			cfg = running.current()
+			hs.setReady(false)
 			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Proxy.Limits.ShutdownTimeout)
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.Limits.ShutdownTimeout)
 			err := srv.Shutdown(ctx)

@@ -1,0 +1,41 @@
+package proxy
+
+import "github.com/pgone/pgone/router"
+
+// Classifier tells the session what a statement does to session state. The
+// router implements it through routerClassifier; tests may substitute one.
+type Classifier interface {
+	Classify(text string, inTransaction bool) Classification
+}
+
+// Classification is what transaction pooling needs to know of a statement.
+type Classification struct {
+	// Pins names the causes of state a pool cannot move (LISTEN, session
+	// advisory locks, temp tables, WITH HOLD cursors, SQL PREPARE...).
+	Pins []string
+	// ChangesSettings: SET, RESET, set_config and the like; pgone reads the
+	// session settings back after the request.
+	ChangesSettings bool
+	// DiscardAll and DeallocateAll drop the server's prepared statements.
+	DiscardAll    bool
+	DeallocateAll bool
+}
+
+// SetClassifier replaces the statement classifier; call it before Serve.
+func (s *Server) SetClassifier(c Classifier) { s.classifier = c }
+
+// routerClassifier adapts the router (decisions cached by text) to Classifier.
+type routerClassifier struct{ r *router.Router }
+
+func (c routerClassifier) Classify(text string, inTransaction bool) Classification {
+	d := c.r.Route(text, router.Session{InTransaction: inTransaction})
+	out := Classification{
+		ChangesSettings: d.ChangesSettings,
+		DiscardAll:      d.DiscardAll,
+		DeallocateAll:   d.DeallocateAll,
+	}
+	for _, p := range d.Pins {
+		out.Pins = append(out.Pins, p.String())
+	}
+	return out
+}

@@ -1,0 +1,77 @@
+package proxy
+
+// expectation is one message pgone sent to the server in transaction mode,
+// in order, so the server pump can tell which reply answers which message:
+// replies to messages pgone injected are swallowed, and an error skips the
+// rest of an extended-protocol request up to its Sync, as the server does.
+type expectation struct {
+	kind     byte // the frontend message type: P B D E C S Q F
+	injected bool // sent by pgone, not the client: its replies are not forwarded
+	// statement is the server-side statement name a Parse creates, so a
+	// failed Parse can be forgotten.
+	statement string
+	// capture: the rows of the last result are the session's settings.
+	capture bool
+	// forgetPrepared: after this Query the server has no prepared statements
+	// (DISCARD ALL, DEALLOCATE ALL).
+	forgetPrepared bool
+}
+
+// completes reports whether a backend message of type typ is the last
+// reply to a frontend message of kind kind.
+func completes(kind, typ byte) bool {
+	switch kind {
+	case 'P':
+		return typ == '1'
+	case 'B':
+		return typ == '2'
+	case 'C':
+		return typ == '3'
+	case 'D':
+		return typ == 'T' || typ == 'n'
+	case 'E':
+		return typ == 'C' || typ == 'I' || typ == 's'
+	case 'S', 'Q', 'F':
+		return typ == 'Z'
+	}
+	return false
+}
+
+// expectQueue is a FIFO of expectations. It is guarded by session.mu.
+type expectQueue struct {
+	items []expectation
+	head  int
+}
+
+func (q *expectQueue) push(e expectation) { q.items = append(q.items, e) }
+
+func (q *expectQueue) len() int { return len(q.items) - q.head }
+
+func (q *expectQueue) front() *expectation {
+	if q.head == len(q.items) {
+		return nil
+	}
+	return &q.items[q.head]
+}
+
+func (q *expectQueue) pop() {
+	q.items[q.head] = expectation{}
+	q.head++
+	if q.head == len(q.items) {
+		q.items = q.items[:0]
+		q.head = 0
+	}
+}
+
+// skipToSync drops the expectations an error made the server skip: every
+// extended-protocol message up to the next Sync. It returns the statement
+// names of skipped Parses, which were never created.
+func (q *expectQueue) skipToSync(dropped []string) []string {
+	for e := q.front(); e != nil && e.kind != 'S' && e.kind != 'Q' && e.kind != 'F'; e = q.front() {
+		if e.kind == 'P' && e.statement != "" {
+			dropped = append(dropped, e.statement)
+		}
+		q.pop()
+	}
+	return dropped
+}

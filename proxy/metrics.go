@@ -1,0 +1,125 @@
+package proxy
+
+import (
+	"errors"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgone/pgone/pgerr"
+	"github.com/pgone/pgone/pool"
+)
+
+// metrics are the proxy's Prometheus metrics. Errors are counted as they are
+// sent (they are rare); everything else is read at scrape time.
+type metrics struct {
+	errors *prometheus.CounterVec
+}
+
+// Error sources: pgone's own errors and PostgreSQL's, forwarded.
+const (
+	sourcePgone  = "pgone"
+	sourceServer = "server"
+)
+
+// RegisterMetrics registers the proxy's metrics on reg. Call it once,
+// before or after Serve.
+func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
+	mt := &metrics{
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgone_proxy_errors_total",
+			Help: "ErrorResponses sent to clients, by SQLSTATE class (its first two characters) and source: pgone itself or the server.",
+		}, []string{"database", "user", "class", "source"}),
+	}
+	for _, c := range []prometheus.Collector{mt.errors, newProxyCollector(s)} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	s.metrics.Store(mt)
+	return nil
+}
+
+// countServerError counts an ErrorResponse frame from the server.
+func (ss *session) countServerError(frame []byte) {
+	mt := ss.srv.metrics.Load()
+	if mt == nil {
+		return
+	}
+	ss.countErrorCode(mt, sqlstateOf(frame), sourceServer)
+}
+
+// countError counts an error pgone sends to the client: its own, or one
+// from PostgreSQL it passes on.
+func (ss *session) countError(err error) {
+	mt := ss.srv.metrics.Load()
+	if mt == nil || err == nil {
+		return
+	}
+	source := sourcePgone
+	var pge *pgconn.PgError
+	if errors.As(err, &pge) {
+		var pe *pgerr.Error
+		if !errors.As(err, &pe) {
+			source = sourceServer
+		}
+	}
+	ss.countErrorCode(mt, []byte(pgerr.CodeOf(err)), source)
+}
+
+func (ss *session) countErrorCode(mt *metrics, code []byte, source string) {
+	class := "XX" // an error without a valid SQLSTATE is an internal error
+	if len(code) == 5 && sqlstateChar(code[0]) && sqlstateChar(code[1]) {
+		class = string(code[:2])
+	}
+	var db, user string
+	if l := ss.stats.labels.Load(); l != nil {
+		db, user = l.database, l.user
+	}
+	mt.errors.WithLabelValues(db, user, class, source).Inc()
+}
+
+func sqlstateChar(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' }
+
+// proxyCollector reads clients and pins at scrape time.
+type proxyCollector struct {
+	s *Server
+
+	clients, active, pins *prometheus.Desc
+}
+
+func newProxyCollector(s *Server) *proxyCollector {
+	return &proxyCollector{
+		s:       s,
+		clients: prometheus.NewDesc("pgone_proxy_clients", "Client connections open, console included.", nil, nil),
+		active: prometheus.NewDesc("pgone_pool_clients_active",
+			"Clients of a pool that are not waiting for a server connection (PgBouncer's cl_active).", []string{"database", "user"}, nil),
+		pins: prometheus.NewDesc("pgone_proxy_pins_total",
+			"Clients pinned to their server connection in transaction mode, by cause.", []string{"cause"}, nil),
+	}
+}
+
+func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.clients
+	ch <- c.active
+	ch <- c.pins
+}
+
+func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.clients, prometheus.GaugeValue, float64(c.s.Clients()))
+	for _, row := range c.s.poolRows() {
+		if row.clActive == 0 && row.st.Active+row.st.Idle+row.st.Login+row.st.Waiting == 0 && row.st.Counters.Totals() == (pool.Totals{}) {
+			continue // as the pool's own series: a pool that never served anything
+		}
+		ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(row.clActive), row.st.Key.Database, row.st.Key.User)
+	}
+	c.s.mu.Lock()
+	pins := make(map[string]int64, len(c.s.pins))
+	for k, v := range c.s.pins {
+		pins[k] = v
+	}
+	c.s.mu.Unlock()
+	for cause, n := range pins {
+		ch <- prometheus.MustNewConstMetric(c.pins, prometheus.CounterValue, float64(n), cause)
+	}
+}

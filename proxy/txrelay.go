@@ -1,0 +1,667 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgone/pgone/internal/wire"
+	"github.com/pgone/pgone/pgerr"
+	"github.com/pgone/pgone/pool"
+)
+
+// Transaction mode. The session goroutine reads whole requests (up to Sync,
+// Query, FunctionCall or Flush), attaches a server connection if it has
+// none, brings that server to the client's settings and prepared
+// statements, and sends the request. The server pump forwards replies and
+// gives the server back to the pool at a ReadyForQuery with status I when
+// nothing else is outstanding.
+
+// maxServerStatements bounds the prepared statements pgone keeps on one
+// server connection; the least recently used is closed beyond it.
+const maxServerStatements = 500
+
+// settingsQuery reads the settings a session has changed (SET, set_config,
+// startup parameters applied by pgone).
+const settingsQuery = "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session' ORDER BY name"
+
+// clientStatement is a client's named prepared statement.
+type clientStatement struct {
+	server string // server-side name
+	query  string
+	rest   []byte // parameter types, as in the Parse
+}
+
+// request is a client request being collected: whole frames, copied.
+type request struct {
+	buf    []byte
+	frames [][2]int // start, end in buf
+	syncs  int      // Sync, Query and FunctionCall frames: each gets a ReadyForQuery
+}
+
+func (r *request) add(frame []byte, typ byte) {
+	start := len(r.buf)
+	r.buf = append(r.buf, frame...)
+	r.frames = append(r.frames, [2]int{start, len(r.buf)})
+	if typ == 'S' || typ == 'Q' || typ == 'F' {
+		r.syncs++
+	}
+}
+
+func (r *request) reset() {
+	r.buf = r.buf[:0]
+	r.frames = r.frames[:0]
+	r.syncs = 0
+}
+
+// relayTx is the session goroutine in transaction mode.
+func (ss *session) relayTx() {
+	var req request
+	var out []byte
+	for {
+		typ, frame, err := ss.cr.Next()
+		if err != nil {
+			ss.clientGoneTx(err)
+			break
+		}
+		ss.stats.receivedFrame(len(frame))
+		switch typ {
+		case 'X':
+			ss.endTx()
+			return
+		case 'Q', 'S', 'F', 'H', 'P', 'B', 'E', 'D', 'C':
+			req.add(frame, typ)
+		case 'd', 'c', 'f':
+			// COPY data goes straight to the server running the COPY; outside
+			// COPY PostgreSQL ignores these messages, and so do we.
+			ss.mu.Lock()
+			server := ss.server
+			ss.mu.Unlock()
+			if server != nil {
+				ss.swmu.Lock()
+				_, err := server.Writer().Write(frame)
+				if err == nil && !ss.cr.HasFrame() {
+					err = server.Writer().Flush()
+				}
+				ss.swmu.Unlock()
+				if err != nil {
+					ss.endTx()
+					return
+				}
+			}
+			continue
+		default:
+			ss.log.Info("invalid frontend message type", "type", typ, "sqlstate", pgerr.ProtocolViolation)
+			ss.terminate(pgerr.Fatal(pgerr.ProtocolViolation, "invalid frontend message type %d", typ))
+			ss.endTx()
+			return
+		}
+		if typ != 'Q' && typ != 'S' && typ != 'F' && typ != 'H' && len(req.buf) < 1<<20 {
+			continue
+		}
+		if typ == 'S' && ss.answerWithoutServer(&req) {
+			req.reset()
+			continue
+		}
+		var server *pool.Conn
+		for {
+			server, err = ss.ensureServer()
+			if err != nil {
+				break
+			}
+			ss.mu.Lock()
+			if ss.server == server {
+				break // still ours: rendering raises pending, so the pump keeps it
+			}
+			// The pump released it between our look and the lock: get another.
+			ss.mu.Unlock()
+		}
+		if err != nil {
+			if ss.failRequest(err, req.syncs) != nil {
+				break
+			}
+			req.reset()
+			continue
+		}
+		out = ss.renderLocked(server, &req, out[:0])
+		ss.stats.requestLocked(req.syncs)
+		ss.mu.Unlock()
+		req.reset()
+		// swmu: the pump may release this server as soon as its reply is
+		// in; it waits for this write to finish before handing it on.
+		ss.swmu.Lock()
+		w := server.Writer()
+		if _, err := w.Write(out); err == nil {
+			_ = w.Flush()
+		}
+		ss.swmu.Unlock()
+		if cap(out) > 1<<20 {
+			out = nil
+		}
+	}
+	ss.endTx()
+}
+
+// answerWithoutServer answers a request made only of named Parses and
+// statement Closes, then Sync, while the session holds no server: pgone
+// records the statements and replies itself; the Parse reaches a server
+// ahead of the first Bind or Describe that needs it. Clients that prepare
+// synchronously (pgbench -M prepared, libpq's PQprepare) would otherwise
+// wait for a server held by another of their own connections. A syntax
+// error in such a statement is reported at its first use.
+func (ss *session) answerWithoutServer(req *request) bool {
+	ss.mu.Lock()
+	attached := ss.server != nil
+	ss.mu.Unlock()
+	if attached || req.syncs != 1 {
+		return false
+	}
+	for i, fr := range req.frames {
+		frame := req.buf[fr[0]:fr[1]]
+		switch frame[0] {
+		case 'P':
+			if pf, ok := decodeParse(frame); !ok || pf.name == "" {
+				return false
+			}
+		case 'C':
+			if kind, _, ok := targetOf(frame); !ok || kind != 'S' {
+				return false
+			}
+		case 'S':
+			if i != len(req.frames)-1 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	var reply []byte
+	for _, fr := range req.frames {
+		frame := req.buf[fr[0]:fr[1]]
+		switch frame[0] {
+		case 'P':
+			pf, _ := decodeParse(frame)
+			ss.prepared[pf.name] = clientStatement{server: serverStatementName(pf.query, pf.rest), query: pf.query, rest: append([]byte(nil), pf.rest...)}
+			reply = append(reply, '1', 0, 0, 0, 4)
+		case 'C':
+			_, name, _ := targetOf(frame)
+			delete(ss.prepared, name)
+			reply = append(reply, '3', 0, 0, 0, 4)
+		case 'S':
+			reply = append(reply, 'Z', 0, 0, 0, 5, 'I')
+		}
+	}
+	if err := ss.writeRaw(reply); err != nil {
+		ss.terminate(nil)
+	}
+	return true
+}
+
+// ensureServer returns the attached server, acquiring one (and starting its
+// pump) when the session has none. It is called with a request in hand.
+func (ss *session) ensureServer() (*pool.Conn, error) {
+	ss.mu.Lock()
+	server := ss.server
+	draining := ss.draining
+	ss.mu.Unlock()
+	if server != nil {
+		return server, nil
+	}
+	if draining {
+		ss.terminate(shutdownError())
+		return nil, errSessionEnded
+	}
+	ctx, cancel := context.WithCancel(ss.srv.ctx)
+	defer cancel()
+	server, err := ss.acquire(ctx)
+	if err != nil {
+		if pgerr.CodeOf(err) == "" {
+			err = pgerr.New(pgerr.ConnectionFailure, "could not connect to server for database %q: %v", ss.database, err)
+		}
+		return nil, err
+	}
+	ss.mu.Lock()
+	ss.server = server
+	if server.State.Settings != ss.settingsKey {
+		// Bring the server to the client's settings before its request.
+		sql := "RESET ALL"
+		if ss.settingsKey != "" {
+			sql += "; " + ss.settingsKey
+		}
+		ss.prelude = encodeQuery(ss.prelude[:0], sql)
+		ss.expect.push(expectation{kind: 'Q', injected: true})
+		ss.pending++
+		server.State.Settings = ss.settingsKey
+	}
+	ss.mu.Unlock()
+	go ss.pumpServerTx(server)
+	return server, nil
+}
+
+var errSessionEnded = errors.New("session ended")
+
+// failRequest answers a request that could not get a server: the error,
+// then one ReadyForQuery per Sync or Query the client is waiting on.
+func (ss *session) failRequest(err error, syncs int) error {
+	if errors.Is(err, errSessionEnded) {
+		return err
+	}
+	ss.log.Info("request failed: no server connection", "sqlstate", pgerr.CodeOf(err), "err", err)
+	ss.countError(err)
+	msgs := []pgproto3.BackendMessage{pgerr.ToResponse(err)}
+	for i := 0; i < syncs; i++ {
+		msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	}
+	return ss.send(msgs...)
+}
+
+// renderLocked turns a client request into what the server gets: prepared
+// statement names mapped to server-side ones, Parses injected where the
+// server lacks a statement, and a settings snapshot after statements that
+// change settings. It records an expectation per message sent.
+func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []byte {
+	if len(ss.prelude) > 0 {
+		out = append(out, ss.prelude...)
+		ss.prelude = ss.prelude[:0]
+	}
+	st := &server.State
+	ensure := func(name string) string {
+		cs, ok := ss.prepared[name]
+		if !ok {
+			return name // unknown: the server answers with its own error
+		}
+		if !st.HasPrepared(cs.server) {
+			out = ss.injectParse(out, st, cs)
+		}
+		return cs.server
+	}
+	snapshot := false
+	for _, fr := range req.frames {
+		frame := req.buf[fr[0]:fr[1]]
+		typ := frame[0]
+		switch typ {
+		case 'P':
+			pf, ok := decodeParse(frame)
+			if !ok || pf.name == "" {
+				out = append(out, frame...)
+				ss.expect.push(expectation{kind: 'P'})
+				continue
+			}
+			cs := clientStatement{server: serverStatementName(pf.query, pf.rest), query: pf.query, rest: append([]byte(nil), pf.rest...)}
+			ss.prepared[pf.name] = cs
+			if st.HasPrepared(cs.server) {
+				// Re-parse under the shared name: close it first (replies swallowed).
+				out = encodeTarget(out, 'C', 'S', cs.server)
+				ss.expect.push(expectation{kind: 'C', injected: true})
+			} else if evict := st.AddPrepared(cs.server, maxServerStatements); evict != "" {
+				out = encodeTarget(out, 'C', 'S', evict)
+				ss.expect.push(expectation{kind: 'C', injected: true})
+			}
+			out = encodeParse(out, cs.server, cs.query, cs.rest)
+			ss.expect.push(expectation{kind: 'P', statement: cs.server})
+			ss.routeText(pf.query) // pins from a prepared statement apply when it is prepared
+		case 'B':
+			pe, name, se, ok := bindStatement(frame)
+			if !ok || name == "" {
+				out = append(out, frame...)
+			} else {
+				stmt := ensure(name) // may append an injected Parse to out first
+				out = rewriteBind(out, frame, pe, se, stmt)
+			}
+			ss.expect.push(expectation{kind: 'B'})
+		case 'D', 'C':
+			kind, name, ok := targetOf(frame)
+			if !ok || kind != 'S' || name == "" {
+				out = append(out, frame...)
+			} else if typ == 'D' {
+				stmt := ensure(name) // may append an injected Parse to out first
+				out = encodeTarget(out, 'D', 'S', stmt)
+			} else {
+				cs, known := ss.prepared[name]
+				delete(ss.prepared, name)
+				if known {
+					st.ForgetPrepared(cs.server)
+					name = cs.server
+				}
+				out = encodeTarget(out, 'C', 'S', name)
+			}
+			ss.expect.push(expectation{kind: typ})
+		case 'Q':
+			text, _, _ := cstringAt(wire.Body(frame), 0)
+			d := ss.routeText(text)
+			e := expectation{kind: 'Q'}
+			if d.DiscardAll || d.DeallocateAll {
+				clear(ss.prepared)
+				st.ForgetAllPrepared()
+				e.forgetPrepared = true
+			}
+			if d.ChangesSettings {
+				ss.settingsDirty = true
+			}
+			out = append(out, frame...)
+			ss.expect.push(e)
+			ss.pending++
+		case 'S', 'F':
+			out = append(out, frame...)
+			ss.expect.push(expectation{kind: typ})
+			ss.pending++
+		case 'E':
+			out = append(out, frame...)
+			ss.expect.push(expectation{kind: 'E'})
+		case 'H':
+			out = append(out, frame...)
+		}
+		if typ == 'Q' || typ == 'S' || typ == 'F' {
+			snapshot = ss.settingsDirty && !ss.pinned
+		}
+	}
+	if snapshot {
+		out = encodeQuery(out, ss.snapshotSQL())
+		ss.expect.push(expectation{kind: 'Q', injected: true, capture: true})
+		ss.pending++
+	}
+	if ss.deadlineArmed && ss.pending > 0 {
+		// A request is running: the idle timeouts do not apply until its end.
+		_ = ss.nc.SetReadDeadline(time.Time{})
+		ss.deadlineArmed = false
+	}
+	return out
+}
+
+// injectParse prepares cs on the server ahead of a Bind or Describe.
+func (ss *session) injectParse(out []byte, st *pool.SessionState, cs clientStatement) []byte {
+	if evict := st.AddPrepared(cs.server, maxServerStatements); evict != "" {
+		out = encodeTarget(out, 'C', 'S', evict)
+		ss.expect.push(expectation{kind: 'C', injected: true})
+	}
+	out = encodeParse(out, cs.server, cs.query, cs.rest)
+	ss.expect.push(expectation{kind: 'P', injected: true, statement: cs.server})
+	return out
+}
+
+// routeText classifies a statement and applies what it does to the
+// session: pins.
+func (ss *session) routeText(text string) Classification {
+	var d Classification
+	if ss.srv.classifier != nil {
+		d = ss.srv.classifier.Classify(text, ss.txStatus != 'I')
+	}
+	if len(d.Pins) > 0 && !ss.pinned {
+		ss.pinned = true
+		ss.log.Info("client pinned to its server connection", "reason", d.Pins[0])
+		ss.srv.countPin(d.Pins[0])
+	}
+	return d
+}
+
+// snapshotSQL re-applies startup parameters that a RESET took back to the
+// server default (PostgreSQL would keep the startup value), then reads the
+// session's settings.
+func (ss *session) snapshotSQL() string {
+	if len(ss.startupParams) == 0 {
+		return settingsQuery
+	}
+	var b strings.Builder
+	b.WriteString("SELECT pg_catalog.set_config(p.name, p.value, false) FROM (VALUES ")
+	for i, p := range ss.startupParams {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + quoteLiteral(p.name) + ", " + quoteLiteral(p.value) + ")")
+	}
+	b.WriteString(") AS p(name, value) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_settings s" +
+		" WHERE lower(s.name) = lower(p.name) AND s.source = 'session'); ")
+	b.WriteString(settingsQuery)
+	return b.String()
+}
+
+// settingsKeyOf is the statement that applies settings; it doubles as the
+// key telling whether a server already carries them.
+func settingsKeyOf(rows [][]string) string {
+	params := make([]param, 0, len(rows))
+	for _, r := range rows {
+		if len(r) == 2 {
+			params = append(params, param{r[0], r[1]})
+		}
+	}
+	sort.Slice(params, func(i, j int) bool { return params[i].name < params[j].name })
+	return applyParamsSQL(params)
+}
+
+// pumpServerTx forwards server replies in transaction mode, matching them
+// to expectations, and releases the server when the session is idle.
+func (ss *session) pumpServerTx(server *pool.Conn) {
+	fr := server.Frames()
+	var captured [][]string
+	for {
+		typ, frame, err := fr.Next()
+		if err != nil {
+			ss.serverEndedTx(server, err, fr.Broken())
+			return
+		}
+		ss.wmu.Lock()
+		ss.mu.Lock()
+		forward, release := true, false
+		e := ss.expect.front()
+
+		switch {
+		case typ == 'N' || typ == 'A' || typ == 'S':
+			// Notices, notifications and parameter changes always reach the client.
+		case e == nil:
+			// Nothing expected: an unsolicited message (e.g. a FATAL); forward it.
+		case typ == 'E':
+			forward = !(e.injected && e.kind == 'Q')
+			if forward && e.injected && e.kind != 'Q' {
+				forward = true // a failed injected Parse explains the Bind's failure
+			}
+			if !forward {
+				ss.log.Warn("pgone's own statement failed on the server", "err", errorText(frame))
+			}
+			if e.kind != 'Q' && e.kind != 'F' && e.kind != 'S' {
+				for _, name := range ss.expect.skipToSync(nil) {
+					server.State.ForgetPrepared(name)
+				}
+			}
+		case typ == 'Z':
+			forward = !e.injected
+			status := frame[wire.HeaderLen]
+			if e.capture {
+				key := settingsKeyOf(captured)
+				ss.settingsKey = key
+				server.State.Settings = key
+				if status == 'I' {
+					ss.settingsDirty = false
+				}
+				captured = nil
+			}
+			if e.forgetPrepared {
+				server.State.ForgetAllPrepared()
+			}
+			ss.expect.pop()
+			ss.pending--
+			ss.txStatus = status
+			release = ss.pending == 0 && status == 'I' && ss.expect.len() == 0 && !ss.pinned && !ss.closed
+			if release {
+				ss.server = nil
+			}
+			ss.setIdleDeadlineLocked()
+		default:
+			forward = !e.injected
+			if e.capture {
+				switch typ {
+				case 'T':
+					captured = captured[:0]
+				case 'D':
+					captured = append(captured, decodeTextRow(frame))
+				}
+			}
+			if completes(e.kind, typ) {
+				ss.expect.pop()
+			}
+		}
+		ss.countReplyLocked(typ, frame, forward)
+		closeAfter := typ == 'Z' && ss.draining && ss.stateLocked() == stateIdle
+		ss.mu.Unlock()
+		var werr error
+		if forward {
+			_, werr = ss.cw.Write(frame)
+		}
+		if werr == nil && (!fr.HasFrame() || release || closeAfter) {
+			werr = ss.cw.Flush()
+		}
+		ss.wmu.Unlock()
+		if release {
+			ss.swmu.Lock() // the session goroutine may still be finishing its write
+			ss.swmu.Unlock()
+			ss.srv.pools.Release(server)
+			if closeAfter {
+				ss.terminate(shutdownError())
+			}
+			return
+		}
+		if werr != nil {
+			// The client is gone mid-reply: end the session first, so the
+			// server is not taken for lost.
+			ss.terminate(nil)
+			ss.serverEndedTx(server, werr, true)
+			return
+		}
+		if closeAfter {
+			ss.log.Info("closing client for shutdown after its transaction")
+			ss.terminate(shutdownError())
+		}
+	}
+}
+
+// setIdleDeadlineLocked arms the client read deadline for
+// idle_transaction_timeout or client_idle_timeout after a ReadyForQuery.
+func (ss *session) setIdleDeadlineLocked() {
+	if ss.pending != 0 {
+		return
+	}
+	limits := ss.srv.snap.Load().cfg.Limits
+	var d time.Duration
+	if ss.txStatus != 'I' {
+		d = limits.IdleTransactionTimeout
+	} else {
+		d = limits.ClientIdleTimeout
+	}
+	if d > 0 {
+		_ = ss.nc.SetReadDeadline(time.Now().Add(d))
+		ss.deadlineArmed = true
+	} else if ss.deadlineArmed {
+		_ = ss.nc.SetReadDeadline(time.Time{})
+		ss.deadlineArmed = false
+	}
+}
+
+func decodeTextRow(frame []byte) []string {
+	var dr pgproto3.DataRow
+	if dr.Decode(wire.Body(frame)) != nil {
+		return nil
+	}
+	row := make([]string, len(dr.Values))
+	for i, v := range dr.Values {
+		row[i] = string(v)
+	}
+	return row
+}
+
+func errorText(frame []byte) string {
+	var er pgproto3.ErrorResponse
+	if er.Decode(wire.Body(frame)) != nil {
+		return "undecodable error"
+	}
+	return er.Code + " " + er.Message
+}
+
+// serverEndedTx handles the end of a pump that did not release its server.
+// When the session is ending (endTx waits on pumpDone) the server goes back
+// through pumpDone; otherwise the pump detaches and closes it, and the
+// client, whose transaction is lost, is closed with 08006.
+func (ss *session) serverEndedTx(server *pool.Conn, err error, broken bool) {
+	ss.mu.Lock()
+	closed := ss.closed
+	if !closed && ss.server == server {
+		ss.server = nil
+	}
+	ss.mu.Unlock()
+	if closed {
+		if errors.Is(err, os.ErrDeadlineExceeded) && !broken {
+			ss.pumpDone <- server
+			return
+		}
+		ss.srv.pools.Discard(server)
+		ss.pumpDone <- nil
+		return
+	}
+	ss.srv.pools.Discard(server)
+	ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", pgerr.ConnectionFailure)
+	ss.terminate(pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost"))
+}
+
+// clientGoneTx reports why the client's stream ended; idle timeouts get
+// their own errors.
+func (ss *session) clientGoneTx(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		ss.mu.Lock()
+		inTx := ss.txStatus != 'I'
+		ss.mu.Unlock()
+		if inTx {
+			ss.log.Info("idle_transaction_timeout: closing client", "sqlstate", pgerr.IdleInTransactionTimeout)
+			ss.terminate(pgerr.Fatal(pgerr.IdleInTransactionTimeout, "terminating connection due to idle-in-transaction timeout"))
+		} else {
+			ss.log.Info("client_idle_timeout: closing client", "sqlstate", pgerr.IdleSessionTimeout)
+			ss.terminate(pgerr.Fatal(pgerr.IdleSessionTimeout, "terminating connection due to idle-session timeout"))
+		}
+		return
+	}
+	ss.clientGone(err)
+}
+
+// endTx is the end of a transaction-mode session: stop the pump and give
+// the server back clean (rolled back; reset if the client was pinned), or
+// close it.
+func (ss *session) endTx() {
+	ss.mu.Lock()
+	server := ss.server
+	ss.closed = true
+	idle := ss.pending == 0 && ss.expect.len() == 0
+	pinned := ss.pinned
+	ss.mu.Unlock()
+	if server == nil {
+		return
+	}
+	_ = server.NetConn().SetReadDeadline(time.Now())
+	got := <-ss.pumpDone
+	_ = server.NetConn().SetReadDeadline(time.Time{})
+	if got == nil {
+		return // the pump already closed it
+	}
+	ss.mu.Lock()
+	server.TxStatus = ss.txStatus
+	ss.mu.Unlock()
+	if !idle {
+		ss.srv.pools.Discard(server)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	if pinned {
+		err = server.Reset(ctx)
+	} else {
+		err = server.Rollback(ctx)
+	}
+	if err != nil {
+		ss.log.Info("server connection could not be cleaned; closing it", "err", err)
+		ss.srv.pools.Discard(server)
+		return
+	}
+	ss.srv.pools.Release(server)
+}
