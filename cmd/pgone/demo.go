@@ -68,7 +68,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	ready := func(addr string) {
 		dsn := fmt.Sprintf("postgres://demo:demo@127.0.0.1:%d/demo?sslmode=disable", *port)
 		fmt.Fprintf(stdout, `
-pgone demo is ready (session pooling; primary on port %d, replica on port %d).
+pgone demo is ready (transaction pooling; primary on port %d, replica on port %d).
 
   connection string: %s
   psql:              psql "%s"
@@ -103,7 +103,7 @@ func demoConfig(cluster *pgtest.Cluster, port int) *config.Config {
 			},
 			AdminUsers: []string{"admin"},
 		},
-		Pool: pool.Config{PoolSize: 40, ServerTLS: pool.ServerTLS{SSLMode: "disable"}},
+		Pool: pool.Config{Mode: pool.ModeTransaction, PoolSize: 20, ServerTLS: pool.ServerTLS{SSLMode: "disable"}},
 	}
 	cfg.Defaults()
 	cfg.Proxy.Limits.ShutdownTimeout = 5 * time.Second
