@@ -3,11 +3,13 @@ package pool
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -81,6 +83,12 @@ func dial(ctx context.Context, cfg *Config, t Target) (*Conn, error) {
 	defer cancel()
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
+		return nil, err
+	}
+	// pgconn may still have a background read in progress on the socket;
+	// it would swallow the first reply pgone expects. Stop it first.
+	if err := conn.SyncConn(ctx); err != nil {
+		conn.Close(ctx)
 		return nil, err
 	}
 	hc, err := conn.Hijack()
@@ -197,15 +205,33 @@ func (c *Conn) Rollback(ctx context.Context) error {
 
 // Alive reports whether the connection is usable: nothing is waiting to be
 // read (a server that terminated the backend has sent an error and closed).
+// It peeks at the socket without blocking: one recv syscall. (A read with
+// an expired deadline would not even try the socket.)
 func (c *Conn) Alive() bool {
 	if c.r.Buffered() > 0 {
 		return false
 	}
-	_ = c.net.SetReadDeadline(time.Now())
-	_, err := c.r.Peek(1)
-	_ = c.net.SetReadDeadline(time.Time{})
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	nc := c.net
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := false
+	var buf [1]byte
+	cerr := raw.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// EAGAIN: nothing to read, the connection is idle and open.
+		alive = errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)
+		return true // never wait for readiness
+	})
+	return cerr == nil && alive
 }
 
 // Cancel asks the server to cancel the query running on this connection, on

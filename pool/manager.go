@@ -2,10 +2,13 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgone/pgone/pgerr"
 )
@@ -163,19 +166,53 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 	return nil, why
 }
 
+// dial makes a connection for a reserved slot of p. A server that cannot be
+// reached or is starting up (a restart) is retried with backoff for up to
+// query_wait_timeout, so clients wait through a restart instead of failing;
+// an answer such as a failed login is final at once.
 func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error) {
 	p.login.Add(1)
-	c, err := dial(ctx, cfg, p.target)
-	p.login.Add(-1)
-	if err != nil {
-		m.mu.Lock()
-		m.freeSlotLocked(p)
-		m.mu.Unlock()
-		m.log.Warn("server connection failed", "db", p.key.Database, "user", p.key.User, "addr", p.target.addr(), "err", err)
-		return nil, err
+	defer p.login.Add(-1)
+	deadline := time.Now().Add(cfg.QueryWaitTimeout)
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		c, err := dial(ctx, cfg, p.target)
+		if err == nil {
+			c.pool = p
+			if attempt > 1 {
+				m.log.Info("server connection made after retries", "db", p.key.Database, "attempts", attempt)
+			}
+			return c, nil
+		}
+		if attempt == 1 {
+			m.log.Warn("server connection failed", "db", p.key.Database, "user", p.key.User, "addr", p.target.addr(), "err", err)
+		}
+		if !retryable(err) || time.Now().Add(backoff).After(deadline) {
+			m.mu.Lock()
+			m.freeSlotLocked(p)
+			m.mu.Unlock()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			m.mu.Lock()
+			m.freeSlotLocked(p)
+			m.mu.Unlock()
+			return nil, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-	c.pool = p
-	return c, nil
+}
+
+// retryable reports whether a connect error may go away by itself: the
+// server is unreachable, or is starting up or shutting down (57P03).
+func retryable(err error) bool {
+	var pge *pgconn.PgError
+	if errors.As(err, &pge) {
+		return pge.Code == "57P03"
+	}
+	return true
 }
 
 // Release returns a clean connection (ReadyForQuery status I, no session

@@ -48,8 +48,13 @@ type Server struct {
 	sessions   map[*session]struct{}
 	cancelKeys map[cancelKey]*session
 	pins       map[string]int64 // pinned clients by cause, since start
-	draining   bool
-	wg         sync.WaitGroup
+	// params are the ParameterStatus values a freshly reset server of each
+	// pool reports, so transaction-mode clients can log in without a server.
+	params map[pool.Key]map[string]string
+	// learning holds a lock per pool while one client fetches its params.
+	learning map[pool.Key]*sync.Mutex
+	draining bool
+	wg       sync.WaitGroup
 
 	// admin is the console's state (admin.go); metrics are nil until
 	// RegisterMetrics (metrics.go).
@@ -74,6 +79,8 @@ func New(cfg Config, poolCfg pool.Config, pools *pool.Manager, log *slog.Logger)
 		sessions:   map[*session]struct{}{},
 		cancelKeys: map[cancelKey]*session{},
 		pins:       map[string]int64{},
+		params:     map[pool.Key]map[string]string{},
+		learning:   map[pool.Key]*sync.Mutex{},
 		classifier: routerClassifier{router.NewRouter(10000)},
 	}
 	s.snap.Store(snap)
@@ -107,6 +114,9 @@ func (s *Server) Reload(cfg Config, poolCfg pool.Config) error {
 		return err
 	}
 	old := s.snap.Swap(snap)
+	s.mu.Lock()
+	clear(s.params) // servers may have moved: learn their parameters again
+	s.mu.Unlock()
 	s.pools.SetConfig(poolCfg)
 	if old.cfg.Listen != cfg.Listen {
 		s.log.Warn("listen address changes need a restart; still listening on the old one", "old", old.cfg.Listen, "new", cfg.Listen)
@@ -248,4 +258,40 @@ func (s *Server) countPin(reason string) {
 	s.mu.Lock()
 	s.pins[reason]++
 	s.mu.Unlock()
+}
+
+func (s *Server) cachedParams(key pool.Key) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.params[key]
+}
+
+func (s *Server) storeParams(key pool.Key, reported map[string]string) {
+	c := make(map[string]string, len(reported))
+	for k, v := range reported {
+		c[k] = v
+	}
+	s.mu.Lock()
+	s.params[key] = c
+	s.mu.Unlock()
+}
+
+// learnParams returns a function that unlocks; until then, while the pool's
+// parameters are unknown, other callers for key wait. Once they are known it
+// does not block. The returned function may be called more than once.
+func (s *Server) learnParams(key pool.Key) (unlock func()) {
+	s.mu.Lock()
+	if s.params[key] != nil {
+		s.mu.Unlock()
+		return func() {}
+	}
+	l := s.learning[key]
+	if l == nil {
+		l = &sync.Mutex{}
+		s.learning[key] = l
+	}
+	s.mu.Unlock()
+	l.Lock()
+	var once sync.Once
+	return func() { once.Do(l.Unlock) }
 }

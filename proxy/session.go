@@ -104,6 +104,7 @@ type session struct {
 	settingsKey   string      // the client's session settings, as the statement applying them
 	settingsDirty bool        // a statement changed settings: snapshot them after requests
 	pinned        bool        // state a pool cannot move: keep the server
+	lostTx        bool        // the server died under an idle transaction: fail the next request
 	deadlineArmed bool        // an idle timeout deadline is set on the client
 
 	// stats feed SHOW STATS, SHOW CLIENTS and the metrics (stats.go).
@@ -303,6 +304,21 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 	ss.target, ss.poolSize, ss.startupParams = target, size, req.params
 	ctx, cancel := context.WithCancel(ss.srv.ctx)
 	defer cancel()
+	unlock := func() {}
+	defer func() { unlock() }()
+	if ss.mode == pool.ModeTransaction {
+		// One client per pool learns the server's parameters; the others
+		// wait for it rather than all asking a server at once.
+		unlock = ss.srv.learnParams(ss.poolKey)
+		if reported, ok := startupWithoutServer(ss.srv.cachedParams(ss.poolKey), req.params); ok {
+			unlock()
+			// Nothing to check on a server: the client logs in without
+			// one, as with PgBouncer, and its first request applies its
+			// parameters.
+			ss.settingsKey = applyParamsSQL(req.params)
+			return nil, ss.completeStartup(nil, reported)
+		}
+	}
 	server, err := ss.acquire(ctx)
 	if err != nil {
 		if pgerr.CodeOf(err) == "" {
@@ -319,6 +335,8 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		}
 		var rows [][]string
 		if err == nil {
+			ss.srv.storeParams(ss.poolKey, server.Params)
+			unlock()
 			rows, err = server.Query(actx, ss.snapshotSQL())
 		}
 		acancel()
@@ -343,32 +361,43 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 			return nil, err
 		}
 	}
+	reported := server.Params
+	if ss.mode == pool.ModeTransaction {
+		ss.releaseToPool(server)
+		server = nil
+	}
+	if err := ss.completeStartup(server, reported); err != nil {
+		return nil, err
+	}
+	return server, nil
+}
+
+// completeStartup sends the client AuthenticationOk, the ParameterStatus
+// values, its BackendKeyData and ReadyForQuery, and attaches server (nil in
+// transaction mode).
+func (ss *session) completeStartup(server *pool.Conn, reported map[string]string) error {
 	var secret [4]byte
 	_, _ = rand.Read(secret[:])
-	pid := server.PID
-	if ss.mode == pool.ModeTransaction {
-		pid = 0 // servers change: the client gets a process ID issued by pgone
+	var pid uint32 // 0: servers change, the client gets a process ID issued by pgone
+	if server != nil {
+		pid = server.PID
 	}
 	ss.srv.registerCancelKey(ss, pid, binary.BigEndian.Uint32(secret[:]))
 
 	msgs := []pgproto3.BackendMessage{&pgproto3.AuthenticationOk{}}
-	names := make([]string, 0, len(server.Params))
-	for k := range server.Params {
+	names := make([]string, 0, len(reported))
+	for k := range reported {
 		names = append(names, k)
 	}
 	// PostgreSQL reports in its GUC table order: by name, ignoring case.
 	sort.Slice(names, func(i, j int) bool { return strings.ToLower(names[i]) < strings.ToLower(names[j]) })
 	for _, k := range names {
-		msgs = append(msgs, &pgproto3.ParameterStatus{Name: k, Value: server.Params[k]})
+		msgs = append(msgs, &pgproto3.ParameterStatus{Name: k, Value: reported[k]})
 	}
 	msgs = append(msgs,
 		&pgproto3.BackendKeyData{ProcessID: ss.cancelKey.pid, SecretKey: secret[:]},
 		&pgproto3.ReadyForQuery{TxStatus: 'I'})
 
-	if ss.mode == pool.ModeTransaction {
-		ss.releaseToPool(server)
-		server = nil
-	}
 	ss.mu.Lock()
 	ss.server = server
 	ss.started = true
@@ -376,13 +405,42 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 	ss.mu.Unlock()
 	if draining {
 		ss.abandonServer(server)
-		return nil, pgerr.Fatal(pgerr.AdminShutdown, "pgone is shutting down")
+		return pgerr.Fatal(pgerr.AdminShutdown, "pgone is shutting down")
 	}
 	if err := ss.send(msgs...); err != nil {
 		ss.abandonServer(server)
-		return nil, err
+		return err
 	}
-	return server, nil
+	return nil
+}
+
+// startupWithoutServer decides whether a transaction-mode client can log in
+// without a server: when the pool's reported parameters are known and every
+// startup parameter is application_name (any value is valid) or a reported
+// parameter given with the value the server reports. It returns what to
+// report to the client.
+func startupWithoutServer(base map[string]string, params []param) (map[string]string, bool) {
+	if base == nil {
+		return nil, false
+	}
+	for _, p := range params {
+		if p.name == "application_name" {
+			continue
+		}
+		if v, ok := base[p.name]; !ok || v != p.value {
+			return nil, false
+		}
+	}
+	out := make(map[string]string, len(base))
+	for k, v := range base {
+		out[k] = v
+	}
+	for _, p := range params {
+		if p.name == "application_name" {
+			out[p.name] = p.value
+		}
+	}
+	return out, true
 }
 
 // abandonServer gives back the server connection attach got when the session

@@ -104,6 +104,18 @@ func (ss *session) relayTx() {
 		if typ != 'Q' && typ != 'S' && typ != 'F' && typ != 'H' && len(req.buf) < 1<<20 {
 			continue
 		}
+		ss.mu.Lock()
+		lost := ss.lostTx
+		ss.lostTx = false
+		ss.mu.Unlock()
+		if lost {
+			// The server died while the client sat in its transaction.
+			if ss.failRequest(errServerLost, req.syncs) != nil {
+				break
+			}
+			req.reset()
+			continue
+		}
 		if typ == 'S' && ss.answerWithoutServer(&req) {
 			req.reset()
 			continue
@@ -438,11 +450,26 @@ func settingsKeyOf(rows [][]string) string {
 func (ss *session) pumpServerTx(server *pool.Conn) {
 	fr := server.Frames()
 	var captured [][]string
+	sawFatal := false
 	for {
 		typ, frame, err := fr.Next()
 		if err != nil {
-			ss.serverEndedTx(server, err, fr.Broken())
+			ss.serverEndedTx(server, err, fr.Broken(), sawFatal)
 			return
+		}
+		if typ == 'E' {
+			if fatal, downgraded := downgradeFatal(frame); fatal {
+				// The server is going away (pg_terminate_backend, restart).
+				// Unless the client is pinned to it, only its transaction is
+				// lost: tell it as an ERROR so it keeps its connection.
+				sawFatal = true
+				ss.mu.Lock()
+				pinned := ss.pinned
+				ss.mu.Unlock()
+				if !pinned {
+					frame = downgraded
+				}
+			}
 		}
 		ss.wmu.Lock()
 		ss.mu.Lock()
@@ -528,7 +555,7 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 			// The client is gone mid-reply: end the session first, so the
 			// server is not taken for lost.
 			ss.terminate(nil)
-			ss.serverEndedTx(server, werr, true)
+			ss.serverEndedTx(server, werr, true, false)
 			return
 		}
 		if closeAfter {
@@ -582,13 +609,29 @@ func errorText(frame []byte) string {
 
 // serverEndedTx handles the end of a pump that did not release its server.
 // When the session is ending (endTx waits on pumpDone) the server goes back
-// through pumpDone; otherwise the pump detaches and closes it, and the
-// client, whose transaction is lost, is closed with 08006.
-func (ss *session) serverEndedTx(server *pool.Conn, err error, broken bool) {
+// through pumpDone. Otherwise the server is lost: it is closed, and the
+// client's transaction with it. A client waiting for replies gets an error
+// (the server's own, already forwarded, or 08006) and ReadyForQuery; a
+// client idle in its transaction gets the error at its next request. A
+// pinned client loses state it cannot get back, so it is closed with 08006.
+func (ss *session) serverEndedTx(server *pool.Conn, err error, broken, sawFatal bool) {
 	ss.mu.Lock()
 	closed := ss.closed
+	waiting := 0
+	pinned := ss.pinned
 	if !closed && ss.server == server {
 		ss.server = nil
+		for e := ss.expect.front(); e != nil; e = ss.expect.front() {
+			if !e.injected && (e.kind == 'S' || e.kind == 'Q' || e.kind == 'F') {
+				waiting++
+			}
+			ss.expect.pop()
+		}
+		if waiting == 0 && ss.txStatus != 'I' {
+			ss.lostTx = true
+		}
+		ss.pending = 0
+		ss.txStatus = 'I'
 	}
 	ss.mu.Unlock()
 	if closed {
@@ -601,8 +644,43 @@ func (ss *session) serverEndedTx(server *pool.Conn, err error, broken bool) {
 		return
 	}
 	ss.srv.pools.Discard(server)
-	ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", pgerr.ConnectionFailure)
-	ss.terminate(pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost"))
+	ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", pgerr.ConnectionFailure, "pinned", pinned)
+	if pinned {
+		ss.terminate(pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost"))
+		return
+	}
+	if waiting == 0 {
+		return
+	}
+	var msgs []pgproto3.BackendMessage
+	if !sawFatal {
+		msgs = append(msgs, pgerr.ToResponse(errServerLost))
+	}
+	for i := 0; i < waiting; i++ {
+		msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	}
+	if err := ss.send(msgs...); err != nil {
+		ss.terminate(nil)
+	}
+}
+
+// errServerLost is what a client hears when its server connection died
+// under its transaction.
+var errServerLost = pgerr.New(pgerr.ConnectionFailure, "server connection lost; the transaction was rolled back")
+
+// downgradeFatal reports whether an ErrorResponse frame is FATAL or PANIC
+// and returns the same error with severity ERROR.
+func downgradeFatal(frame []byte) (bool, []byte) {
+	var er pgproto3.ErrorResponse
+	if er.Decode(wire.Body(frame)) != nil || (er.Severity != "FATAL" && er.Severity != "PANIC") {
+		return false, nil
+	}
+	er.Severity, er.SeverityUnlocalized = pgerr.SeverityError, pgerr.SeverityError
+	out, err := er.Encode(nil)
+	if err != nil {
+		return false, nil
+	}
+	return true, out
 }
 
 // clientGoneTx reports why the client's stream ended; idle timeouts get
