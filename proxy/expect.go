@@ -10,6 +10,12 @@ type expectation struct {
 	// statement is the server-side statement name a Parse creates, so a
 	// failed Parse can be forgotten.
 	statement string
+	// base is the base server-side name of the statement a Bind uses.
+	base string
+	// shapeOf: the client statement whose result shape this Describe tells.
+	shapeOf string
+	// shape receives the hash of an injected Describe's reply (0 if none came).
+	shape chan uint64
 	// capture: the rows of the last result are the session's settings.
 	capture bool
 	// forgetPrepared: after this Query the server has no prepared statements
@@ -70,6 +76,9 @@ func (q *expectQueue) skipToSync(dropped []string) []string {
 	for e := q.front(); e != nil && e.kind != 'S' && e.kind != 'Q' && e.kind != 'F'; e = q.front() {
 		if e.kind == 'P' && e.statement != "" {
 			dropped = append(dropped, e.statement)
+		}
+		if e.shape != nil {
+			e.shape <- 0
 		}
 		q.pop()
 	}

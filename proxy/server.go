@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,9 @@ type Server struct {
 	pools *pool.Manager
 	auth  *auth.Authenticator
 	snap  atomic.Pointer[snapshot]
+	// retired counts, per base statement name, how often DDL made servers'
+	// copies stale; the count is part of the server-side name. Copy on write.
+	retired atomic.Pointer[map[string]uint64]
 	// classifier tells what statements do to session state (transaction mode).
 	classifier Classifier
 
@@ -294,4 +298,28 @@ func (s *Server) learnParams(key pool.Key) (unlock func()) {
 	l.Lock()
 	var once sync.Once
 	return func() { once.Do(l.Unlock) }
+}
+
+// statementName is the current server-side name for a base statement name.
+func (s *Server) statementName(base string) string {
+	if m := s.retired.Load(); m != nil {
+		if n := (*m)[base]; n > 0 {
+			return base + "_" + strconv.FormatUint(n, 36)
+		}
+	}
+	return base
+}
+
+// retireStatement makes every server's copy of base stale.
+func (s *Server) retireStatement(base string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := map[string]uint64{}
+	if m := s.retired.Load(); m != nil {
+		for k, v := range *m {
+			next[k] = v
+		}
+	}
+	next[base]++
+	s.retired.Store(&next)
 }

@@ -305,3 +305,68 @@ func TestTxModeIdleTransactionTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTxModePreparedStatementAfterDDL(t *testing.T) {
+	t.Parallel()
+	const db = "txddl"
+	ownDatabase(t, db)
+	setup := connect(t, cluster.Primary.DSN(appUser, appPassword, db))
+	ctx := testCtx(t)
+	if _, err := setup.Exec(ctx, "CREATE TABLE ddl_t (a int); INSERT INTO ddl_t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	p := txProxy(t, 2, nil)
+	a := connect(t, p.DSN(appUser, appPassword, db))
+	b := connect(t, p.DSN(appUser, appPassword, db))
+	const q = "SELECT * FROM ddl_t"
+	// Prepare the statement on both servers: b holds one in a transaction
+	// while a runs on the other, then the other way round.
+	for _, pair := range [][2]*pgx.Conn{{a, b}, {b, a}} {
+		tx, err := pair[1].Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := pair[0].Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		tx.Rollback(ctx)
+	}
+	if _, err := setup.Exec(ctx, "ALTER TABLE ddl_t ADD COLUMN b text DEFAULT 'x'"); err != nil {
+		t.Fatal(err)
+	}
+	failures := 0
+	for i := 0; i < 10; i++ {
+		var x int
+		var y string
+		err := a.QueryRow(ctx, q).Scan(&x, &y)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "0A000" {
+			t.Logf("attempt %d: %v", i, err)
+			failures++
+			continue
+		}
+		if err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+		if x != 1 || y != "x" {
+			t.Fatalf("attempt %d: got %d %q", i, x, y)
+		}
+		// Keep the other server busy now and then so a lands on both.
+		if i%2 == 0 {
+			if _, err := b.Exec(ctx, "SELECT 1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if failures > 1 {
+		t.Fatalf("client saw 'cached plan must not change result type' %d times, want at most once", failures)
+	}
+}

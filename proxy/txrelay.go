@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"os"
 	"sort"
 	"strings"
@@ -135,6 +136,14 @@ func (ss *session) relayTx() {
 		}
 		if err != nil {
 			if ss.failRequest(err, req.syncs) != nil {
+				break
+			}
+			req.reset()
+			continue
+		}
+		if !ss.verifyShapesLocked(server, &req) {
+			ss.mu.Unlock()
+			if ss.failRequest(errStalePlan, req.syncs) != nil {
 				break
 			}
 			req.reset()
@@ -287,10 +296,11 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 		if !ok {
 			return name // unknown: the server answers with its own error
 		}
-		if !st.HasPrepared(cs.server) {
+		name = ss.srv.statementName(cs.server)
+		if !st.HasPrepared(name) {
 			out = ss.injectParse(out, st, cs)
 		}
-		return cs.server
+		return name
 	}
 	snapshot := false
 	for _, fr := range req.frames {
@@ -306,26 +316,30 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 			}
 			cs := clientStatement{server: serverStatementName(pf.query, pf.rest), query: pf.query, rest: append([]byte(nil), pf.rest...)}
 			ss.prepared[pf.name] = cs
-			if st.HasPrepared(cs.server) {
+			delete(ss.shapes, pf.name)
+			name := ss.srv.statementName(cs.server)
+			if st.HasPrepared(name) {
 				// Re-parse under the shared name: close it first (replies swallowed).
-				out = encodeTarget(out, 'C', 'S', cs.server)
+				out = encodeTarget(out, 'C', 'S', name)
 				ss.expect.push(expectation{kind: 'C', injected: true})
-			} else if evict := st.AddPrepared(cs.server, maxServerStatements); evict != "" {
+			} else if evict := st.AddPrepared(name, maxServerStatements); evict != "" {
 				out = encodeTarget(out, 'C', 'S', evict)
 				ss.expect.push(expectation{kind: 'C', injected: true})
 			}
-			out = encodeParse(out, cs.server, cs.query, cs.rest)
-			ss.expect.push(expectation{kind: 'P', statement: cs.server})
+			out = encodeParse(out, name, cs.query, cs.rest)
+			ss.expect.push(expectation{kind: 'P', statement: name})
 			ss.routeText(pf.query) // pins from a prepared statement apply when it is prepared
 		case 'B':
 			pe, name, se, ok := bindStatement(frame)
+			base := ""
 			if !ok || name == "" {
 				out = append(out, frame...)
 			} else {
 				stmt := ensure(name) // may append an injected Parse to out first
 				out = rewriteBind(out, frame, pe, se, stmt)
+				base = ss.prepared[name].server
 			}
-			ss.expect.push(expectation{kind: 'B'})
+			ss.expect.push(expectation{kind: 'B', base: base})
 		case 'D', 'C':
 			kind, name, ok := targetOf(frame)
 			if !ok || kind != 'S' || name == "" {
@@ -333,12 +347,15 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 			} else if typ == 'D' {
 				stmt := ensure(name) // may append an injected Parse to out first
 				out = encodeTarget(out, 'D', 'S', stmt)
+				ss.expect.push(expectation{kind: 'D', shapeOf: name})
+				continue
 			} else {
 				cs, known := ss.prepared[name]
 				delete(ss.prepared, name)
+				delete(ss.shapes, name)
 				if known {
-					st.ForgetPrepared(cs.server)
-					name = cs.server
+					name = ss.srv.statementName(cs.server)
+					st.ForgetPrepared(name)
 				}
 				out = encodeTarget(out, 'C', 'S', name)
 			}
@@ -387,12 +404,13 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 
 // injectParse prepares cs on the server ahead of a Bind or Describe.
 func (ss *session) injectParse(out []byte, st *pool.SessionState, cs clientStatement) []byte {
-	if evict := st.AddPrepared(cs.server, maxServerStatements); evict != "" {
+	name := ss.srv.statementName(cs.server)
+	if evict := st.AddPrepared(name, maxServerStatements); evict != "" {
 		out = encodeTarget(out, 'C', 'S', evict)
 		ss.expect.push(expectation{kind: 'C', injected: true})
 	}
-	out = encodeParse(out, cs.server, cs.query, cs.rest)
-	ss.expect.push(expectation{kind: 'P', injected: true, statement: cs.server})
+	out = encodeParse(out, name, cs.query, cs.rest)
+	ss.expect.push(expectation{kind: 'P', injected: true, statement: name})
 	return out
 }
 
@@ -489,6 +507,12 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 			if !forward {
 				ss.log.Warn("pgone's own statement failed on the server", "err", errorText(frame))
 			}
+			if e.kind == 'B' && e.base != "" && isStalePlan(frame) {
+				// The statement's result type changed (DDL): every server's
+				// copy is stale. The client gets this error once; its next
+				// prepare uses a fresh server-side name everywhere.
+				ss.srv.retireStatement(e.base)
+			}
 			if e.kind != 'Q' && e.kind != 'F' && e.kind != 'S' {
 				for _, name := range ss.expect.skipToSync(nil) {
 					server.State.ForgetPrepared(name)
@@ -528,6 +552,13 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 				}
 			}
 			if completes(e.kind, typ) {
+				if e.kind == 'D' {
+					if e.shape != nil {
+						e.shape <- shapeHash(frame)
+					} else if e.shapeOf != "" {
+						ss.shapes[e.shapeOf] = shapeHash(frame)
+					}
+				}
 				ss.expect.pop()
 			}
 		}
@@ -624,6 +655,9 @@ func (ss *session) serverEndedTx(server *pool.Conn, err error, broken, sawFatal 
 		for e := ss.expect.front(); e != nil; e = ss.expect.front() {
 			if !e.injected && (e.kind == 'S' || e.kind == 'Q' || e.kind == 'F') {
 				waiting++
+			}
+			if e.shape != nil {
+				e.shape <- 0
 			}
 			ss.expect.pop()
 		}
@@ -742,4 +776,117 @@ func (ss *session) endTx() {
 		return
 	}
 	ss.srv.pools.Release(server)
+}
+
+// isStalePlan reports whether an ErrorResponse frame is PostgreSQL's
+// "cached plan must not change result type".
+func isStalePlan(frame []byte) bool {
+	var er pgproto3.ErrorResponse
+	return er.Decode(wire.Body(frame)) == nil && er.Code == string(pgerr.FeatureNotSupported) &&
+		strings.Contains(er.Message, "cached plan must not change result type")
+}
+
+// errStalePlan is PostgreSQL's error for a prepared statement whose result
+// type changed since the client prepared it.
+var errStalePlan = pgerr.New(pgerr.FeatureNotSupported, "cached plan must not change result type")
+
+// shapeHash identifies a statement's result shape by its RowDescription (or
+// NoData) reply.
+func shapeHash(frame []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(frame)
+	return h.Sum64() | 1 // never 0, which means "no answer"
+}
+
+// verifyShapesLocked prepares, on a server that lacks them, the statements
+// the request binds or describes, and checks that their result shape is the
+// one the client was told when it prepared. A client prepared before a DDL
+// would otherwise get rows it cannot decode from a server that prepared the
+// statement after it; PostgreSQL tells such a client "cached plan must not
+// change result type", and so does pgone (false: fail the request). It
+// waits for one round trip, only when a statement is new to this server.
+// Called and returns with ss.mu held.
+func (ss *session) verifyShapesLocked(server *pool.Conn, req *request) bool {
+	type check struct {
+		name string // client statement
+		cs   clientStatement
+	}
+	if ss.txStatus != 'I' || len(ss.shapes) == 0 {
+		// Inside a transaction the server does not change; with no shapes
+		// known there is nothing to compare.
+		return true
+	}
+	var checks []check
+	seen := map[string]bool{}
+	for _, fr := range req.frames {
+		frame := req.buf[fr[0]:fr[1]]
+		var name string
+		switch frame[0] {
+		case 'B':
+			_, n, _, ok := bindStatement(frame)
+			if !ok {
+				continue
+			}
+			name = n
+		case 'D':
+			kind, n, ok := targetOf(frame)
+			if !ok || kind != 'S' {
+				continue
+			}
+			name = n
+		default:
+			continue
+		}
+		cs, ok := ss.prepared[name]
+		if name == "" || !ok || seen[name] {
+			continue
+		}
+		if _, known := ss.shapes[name]; !known || server.State.HasPrepared(ss.srv.statementName(cs.server)) {
+			continue
+		}
+		seen[name] = true
+		checks = append(checks, check{name, cs})
+	}
+	if len(checks) == 0 {
+		return true
+	}
+	got := make(chan uint64, len(checks))
+	var out []byte
+	for _, c := range checks {
+		out = ss.injectParse(out, &server.State, c.cs)
+		out = encodeTarget(out, 'D', 'S', ss.srv.statementName(c.cs.server))
+		ss.expect.push(expectation{kind: 'D', injected: true, shape: got})
+	}
+	out = append(out, 'S', 0, 0, 0, 4)
+	ss.expect.push(expectation{kind: 'S', injected: true})
+	ss.pending += 2 // the Sync, and a hold so the pump keeps the server for the request
+	ss.mu.Unlock()
+	ss.swmu.Lock()
+	w := server.Writer()
+	if _, err := w.Write(out); err == nil {
+		_ = w.Flush()
+	}
+	ss.swmu.Unlock()
+	shapes := make([]uint64, 0, len(checks))
+	timeout := time.NewTimer(time.Minute)
+	defer timeout.Stop()
+	for len(shapes) < len(checks) {
+		select {
+		case h := <-got:
+			shapes = append(shapes, h)
+		case <-timeout.C:
+			shapes = append(shapes, 0)
+		}
+	}
+	ss.mu.Lock()
+	ss.pending-- // the hold
+	for i, c := range checks {
+		if h := shapes[i]; h != 0 && h != ss.shapes[c.name] {
+			ss.log.Info("prepared statement changed shape since the client prepared it", "statement", c.name)
+			// Other servers' copies predate the change too.
+			ss.srv.retireStatement(c.cs.server)
+			return false
+		}
+	}
+	return true
 }
