@@ -20,6 +20,17 @@ type Config struct {
 	Mode Mode `yaml:"mode"`
 	// PoolSize is the default number of server connections per (database, user).
 	PoolSize int `yaml:"pool_size"`
+	// MinPoolSize keeps at least this many server connections open in each
+	// pool that has been used, dialed in the background.
+	MinPoolSize int `yaml:"min_pool_size"`
+	// ReservePoolSize is how many connections a pool may open beyond its
+	// size for clients that have waited ReservePoolTimeout.
+	ReservePoolSize int `yaml:"reserve_pool_size"`
+	// ReservePoolTimeout is the wait after which the reserve may be used.
+	ReservePoolTimeout time.Duration `yaml:"reserve_pool_timeout"`
+	// WaitNoticeAfter sends a NOTICE to a client that has waited this long
+	// for a server connection (transaction mode).
+	WaitNoticeAfter time.Duration `yaml:"wait_notice_after"`
 	// MaxServerConnections caps server connections across all pools.
 	MaxServerConnections int `yaml:"max_server_connections"`
 	// QueryWaitTimeout ends a client's wait for a server connection with 53300.
@@ -47,6 +58,12 @@ func (c *Config) Defaults() {
 	}
 	if c.PoolSize == 0 {
 		c.PoolSize = 20
+	}
+	if c.ReservePoolTimeout == 0 {
+		c.ReservePoolTimeout = 5 * time.Second
+	}
+	if c.WaitNoticeAfter == 0 {
+		c.WaitNoticeAfter = 5 * time.Second
 	}
 	if c.MaxServerConnections == 0 {
 		c.MaxServerConnections = 300
@@ -81,6 +98,12 @@ func (c *Config) Validate() []error {
 	if c.PoolSize < 1 {
 		add("pool_size", "must be at least 1, got %d", c.PoolSize)
 	}
+	if c.MinPoolSize < 0 || (c.PoolSize >= 1 && c.MinPoolSize > c.PoolSize) {
+		add("min_pool_size", "must be between 0 and pool_size (%d), got %d", c.PoolSize, c.MinPoolSize)
+	}
+	if c.ReservePoolSize < 0 {
+		add("reserve_pool_size", "must not be negative, got %d", c.ReservePoolSize)
+	}
 	if c.MaxServerConnections < 1 {
 		add("max_server_connections", "must be at least 1, got %d", c.MaxServerConnections)
 	}
@@ -89,6 +112,8 @@ func (c *Config) Validate() []error {
 		val time.Duration
 	}{
 		{"query_wait_timeout", c.QueryWaitTimeout},
+		{"reserve_pool_timeout", c.ReservePoolTimeout},
+		{"wait_notice_after", c.WaitNoticeAfter},
 		{"server_connect_timeout", c.ServerConnectTimeout},
 		{"server_idle_timeout", c.ServerIdleTimeout},
 		{"server_lifetime", c.ServerLifetime},

@@ -137,13 +137,33 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 
 	timer := time.NewTimer(cfg.QueryWaitTimeout - paused)
 	defer timer.Stop()
+	var reserve <-chan time.Time
+	if cfg.ReservePoolSize > 0 {
+		rt := time.NewTimer(cfg.ReservePoolTimeout)
+		defer rt.Stop()
+		reserve = rt.C
+	}
 	var why error
+wait:
 	select {
 	case c := <-w.ch:
 		if c != nil {
 			return c, nil
 		}
 		return m.dial(ctx, &cfg, p)
+	case <-reserve:
+		// Waited long enough: open a reserve connection if there is room.
+		m.mu.Lock()
+		if p.open < p.size+cfg.ReservePoolSize && m.total < cfg.MaxServerConnections && m.removeWaiterLocked(w) {
+			p.open++
+			m.total++
+			m.mu.Unlock()
+			m.log.Info("using the reserve pool", "db", key.Database, "user", key.User, "open", p.open)
+			return m.dial(ctx, &cfg, p)
+		}
+		m.mu.Unlock()
+		reserve = nil
+		goto wait
 	case <-timer.C:
 		why = pgerr.New(pgerr.TooManyConnections, "query_wait_timeout: no server connection available for database %q within %s", key.Database, cfg.QueryWaitTimeout)
 	case <-ctx.Done():
@@ -376,7 +396,37 @@ func (m *Manager) janitor() {
 			for _, c := range expired {
 				m.closeLocked(c)
 			}
+			m.fillMinLocked()
 			m.mu.Unlock()
+		}
+	}
+}
+
+// fillMinLocked opens connections in the background for pools below
+// min_pool_size, within their size and the global cap.
+func (m *Manager) fillMinLocked() {
+	cfg := m.cfg
+	if cfg.MinPoolSize <= 0 || m.closed {
+		return
+	}
+	for _, p := range m.pools {
+		for p.open < cfg.MinPoolSize && p.open < p.size && m.total < cfg.MaxServerConnections && len(m.waiters) == 0 {
+			p.open++
+			m.total++
+			go func(p *pool) {
+				ctx, cancel := context.WithTimeout(context.Background(), cfg.ServerConnectTimeout)
+				defer cancel()
+				c, err := dial(ctx, &cfg, p.target)
+				if err != nil {
+					m.mu.Lock()
+					m.freeSlotLocked(p)
+					m.mu.Unlock()
+					m.log.Warn("min_pool_size: server connection failed", "db", p.key.Database, "err", err)
+					return
+				}
+				c.pool = p
+				m.Release(c)
+			}(p)
 		}
 	}
 }

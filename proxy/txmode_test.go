@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -368,5 +369,46 @@ func TestTxModePreparedStatementAfterDDL(t *testing.T) {
 	}
 	if failures > 1 {
 		t.Fatalf("client saw 'cached plan must not change result type' %d times, want at most once", failures)
+	}
+}
+
+func TestTxModeLongWaitGetsNotice(t *testing.T) {
+	t.Parallel()
+	p := txProxy(t, 1, func(c *config.Config) { c.Pool.WaitNoticeAfter = 200 * time.Millisecond })
+	ctx := testCtx(t)
+	holder := connect(t, p.AppDSN())
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	notices := make(chan *pgconn.Notice, 4)
+	cfg, err := pgx.ParseConfig(p.AppDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices <- n }
+	waiter, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiter.Close(ctx)
+	done := make(chan error, 1)
+	go func() { _, err := waiter.Exec(ctx, "SELECT 2"); done <- err }()
+	select {
+	case n := <-notices:
+		if n.Severity != "NOTICE" || !strings.Contains(n.Message, "waiting for a server connection") {
+			t.Errorf("notice %+v", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no NOTICE while waiting for the only server")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("query after the wait: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"os"
 	"sort"
@@ -239,6 +240,17 @@ func (ss *session) ensureServer() (*pool.Conn, error) {
 	}
 	ctx, cancel := context.WithCancel(ss.srv.ctx)
 	defer cancel()
+	if after := ss.srv.snap.Load().poolCfg.WaitNoticeAfter; after > 0 {
+		// Tell a client that waits long why its request is slow.
+		t := time.AfterFunc(after, func() {
+			_ = ss.send(&pgproto3.NoticeResponse{
+				Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "01000",
+				Message: fmt.Sprintf("pgone: waiting for a server connection to database %q for over %s", ss.database, after),
+				Hint:    "The pool is busy; the request runs as soon as a server connection is free.",
+			})
+		})
+		defer t.Stop()
+	}
 	server, err := ss.acquire(ctx)
 	if err != nil {
 		if pgerr.CodeOf(err) == "" {
