@@ -150,9 +150,10 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			}
 		}
 		ss.wmu.Lock()
-		_, werr := ss.cw.Write(frame)
+		cw := ss.writerLocked()
+		_, werr := cw.Write(frame)
 		if werr == nil && (!fr.HasFrame() || closeAfter) {
-			werr = ss.cw.Flush()
+			werr = cw.Flush()
 		}
 		ss.wmu.Unlock()
 		if werr != nil {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -42,6 +43,8 @@ type Server struct {
 	classifier Classifier
 
 	clients atomic.Int64
+	// writers are client write buffers, lent to sessions while they write.
+	writers sync.Pool
 
 	// ctx is cancelled when the server is forced down; sessions derive from it.
 	ctx    context.Context
@@ -87,6 +90,7 @@ func New(cfg Config, poolCfg pool.Config, pools *pool.Manager, log *slog.Logger)
 		learning:   map[pool.Key]*sync.Mutex{},
 		classifier: routerClassifier{router.NewRouter(10000)},
 	}
+	s.writers.New = func() any { return bufio.NewWriterSize(nil, 8<<10) }
 	s.snap.Store(snap)
 	return s, nil
 }

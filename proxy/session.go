@@ -130,8 +130,12 @@ func newSession(s *Server, nc net.Conn) *session {
 
 func (ss *session) setConn(nc net.Conn) {
 	ss.nc = nc
-	ss.br = bufio.NewReaderSize(nc, 8<<10)
-	ss.cw = bufio.NewWriterSize(nc, 8<<10)
+	// A small read buffer: requests are small, larger frames are read
+	// whole past it, and thousands of idle clients each keep one.
+	ss.br = bufio.NewReaderSize(nc, 4<<10)
+	ss.wmu.Lock()
+	ss.parkWriterLocked()
+	ss.wmu.Unlock()
 	max := 0
 	if snap := ss.srv.snap.Load(); snap != nil {
 		max = snap.cfg.Limits.MaxMessageSize
@@ -485,6 +489,27 @@ func (ss *session) releaseServer(server *pool.Conn, clean bool) {
 	ss.srv.pools.Release(server)
 }
 
+// writerLocked returns the buffered writer to the client, taking one from
+// the server's pool if the session has none. Called with wmu held.
+func (ss *session) writerLocked() *bufio.Writer {
+	if ss.cw == nil {
+		w := ss.srv.writers.Get().(*bufio.Writer)
+		w.Reset(ss.nc)
+		ss.cw = w
+	}
+	return ss.cw
+}
+
+// parkWriterLocked gives an empty client writer back to the pool, so an
+// idle transaction-mode client holds no write buffer. Called with wmu held.
+func (ss *session) parkWriterLocked() {
+	if ss.cw != nil && ss.cw.Buffered() == 0 {
+		ss.cw.Reset(nil)
+		ss.srv.writers.Put(ss.cw)
+		ss.cw = nil
+	}
+}
+
 // send encodes messages to the client and flushes.
 func (ss *session) send(msgs ...pgproto3.BackendMessage) error {
 	var buf []byte
@@ -500,10 +525,13 @@ func (ss *session) send(msgs ...pgproto3.BackendMessage) error {
 func (ss *session) writeRaw(b []byte) error {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
-	if _, err := ss.cw.Write(b); err != nil {
+	w := ss.writerLocked()
+	if _, err := w.Write(b); err != nil {
 		return err
 	}
-	return ss.cw.Flush()
+	err := w.Flush()
+	ss.parkWriterLocked()
+	return err
 }
 
 // terminate sends a FATAL error to the client (once) and closes its

@@ -578,11 +578,15 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 		closeAfter := typ == 'Z' && ss.draining && ss.stateLocked() == stateIdle
 		ss.mu.Unlock()
 		var werr error
+		cw := ss.writerLocked()
 		if forward {
-			_, werr = ss.cw.Write(frame)
+			_, werr = cw.Write(frame)
 		}
 		if werr == nil && (!fr.HasFrame() || release || closeAfter) {
-			werr = ss.cw.Flush()
+			werr = cw.Flush()
+		}
+		if release {
+			ss.parkWriterLocked()
 		}
 		ss.wmu.Unlock()
 		if release {
