@@ -195,3 +195,25 @@ func TestReport(t *testing.T) {
 		t.Error("the chart does not mark the failed target")
 	}
 }
+
+func TestWithClientsReplacesCounts(t *testing.T) {
+	plan, err := buildPlan(false, []string{"select-extended", "idle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := withClients(plan, []string{"100", "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cells []string
+	for _, c := range got {
+		cells = append(cells, c.String())
+	}
+	want := []string{"select-extended c=100", "select-extended c=1", "idle c=100", "idle c=1"}
+	if strings.Join(cells, ",") != strings.Join(want, ",") {
+		t.Fatalf("cells %v, want %v", cells, want)
+	}
+	if _, err := withClients(plan, []string{"x"}); err == nil {
+		t.Fatal("a bad client count was accepted")
+	}
+}

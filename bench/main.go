@@ -34,6 +34,7 @@ type options struct {
 	pgoneModes string
 	pgoneBin   string
 	workloads  string
+	clients    string
 	keep       bool
 	render     string
 }
@@ -53,6 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pgoneModes, "pgone-modes", "session", "pgone pool modes to measure: one mode names the target pgone, several make a target pgone-<mode> each")
 	fs.StringVar(&o.pgoneBin, "pgone", "bin/pgone", "pgone binary to measure (make build)")
 	fs.StringVar(&o.workloads, "workloads", "", "comma-separated workload names to run (default all)")
+	fs.StringVar(&o.clients, "clients", "", "comma-separated client counts to use for every selected workload instead of its own")
 	fs.StringVar(&o.render, "render", "", "run nothing: rewrite the markdown and chart in -out from a saved latest.json")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with the poolers' configs and logs (PostgreSQL's is removed)")
 	if err := fs.Parse(args); err != nil {
@@ -180,6 +182,9 @@ func run(args []string, stdout io.Writer) int {
 		return 0
 	}
 	plan, err := buildPlan(o.quick, splitList(o.workloads))
+	if err == nil && o.clients != "" {
+		plan, err = withClients(plan, splitList(o.clients))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -123,4 +124,29 @@ func buildPlan(quick bool, only []string) ([]Cell, error) {
 		return nil, fmt.Errorf("unknown workload(s) %s; known: %s", strings.Join(unknown, ", "), strings.Join(names, ", "))
 	}
 	return plan, nil
+}
+
+// withClients replaces the client counts of the plan's workloads by counts,
+// for a run aimed at particular cells (e.g. 10,000 idle clients).
+func withClients(plan []Cell, counts []string) ([]Cell, error) {
+	var ns []int
+	for _, c := range counts {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-clients: %q is not a client count", c)
+		}
+		ns = append(ns, n)
+	}
+	var out []Cell
+	seen := map[*Workload]bool{}
+	for _, cell := range plan {
+		if seen[cell.W] {
+			continue
+		}
+		seen[cell.W] = true
+		for _, n := range ns {
+			out = append(out, Cell{W: cell.W, Clients: n})
+		}
+	}
+	return out, nil
 }
