@@ -84,3 +84,21 @@ func (q *expectQueue) skipToSync(dropped []string) []string {
 	}
 	return dropped
 }
+
+// dropSyncsAfterFront removes the client Syncs queued right behind the
+// front expectation and returns how many.
+func (q *expectQueue) dropSyncsAfterFront() int {
+	if q.len() < 2 {
+		return 0
+	}
+	i := q.head + 1
+	j := i
+	for j < len(q.items) && q.items[j].kind == 'S' && !q.items[j].injected {
+		j++
+	}
+	n := j - i
+	if n > 0 {
+		q.items = append(q.items[:i], q.items[j:]...)
+	}
+	return n
+}

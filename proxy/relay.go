@@ -67,13 +67,30 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 				ss.terminate(shutdownError())
 				return unsynced
 			}
+			if typ == 'S' && ss.copyIn {
+				// PostgreSQL ignores a Sync in copy-in mode: no ReadyForQuery.
+				ss.mu.Unlock()
+				break
+			}
 			ss.pending++
+			if typ == 'S' {
+				ss.syncsAfterExecute++
+			}
 			ss.stats.requestLocked(1)
 			ss.mu.Unlock()
 			unsynced = false
-		case 'P', 'B', 'E', 'D', 'C', 'H': // Parse, Bind, Execute, Describe, Close, Flush
+		case 'E': // Execute: may start a COPY FROM STDIN
+			ss.mu.Lock()
+			ss.syncsAfterExecute = 0
+			ss.mu.Unlock()
 			unsynced = true
-		case 'd', 'c', 'f': // CopyData, CopyDone, CopyFail
+		case 'P', 'B', 'D', 'C', 'H': // Parse, Bind, Describe, Close, Flush
+			unsynced = true
+		case 'c', 'f': // CopyDone, CopyFail: copy-in mode ends
+			ss.mu.Lock()
+			ss.copyIn = false
+			ss.mu.Unlock()
+		case 'd': // CopyData
 		default:
 			ss.log.Info("invalid frontend message type", "type", typ, "sqlstate", pgerr.ProtocolViolation)
 			ss.terminate(pgerr.Fatal(pgerr.ProtocolViolation, "invalid frontend message type %d", typ))
@@ -141,6 +158,14 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			ss.txStatus = frame[wire.HeaderLen]
 			ss.stats.readyLocked(ss.txStatus)
 			closeAfter = ss.draining && ss.stateLocked() == stateIdle
+			ss.mu.Unlock()
+		case 'G': // CopyInResponse
+			// Syncs the client sent after the Execute that started this COPY
+			// reach the server in copy-in mode, which ignores them.
+			ss.mu.Lock()
+			ss.copyIn = true
+			ss.pending -= ss.syncsAfterExecute
+			ss.syncsAfterExecute = 0
 			ss.mu.Unlock()
 		case 'E':
 			ss.countServerError(frame)

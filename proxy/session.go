@@ -99,14 +99,16 @@ type session struct {
 	closed   bool
 
 	// Transaction mode, also guarded by mu.
-	expect        expectQueue       // messages sent whose replies are outstanding
-	prelude       []byte            // injected before the next request (settings)
-	settingsKey   string            // the client's session settings, as the statement applying them
-	settingsDirty bool              // a statement changed settings: snapshot them after requests
-	pinned        bool              // state a pool cannot move: keep the server
-	lostTx        bool              // the server died under an idle transaction: fail the next request
-	shapes        map[string]uint64 // result shape of each client statement, as the client was told
-	deadlineArmed bool              // an idle timeout deadline is set on the client
+	expect            expectQueue       // messages sent whose replies are outstanding
+	prelude           []byte            // injected before the next request (settings)
+	settingsKey       string            // the client's session settings, as the statement applying them
+	settingsDirty     bool              // a statement changed settings: snapshot them after requests
+	pinned            bool              // state a pool cannot move: keep the server
+	lostTx            bool              // the server died under an idle transaction: fail the next request
+	shapes            map[string]uint64 // result shape of each client statement, as the client was told
+	copyIn            bool              // the server is in copy-in mode: it ignores Syncs
+	syncsAfterExecute int               // Syncs sent since the last Execute (session mode)
+	deadlineArmed     bool              // an idle timeout deadline is set on the client
 
 	// stats feed SHOW STATS, SHOW CLIENTS and the metrics (stats.go).
 	stats sessionStats

@@ -175,7 +175,7 @@ func parseOptions(s string) ([]param, error) {
 		switch {
 		case w == "-c":
 			if i+1 >= len(words) {
-				return nil, pgerr.Fatal(pgerr.ProtocolViolation, "invalid command-line argument for server process: -c")
+				return nil, pgerr.Fatal(pgerr.SyntaxError, "invalid command-line argument for server process: -c")
 			}
 			i++
 			setting = words[i]
@@ -189,7 +189,7 @@ func parseOptions(s string) ([]param, error) {
 		}
 		name, value, ok := strings.Cut(setting, "=")
 		if !ok || name == "" {
-			return nil, pgerr.Fatal(pgerr.ProtocolViolation, "-c %s requires a value", setting)
+			return nil, pgerr.Fatal(pgerr.SyntaxError, "-c %s requires a value", setting)
 		}
 		out = append(out, param{strings.ReplaceAll(name, "-", "_"), value})
 	}

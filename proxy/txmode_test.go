@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/pool"
@@ -410,5 +411,34 @@ func TestTxModeLongWaitGetsNotice(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("query after the wait: %v", err)
+	}
+}
+
+// TestTxModeExtendedCopyReleasesServer: a COPY FROM STDIN sent the way libpq
+// sends it in the extended protocol (a Sync right behind the Execute, which
+// PostgreSQL ignores in copy-in mode) leaves the client idle, so its server
+// goes back to the pool for the next client.
+func TestTxModeExtendedCopyReleasesServer(t *testing.T) {
+	t.Parallel()
+	const table = "txmode_copy"
+	createTable(t, table)
+	p := txProxy(t, 1, nil)
+	c := connectMsg(t, p.AppDSN())
+	for round := 0; round < 3; round++ {
+		c.send(&pgproto3.Parse{Query: "COPY " + table + " FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+		c.readUntil(func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok })
+		c.send(&pgproto3.CopyData{Data: []byte("x\n")}, &pgproto3.CopyDone{}, &pgproto3.Sync{})
+		c.readUntil(isRFQ)
+	}
+	// The only server must be free for another client.
+	other := connect(t, p.AppDSN())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n int
+	if err := other.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatalf("another client could not get the server after the COPY: %v", err)
+	}
+	if n != 3 {
+		t.Fatalf("%d rows copied, want 3", n)
 	}
 }

@@ -83,6 +83,9 @@ func (ss *session) relayTx() {
 			// COPY PostgreSQL ignores these messages, and so do we.
 			ss.mu.Lock()
 			server := ss.server
+			if typ != 'd' {
+				ss.copyIn = false
+			}
 			ss.mu.Unlock()
 			if server != nil {
 				ss.swmu.Lock()
@@ -389,6 +392,9 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 			ss.pending++
 		case 'S', 'F':
 			out = append(out, frame...)
+			if typ == 'S' && ss.copyIn {
+				continue // ignored by a server in copy-in mode: no ReadyForQuery
+			}
 			ss.expect.push(expectation{kind: typ})
 			ss.pending++
 		case 'E':
@@ -555,6 +561,12 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 			ss.setIdleDeadlineLocked()
 		default:
 			forward = !e.injected
+			if typ == 'G' && e.kind == 'E' {
+				// COPY FROM STDIN via Execute: Syncs already sent behind it
+				// reach the server in copy-in mode and get no ReadyForQuery.
+				ss.copyIn = true
+				ss.pending -= ss.expect.dropSyncsAfterFront()
+			}
 			if e.capture {
 				switch typ {
 				case 'T':
