@@ -110,7 +110,7 @@ func TestParseStartup(t *testing.T) {
 		{name: "bytes after the terminator", version: version30, body: []byte("user\x00u\x00\x00x"), code: pgerr.ProtocolViolation},
 		{name: "name without terminator", version: version30, body: []byte("user"), code: pgerr.ProtocolViolation},
 		{name: "value without terminator", version: version30, body: []byte("user\x00u"), code: pgerr.ProtocolViolation},
-		{name: "bad options", version: version30, body: startupBody("user", "u", "options", "-c"), code: pgerr.ProtocolViolation},
+		{name: "bad options", version: version30, body: startupBody("user", "u", "options", "-c"), code: pgerr.SyntaxError},
 	} {
 		got, err := parseStartup(tc.version, tc.body)
 		if tc.code != "" {
@@ -150,12 +150,12 @@ func TestParseOptions(t *testing.T) {
 		{in: `-c a=back\\slash`, want: []param{{"a", `back\slash`}}},
 		{in: `-c a=\x\y`, want: []param{{"a", "xy"}}},
 		{in: `-c a=trailing\`, want: []param{{"a", "trailing"}}},
-		// PostgreSQL raises 42601 for these three; TestStartupParametersParity
-		// records the difference.
-		{in: "-c", code: pgerr.ProtocolViolation},
-		{in: "-c a", code: pgerr.ProtocolViolation},
-		{in: "-c =b", code: pgerr.ProtocolViolation},
-		{in: "--a", code: pgerr.ProtocolViolation},
+		// 42601, as PostgreSQL's process_postgres_switches raises;
+		// TestStartupParametersParity compares them with the server's.
+		{in: "-c", code: pgerr.SyntaxError},
+		{in: "-c a", code: pgerr.SyntaxError},
+		{in: "-c =b", code: pgerr.SyntaxError},
+		{in: "--a", code: pgerr.SyntaxError},
 		{in: "-d 5", code: pgerr.FeatureNotSupported},
 		{in: "a=b", code: pgerr.FeatureNotSupported},
 	} {

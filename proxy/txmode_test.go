@@ -442,3 +442,39 @@ func TestTxModeExtendedCopyReleasesServer(t *testing.T) {
 		t.Fatalf("%d rows copied, want 3", n)
 	}
 }
+
+// TestTxModeSettingsAndStatementOnFreshServer: a client with its own
+// settings and a prepared statement whose shape pgone knows lands on a new
+// server (the old one was terminated). pgone must send the settings, the
+// Parse and the shape check in the order it expects their replies; it once
+// sent the settings after the check and the client hung.
+func TestTxModeSettingsAndStatementOnFreshServer(t *testing.T) {
+	t.Parallel()
+	p := txProxy(t, 1, nil)
+	ctx := testCtx(t)
+	c := connect(t, p.AppDSN())
+	admin := connect(t, directDSN())
+	if _, err := c.Exec(ctx, "SET TimeZone = 'Asia/Tokyo'", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	const q = "SELECT current_setting('TimeZone'), pg_backend_pid()"
+	for i := 0; i < 3; i++ {
+		var tz string
+		var pid uint32
+		// pgx prepares q once (its statement cache) and binds it after.
+		if err := c.QueryRow(ctx, q).Scan(&tz, &pid); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if tz != "Asia/Tokyo" {
+			t.Fatalf("round %d: TimeZone %q on backend %d, want Asia/Tokyo", i, tz, pid)
+		}
+		if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the backend to exit", func() bool {
+			var n int
+			_ = admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n)
+			return n == 0
+		})
+	}
+}

@@ -879,7 +879,9 @@ func (ss *session) verifyShapesLocked(server *pool.Conn, req *request) bool {
 		return true
 	}
 	got := make(chan uint64, len(checks))
-	var out []byte
+	// The settings prelude's expectation is queued first: it goes first.
+	out := append([]byte(nil), ss.prelude...)
+	ss.prelude = ss.prelude[:0]
 	for _, c := range checks {
 		out = ss.injectParse(out, &server.State, c.cs)
 		out = encodeTarget(out, 'D', 'S', ss.srv.statementName(c.cs.server))
