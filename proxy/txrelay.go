@@ -594,7 +594,15 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 		if forward {
 			_, werr = cw.Write(frame)
 		}
-		if werr == nil && (!fr.HasFrame() || release || closeAfter) {
+		if release {
+			// The server goes back to the pool before the client hears
+			// ReadyForQuery: its next request finds it idle rather than
+			// dialing another or queueing behind its own release.
+			ss.swmu.Lock() // the session goroutine may still be finishing its write
+			ss.swmu.Unlock()
+			ss.srv.pools.Release(server)
+		}
+		if werr == nil && (release || closeAfter || !fr.HasFrame()) {
 			werr = cw.Flush()
 		}
 		if release {
@@ -602,9 +610,6 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 		}
 		ss.wmu.Unlock()
 		if release {
-			ss.swmu.Lock() // the session goroutine may still be finishing its write
-			ss.swmu.Unlock()
-			ss.srv.pools.Release(server)
 			if closeAfter {
 				ss.terminate(shutdownError())
 			}
