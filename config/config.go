@@ -61,6 +61,8 @@ func (l Log) SlogLevel() slog.Level {
 // HTTP configures the endpoint that serves /metrics, /healthz and /readyz.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// Pprof also serves Go's profiler under /debug/pprof/ (off by default).
+	Pprof bool `yaml:"pprof"`
 }
 
 // DefaultHTTPListen is where metrics and health are served by default:

@@ -186,6 +186,34 @@ wait:
 	return nil, why
 }
 
+// TryAcquire returns an idle server connection of the pool key if one is
+// ready now, without waiting or dialing; nil otherwise (the pool is
+// paused, has no idle connection, or does not exist yet). It is Acquire's
+// fast path: no context, no timers.
+func (m *Manager) TryAcquire(key Key, target Target, size int) *Conn {
+	m.mu.Lock()
+	p := m.pools[key]
+	if m.closed || p == nil || p.target != target || m.pausedLocked(key.Database) {
+		m.mu.Unlock()
+		return nil
+	}
+	p.size = size
+	for {
+		c := m.popIdleLocked(p)
+		if c == nil {
+			m.mu.Unlock()
+			return nil
+		}
+		m.mu.Unlock()
+		if c.Alive() {
+			return c
+		}
+		m.log.Info("server connection found closed, replacing", "db", key.Database, "user", key.User, "pid", c.PID)
+		m.Discard(c)
+		m.mu.Lock()
+	}
+}
+
 // dial makes a connection for a reserved slot of p. A server that cannot be
 // reached or is starting up (a restart) is retried with backoff for up to
 // query_wait_timeout, so clients wait through a restart instead of failing;

@@ -62,6 +62,8 @@ type Server struct {
 	learning map[pool.Key]*sync.Mutex
 	draining bool
 	wg       sync.WaitGroup
+	// watchOnce starts watchInline with the first Serve.
+	watchOnce sync.Once
 
 	// admin is the console's state (admin.go); metrics are nil until
 	// RegisterMetrics (metrics.go).
@@ -141,6 +143,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
+	s.watchOnce.Do(func() { go s.watchInline() })
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -89,6 +90,14 @@ type session struct {
 	// pumpDone returns the server from a pump stopped by endTx, or nil if
 	// the pump closed it.
 	pumpDone chan *pool.Conn
+	// inlineMu guards inlineServer: the server whose replies the session
+	// goroutine is reading itself (transaction mode), so terminate can
+	// interrupt that read. It is cleared before the server is released.
+	inlineMu          sync.Mutex
+	inlineServer      *pool.Conn
+	inlineInterrupted bool         // a deadline was set on inlineServer to end the wait
+	inlineSince       atomic.Int64 // when the inline wait began (unix ns), 0 when none
+	terminated        atomic.Bool  // terminate ran
 
 	mu       sync.Mutex // guards the fields below, shared with the server pump
 	server   *pool.Conn
@@ -104,6 +113,7 @@ type session struct {
 	settingsKey       string            // the client's session settings, as the statement applying them
 	settingsDirty     bool              // a statement changed settings: snapshot them after requests
 	pinned            bool              // state a pool cannot move: keep the server
+	pumping           bool              // a pump goroutine reads the server's replies (transaction mode)
 	lostTx            bool              // the server died under an idle transaction: fail the next request
 	shapes            map[string]uint64 // result shape of each client statement, as the client was told
 	copyIn            bool              // the server is in copy-in mode: it ignores Syncs
@@ -478,7 +488,7 @@ func (ss *session) releaseToPool(server *pool.Conn) {
 // closes it when its state is not known to be clean.
 func (ss *session) releaseServer(server *pool.Conn, clean bool) {
 	if !clean {
-		ss.srv.pools.Discard(server)
+		ss.discardBusy(server)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -489,6 +499,19 @@ func (ss *session) releaseServer(server *pool.Conn, clean bool) {
 		return
 	}
 	ss.srv.pools.Release(server)
+}
+
+// discardBusy closes a server connection that may be running the client's
+// query. PostgreSQL does not notice a closed socket until it writes, so a
+// long query would run on (holding its locks) after its client left: a
+// CancelRequest stops it first, as PgBouncer and libpq do.
+func (ss *session) discardBusy(server *pool.Conn) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = server.Cancel(ctx)
+	}()
+	ss.srv.pools.Discard(server)
 }
 
 // writerLocked returns the buffered writer to the client, taking one from
@@ -540,6 +563,8 @@ func (ss *session) writeRaw(b []byte) error {
 // connection, which ends the session goroutine's reads.
 func (ss *session) terminate(err error) {
 	ss.terminateOnce.Do(func() {
+		ss.terminated.Store(true)
+		ss.interruptInline(0) // the session goroutine may be waiting for its server
 		if err != nil {
 			ss.countError(err)
 			resp := pgerr.ToResponse(err)

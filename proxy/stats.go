@@ -104,13 +104,28 @@ func (ss *session) acquire(ctx context.Context) (*pool.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	ss.acquired(server, start)
+	return server, nil
+}
+
+// tryAcquire is acquire without waiting: an idle server or nil.
+func (ss *session) tryAcquire() *pool.Conn {
+	start := time.Now()
+	server := ss.srv.pools.TryAcquire(ss.poolKey, ss.target, ss.poolSize)
+	if server != nil {
+		ss.acquired(server, start)
+	}
+	return server
+}
+
+// acquired records a server acquired since start.
+func (ss *session) acquired(server *pool.Conn, start time.Time) {
 	if ss.stats.labels.Load() == nil {
 		// First server: the session now belongs to a pool.
 		ss.stats.rec = server.Counters().Recorder()
 		ss.stats.labels.Store(&errorLabels{database: ss.poolKey.Database, user: ss.poolKey.User})
 	}
 	ss.stats.rec.AddWait(time.Since(start))
-	return server, nil
 }
 
 // countReplyLocked counts a server frame in transaction mode (server pump,

@@ -168,8 +168,111 @@ func (ss *session) relayTx() {
 		if cap(out) > 1<<20 {
 			out = nil
 		}
+		ss.serveReplies(server, typ)
 	}
 	ss.endTx()
+}
+
+// inlineWait is about how long the session goroutine waits for its
+// server's reply itself before the watchdog (watchInline) hands the wait to
+// a pump goroutine and the session goes back to watching its client.
+const inlineWait = 5 * time.Millisecond
+
+// serveReplies gets the replies to the request just sent on their way.
+// The common case, a complete request with nothing more from the client
+// yet and a quick answer, is served by the session goroutine itself: no
+// goroutine to start and no hand-over between threads, which is most of
+// what transaction pooling would otherwise add to a query's latency. A
+// pump goroutine takes over when the answer is slow (the session goroutine
+// must watch its client: a disconnect or a cancel), when the client
+// pipelines (its next requests must flow while replies come back), for
+// COPY FROM (the client sends the data), and for pinned clients
+// (notifications arrive at any time). last is the request's last message.
+func (ss *session) serveReplies(server *pool.Conn, last byte) {
+	ss.mu.Lock()
+	if ss.pumping || ss.server != server {
+		ss.mu.Unlock()
+		return
+	}
+	complete := last == 'S' || last == 'Q' || last == 'F' || last == 'H'
+	if !complete || ss.pinned || ss.cr.Buffered() > 0 {
+		ss.startPumpLocked(server)
+		ss.mu.Unlock()
+		return
+	}
+	ss.mu.Unlock()
+	ss.inlineMu.Lock()
+	if ss.terminated.Load() {
+		ss.inlineMu.Unlock()
+		return // the client is being closed: endTx takes the server
+	}
+	ss.inlineServer = server
+	ss.inlineSince.Store(time.Now().UnixNano())
+	ss.inlineMu.Unlock()
+	ss.pumpLoop(server, true)
+}
+
+// startPumpLocked hands the server's replies to a pump goroutine.
+func (ss *session) startPumpLocked(server *pool.Conn) {
+	ss.pumping = true
+	go ss.pumpServerTx(server)
+}
+
+// stopInline ends the session goroutine's own reading of server replies.
+// It runs before the server is released, handed to a pump or closed.
+func (ss *session) stopInline(server *pool.Conn) {
+	ss.inlineMu.Lock()
+	ss.inlineServer = nil
+	ss.inlineSince.Store(0)
+	interrupted := ss.inlineInterrupted
+	ss.inlineInterrupted = false
+	ss.inlineMu.Unlock()
+	if interrupted {
+		_ = server.NetConn().SetReadDeadline(time.Time{})
+	}
+}
+
+// interruptInline makes the session goroutine's wait for its server's
+// reply, begun at since, end now with a deadline error: the reply is slow
+// and a pump goroutine should wait for it (or the session is ending).
+func (ss *session) interruptInline(since int64) {
+	ss.inlineMu.Lock()
+	defer ss.inlineMu.Unlock()
+	if ss.inlineServer == nil || (since != 0 && ss.inlineSince.Load() != since) {
+		return // done, or a newer wait
+	}
+	ss.inlineInterrupted = true
+	_ = ss.inlineServer.NetConn().SetReadDeadline(time.Now())
+}
+
+// watchInline is the watchdog of inline waits: every inlineWait it
+// interrupts the sessions that have waited longer than that. It costs each
+// request two atomic stores instead of a timer, and runs until the server
+// has shut down.
+func (s *Server) watchInline() {
+	t := time.NewTicker(inlineWait)
+	defer t.Stop()
+	var slow []*session
+	var since []int64
+	for range t.C {
+		now := time.Now().UnixNano()
+		slow, since = slow[:0], since[:0]
+		s.mu.Lock()
+		if s.draining && len(s.sessions) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		for ss := range s.sessions {
+			if t := ss.inlineSince.Load(); t != 0 && now-t >= int64(inlineWait) {
+				slow = append(slow, ss)
+				since = append(since, t)
+			}
+		}
+		s.mu.Unlock()
+		for i, ss := range slow {
+			ss.interruptInline(since[i])
+		}
+	}
 }
 
 // answerWithoutServer answers a request made only of named Parses and
@@ -241,10 +344,36 @@ func (ss *session) ensureServer() (*pool.Conn, error) {
 		ss.terminate(shutdownError())
 		return nil, errSessionEnded
 	}
+	server = ss.tryAcquire()
+	if server == nil {
+		var err error
+		if server, err = ss.waitForServer(); err != nil {
+			return nil, err
+		}
+	}
+	ss.mu.Lock()
+	ss.server = server
+	if server.State.Settings != ss.settingsKey {
+		// Bring the server to the client's settings before its request.
+		sql := "RESET ALL"
+		if ss.settingsKey != "" {
+			sql += "; " + ss.settingsKey
+		}
+		ss.prelude = encodeQuery(ss.prelude[:0], sql)
+		ss.expect.push(expectation{kind: 'Q', injected: true})
+		ss.pending++
+		server.State.Settings = ss.settingsKey
+	}
+	ss.mu.Unlock()
+	return server, nil
+}
+
+// waitForServer acquires a server when none is idle: it waits in the
+// pool's queue or dials, and tells a client that waits long why.
+func (ss *session) waitForServer() (*pool.Conn, error) {
 	ctx, cancel := context.WithCancel(ss.srv.ctx)
 	defer cancel()
 	if after := ss.srv.snap.Load().poolCfg.WaitNoticeAfter; after > 0 {
-		// Tell a client that waits long why its request is slow.
 		t := time.AfterFunc(after, func() {
 			_ = ss.send(&pgproto3.NoticeResponse{
 				Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "01000",
@@ -261,21 +390,6 @@ func (ss *session) ensureServer() (*pool.Conn, error) {
 		}
 		return nil, err
 	}
-	ss.mu.Lock()
-	ss.server = server
-	if server.State.Settings != ss.settingsKey {
-		// Bring the server to the client's settings before its request.
-		sql := "RESET ALL"
-		if ss.settingsKey != "" {
-			sql += "; " + ss.settingsKey
-		}
-		ss.prelude = encodeQuery(ss.prelude[:0], sql)
-		ss.expect.push(expectation{kind: 'Q', injected: true})
-		ss.pending++
-		server.State.Settings = ss.settingsKey
-	}
-	ss.mu.Unlock()
-	go ss.pumpServerTx(server)
 	return server, nil
 }
 
@@ -481,16 +595,44 @@ func settingsKeyOf(rows [][]string) string {
 	return applyParamsSQL(params)
 }
 
-// pumpServerTx forwards server replies in transaction mode, matching them
-// to expectations, and releases the server when the session is idle.
-func (ss *session) pumpServerTx(server *pool.Conn) {
+// pumpServerTx is the pump goroutine of transaction mode.
+func (ss *session) pumpServerTx(server *pool.Conn) { ss.pumpLoop(server, false) }
+
+// pumpLoop forwards server replies in transaction mode, matching them to
+// expectations, and releases the server when the session is idle. Run
+// inline by the session goroutine (see serveReplies), it returns once the
+// replies to what was sent are in, with the server kept when a transaction
+// is open, or hands over to a pump goroutine.
+func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 	fr := server.Frames()
 	var captured [][]string
 	sawFatal := false
+	interruptible := inline
 	for {
+		if interruptible && fr.WaitHeader() == nil && fr.Spans() {
+			// A deadline must not fire inside a frame: this one, and the
+			// rest of the reply, are read inline to the end.
+			ss.stopInline(server)
+			interruptible = false
+		}
 		typ, frame, err := fr.Next()
 		if err != nil {
-			ss.serverEndedTx(server, err, fr.Broken(), sawFatal)
+			if inline {
+				ss.stopInline(server)
+				if errors.Is(err, os.ErrDeadlineExceeded) && !fr.Broken() && !ss.terminated.Load() {
+					// Slow answer: a pump goroutine waits for it.
+					ss.mu.Lock()
+					ss.startPumpLocked(server)
+					ss.mu.Unlock()
+					return
+				}
+				if ss.terminated.Load() {
+					// The client is being closed: endTx closes the server,
+					// which is mid-request.
+					return
+				}
+			}
+			ss.serverEndedTx(server, err, fr.Broken() || inline, sawFatal)
 			return
 		}
 		if typ == 'E' {
@@ -557,6 +699,7 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 			release = ss.pending == 0 && status == 'I' && ss.expect.len() == 0 && !ss.pinned && !ss.closed
 			if release {
 				ss.server = nil
+				ss.pumping = false
 			}
 			ss.setIdleDeadlineLocked()
 		default:
@@ -588,6 +731,17 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 		}
 		ss.countReplyLocked(typ, frame, forward)
 		closeAfter := typ == 'Z' && ss.draining && ss.stateLocked() == stateIdle
+		// Inline: stop once what was sent is answered (the server stays
+		// attached in a transaction), or hand over to a pump goroutine for
+		// COPY FROM and for a client pinned by this request.
+		settled := inline && !release && ss.pending == 0 && ss.expect.len() == 0
+		handOff := inline && !release && (typ == 'G' || typ == 'W' || (settled && ss.pinned))
+		if handOff {
+			ss.stopInline(server)
+			ss.pumping = true // the pump starts once frame, which it would overwrite, is written
+		} else if settled || (inline && release) {
+			ss.stopInline(server)
+		}
 		ss.mu.Unlock()
 		var werr error
 		cw := ss.writerLocked()
@@ -609,15 +763,21 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 			ss.parkWriterLocked()
 		}
 		ss.wmu.Unlock()
+		if handOff {
+			go ss.pumpServerTx(server)
+		}
 		if release {
 			if closeAfter {
 				ss.terminate(shutdownError())
 			}
 			return
 		}
-		if werr != nil {
+		if werr != nil && !handOff {
 			// The client is gone mid-reply: end the session first, so the
 			// server is not taken for lost.
+			if inline {
+				ss.stopInline(server)
+			}
 			ss.terminate(nil)
 			ss.serverEndedTx(server, werr, true, false)
 			return
@@ -625,6 +785,9 @@ func (ss *session) pumpServerTx(server *pool.Conn) {
 		if closeAfter {
 			ss.log.Info("closing client for shutdown after its transaction")
 			ss.terminate(shutdownError())
+		}
+		if handOff || settled {
+			return
 		}
 	}
 }
@@ -685,6 +848,7 @@ func (ss *session) serverEndedTx(server *pool.Conn, err error, broken, sawFatal 
 	pinned := ss.pinned
 	if !closed && ss.server == server {
 		ss.server = nil
+		ss.pumping = false
 		for e := ss.expect.front(); e != nil; e = ss.expect.front() {
 			if !e.injected && (e.kind == 'S' || e.kind == 'Q' || e.kind == 'F') {
 				waiting++
@@ -778,21 +942,24 @@ func (ss *session) endTx() {
 	ss.closed = true
 	idle := ss.pending == 0 && ss.expect.len() == 0
 	pinned := ss.pinned
+	pumping := ss.pumping
 	ss.mu.Unlock()
 	if server == nil {
 		return
 	}
-	_ = server.NetConn().SetReadDeadline(time.Now())
-	got := <-ss.pumpDone
-	_ = server.NetConn().SetReadDeadline(time.Time{})
-	if got == nil {
-		return // the pump already closed it
+	if pumping {
+		_ = server.NetConn().SetReadDeadline(time.Now())
+		got := <-ss.pumpDone
+		_ = server.NetConn().SetReadDeadline(time.Time{})
+		if got == nil {
+			return // the pump already closed it
+		}
 	}
 	ss.mu.Lock()
 	server.TxStatus = ss.txStatus
 	ss.mu.Unlock()
 	if !idle {
-		ss.srv.pools.Discard(server)
+		ss.discardBusy(server)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -895,6 +1062,9 @@ func (ss *session) verifyShapesLocked(server *pool.Conn, req *request) bool {
 	out = append(out, 'S', 0, 0, 0, 4)
 	ss.expect.push(expectation{kind: 'S', injected: true})
 	ss.pending += 2 // the Sync, and a hold so the pump keeps the server for the request
+	if !ss.pumping {
+		ss.startPumpLocked(server)
+	}
 	ss.mu.Unlock()
 	ss.swmu.Lock()
 	w := server.Writer()

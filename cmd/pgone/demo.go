@@ -106,6 +106,7 @@ func demoConfig(cluster *pgtest.Cluster, port int) *config.Config {
 		Pool: pool.Config{Mode: pool.ModeTransaction, PoolSize: 20, ServerTLS: pool.ServerTLS{SSLMode: "disable"}},
 	}
 	cfg.Defaults()
+	cfg.HTTP.Pprof = true // a throwaway setup on loopback: profiling helps
 	cfg.Proxy.Limits.ShutdownTimeout = 5 * time.Second
 	return cfg
 }

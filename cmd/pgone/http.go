@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +36,7 @@ func newRegistry() *prometheus.Registry {
 }
 
 // startHTTP listens on addr and serves until close.
-func startHTTP(addr string, reg *prometheus.Registry, log *slog.Logger) (*httpServer, error) {
+func startHTTP(addr string, withPprof bool, reg *prometheus.Registry, log *slog.Logger) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -48,6 +49,13 @@ func startHTTP(addr string, reg *prometheus.Registry, log *slog.Logger) (*httpSe
 		EnableOpenMetrics: true,
 		Timeout:           10 * time.Second,
 	}))
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

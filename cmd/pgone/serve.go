@@ -74,7 +74,7 @@ func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.
 		return err
 	}
 	log.Info("pgone listening", "addr", ln.Addr().String(), "version", versionString())
-	hs, err := startHTTP(cfg.HTTP.Listen, reg, log.With("part", "http"))
+	hs, err := startHTTP(cfg.HTTP.Listen, cfg.HTTP.Pprof, reg, log.With("part", "http"))
 	switch {
 	case err == nil:
 		defer hs.close()

@@ -102,6 +102,25 @@ func (r *Reader) HasFrame() bool {
 	return n >= 4 && 1+n <= b
 }
 
+// WaitHeader reads until the next frame's header is buffered. An error
+// (a deadline, say) leaves the stream intact, unlike one inside Next.
+func (r *Reader) WaitHeader() error {
+	_, err := r.br.Peek(HeaderLen)
+	return err
+}
+
+// Spans reports whether the next frame is known (its header is buffered)
+// to be larger than the buffer, so reading it goes past what one fill holds:
+// a read deadline that fires inside it would break the stream.
+func (r *Reader) Spans() bool {
+	if r.br.Buffered() < HeaderLen {
+		return false
+	}
+	hdr, _ := r.br.Peek(HeaderLen)
+	n := int(int32(binary.BigEndian.Uint32(hdr[1:])))
+	return 1+n > r.br.Size()
+}
+
 // Broken reports whether a read failed in the middle of a frame, so the
 // stream is no longer at a message boundary and must not be reused.
 func (r *Reader) Broken() bool { return r.broken }

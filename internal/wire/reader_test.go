@@ -262,6 +262,32 @@ func TestReaderHasFrameLargerThanBuffer(t *testing.T) {
 	}
 }
 
+func TestReaderSpans(t *testing.T) {
+	t.Parallel()
+	big := frame('D', bytes.Repeat([]byte{'q'}, 3*minBufio))
+	small := frame('Z', []byte{'I'})
+	br := bufio.NewReaderSize(bytes.NewReader(append(append([]byte(nil), small...), big...)), minBufio)
+	r := wire.NewReader(br, 0)
+	if r.Spans() {
+		t.Fatal("Spans = true with nothing buffered")
+	}
+	if _, err := br.Peek(wire.HeaderLen); err != nil {
+		t.Fatal(err)
+	}
+	if r.Spans() {
+		t.Fatal("Spans = true for a frame that fits the buffer")
+	}
+	if _, _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.Peek(wire.HeaderLen); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Spans() {
+		t.Fatal("Spans = false for a frame larger than the buffer")
+	}
+}
+
 // FuzzReader feeds arbitrary bytes through Next and HasFrame. Every frame
 // returned must be whole and consistent: its length field matches its size,
 // its body is within the limit, it is the input's next bytes, and HasFrame
