@@ -28,6 +28,11 @@ func (s *Server) SetClassifier(c Classifier) { s.classifier = c }
 type routerClassifier struct{ r *router.Router }
 
 func (c routerClassifier) Classify(text string, inTransaction bool) Classification {
+	if router.NoSessionEffects(text) {
+		// Plain DML and queries, often with inlined literals that make
+		// every text new to the decision cache: no parse needed.
+		return Classification{}
+	}
 	d := c.r.Route(text, router.Session{InTransaction: inTransaction})
 	out := Classification{
 		ChangesSettings: d.ChangesSettings,

@@ -114,6 +114,8 @@ type session struct {
 	settingsDirty     bool              // a statement changed settings: snapshot them after requests
 	pinned            bool              // state a pool cannot move: keep the server
 	pumping           bool              // a pump goroutine reads the server's replies (transaction mode)
+	serverFatal       bool              // the server sent a FATAL error: it is going away
+	captured          [][]string        // rows of the settings snapshot being read
 	lostTx            bool              // the server died under an idle transaction: fail the next request
 	shapes            map[string]uint64 // result shape of each client statement, as the client was told
 	copyIn            bool              // the server is in copy-in mode: it ignores Syncs

@@ -353,6 +353,7 @@ func (ss *session) ensureServer() (*pool.Conn, error) {
 	}
 	ss.mu.Lock()
 	ss.server = server
+	ss.serverFatal, ss.captured = false, nil
 	if server.State.Settings != ss.settingsKey {
 		// Bring the server to the client's settings before its request.
 		sql := "RESET ALL"
@@ -605,8 +606,6 @@ func (ss *session) pumpServerTx(server *pool.Conn) { ss.pumpLoop(server, false) 
 // is open, or hands over to a pump goroutine.
 func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 	fr := server.Frames()
-	var captured [][]string
-	sawFatal := false
 	interruptible := inline
 	for {
 		if interruptible && fr.WaitHeader() == nil && fr.Spans() {
@@ -632,6 +631,9 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 					return
 				}
 			}
+			ss.mu.Lock()
+			sawFatal := ss.serverFatal
+			ss.mu.Unlock()
 			ss.serverEndedTx(server, err, fr.Broken() || inline, sawFatal)
 			return
 		}
@@ -640,8 +642,8 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 				// The server is going away (pg_terminate_backend, restart).
 				// Unless the client is pinned to it, only its transaction is
 				// lost: tell it as an ERROR so it keeps its connection.
-				sawFatal = true
 				ss.mu.Lock()
+				ss.serverFatal = true
 				pinned := ss.pinned
 				ss.mu.Unlock()
 				if !pinned {
@@ -682,13 +684,13 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 			forward = !e.injected
 			status := frame[wire.HeaderLen]
 			if e.capture {
-				key := settingsKeyOf(captured)
+				key := settingsKeyOf(ss.captured)
 				ss.settingsKey = key
 				server.State.Settings = key
 				if status == 'I' {
 					ss.settingsDirty = false
 				}
-				captured = nil
+				ss.captured = nil
 			}
 			if e.forgetPrepared {
 				server.State.ForgetAllPrepared()
@@ -713,9 +715,9 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 			if e.capture {
 				switch typ {
 				case 'T':
-					captured = captured[:0]
+					ss.captured = ss.captured[:0]
 				case 'D':
-					captured = append(captured, decodeTextRow(frame))
+					ss.captured = append(ss.captured, decodeTextRow(frame))
 				}
 			}
 			if completes(e.kind, typ) {

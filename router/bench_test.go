@@ -45,3 +45,12 @@ func BenchmarkRouteUncached(b *testing.B) {
 		r.Route(benchQuery, Session{})
 	}
 }
+
+func BenchmarkNoSessionEffects(b *testing.B) {
+	const q = "UPDATE pgbench_accounts SET abalance = abalance + -3105 WHERE aid = 61234;"
+	for i := 0; i < b.N; i++ {
+		if !NoSessionEffects(q) {
+			b.Fatal("not plain")
+		}
+	}
+}

@@ -17,6 +17,9 @@ func FuzzRoute(f *testing.F) {
 	uncached := NewRouter(0)
 	sessions := []Session{{}, rwTx, roTx, defRO, withProc, withCfg}
 	f.Fuzz(func(t *testing.T, text string) {
+		if NoSessionEffects(text) && hasSessionEffects(uncached.Route(text, Session{})) {
+			t.Fatalf("%q passes the lexical check but has session effects", text)
+		}
 		for _, s := range sessions {
 			d := cached.Route(text, s)
 			if diff := diffDecision(uncached.Route(text, s), d); diff != "" {
