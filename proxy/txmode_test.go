@@ -308,6 +308,35 @@ func TestTxModeIdleTransactionTimeout(t *testing.T) {
 	}
 }
 
+// TestTxModeClientIdleTimeout: a client idle outside a transaction past
+// client_idle_timeout is closed with 57P05; a client that keeps working is
+// not, and one waiting for a slow reply is not idle.
+func TestTxModeClientIdleTimeout(t *testing.T) {
+	t.Parallel()
+	p := txProxy(t, 2, func(c *config.Config) { c.Proxy.Limits.ClientIdleTimeout = 400 * time.Millisecond })
+	ctx := testCtx(t)
+	idle := connect(t, p.AppDSN())
+	busy := connect(t, p.AppDSN())
+	if _, err := idle.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	// busy: a query longer than the timeout, then queries closer together.
+	if _, err := busy.Exec(ctx, "SELECT pg_sleep(0.6)"); err != nil {
+		t.Fatalf("a query longer than client_idle_timeout: %v", err)
+	}
+	for i := 0; i < 6; i++ {
+		time.Sleep(150 * time.Millisecond)
+		if _, err := busy.Exec(ctx, "SELECT 1"); err != nil {
+			t.Fatalf("active client closed after %d queries: %v", i, err)
+		}
+	}
+	_, err := idle.Exec(ctx, "SELECT 1")
+	var pgErr *pgconn.PgError
+	if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "57P05" {
+		t.Fatalf("idle past client_idle_timeout: got %v, want 57P05", err)
+	}
+}
+
 func TestTxModePreparedStatementAfterDDL(t *testing.T) {
 	t.Parallel()
 	const db = "txddl"

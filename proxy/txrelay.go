@@ -194,6 +194,10 @@ func (ss *session) serveReplies(server *pool.Conn, last byte) {
 		ss.mu.Unlock()
 		return
 	}
+	if ss.pending == 0 && ss.expect.len() == 0 && !ss.pinned {
+		ss.mu.Unlock()
+		return // nothing to wait for (a lone Flush)
+	}
 	complete := last == 'S' || last == 'Q' || last == 'F' || last == 'H'
 	if !complete || ss.pinned || ss.cr.Buffered() > 0 {
 		ss.startPumpLocked(server)

@@ -88,12 +88,12 @@ func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.
 		_ = ln.Close()
 		return fmt.Errorf("http.listen: %w", err)
 	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	hs.setReady(true) // the listener accepts (connections queue until Serve takes them)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	hs.setReady(true)
 
 	sigs := opts.signals
 	if sigs == nil {
