@@ -43,6 +43,11 @@ type Config struct {
 	ServerLifetime time.Duration `yaml:"server_lifetime"`
 	// ServerTLS is how pgone connects to PostgreSQL.
 	ServerTLS ServerTLS `yaml:"server_tls"`
+	// ReplicaCheckInterval is how often each database's replicas are checked.
+	ReplicaCheckInterval time.Duration `yaml:"replica_check_interval"`
+	// MaxReplicaLag takes a replica out of rotation while the last
+	// transaction it applied is older than this and it is behind.
+	MaxReplicaLag time.Duration `yaml:"max_replica_lag"`
 }
 
 // ServerTLS configures TLS towards PostgreSQL servers, as libpq's sslmode.
@@ -83,6 +88,12 @@ func (c *Config) Defaults() {
 	if c.ServerTLS.SSLMode == "" {
 		c.ServerTLS.SSLMode = "prefer"
 	}
+	if c.ReplicaCheckInterval == 0 {
+		c.ReplicaCheckInterval = time.Second
+	}
+	if c.MaxReplicaLag == 0 {
+		c.MaxReplicaLag = 10 * time.Second
+	}
 }
 
 // Validate reports every problem with c; each error's text starts with the
@@ -117,6 +128,8 @@ func (c *Config) Validate() []error {
 		{"server_connect_timeout", c.ServerConnectTimeout},
 		{"server_idle_timeout", c.ServerIdleTimeout},
 		{"server_lifetime", c.ServerLifetime},
+		{"replica_check_interval", c.ReplicaCheckInterval},
+		{"max_replica_lag", c.MaxReplicaLag},
 	} {
 		if d.val < 0 {
 			add(d.key, "must not be negative, got %s", d.val)

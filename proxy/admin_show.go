@@ -22,6 +22,7 @@ var showCommands = map[string]func(*Server) resultSet{
 	"databases": (*Server).showDatabases,
 	"config":    (*Server).showConfig,
 	"version":   (*Server).showVersion,
+	"replicas":  (*Server).showReplicas,
 }
 
 // clientInfo is one session as the console sees it.

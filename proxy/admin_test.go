@@ -509,7 +509,7 @@ func TestConsoleProtocol(t *testing.T) {
 	if _, err := hc.Exec(ctx, "show help").ReadAll(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(notice, "SHOW HELP|POOLS|CLIENTS|SERVERS|STATS|DATABASES|CONFIG|VERSION") {
+	if !strings.Contains(notice, "SHOW HELP|POOLS|CLIENTS|SERVERS|STATS|DATABASES|CONFIG|VERSION|REPLICAS") {
 		t.Errorf("SHOW HELP notice %q", notice)
 	}
 

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"errors"
+	"net"
+	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,6 +88,8 @@ type proxyCollector struct {
 	s *Server
 
 	clients, active, pins *prometheus.Desc
+	// Replicas, by database and replica (host:port, from the config).
+	replicaUsable, replicaLag, replicaLagBytes, replicaChanges *prometheus.Desc
 }
 
 func newProxyCollector(s *Server) *proxyCollector {
@@ -96,6 +100,14 @@ func newProxyCollector(s *Server) *proxyCollector {
 			"Clients of a pool that are not waiting for a server connection (PgBouncer's cl_active).", []string{"database", "user"}, nil),
 		pins: prometheus.NewDesc("pgone_proxy_pins_total",
 			"Clients pinned to their server connection in transaction mode, by cause.", []string{"cause"}, nil),
+		replicaUsable: prometheus.NewDesc("pgone_replica_usable",
+			"1 if the replica's last check found it reachable, in recovery and within max_replica_lag.", []string{"database", "replica", "state"}, nil),
+		replicaLag: prometheus.NewDesc("pgone_replica_lag_seconds",
+			"Age of the last transaction the replica applied, while it is behind the primary; 0 when caught up.", []string{"database", "replica"}, nil),
+		replicaLagBytes: prometheus.NewDesc("pgone_replica_lag_bytes",
+			"WAL bytes between the primary's position and the replica's replay position at the last check.", []string{"database", "replica"}, nil),
+		replicaChanges: prometheus.NewDesc("pgone_replica_state_changes_total",
+			"Changes of the replica's state (healthy, lagging, down, promoted) since start.", []string{"database", "replica"}, nil),
 	}
 }
 
@@ -103,6 +115,10 @@ func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.clients
 	ch <- c.active
 	ch <- c.pins
+	ch <- c.replicaUsable
+	ch <- c.replicaLag
+	ch <- c.replicaLagBytes
+	ch <- c.replicaChanges
 }
 
 func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
@@ -121,5 +137,16 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 	c.s.mu.Unlock()
 	for cause, n := range pins {
 		ch <- prometheus.MustNewConstMetric(c.pins, prometheus.CounterValue, float64(n), cause)
+	}
+	for _, r := range c.s.replicaRows() {
+		addr := net.JoinHostPort(r.Target.Host, strconv.Itoa(r.Target.Port))
+		usable := 0.0
+		if r.Usable() {
+			usable = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.replicaUsable, prometheus.GaugeValue, usable, r.database, addr, r.State.String())
+		ch <- prometheus.MustNewConstMetric(c.replicaLag, prometheus.GaugeValue, r.Lag.Seconds(), r.database, addr)
+		ch <- prometheus.MustNewConstMetric(c.replicaLagBytes, prometheus.GaugeValue, float64(r.LagBytes), r.database, addr)
+		ch <- prometheus.MustNewConstMetric(c.replicaChanges, prometheus.CounterValue, float64(r.Changes), r.database, addr)
 	}
 }

@@ -62,8 +62,9 @@ type Server struct {
 	learning map[pool.Key]*sync.Mutex
 	draining bool
 	wg       sync.WaitGroup
-	// watchOnce starts watchInline with the first Serve.
-	watchOnce sync.Once
+	// watchOnce starts watchInline and the replica monitors with the first Serve.
+	watchOnce   sync.Once
+	replicaMons replicaMonitors
 
 	// admin is the console's state (admin.go); metrics are nil until
 	// RegisterMetrics (metrics.go).
@@ -128,6 +129,7 @@ func (s *Server) Reload(cfg Config, poolCfg pool.Config) error {
 	clear(s.params) // servers may have moved: learn their parameters again
 	s.mu.Unlock()
 	s.pools.SetConfig(poolCfg)
+	s.syncMonitors(snap, false)
 	if old.cfg.Listen != cfg.Listen {
 		s.log.Warn("listen address changes need a restart; still listening on the old one", "old", old.cfg.Listen, "new", cfg.Listen)
 	}
@@ -143,7 +145,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
-	s.watchOnce.Do(func() { go s.watchInline() })
+	s.watchOnce.Do(func() {
+		go s.watchInline()
+		s.syncMonitors(s.snap.Load(), true)
+	})
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -209,6 +214,7 @@ func (s *Server) Clients() int { return int(s.clients.Load()) }
 // Shutdown stops accepting, lets sessions finish their transaction, closes
 // idle ones with 57P01, and when ctx ends closes the rest with 57P01.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopMonitors()
 	s.mu.Lock()
 	s.draining = true
 	for ln := range s.listeners {

@@ -1,0 +1,333 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ReplicaState is what the monitor last found of a replica.
+type ReplicaState uint8
+
+const (
+	// ReplicaUnknown: not checked yet. Not usable.
+	ReplicaUnknown ReplicaState = iota
+	// ReplicaHealthy: reachable, in recovery, within the lag limit.
+	ReplicaHealthy
+	// ReplicaLagging: reachable and in recovery, but behind by more than
+	// the limit. Not usable until it catches up.
+	ReplicaLagging
+	// ReplicaDown: the last check could not connect or failed.
+	ReplicaDown
+	// ReplicaPromoted: no longer in recovery: a primary now, not a replica
+	// of ours. Not usable.
+	ReplicaPromoted
+)
+
+func (s ReplicaState) String() string {
+	switch s {
+	case ReplicaHealthy:
+		return "healthy"
+	case ReplicaLagging:
+		return "lagging"
+	case ReplicaDown:
+		return "down"
+	case ReplicaPromoted:
+		return "promoted"
+	}
+	return "unknown"
+}
+
+// ReplicaStatus is one replica's last check.
+type ReplicaStatus struct {
+	Target Target
+	State  ReplicaState
+	// ReplayLSN is the WAL position the replica has applied, at CheckedAt.
+	ReplayLSN LSN
+	// LagBytes is how far the replay was behind the primary's position read
+	// just before. Lag is 0 when it had applied everything; otherwise the
+	// time since the primary was last seen at a position the replay has
+	// reached: an upper bound, precise to one check interval, that needs
+	// no transaction timestamps (an idle primary has none).
+	LagBytes  int64
+	Lag       time.Duration
+	CheckedAt time.Time
+	// Err is why the last check failed (ReplicaDown).
+	Err string
+	// Changes counts state changes since the monitor started.
+	Changes int
+}
+
+// Usable reports whether reads may go to the replica.
+func (s ReplicaStatus) Usable() bool { return s.State == ReplicaHealthy }
+
+// LSN is a WAL position.
+type LSN uint64
+
+// ParseLSN reads PostgreSQL's text form of a pg_lsn, "16/B374D848".
+func ParseLSN(s string) (LSN, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("invalid LSN %q", s)
+	}
+	h, err := strconv.ParseUint(hi, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("invalid LSN %q", s)
+	}
+	l, err := strconv.ParseUint(lo, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("invalid LSN %q", s)
+	}
+	return LSN(h<<32 | l), nil
+}
+
+func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint32(l)) }
+
+// MonitorConfig configures replica checks.
+type MonitorConfig struct {
+	// Interval between checks (replica_check_interval).
+	Interval time.Duration
+	// MaxLag takes a replica out of rotation while the last transaction it
+	// applied is older than this and it has not applied everything
+	// (max_replica_lag).
+	MaxLag time.Duration
+}
+
+// Monitor checks a primary's replicas: reachable, in recovery, replay
+// position and lag. It keeps one connection to each server, opened again
+// after a failure.
+type Monitor struct {
+	cfg     MonitorConfig
+	connCfg Config
+	primary Target
+	log     *slog.Logger
+	// OnChange, if set before Start, is called from the monitor's goroutine
+	// with each state change.
+	OnChange func(replica int, from, to ReplicaStatus)
+
+	mu         sync.Mutex
+	status     []ReplicaStatus
+	primaryLSN LSN
+	history    []lsnSample   // the primary's positions over the last checks, oldest first
+	checked    chan struct{} // closed and replaced after each round
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// lsnSample is the primary's WAL position at a time.
+type lsnSample struct {
+	at  time.Time
+	lsn LSN
+}
+
+// NewMonitor returns a monitor of replicas of primary; connCfg gives the
+// connect timeout and TLS. Start runs it.
+func NewMonitor(cfg MonitorConfig, connCfg Config, primary Target, replicas []Target, log *slog.Logger) *Monitor {
+	m := &Monitor{
+		cfg: cfg, connCfg: connCfg, primary: primary, log: log,
+		status:  make([]ReplicaStatus, len(replicas)),
+		checked: make(chan struct{}),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	for i, t := range replicas {
+		m.status[i].Target = t
+	}
+	return m
+}
+
+// Start runs the checks until Stop.
+func (m *Monitor) Start() { go m.run() }
+
+// Stop ends the checks and closes the monitor's connections.
+func (m *Monitor) Stop() {
+	close(m.stop)
+	<-m.done
+}
+
+// Status returns every replica's last check, in configuration order.
+func (m *Monitor) Status() []ReplicaStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]ReplicaStatus(nil), m.status...)
+}
+
+// PrimaryLSN is the primary's WAL position at the last check.
+func (m *Monitor) PrimaryLSN() LSN {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.primaryLSN
+}
+
+// WaitCheck waits for the next round of checks to finish.
+func (m *Monitor) WaitCheck(ctx context.Context) error {
+	m.mu.Lock()
+	ch := m.checked
+	m.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *Monitor) run() {
+	defer close(m.done)
+	conns := make([]*Conn, len(m.status)+1) // [0] is the primary
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.close()
+			}
+		}
+	}()
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		m.round(conns)
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// round checks the primary, then every replica at once.
+func (m *Monitor) round(conns []*Conn) {
+	timeout := max(m.cfg.Interval, time.Second)
+	primaryLSN, perr := query(m, conns, 0, m.primary, timeout, func(row []string) (LSN, error) {
+		return ParseLSN(row[0])
+	}, "SELECT pg_catalog.pg_current_wal_lsn()::text")
+	if perr != nil {
+		// Without the primary's position lag cannot be measured; the
+		// replicas are still checked for reachability and recovery.
+		m.log.Debug("replica monitor: primary check failed", "err", perr)
+	}
+	primaryAt := time.Now()
+	type result struct {
+		inRecovery bool
+		replay     LSN
+	}
+	results := make([]result, len(m.status))
+	errs := make([]error, len(m.status))
+	var wg sync.WaitGroup
+	for i := range m.status {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i], errs[i] = query(m, conns, i+1, m.status[i].Target, timeout, func(row []string) (result, error) {
+				var r result
+				r.inRecovery = row[0] == "t"
+				if row[1] != "" {
+					lsn, err := ParseLSN(row[1])
+					if err != nil {
+						return r, err
+					}
+					r.replay = lsn
+				}
+				return r, nil
+			}, "SELECT pg_catalog.pg_is_in_recovery(), COALESCE(pg_catalog.pg_last_wal_replay_lsn()::text, '')")
+		}(i)
+	}
+	wg.Wait()
+	now := time.Now()
+	var changes [][3]any
+	m.mu.Lock()
+	if perr == nil {
+		m.primaryLSN = primaryLSN
+		m.history = append(m.history, lsnSample{primaryAt, primaryLSN})
+		// Keep enough history to tell lag up to twice the limit.
+		horizon := primaryAt.Add(-2*max(m.cfg.MaxLag, 5*m.cfg.Interval) - m.cfg.Interval)
+		drop := 0
+		for drop < len(m.history)-1 && m.history[drop].at.Before(horizon) {
+			drop++
+		}
+		m.history = append(m.history[:0], m.history[drop:]...)
+	}
+	for i := range m.status {
+		old := m.status[i]
+		st := old
+		st.CheckedAt, st.Err = now, ""
+		r := results[i]
+		switch {
+		case errs[i] != nil:
+			st.State, st.Err = ReplicaDown, errs[i].Error()
+		case !r.inRecovery:
+			st.State = ReplicaPromoted
+			st.ReplayLSN, st.LagBytes, st.Lag = 0, 0, 0
+		default:
+			st.ReplayLSN = r.replay
+			st.LagBytes, st.Lag = 0, 0
+			if perr == nil && r.replay < primaryLSN {
+				st.LagBytes = int64(primaryLSN - r.replay)
+				st.Lag = now.Sub(m.history[0].at) // behind everything remembered
+				for k := len(m.history) - 1; k >= 0; k-- {
+					if m.history[k].lsn <= r.replay {
+						st.Lag = now.Sub(m.history[k].at)
+						break
+					}
+				}
+			}
+			st.State = ReplicaHealthy
+			if perr != nil {
+				st.State = ReplicaLagging // cannot tell: keep reads away
+			} else if st.LagBytes > 0 && m.cfg.MaxLag > 0 && st.Lag > m.cfg.MaxLag {
+				st.State = ReplicaLagging
+			}
+		}
+		if st.State != old.State {
+			st.Changes++
+			changes = append(changes, [3]any{i, old, st})
+		}
+		m.status[i] = st
+	}
+	close(m.checked)
+	m.checked = make(chan struct{})
+	m.mu.Unlock()
+	for _, c := range changes {
+		i, from, to := c[0].(int), c[1].(ReplicaStatus), c[2].(ReplicaStatus)
+		level := slog.LevelInfo
+		if to.State != ReplicaHealthy {
+			level = slog.LevelWarn
+		}
+		m.log.Log(context.Background(), level, "replica state changed", "replica", to.Target.addr(),
+			"from", from.State.String(), "to", to.State.String(), "lag", to.Lag, "lag_bytes", to.LagBytes, "err", to.Err)
+		if m.OnChange != nil {
+			m.OnChange(i, from, to)
+		}
+	}
+}
+
+// query runs sql on conns[i] (dialing t if needed) and decodes its one row.
+func query[T any](m *Monitor, conns []*Conn, i int, t Target, timeout time.Duration, decode func([]string) (T, error), sql string) (T, error) {
+	var zero T
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if conns[i] == nil {
+		cfg := m.connCfg
+		cfg.ServerConnectTimeout = timeout
+		c, err := dial(ctx, &cfg, t)
+		if err != nil {
+			return zero, err
+		}
+		conns[i] = c
+	}
+	rows, err := conns[i].Query(ctx, sql)
+	if err == nil && (len(rows) != 1 || len(rows[0]) == 0) {
+		err = errors.New("unexpected reply to the check query")
+	}
+	if err != nil {
+		conns[i].close()
+		conns[i] = nil
+		return zero, err
+	}
+	return decode(rows[0])
+}

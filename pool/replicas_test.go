@@ -1,0 +1,140 @@
+package pool
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgone/pgone/internal/pgtest"
+)
+
+func TestParseLSN(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want LSN
+		bad  bool
+	}{
+		{in: "0/0", want: 0},
+		{in: "0/3000148", want: 0x3000148},
+		{in: "16/B374D848", want: 0x16_B374D848},
+		{in: "FFFFFFFF/FFFFFFFF", want: 1<<64 - 1},
+		{in: "", bad: true},
+		{in: "3000148", bad: true},
+		{in: "1/2/3", bad: true},
+		{in: "G/0", bad: true},
+		{in: "100000000/0", bad: true},
+	} {
+		got, err := ParseLSN(tc.in)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("ParseLSN(%q) = %v, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseLSN(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+		if back, _ := ParseLSN(got.String()); back != got {
+			t.Errorf("%v does not survive String and ParseLSN", got)
+		}
+	}
+}
+
+// monitorOf starts a monitor of c's replica and records its state changes.
+func monitorOf(t *testing.T, c *pgtest.Cluster, maxLag time.Duration) (*Monitor, func() []ReplicaState) {
+	t.Helper()
+	target := func(s *pgtest.Server) Target {
+		return Target{Host: s.Host, Port: s.Port, Database: "postgres", User: "postgres", Password: "postgres"}
+	}
+	cfg := Config{ServerTLS: ServerTLS{SSLMode: "disable"}}
+	cfg.Defaults()
+	m := NewMonitor(MonitorConfig{Interval: 100 * time.Millisecond, MaxLag: maxLag}, cfg,
+		target(c.Primary), []Target{target(c.Replica)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var mu sync.Mutex
+	var seen []ReplicaState
+	m.OnChange = func(i int, from, to ReplicaStatus) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, to.State)
+	}
+	m.Start()
+	t.Cleanup(m.Stop)
+	return m, func() []ReplicaState {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]ReplicaState(nil), seen...)
+	}
+}
+
+// waitState waits for the replica to reach want and returns its status.
+func waitState(t *testing.T, m *Monitor, want ReplicaState, within time.Duration) ReplicaStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		if st := m.Status()[0]; st.State == want {
+			return st
+		}
+		if err := m.WaitCheck(ctx); err != nil {
+			t.Fatalf("replica never %s within %s; last status %+v", want, within, m.Status()[0])
+		}
+	}
+}
+
+func TestMonitorReplicaDownAndBack(t *testing.T) {
+	t.Parallel()
+	c := pgtest.New(t, pgtest.Options{Replica: true})
+	m, changes := monitorOf(t, c, 10*time.Second)
+	st := waitState(t, m, ReplicaHealthy, 10*time.Second)
+	if st.ReplayLSN == 0 || m.PrimaryLSN() == 0 {
+		t.Fatalf("healthy replica with replay LSN %v, primary LSN %v", st.ReplayLSN, m.PrimaryLSN())
+	}
+	if !st.Usable() {
+		t.Fatal("a healthy replica is not usable")
+	}
+	if err := c.Replica.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st = waitState(t, m, ReplicaDown, 10*time.Second)
+	if st.Usable() || st.Err == "" {
+		t.Fatalf("stopped replica: %+v, want unusable with an error", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Replica.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, m, ReplicaHealthy, 20*time.Second)
+	// Healthy, down, healthy again (a restarting replica may lag a moment).
+	got := changes()
+	if len(got) < 3 || got[0] != ReplicaHealthy || got[len(got)-1] != ReplicaHealthy || !slices.Contains(got, ReplicaDown) {
+		t.Fatalf("state changes %v, want healthy, down, ..., healthy", got)
+	}
+}
+
+// TestMonitorLaggingReplica: a replica that applies WAL 2s late leaves the
+// rotation after a write (limit 500ms) and returns once it has applied it.
+func TestMonitorLaggingReplica(t *testing.T) {
+	t.Parallel()
+	c := pgtest.New(t, pgtest.Options{Replica: true, ReplicaSettings: map[string]string{"recovery_min_apply_delay": "2s"}})
+	m, _ := monitorOf(t, c, 500*time.Millisecond)
+	waitState(t, m, ReplicaHealthy, 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Exec(ctx, "CREATE TABLE lag_probe (a int); INSERT INTO lag_probe VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, m, ReplicaLagging, 5*time.Second)
+	if st.LagBytes <= 0 || st.Lag <= 500*time.Millisecond || st.Usable() {
+		t.Fatalf("lagging replica: %+v", st)
+	}
+	st = waitState(t, m, ReplicaHealthy, 15*time.Second)
+	if st.LagBytes != 0 && st.Lag > 500*time.Millisecond {
+		t.Fatalf("healthy again with lag %s (%d bytes)", st.Lag, st.LagBytes)
+	}
+}

@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pgone/pgone/pool"
+)
+
+// replicaMonitors runs a pool.Monitor for each configured database that has
+// replicas and a server user of its own (the monitor logs in as that user).
+// The read/write split will route by what they report; for now they feed
+// SHOW REPLICAS, the metrics and the log.
+type replicaMonitors struct {
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	monitors map[string]*monitorEntry // by client-visible database name
+}
+
+type monitorEntry struct {
+	m        *pool.Monitor
+	identity string // what it was built from; a reload that changes it restarts it
+}
+
+// replicaRow is one replica's status for the console and the metrics.
+type replicaRow struct {
+	database string
+	pool.ReplicaStatus
+}
+
+// syncMonitors starts, restarts and stops monitors to match snap. Before
+// the first Serve and after Shutdown it does nothing.
+func (s *Server) syncMonitors(snap *snapshot, start bool) {
+	rm := &s.replicaMons
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if start {
+		rm.started = true
+	}
+	if !rm.started || rm.stopped {
+		return
+	}
+	if rm.monitors == nil {
+		rm.monitors = map[string]*monitorEntry{}
+	}
+	want := map[string]bool{}
+	for name, db := range snap.cfg.Databases {
+		if name == WildcardDatabase || len(db.Replicas) == 0 || db.User == "" {
+			continue
+		}
+		want[name] = true
+		dbname := db.DBName
+		if dbname == "" {
+			dbname = name
+		}
+		primary := pool.Target{Host: db.Host, Port: db.Port, Database: dbname, User: db.User, Password: db.Password}
+		replicas := make([]pool.Target, len(db.Replicas))
+		for i, r := range db.Replicas {
+			replicas[i] = pool.Target{Host: r.Host, Port: r.Port, Database: dbname, User: db.User, Password: db.Password}
+		}
+		mcfg := pool.MonitorConfig{Interval: snap.poolCfg.ReplicaCheckInterval, MaxLag: snap.poolCfg.MaxReplicaLag}
+		identity := fmt.Sprintf("%v|%v|%v|%s|%s|%s", primary, replicas, mcfg,
+			snap.poolCfg.ServerTLS.SSLMode, snap.poolCfg.ServerTLS.RootCert, snap.poolCfg.ServerConnectTimeout)
+		if e := rm.monitors[name]; e != nil {
+			if e.identity == identity {
+				continue
+			}
+			e.m.Stop()
+		}
+		m := pool.NewMonitor(mcfg, snap.poolCfg, primary, replicas, s.log.With("database", name))
+		m.Start()
+		rm.monitors[name] = &monitorEntry{m: m, identity: identity}
+	}
+	for name, e := range rm.monitors {
+		if !want[name] {
+			e.m.Stop()
+			delete(rm.monitors, name)
+		}
+	}
+}
+
+// stopMonitors stops every monitor for good (Shutdown).
+func (s *Server) stopMonitors() {
+	rm := &s.replicaMons
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	rm.stopped = true
+	for name, e := range rm.monitors {
+		e.m.Stop()
+		delete(rm.monitors, name)
+	}
+}
+
+// replicaRows returns every monitored replica's status, by database then
+// configuration order.
+func (s *Server) replicaRows() []replicaRow {
+	rm := &s.replicaMons
+	rm.mu.Lock()
+	names := make([]string, 0, len(rm.monitors))
+	for name := range rm.monitors {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var rows []replicaRow
+	for _, name := range names {
+		for _, st := range rm.monitors[name].m.Status() {
+			rows = append(rows, replicaRow{database: name, ReplicaStatus: st})
+		}
+	}
+	rm.mu.Unlock()
+	return rows
+}
+
+// showReplicas is SHOW REPLICAS: one row per monitored replica.
+func (s *Server) showReplicas() resultSet {
+	rs := resultSet{cols: []column{
+		{"database", oidText}, {"host", oidText}, {"port", oidInt4}, {"state", oidText}, {"usable", oidInt4},
+		{"lag_seconds", oidText}, {"lag_bytes", oidInt8}, {"replay_lsn", oidText}, {"checked_ago_ms", oidInt8},
+		{"state_changes", oidInt8}, {"error", oidText},
+	}}
+	now := time.Now()
+	for _, r := range s.replicaRows() {
+		usable, ago := "0", ""
+		if r.Usable() {
+			usable = "1"
+		}
+		if !r.CheckedAt.IsZero() {
+			ago = strconv.FormatInt(now.Sub(r.CheckedAt).Milliseconds(), 10)
+		}
+		replay := ""
+		if r.ReplayLSN != 0 {
+			replay = r.ReplayLSN.String()
+		}
+		rs.rows = append(rs.rows, []string{
+			r.database, r.Target.Host, strconv.Itoa(r.Target.Port), r.State.String(), usable,
+			strconv.FormatFloat(r.Lag.Seconds(), 'f', 3, 64), strconv.FormatInt(r.LagBytes, 10), replay, ago,
+			strconv.Itoa(r.Changes), r.Err,
+		})
+	}
+	return rs
+}
