@@ -289,9 +289,14 @@ func (m *Monitor) round(conns []*Conn) {
 		}
 		m.status[i] = st
 	}
-	close(m.checked)
-	m.checked = make(chan struct{})
 	m.mu.Unlock()
+	defer func() {
+		// The round is over once its changes are reported.
+		m.mu.Lock()
+		close(m.checked)
+		m.checked = make(chan struct{})
+		m.mu.Unlock()
+	}()
 	for _, c := range changes {
 		i, from, to := c[0].(int), c[1].(ReplicaStatus), c[2].(ReplicaStatus)
 		level := slog.LevelInfo

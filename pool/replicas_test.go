@@ -110,6 +110,9 @@ func TestMonitorReplicaDownAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, m, ReplicaHealthy, 20*time.Second)
+	if err := m.WaitCheck(ctx); err != nil { // the change is reported by the end of its round
+		t.Fatal(err)
+	}
 	// Healthy, down, healthy again (a restarting replica may lag a moment).
 	got := changes()
 	if len(got) < 3 || got[0] != ReplicaHealthy || got[len(got)-1] != ReplicaHealthy || !slices.Contains(got, ReplicaDown) {

@@ -204,6 +204,21 @@ func TestTxModeDisconnectInTransactionFreesLockAndServer(t *testing.T) {
 	}
 }
 
+// terminateBackend ends a server session with pg_terminate_backend and
+// waits until it is gone.
+func terminateBackend(t *testing.T, admin *pgx.Conn, pid uint32) {
+	t.Helper()
+	ctx := testCtx(t)
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the backend to exit", func() bool {
+		var n int
+		_ = admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n)
+		return n == 0
+	})
+}
+
 func TestTxModeServerTerminatedBetweenAndDuringTransactions(t *testing.T) {
 	t.Parallel()
 	const db = "txterminate"
@@ -214,14 +229,7 @@ func TestTxModeServerTerminatedBetweenAndDuringTransactions(t *testing.T) {
 	admin := connect(t, cluster.Primary.DSN("postgres", "postgres", "postgres"))
 	terminate := func(pid uint32) {
 		t.Helper()
-		if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, "the backend to exit", func() bool {
-			var n int
-			_ = admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n)
-			return n == 0
-		})
+		terminateBackend(t, admin, pid)
 		time.Sleep(50 * time.Millisecond)
 	}
 	var pid1, pid2 uint32

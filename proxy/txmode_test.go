@@ -497,13 +497,6 @@ func TestTxModeSettingsAndStatementOnFreshServer(t *testing.T) {
 		if tz != "Asia/Tokyo" {
 			t.Fatalf("round %d: TimeZone %q on backend %d, want Asia/Tokyo", i, tz, pid)
 		}
-		if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, "the backend to exit", func() bool {
-			var n int
-			_ = admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n)
-			return n == 0
-		})
+		terminateBackend(t, admin, pid)
 	}
 }
