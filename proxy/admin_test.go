@@ -91,6 +91,23 @@ func startObservedProxy(t *testing.T, mutate func(*config.Config), setup func(*p
 	}
 }
 
+// scrape returns the metrics as Prometheus would read them.
+func (p *observedProxy) scrape(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(promhttp.HandlerFor(p.Reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %d %v", resp.StatusCode, err)
+	}
+	return string(body)
+}
+
 // console opens a simple-protocol connection to the admin console.
 func (p *observedProxy) console(t *testing.T, user, password string) *pgconn.PgConn {
 	t.Helper()
@@ -708,18 +725,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatal("login with a wrong password succeeded")
 	}
 
-	srv := httptest.NewServer(promhttp.HandlerFor(p.Reg, promhttp.HandlerOpts{}))
-	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape: %d %v", resp.StatusCode, err)
-	}
-	text := string(body)
+	text := p.scrape(t)
 	lbl := `database="appdb",user="app"`
 	for _, want := range []string{
 		`pgone_proxy_clients 1`,

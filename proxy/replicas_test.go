@@ -1,15 +1,10 @@
 package proxy_test
 
 import (
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/internal/pgtest"
@@ -54,14 +49,7 @@ func TestShowReplicasAndMetrics(t *testing.T) {
 		t.Errorf("replica nobody listens for: %v", dead)
 	}
 
-	srv := httptest.NewServer(promhttp.HandlerFor(p.Reg, promhttp.HandlerOpts{}))
-	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := p.scrape(t)
 	liveAddr := "127.0.0.1:" + strconv.Itoa(cluster.Replica.Port)
 	deadAddr := "127.0.0.1:" + strconv.Itoa(deadPort)
 	for _, want := range []string{
@@ -71,8 +59,8 @@ func TestShowReplicasAndMetrics(t *testing.T) {
 		`pgone_replica_lag_bytes{database="appdb",replica="` + liveAddr + `"}`,
 		`pgone_replica_lag_seconds{database="appdb",replica="` + liveAddr + `"}`,
 	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q:\n%s", want, grepLines(string(body), "pgone_replica"))
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, grepLines(body, "pgone_replica"))
 		}
 	}
 
