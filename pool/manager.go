@@ -113,15 +113,9 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 		return nil, err
 	}
 	for {
-		if c := m.popIdleLocked(p); c != nil {
+		if c := m.takeIdleLocked(p); c != nil {
 			m.mu.Unlock()
-			if c.Alive() {
-				return c, nil
-			}
-			m.log.Info("server connection found closed, replacing", "db", key.Database, "user", key.User, "pid", c.PID)
-			m.Discard(c)
-			m.mu.Lock()
-			continue
+			return c, nil
 		}
 		if p.open < p.size && m.total < cfg.MaxServerConnections {
 			p.open++
@@ -198,19 +192,30 @@ func (m *Manager) TryAcquire(key Key, target Target, size int) *Conn {
 		return nil
 	}
 	p.size = size
+	c := m.takeIdleLocked(p)
+	m.mu.Unlock()
+	return c
+}
+
+// takeIdleLocked pops p's idle connections until one is alive (closed ones
+// are discarded) and returns it, or nil. m.mu is held on entry and return,
+// released around each liveness check.
+func (m *Manager) takeIdleLocked(p *pool) *Conn {
 	for {
 		c := m.popIdleLocked(p)
 		if c == nil {
-			m.mu.Unlock()
 			return nil
 		}
 		m.mu.Unlock()
-		if c.Alive() {
+		alive := c.Alive()
+		if !alive {
+			m.log.Info("server connection found closed, replacing", "db", p.key.Database, "user", p.key.User, "pid", c.PID)
+			m.Discard(c)
+		}
+		m.mu.Lock()
+		if alive {
 			return c
 		}
-		m.log.Info("server connection found closed, replacing", "db", key.Database, "user", key.User, "pid", c.PID)
-		m.Discard(c)
-		m.mu.Lock()
 	}
 }
 

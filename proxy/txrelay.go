@@ -420,10 +420,7 @@ func (ss *session) failRequest(err error, syncs int) error {
 // server lacks a statement, and a settings snapshot after statements that
 // change settings. It records an expectation per message sent.
 func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []byte {
-	if len(ss.prelude) > 0 {
-		out = append(out, ss.prelude...)
-		ss.prelude = ss.prelude[:0]
-	}
+	out = ss.takePreludeLocked(out)
 	st := &server.State
 	ensure := func(name string) string {
 		cs, ok := ss.prepared[name]
@@ -536,6 +533,15 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 		_ = ss.nc.SetReadDeadline(time.Time{})
 		ss.deadlineArmed = false
 	}
+	return out
+}
+
+// takePreludeLocked appends the settings query ensureServer queued for a
+// new server. Its expectation was queued first, so whatever is sent to that
+// server next must start with it.
+func (ss *session) takePreludeLocked(out []byte) []byte {
+	out = append(out, ss.prelude...)
+	ss.prelude = ss.prelude[:0]
 	return out
 }
 
@@ -1057,9 +1063,7 @@ func (ss *session) verifyShapesLocked(server *pool.Conn, req *request) bool {
 		return true
 	}
 	got := make(chan uint64, len(checks))
-	// The settings prelude's expectation is queued first: it goes first.
-	out := append([]byte(nil), ss.prelude...)
-	ss.prelude = ss.prelude[:0]
+	out := ss.takePreludeLocked(nil)
 	for _, c := range checks {
 		out = ss.injectParse(out, &server.State, c.cs)
 		out = encodeTarget(out, 'D', 'S', ss.srv.statementName(c.cs.server))

@@ -1,5 +1,7 @@
 package router
 
+import "strings"
+
 // NoSessionEffects reports, from the text alone and without parsing, that a
 // statement certainly leaves no state on its server connection: no pin
 // (LISTEN, advisory lock, temp table, WITH HOLD cursor, PREPARE, SET ROLE,
@@ -94,14 +96,5 @@ func riskyWord(w string) bool {
 		"prepare", "deallocate", "discard", "reset", "role", "authorization", "load":
 		return true
 	}
-	return len(w) >= 7 && (containsWord(w, "advisory") || w[:7] == "pg_temp")
-}
-
-func containsWord(w, sub string) bool {
-	for i := 0; i+len(sub) <= len(w); i++ {
-		if w[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
+	return strings.Contains(w, "advisory") || strings.HasPrefix(w, "pg_temp")
 }

@@ -93,13 +93,18 @@ func (r *Reader) Next() (byte, []byte, error) {
 // HasFrame reports whether a whole next frame is already buffered, so reading
 // it will not block. The relay flushes its writer when this is false.
 func (r *Reader) HasFrame() bool {
-	b := r.br.Buffered()
-	if b < HeaderLen {
-		return false
+	n, ok := r.bufferedLen()
+	return ok && n >= 4 && 1+n <= r.br.Buffered()
+}
+
+// bufferedLen returns the next frame's length field if its header is
+// buffered.
+func (r *Reader) bufferedLen() (int, bool) {
+	if r.br.Buffered() < HeaderLen {
+		return 0, false
 	}
 	hdr, _ := r.br.Peek(HeaderLen)
-	n := int(int32(binary.BigEndian.Uint32(hdr[1:])))
-	return n >= 4 && 1+n <= b
+	return int(int32(binary.BigEndian.Uint32(hdr[1:]))), true
 }
 
 // WaitHeader reads until the next frame's header is buffered. An error
@@ -113,12 +118,8 @@ func (r *Reader) WaitHeader() error {
 // to be larger than the buffer, so reading it goes past what one fill holds:
 // a read deadline that fires inside it would break the stream.
 func (r *Reader) Spans() bool {
-	if r.br.Buffered() < HeaderLen {
-		return false
-	}
-	hdr, _ := r.br.Peek(HeaderLen)
-	n := int(int32(binary.BigEndian.Uint32(hdr[1:])))
-	return 1+n > r.br.Size()
+	n, ok := r.bufferedLen()
+	return ok && 1+n > r.br.Size()
 }
 
 // Broken reports whether a read failed in the middle of a frame, so the
