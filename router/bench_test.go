@@ -54,3 +54,12 @@ func BenchmarkNoSessionEffects(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkPlainRead(b *testing.B) {
+	const q = "SELECT abalance FROM pgbench_accounts WHERE aid = 61234;"
+	for i := 0; i < b.N; i++ {
+		if !PlainRead(q) {
+			b.Fatal("not a plain read")
+		}
+	}
+}

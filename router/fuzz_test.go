@@ -20,6 +20,11 @@ func FuzzRoute(f *testing.F) {
 		if NoSessionEffects(text) && hasSessionEffects(uncached.Route(text, Session{})) {
 			t.Fatalf("%q passes the lexical check but has session effects", text)
 		}
+		if PlainRead(text) {
+			if d := uncached.Route(text, Session{}); d.Target != TargetReplica && d.Reason != ReasonParseError {
+				t.Fatalf("%q passes the lexical read check but routes to the %s (%s)", text, d.Target, d.Reason)
+			}
+		}
 		for _, s := range sessions {
 			d := cached.Route(text, s)
 			if diff := diffDecision(uncached.Route(text, s), d); diff != "" {

@@ -18,45 +18,27 @@ import "strings"
 // temp, listen, hold, prepare... A false answer means only "parse it".
 func NoSessionEffects(text string) bool {
 	first := true
-	var word [32]byte
-	n := 0       // length of the word being read; > len(word) means too long to matter
+	var w lexWord
 	end := false // a ';' was seen: only blanks and ';' may follow
 	flush := func() bool {
-		if n == 0 {
+		b, long, ok := w.take()
+		if !ok {
 			return true
 		}
-		w := string(word[:min(n, len(word))])
-		long := n > len(word)
-		n = 0
+		word := string(b)
 		if first {
 			first = false
-			return !long && plainFirstWord[w]
+			return !long && plainFirstWord[word]
 		}
-		return long || !riskyWord(w)
+		return long || !riskyWord(word)
 	}
 	for i := 0; i < len(text); i++ {
 		c := text[i]
-		switch {
-		case c >= 'A' && c <= 'Z':
-			c += 'a' - 'A'
-			fallthrough
-		case c >= 'a' && c <= 'z' || c == '_' || c >= 0x80:
+		if w.add(c) {
 			if end {
 				return false // a second statement
 			}
-			if n < len(word) {
-				word[n] = c
-			}
-			n++
 			continue
-		case c >= '0' && c <= '9' || c == '$':
-			if n > 0 {
-				if n < len(word) {
-					word[n] = c
-				}
-				n++
-				continue
-			}
 		}
 		if !flush() {
 			return false
@@ -75,6 +57,43 @@ func NoSessionEffects(text string) bool {
 		}
 	}
 	return flush() && !first
+}
+
+// lexWord is the word the lexical checks are reading: letters folded to
+// lower case, digits and '$' after the first character.
+type lexWord struct {
+	buf [32]byte
+	n   int // length so far; beyond len(buf) the word is too long to matter
+}
+
+// add takes c if it starts or continues a word.
+func (w *lexWord) add(c byte) bool {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		c += 'a' - 'A'
+	case c >= 'a' && c <= 'z' || c == '_' || c >= 0x80:
+	case (c >= '0' && c <= '9' || c == '$') && w.n > 0:
+	default:
+		return false
+	}
+	if w.n < len(w.buf) {
+		w.buf[w.n] = c
+	}
+	w.n++
+	return true
+}
+
+// take returns the word read (valid until the next add) and starts a new
+// one; long means it did not fit the buffer, ok is false when there was
+// none. Callers convert it to a string where they use it, which keeps the
+// string on the stack.
+func (w *lexWord) take() (word []byte, long, ok bool) {
+	if w.n == 0 {
+		return nil, false, false
+	}
+	word, long = w.buf[:min(w.n, len(w.buf))], w.n > len(w.buf)
+	w.n = 0
+	return word, long, true
 }
 
 // plainFirstWord are the statement keywords NoSessionEffects accepts.
@@ -97,4 +116,100 @@ func riskyWord(w string) bool {
 		return true
 	}
 	return strings.Contains(w, "advisory") || strings.HasPrefix(w, "pg_temp")
+}
+
+// PlainRead reports, from the text alone and without parsing, that Route
+// would send the statement to a replica outside a transaction. Simple
+// protocol clients (pgbench -M simple, ORMs that inline values) send a new
+// text for every query, so the decision cache cannot help them; this is
+// their fast path.
+//
+// It is conservative: true only for one SELECT or TABLE statement with no
+// parentheses (so no function call and no subquery), no FOR (locking
+// clauses) and no INTO, no comment (so no hint), no escape, bit or
+// dollar-quoted string, and nothing after a closing ';' but blanks. A
+// false answer means only "parse it". A text PostgreSQL cannot parse
+// ("SELECT * FROM") may pass: a replica answers it with the same syntax
+// error as the primary.
+func PlainRead(text string) bool {
+	first := true
+	var w lexWord
+	end := false
+	flush := func() bool {
+		b, long, ok := w.take()
+		if !ok {
+			return true
+		}
+		word := string(b)
+		if first {
+			first = false
+			return !long && (word == "select" || word == "table")
+		}
+		return long || (word != "for" && word != "into")
+	}
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if w.add(c) {
+			if end {
+				return false
+			}
+			continue
+		}
+		if c == '\'' || c == '"' {
+			if w.n > 0 || end || first {
+				return false // E'..', B'..', X'..', U&"..": parse it
+			}
+			close := strings.IndexByte(text[i+1:], c)
+			if close < 0 || strings.IndexByte(text[i+1:i+1+close], '\\') >= 0 {
+				// Unterminated, or a backslash that would escape the quote
+				// with standard_conforming_strings off: parse it.
+				return false
+			}
+			i += close + 1
+			continue
+		}
+		if !flush() {
+			return false
+		}
+		if end && c != ';' && !isBlank(c) {
+			return false
+		}
+		switch c {
+		case ';':
+			end = true
+		case ' ', '\t', '\n', '\r', '\f', '\v', ',', '.', '=', '<', '>', '*', ':', '+', '%', '[', ']':
+			if first && !isBlank(c) {
+				return false
+			}
+		case '-', '/':
+			if first || i+1 < len(text) && (text[i+1] == '-' || text[i+1] == '*') {
+				return false // a comment
+			}
+		case '$':
+			// A parameter ($1) is digits after '$'; $$ and $tag$ quote.
+			j := i + 1
+			for j < len(text) && text[j] >= '0' && text[j] <= '9' {
+				j++
+			}
+			if j == i+1 || first {
+				return false
+			}
+			i = j - 1
+		default:
+			if c >= '0' && c <= '9' {
+				// A number; letters right after it (1e5, 1.5e-3) start a
+				// word, which is harmless.
+				if first {
+					return false
+				}
+				continue
+			}
+			return false
+		}
+	}
+	return flush() && !first
+}
+
+func isBlank(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }

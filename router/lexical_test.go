@@ -82,3 +82,72 @@ func TestNoSessionEffectsAgreesWithRoute(t *testing.T) {
 func hasSessionEffects(d Decision) bool {
 	return len(d.Pins) > 0 || d.ChangesSettings || d.DiscardAll || d.DeallocateAll || d.Unlisten
 }
+
+func TestPlainRead(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sql  string
+		want bool
+	}{
+		{"SELECT 1", true},
+		{"SELECT abalance FROM pgbench_accounts WHERE aid = 61234;", true},
+		{"select abalance from pgbench_accounts where aid = $1", true},
+		{"SELECT a, b FROM s.t WHERE x = 'it''s' AND y <> 2.5e3 ORDER BY a LIMIT 10", true},
+		{`SELECT "My Col" FROM "My Table"`, true},
+		{"SELECT 'x'::date", true},
+		{"TABLE t", true},
+		{"SELECT 1;  ", true},
+		{"SELECT * FROM t FOR UPDATE", false},
+		{"SELECT * FROM t for share", false},
+		{"SELECT 1for update", false},
+		{"SELECT * INTO u FROM t", false},
+		{"SELECT nextval('s')", false},
+		{"SELECT count(*) FROM t", false},
+		{"SELECT 1; SELECT 2", false},
+		{"SELECT 1; DELETE FROM t", false},
+		{"SELECT 1 /* pgone:primary */", false},
+		{"SELECT 1 -- pgone:primary", false},
+		{"/* pgone:primary */ SELECT 1", false},
+		{"WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", false},
+		{"INSERT INTO t VALUES (1)", false},
+		{"SHOW work_mem", false},
+		{"SELECT E'\\'' FROM t", false},
+		{"SELECT 'a\\' , ' FROM t for update -- '", false},
+		{"SELECT $$x$$", false},
+		{"SELECT $tag$ for update $tag$", false},
+		{"SELECT 'unterminated", false},
+		{`SELECT "unterminated`, false},
+		{"SELECT U&'d\\0061t' FROM t", false},
+		{"SELECT B'101'", false},
+		{"SELECT a FROM t WHERE b ~ 'x'", false},
+		{"SELECTED 1", false},
+		{"", false},
+		{"'SELECT' 1", false},
+		{"SELECT 1\x00; SET x = 1", false},
+	} {
+		if got := PlainRead(tc.sql); got != tc.want {
+			t.Errorf("PlainRead(%q) = %v, want %v", tc.sql, got, tc.want)
+		}
+	}
+}
+
+// TestPlainReadAgreesWithRoute: whatever the lexical check calls a read,
+// the parser sends to a replica outside a transaction or cannot parse (any
+// server answers that with the same syntax error), over every routing case.
+func TestPlainReadAgreesWithRoute(t *testing.T) {
+	t.Parallel()
+	r := NewRouter(0)
+	passed := 0
+	for _, tc := range routeCases {
+		if !PlainRead(tc.sql) {
+			continue
+		}
+		passed++
+		if d := r.Route(tc.sql, Session{}); d.Target != TargetReplica && d.Reason != ReasonParseError {
+			t.Errorf("%q passes the lexical read check but routes to the %s (%s)", tc.sql, d.Target, d.Reason)
+		}
+	}
+	if passed < 15 {
+		t.Errorf("only %d of %d routing cases pass the lexical read check: it is too strict to help", passed, len(routeCases))
+	}
+}
