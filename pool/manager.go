@@ -13,10 +13,22 @@ import (
 	"github.com/pgone/pgone/pgerr"
 )
 
-// Key identifies a pool: the client-visible database and the client's user.
+// Key identifies a pool: the client-visible database, the client's user
+// and, for the pools of a read/write split, the replica.
 type Key struct {
 	Database string
 	User     string
+	// Replica is "" for the primary's pool and the replica's host:port for
+	// a replica's pool.
+	Replica string
+}
+
+// Role is "primary" or "replica", for the console and metric labels.
+func (k Key) Role() string {
+	if k.Replica == "" {
+		return "primary"
+	}
+	return "replica"
 }
 
 // Manager owns every pool and the global cap on server connections.
@@ -98,13 +110,16 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 	cfg := m.cfg
 	p := m.pools[key]
 	if p == nil {
-		p = &pool{key: key, target: target, counters: m.newCounters(key)}
+		p = &pool{key: key, target: target, counters: m.newCounters(key, target)}
 		m.pools[key] = p
 	}
 	if p.target != target {
 		// The database or user moved in a reload: old idle connections go.
 		p.target = target
 		m.closeIdleLocked(p)
+		if m.metrics != nil {
+			p.counters.obs.Store(m.metrics.observers(key, target))
+		}
 	}
 	p.size = size
 	paused, err := m.waitUnpausedLocked(ctx, p, cfg.QueryWaitTimeout)
@@ -116,6 +131,11 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 		if c := m.takeIdleLocked(p); c != nil {
 			m.mu.Unlock()
 			return c, nil
+		}
+		if p.open < p.size && m.total >= cfg.MaxServerConnections {
+			// The global cap is full: an idle connection of another pool
+			// makes room, as a busy one would when it closes.
+			m.evictIdleLocked(p)
 		}
 		if p.open < p.size && m.total < cfg.MaxServerConnections {
 			p.open++
@@ -240,7 +260,9 @@ func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error)
 		if attempt == 1 {
 			m.log.Warn("server connection failed", "db", p.key.Database, "user", p.key.User, "addr", p.target.addr(), "err", err)
 		}
-		if !retryable(err) || time.Now().Add(backoff).After(deadline) {
+		// A replica that cannot be reached is not waited for: the proxy
+		// sends its reads to the primary instead.
+		if !retryable(err) || p.key.Replica != "" || time.Now().Add(backoff).After(deadline) {
 			m.mu.Lock()
 			m.freeSlotLocked(p)
 			m.mu.Unlock()
@@ -331,6 +353,25 @@ func (m *Manager) freeSlotLocked(p *pool) {
 			}
 		}
 	}
+}
+
+// evictIdleLocked closes the longest-idle connection of a pool other than
+// p, freeing its slot under the global cap for p (no waiter gets it).
+func (m *Manager) evictIdleLocked(p *pool) {
+	var victim *pool
+	for _, other := range m.pools {
+		if other != p && len(other.idle) > 0 && (victim == nil || other.idle[0].lastUsed.Before(victim.idle[0].lastUsed)) {
+			victim = other
+		}
+	}
+	if victim == nil {
+		return
+	}
+	c := victim.idle[0]
+	victim.idle = victim.idle[1:]
+	c.close()
+	victim.open--
+	m.total--
 }
 
 func (m *Manager) popIdleLocked(p *pool) *Conn {

@@ -14,15 +14,23 @@ type metrics struct {
 	query, transaction, wait *prometheus.HistogramVec
 }
 
-func (mt *metrics) observers(k Key) *observers {
+func (mt *metrics) observers(k Key, t Target) *observers {
+	l := poolLabelValues(k, t)
 	return &observers{
-		query:       mt.query.WithLabelValues(k.Database, k.User),
-		transaction: mt.transaction.WithLabelValues(k.Database, k.User),
-		wait:        mt.wait.WithLabelValues(k.Database, k.User),
+		query:       mt.query.WithLabelValues(l...),
+		transaction: mt.transaction.WithLabelValues(l...),
+		wait:        mt.wait.WithLabelValues(l...),
 	}
 }
 
-var poolLabels = []string{"database", "user"}
+// poolLabels name a pool: the client's database and user, and the server
+// its connections go to (role primary or replica, server host:port), so
+// the pools of a read/write split are told apart.
+var poolLabels = []string{"database", "user", "role", "server"}
+
+func poolLabelValues(k Key, t Target) []string {
+	return []string{k.Database, k.User, k.Role(), t.addr()}
+}
 
 // RegisterMetrics registers the pools' metrics on reg. Call it once, before
 // or after pools exist.
@@ -53,7 +61,7 @@ func (m *Manager) RegisterMetrics(reg prometheus.Registerer) error {
 	defer m.mu.Unlock()
 	m.metrics = mt
 	for _, p := range m.pools {
-		p.counters.obs.Store(mt.observers(p.key))
+		p.counters.obs.Store(mt.observers(p.key, p.target))
 	}
 	return nil
 }
@@ -73,14 +81,14 @@ func newCollector(m *Manager) *collector {
 	return &collector{
 		m:            m,
 		total:        d("pgone_pool_server_connections", "Server connections open or being dialed, all pools."),
-		servers:      d("pgone_pool_servers", "Server connections of a pool by state: active (held by a client), idle, login (being dialed).", "database", "user", "state"),
-		waiting:      d("pgone_pool_clients_waiting", "Clients waiting for a server connection of a pool (queued or held by PAUSE).", "database", "user"),
-		longest:      d("pgone_pool_wait_longest_seconds", "How long the longest-waiting client of a pool has waited.", "database", "user"),
-		paused:       d("pgone_pool_paused", "1 while the pool's database is paused by the admin console.", "database", "user"),
-		transactions: d("pgone_pool_transactions_total", "Transactions completed through a pool.", "database", "user"),
-		queries:      d("pgone_pool_queries_total", "Requests answered by ReadyForQuery through a pool.", "database", "user"),
-		received:     d("pgone_pool_received_bytes_total", "Bytes received from the clients of a pool.", "database", "user"),
-		sent:         d("pgone_pool_sent_bytes_total", "Bytes sent to the clients of a pool.", "database", "user"),
+		servers:      d("pgone_pool_servers", "Server connections of a pool by state: active (held by a client), idle, login (being dialed).", append(poolLabels[:len(poolLabels):len(poolLabels)], "state")...),
+		waiting:      d("pgone_pool_clients_waiting", "Clients waiting for a server connection of a pool (queued or held by PAUSE).", poolLabels...),
+		longest:      d("pgone_pool_wait_longest_seconds", "How long the longest-waiting client of a pool has waited.", poolLabels...),
+		paused:       d("pgone_pool_paused", "1 while the pool's database is paused by the admin console.", poolLabels...),
+		transactions: d("pgone_pool_transactions_total", "Transactions completed through a pool.", poolLabels...),
+		queries:      d("pgone_pool_queries_total", "Requests answered by ReadyForQuery through a pool.", poolLabels...),
+		received:     d("pgone_pool_received_bytes_total", "Bytes received from the clients of a pool.", poolLabels...),
+		sent:         d("pgone_pool_sent_bytes_total", "Bytes sent to the clients of a pool.", poolLabels...),
 	}
 }
 
@@ -99,23 +107,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			// that does not exist, through the wildcard) would only add series.
 			continue
 		}
-		db, user := st.Key.Database, st.Key.User
-		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		l := poolLabelValues(st.Key, Target{Host: st.Host, Port: st.Port})
+		gauge := func(d *prometheus.Desc, v float64, extra ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append(l[:len(l):len(l)], extra...)...)
 		}
 		counter := func(d *prometheus.Desc, v int64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), db, user)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
 		}
-		gauge(c.servers, float64(st.Active), db, user, "active")
-		gauge(c.servers, float64(st.Idle), db, user, "idle")
-		gauge(c.servers, float64(st.Login), db, user, "login")
-		gauge(c.waiting, float64(st.Waiting), db, user)
-		gauge(c.longest, st.MaxWait.Seconds(), db, user)
+		gauge(c.servers, float64(st.Active), "active")
+		gauge(c.servers, float64(st.Idle), "idle")
+		gauge(c.servers, float64(st.Login), "login")
+		gauge(c.waiting, float64(st.Waiting))
+		gauge(c.longest, st.MaxWait.Seconds())
 		paused := 0.0
 		if st.Paused {
 			paused = 1
 		}
-		gauge(c.paused, paused, db, user)
+		gauge(c.paused, paused)
 		counter(c.transactions, t.Transactions)
 		counter(c.queries, t.Queries)
 		counter(c.received, t.Received)

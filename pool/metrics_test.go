@@ -32,21 +32,22 @@ func TestMetricsReadPoolsAtScrape(t *testing.T) {
 	r.AddWait(time.Millisecond)
 	r.AddBytes(100, 250)
 
+	l := `database="db",role="primary",server="` + f.target().addr() + `"`
 	want := `
 # HELP pgone_pool_server_connections Server connections open or being dialed, all pools.
 # TYPE pgone_pool_server_connections gauge
 pgone_pool_server_connections 1
 # HELP pgone_pool_servers Server connections of a pool by state: active (held by a client), idle, login (being dialed).
 # TYPE pgone_pool_servers gauge
-pgone_pool_servers{database="db",state="active",user="u"} 1
-pgone_pool_servers{database="db",state="idle",user="u"} 0
-pgone_pool_servers{database="db",state="login",user="u"} 0
+pgone_pool_servers{` + l + `,state="active",user="u"} 1
+pgone_pool_servers{` + l + `,state="idle",user="u"} 0
+pgone_pool_servers{` + l + `,state="login",user="u"} 0
 # HELP pgone_pool_queries_total Requests answered by ReadyForQuery through a pool.
 # TYPE pgone_pool_queries_total counter
-pgone_pool_queries_total{database="db",user="u"} 1
+pgone_pool_queries_total{` + l + `,user="u"} 1
 # HELP pgone_pool_sent_bytes_total Bytes sent to the clients of a pool.
 # TYPE pgone_pool_sent_bytes_total counter
-pgone_pool_sent_bytes_total{database="db",user="u"} 250
+pgone_pool_sent_bytes_total{` + l + `,user="u"} 250
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"pgone_pool_server_connections", "pgone_pool_servers", "pgone_pool_queries_total", "pgone_pool_sent_bytes_total"); err != nil {

@@ -358,7 +358,7 @@ func BenchmarkRecorderParallel(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			c := m.newCounters(Key{Database: "db", User: "u"})
+			c := m.newCounters(Key{Database: "db", User: "u"}, Target{})
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				r := c.Recorder()

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -96,6 +98,9 @@ type MonitorConfig struct {
 	// applied is older than this and it has not applied everything
 	// (max_replica_lag).
 	MaxLag time.Duration
+	// FunctionsEvery, if positive, also reads the volatility of every
+	// function from the primary's pg_proc this often (see Functions).
+	FunctionsEvery time.Duration
 }
 
 // Monitor checks a primary's replicas: reachable, in recovery, replay
@@ -115,6 +120,10 @@ type Monitor struct {
 	primaryLSN LSN
 	history    []lsnSample   // the primary's positions over the last checks, oldest first
 	checked    chan struct{} // closed and replaced after each round
+	view       atomic.Pointer[ReplicaView]
+
+	functions     atomic.Pointer[map[string]byte]
+	functionsKick chan struct{} // RefreshFunctions: load again at once
 
 	stop chan struct{}
 	done chan struct{}
@@ -122,8 +131,49 @@ type Monitor struct {
 
 // lsnSample is the primary's WAL position at a time.
 type lsnSample struct {
-	at  time.Time
-	lsn LSN
+	at  time.Time // when the answer came
+	lsn LSN       // pg_current_wal_lsn(): written out, what replicas can have
+	// sent is when the question was sent and insert the primary's
+	// pg_current_wal_insert_lsn() then: every transaction that committed
+	// before sent ends at or before insert, also with synchronous_commit
+	// off (its commit record is inserted, maybe not yet written).
+	sent   time.Time
+	insert LSN
+}
+
+// ReplicaView is what one round of checks found, for routing reads: the
+// replicas' status and the primary's positions. It is immutable; the
+// monitor publishes a new one after each round.
+type ReplicaView struct {
+	Replicas []ReplicaStatus
+	fences   []Fence // oldest first
+}
+
+// NewReplicaView returns a view of replicas and of the primary's positions
+// (fences, oldest first). The monitor makes one after each round.
+func NewReplicaView(replicas []ReplicaStatus, fences []Fence) *ReplicaView {
+	return &ReplicaView{Replicas: replicas, fences: fences}
+}
+
+// Fence is a position the primary had reached by a time: every
+// transaction committed before At ends at or before LSN.
+type Fence struct {
+	At  time.Time
+	LSN LSN
+}
+
+// FenceAfter returns the lowest position known to cover every transaction
+// committed before t: the first sample taken after t. ok is false when
+// there is none yet (t is newer than the last check).
+func (v *ReplicaView) FenceAfter(t time.Time) (lsn LSN, ok bool) {
+	if v == nil {
+		return 0, false
+	}
+	i := sort.Search(len(v.fences), func(i int) bool { return v.fences[i].At.After(t) })
+	if i == len(v.fences) {
+		return 0, false
+	}
+	return v.fences[i].LSN, true
 }
 
 // NewMonitor returns a monitor of replicas of primary; connCfg gives the
@@ -131,10 +181,11 @@ type lsnSample struct {
 func NewMonitor(cfg MonitorConfig, connCfg Config, primary Target, replicas []Target, log *slog.Logger) *Monitor {
 	m := &Monitor{
 		cfg: cfg, connCfg: connCfg, primary: primary, log: log,
-		status:  make([]ReplicaStatus, len(replicas)),
-		checked: make(chan struct{}),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		status:        make([]ReplicaStatus, len(replicas)),
+		checked:       make(chan struct{}),
+		functionsKick: make(chan struct{}, 1),
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
 	}
 	for i, t := range replicas {
 		m.status[i].Target = t
@@ -157,6 +208,10 @@ func (m *Monitor) Status() []ReplicaStatus {
 	defer m.mu.Unlock()
 	return append([]ReplicaStatus(nil), m.status...)
 }
+
+// View returns what the last round of checks found; nil before the first
+// round ends. It is cheap enough to call for every routed request.
+func (m *Monitor) View() *ReplicaView { return m.view.Load() }
 
 // PrimaryLSN is the primary's WAL position at the last check.
 func (m *Monitor) PrimaryLSN() LSN {
@@ -190,12 +245,22 @@ func (m *Monitor) run() {
 	}()
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
+	var loaded time.Time // when functions were last loaded
 	for {
+		if m.cfg.FunctionsEvery > 0 && (loaded.IsZero() || time.Since(loaded) >= m.cfg.FunctionsEvery) {
+			if m.loadFunctions(conns) {
+				loaded = time.Now()
+			}
+		}
 		m.round(conns)
 		select {
 		case <-m.stop:
 			return
 		case <-t.C:
+		case <-m.functionsKick:
+			if m.loadFunctions(conns) {
+				loaded = time.Now()
+			}
 		}
 	}
 }
@@ -203,9 +268,22 @@ func (m *Monitor) run() {
 // round checks the primary, then every replica at once.
 func (m *Monitor) round(conns []*Conn) {
 	timeout := max(m.cfg.Interval, time.Second)
-	primaryLSN, perr := query(m, conns, 0, m.primary, timeout, func(row []string) (LSN, error) {
-		return ParseLSN(row[0])
-	}, "SELECT pg_catalog.pg_current_wal_lsn()::text")
+	sent := time.Now()
+	positions, perr := query(m, conns, 0, m.primary, timeout, func(row []string) ([2]LSN, error) {
+		var p [2]LSN
+		if len(row) != 2 {
+			return p, errors.New("unexpected reply to the position query")
+		}
+		for i := range p {
+			lsn, err := ParseLSN(row[i])
+			if err != nil {
+				return p, err
+			}
+			p[i] = lsn
+		}
+		return p, nil
+	}, "SELECT pg_catalog.pg_current_wal_lsn()::text, pg_catalog.pg_current_wal_insert_lsn()::text")
+	primaryLSN := positions[0]
 	if perr != nil {
 		// Without the primary's position lag cannot be measured; the
 		// replicas are still checked for reachability and recovery.
@@ -243,7 +321,7 @@ func (m *Monitor) round(conns []*Conn) {
 	m.mu.Lock()
 	if perr == nil {
 		m.primaryLSN = primaryLSN
-		m.history = append(m.history, lsnSample{primaryAt, primaryLSN})
+		m.history = append(m.history, lsnSample{at: primaryAt, lsn: primaryLSN, sent: sent, insert: positions[1]})
 		// Keep enough history to tell lag up to twice the limit.
 		horizon := primaryAt.Add(-2*max(m.cfg.MaxLag, 5*m.cfg.Interval) - m.cfg.Interval)
 		drop := 0
@@ -289,6 +367,11 @@ func (m *Monitor) round(conns []*Conn) {
 		}
 		m.status[i] = st
 	}
+	fences := make([]Fence, len(m.history))
+	for i, h := range m.history {
+		fences[i] = Fence{At: h.sent, LSN: h.insert}
+	}
+	m.view.Store(NewReplicaView(append([]ReplicaStatus(nil), m.status...), fences))
 	m.mu.Unlock()
 	defer func() {
 		// The round is over once its changes are reported.
@@ -309,6 +392,73 @@ func (m *Monitor) round(conns []*Conn) {
 			m.OnChange(i, from, to)
 		}
 	}
+}
+
+// functionsQuery lists every function by schema and name with the most
+// volatile of its overloads ('i' < 's' < 'v' in byte order).
+const functionsQuery = "SELECT n.nspname, p.proname, max(p.provolatile::text) FROM pg_catalog.pg_proc p" +
+	" JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace GROUP BY 1, 2"
+
+// Functions returns the volatility of the primary's functions, as
+// pg_proc.provolatile ('i', 's', 'v'), by bare name and by "schema.name";
+// a bare name shared by several schemas has the most volatile of them.
+// It is nil before the first load, after RefreshFunctions until the next
+// one, and without MonitorConfig.FunctionsEvery. The map is read only.
+func (m *Monitor) Functions() map[string]byte {
+	if p := m.functions.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// RefreshFunctions forgets the loaded volatility (a function may have
+// changed: DDL ran) and has it loaded again at once.
+func (m *Monitor) RefreshFunctions() {
+	if m.cfg.FunctionsEvery <= 0 {
+		return
+	}
+	m.functions.Store(nil)
+	select {
+	case m.functionsKick <- struct{}{}:
+	default:
+	}
+}
+
+// loadFunctions reads pg_proc on the primary; it reports success.
+func (m *Monitor) loadFunctions(conns []*Conn) bool {
+	timeout := max(m.cfg.Interval, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if conns[0] == nil {
+		cfg := m.connCfg
+		cfg.ServerConnectTimeout = timeout
+		c, err := dial(ctx, &cfg, m.primary)
+		if err != nil {
+			m.log.Debug("replica monitor: loading functions failed", "err", err)
+			return false
+		}
+		conns[0] = c
+	}
+	rows, err := conns[0].Query(ctx, functionsQuery)
+	if err != nil {
+		conns[0].close()
+		conns[0] = nil
+		m.log.Warn("replica monitor: loading function volatility from pg_proc failed", "err", err)
+		return false
+	}
+	funcs := make(map[string]byte, 2*len(rows))
+	for _, r := range rows {
+		if len(r) != 3 || len(r[2]) != 1 {
+			continue
+		}
+		v := r[2][0]
+		funcs[r[0]+"."+r[1]] = v
+		if old, ok := funcs[r[1]]; !ok || v > old {
+			funcs[r[1]] = v
+		}
+	}
+	m.functions.Store(&funcs)
+	return true
 }
 
 // query runs sql on conns[i] (dialing t if needed) and decodes its one row.

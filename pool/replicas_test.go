@@ -141,3 +141,31 @@ func TestMonitorLaggingReplica(t *testing.T) {
 		t.Fatalf("healthy again with lag %s (%d bytes)", st.Lag, st.LagBytes)
 	}
 }
+
+// TestFenceAfter: the fence of a commit at t is the first position sampled
+// after t; none while no sample is that recent.
+func TestFenceAfter(t *testing.T) {
+	t.Parallel()
+	base := time.Now()
+	v := NewReplicaView(nil, []Fence{{At: base, LSN: 10}, {At: base.Add(time.Second), LSN: 20}, {At: base.Add(2 * time.Second), LSN: 30}})
+	for _, tc := range []struct {
+		at   time.Duration
+		want LSN
+		ok   bool
+	}{
+		{-time.Second, 10, true}, // older than every sample: the oldest covers it
+		{0, 20, true},            // a sample taken at the same instant may not cover it
+		{500 * time.Millisecond, 20, true},
+		{1500 * time.Millisecond, 30, true},
+		{2 * time.Second, 0, false},
+		{3 * time.Second, 0, false},
+	} {
+		got, ok := v.FenceAfter(base.Add(tc.at))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("FenceAfter(base%+v) = %v, %v; want %v, %v", tc.at, got, ok, tc.want, tc.ok)
+		}
+	}
+	if _, ok := (*ReplicaView)(nil).FenceAfter(base); ok {
+		t.Error("a nil view has a fence")
+	}
+}

@@ -118,6 +118,9 @@ type Recorder struct {
 	s *stripe
 }
 
+// Of reports whether r records into c.
+func (r Recorder) Of(c *Counters) bool { return r.c == c }
+
 // AddQuery counts one query (a request answered by ReadyForQuery) that took d.
 func (r Recorder) AddQuery(d time.Duration) {
 	if r.s == nil {
@@ -178,10 +181,10 @@ func (c *Conn) Counters() *Counters {
 
 // newCounters makes the counters of a new pool, wired to the histograms
 // when metrics are registered. m.mu is held.
-func (m *Manager) newCounters(key Key) *Counters {
+func (m *Manager) newCounters(key Key, target Target) *Counters {
 	c := &Counters{created: time.Now()}
 	if m.metrics != nil {
-		c.obs.Store(m.metrics.observers(key))
+		c.obs.Store(m.metrics.observers(key, target))
 	}
 	return c
 }
@@ -207,7 +210,8 @@ type Status struct {
 	Counters *Counters
 }
 
-// Status returns a snapshot of every pool, sorted by database and user.
+// Status returns a snapshot of every pool, sorted by database, user and
+// replica (the primary's pool first).
 func (m *Manager) Status() []Status {
 	now := time.Now()
 	m.mu.Lock()
@@ -249,10 +253,14 @@ func (m *Manager) Status() []Status {
 	}
 	m.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].Key.Database != out[j].Key.Database {
-			return out[i].Key.Database < out[j].Key.Database
+		a, b := out[i].Key, out[j].Key
+		if a.Database != b.Database {
+			return a.Database < b.Database
 		}
-		return out[i].Key.User < out[j].Key.User
+		if a.User != b.User {
+			return a.User < b.User
+		}
+		return a.Replica < b.Replica // the primary's pool first
 	})
 	return out
 }

@@ -115,6 +115,9 @@ func (s *Server) showPools() resultSet {
 		{"sv_active", oidInt4}, {"sv_active_cancel", oidInt4}, {"sv_being_canceled", oidInt4}, {"sv_idle", oidInt4},
 		{"sv_used", oidInt4}, {"sv_tested", oidInt4}, {"sv_login", oidInt4},
 		{"maxwait", oidInt4}, {"maxwait_us", oidInt4}, {"pool_mode", oidText},
+		// pgone's own: the read/write split gives a (database, user) a pool
+		// per replica besides the primary's.
+		{"role", oidText}, {"server", oidText},
 	}}
 	for _, r := range s.poolRows() {
 		st := r.st
@@ -125,6 +128,7 @@ func (s *Server) showPools() resultSet {
 			strconv.Itoa(st.Active), "0", "0", strconv.Itoa(st.Idle),
 			"0", "0", strconv.Itoa(st.Login),
 			sec, us, string(r.mode),
+			st.Key.Role(), net.JoinHostPort(st.Host, strconv.Itoa(st.Port)),
 		})
 	}
 	return rs

@@ -219,7 +219,7 @@ func num(t *testing.T, r map[string]string, col string) int64 {
 var (
 	poolsCols = []string{"database", "user", "cl_active", "cl_waiting", "cl_active_cancel_req", "cl_waiting_cancel_req",
 		"sv_active", "sv_active_cancel", "sv_being_canceled", "sv_idle", "sv_used", "sv_tested", "sv_login",
-		"maxwait", "maxwait_us", "pool_mode"}
+		"maxwait", "maxwait_us", "pool_mode", "role", "server"}
 	connCols = []string{"type", "user", "database", "state", "addr", "port", "local_addr", "local_port",
 		"connect_time", "request_time", "wait", "wait_us", "close_needed", "ptr", "link", "remote_pid",
 		"tls", "application_name", "prepared_statements"}
@@ -727,20 +727,23 @@ func TestMetricsAfterTraffic(t *testing.T) {
 
 	text := p.scrape(t)
 	lbl := `database="appdb",user="app"`
+	// A pool's series name the server too: the primary, here.
+	srv := `database="appdb",role="primary",server="` + net.JoinHostPort(cluster.Primary.Host, strconv.Itoa(cluster.Primary.Port)) + `"`
+	plbl := srv + `,user="app"`
 	for _, want := range []string{
 		`pgone_proxy_clients 1`,
 		`pgone_pool_clients_active{` + lbl + `} 1`,
-		`pgone_pool_clients_waiting{` + lbl + `} 0`,
+		`pgone_pool_clients_waiting{` + plbl + `} 0`,
 		`pgone_pool_server_connections 1`,
-		`pgone_pool_servers{database="appdb",state="active",user="app"} 1`, // pinned by LISTEN
-		`pgone_pool_wait_longest_seconds{` + lbl + `} 0`,
-		`pgone_pool_transactions_total{` + lbl + `} 5`,
-		`pgone_pool_queries_total{` + lbl + `} 5`,
-		`pgone_pool_received_bytes_total{` + lbl + `}`,
-		`pgone_pool_sent_bytes_total{` + lbl + `}`,
-		`pgone_pool_query_duration_seconds_count{` + lbl + `} 5`,
-		`pgone_pool_transaction_duration_seconds_bucket{` + lbl + `,le="+Inf"} 5`,
-		`pgone_pool_wait_duration_seconds_count{` + lbl + `}`,
+		`pgone_pool_servers{` + srv + `,state="active",user="app"} 1`, // pinned by LISTEN
+		`pgone_pool_wait_longest_seconds{` + plbl + `} 0`,
+		`pgone_pool_transactions_total{` + plbl + `} 5`,
+		`pgone_pool_queries_total{` + plbl + `} 5`,
+		`pgone_pool_received_bytes_total{` + plbl + `}`,
+		`pgone_pool_sent_bytes_total{` + plbl + `}`,
+		`pgone_pool_query_duration_seconds_count{` + plbl + `} 5`,
+		`pgone_pool_transaction_duration_seconds_bucket{` + plbl + `,le="+Inf"} 5`,
+		`pgone_pool_wait_duration_seconds_count{` + plbl + `}`,
 		`pgone_proxy_errors_total{class="22",database="appdb",source="server",user="app"} 1`,
 		`pgone_proxy_errors_total{class="28",database="",source="pgone",user=""} 1`,
 		`pgone_proxy_pins_total{cause="LISTEN"} 1`,

@@ -19,6 +19,8 @@ type Classification struct {
 	// DiscardAll and DeallocateAll drop the server's prepared statements.
 	DiscardAll    bool
 	DeallocateAll bool
+	// DDL may change what functions do: their volatility is read again.
+	DDL bool
 }
 
 // SetClassifier replaces the statement classifier; call it before Serve.
@@ -38,6 +40,7 @@ func (c routerClassifier) Classify(text string, inTransaction bool) Classificati
 		ChangesSettings: d.ChangesSettings,
 		DiscardAll:      d.DiscardAll,
 		DeallocateAll:   d.DeallocateAll,
+		DDL:             d.Reason == router.ReasonDDL,
 	}
 	for _, p := range d.Pins {
 		out.Pins = append(out.Pins, p.String())

@@ -32,6 +32,49 @@ type Config struct {
 	Users map[string]User `yaml:"users"`
 	// AdminUsers may use the admin console.
 	AdminUsers []string `yaml:"admin_users"`
+	// Routing tunes the read/write split.
+	Routing Routing `yaml:"routing"`
+}
+
+// Routing tunes how statements are sent to the primary or a replica.
+type Routing struct {
+	// WriteFunctions are functions that write (or must run on the primary
+	// for another reason) although pg_proc does not say so: a statement
+	// calling one goes to the primary. Names are bare ("f") or
+	// schema-qualified ("app.f").
+	WriteFunctions []string `yaml:"write_functions"`
+	// ReadFunctions are volatile functions that are safe on a replica
+	// (they read, and a replica's answer is as good as the primary's).
+	// They cannot override WriteFunctions or the built-in write list.
+	ReadFunctions []string `yaml:"read_functions"`
+	// FunctionsRefreshInterval is how often each database's function
+	// volatility is read again from pg_proc (also after DDL through pgone).
+	FunctionsRefreshInterval time.Duration `yaml:"functions_refresh_interval"`
+}
+
+// Consistency is what a client's reads may see on a replica.
+type Consistency string
+
+// Consistency levels of a database.
+const (
+	// ReadYourWrites: a client's reads go to replicas that have applied its
+	// last committed write, or to the primary while none has.
+	ReadYourWrites Consistency = "read_your_writes"
+	// Eventual: reads go to any usable replica, possibly before the
+	// client's own last write is there.
+	Eventual Consistency = "eventual"
+	// PrimaryOnly: no read/write split; everything runs on the primary.
+	PrimaryOnly Consistency = "primary_only"
+)
+
+// Validate reports whether c is a known level; "" means the default,
+// read_your_writes.
+func (c Consistency) Validate() error {
+	switch c {
+	case "", ReadYourWrites, Eventual, PrimaryOnly:
+		return nil
+	}
+	return fmt.Errorf("must be read_your_writes, eventual or primary_only, got %q", string(c))
 }
 
 // Limits bound clients.
@@ -76,7 +119,13 @@ type Database struct {
 	Password string    `yaml:"password"`
 	PoolSize int       `yaml:"pool_size"`
 	PoolMode pool.Mode `yaml:"pool_mode"`
+	// Replicas are streaming replicas of the primary. In transaction mode
+	// reads go to them (the read/write split); in session mode they are
+	// only monitored.
 	Replicas []Replica `yaml:"replicas"`
+	// Consistency is what reads sent to replicas may miss (default
+	// read_your_writes).
+	Consistency Consistency `yaml:"consistency"`
 }
 
 // Replica is a streaming replica of a database's primary.
@@ -133,7 +182,13 @@ func (c *Config) Defaults() {
 				db.Replicas[i].Weight = 1
 			}
 		}
+		if db.Consistency == "" {
+			db.Consistency = ReadYourWrites
+		}
 		c.Databases[name] = db
+	}
+	if c.Routing.FunctionsRefreshInterval == 0 {
+		c.Routing.FunctionsRefreshInterval = time.Minute
 	}
 }
 
@@ -215,6 +270,22 @@ func (c *Config) Validate() []error {
 			}
 			if r.Weight < 0 {
 				add(rk+".weight", "must not be negative, got %d", r.Weight)
+			}
+		}
+		if err := db.Consistency.Validate(); err != nil {
+			add(key+".consistency", "%v", err)
+		}
+	}
+	if c.Routing.FunctionsRefreshInterval < time.Second {
+		add("routing.functions_refresh_interval", "must be at least 1s, got %s", c.Routing.FunctionsRefreshInterval)
+	}
+	for _, list := range []struct {
+		key   string
+		names []string
+	}{{"write_functions", c.Routing.WriteFunctions}, {"read_functions", c.Routing.ReadFunctions}} {
+		for i, f := range list.names {
+			if strings.TrimSpace(f) == "" {
+				add(fmt.Sprintf("routing.%s[%d]", list.key, i), "must not be empty")
 			}
 		}
 	}

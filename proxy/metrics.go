@@ -16,6 +16,7 @@ import (
 // sent (they are rare); everything else is read at scrape time.
 type metrics struct {
 	errors *prometheus.CounterVec
+	routes *prometheus.CounterVec
 }
 
 // Error sources: pgone's own errors and PostgreSQL's, forwarded.
@@ -32,14 +33,41 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 			Name: "pgone_proxy_errors_total",
 			Help: "ErrorResponses sent to clients, by SQLSTATE class (its first two characters) and source: pgone itself or the server.",
 		}, []string{"database", "user", "class", "source"}),
+		routes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgone_route_requests_total",
+			Help: "Requests routed by the read/write split (transaction mode, databases with replicas), by route (primary or replica) and reason: the router's (read, write, locking_clause, volatile_function, transaction_control...) or the proxy's (no_usable_replica, read_your_writes, replica_unreachable, unknown_statement, function_call).",
+		}, []string{"database", "route", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{mt.errors, newProxyCollector(s)} {
+	parse := func(name, help string, pick func(hits, misses uint64) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+			return float64(pick(s.router.Stats()))
+		})
+	}
+	for _, c := range []prometheus.Collector{mt.errors, mt.routes, newProxyCollector(s),
+		parse("pgone_router_cache_hits_total", "Statements whose routing analysis came from the cache (by query text).",
+			func(h, _ uint64) uint64 { return h }),
+		parse("pgone_router_cache_misses_total", "Statements parsed with PostgreSQL's grammar because their text was not in the routing cache.",
+			func(_, m uint64) uint64 { return m }),
+	} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
 	}
 	s.metrics.Store(mt)
 	return nil
+}
+
+// countRoute counts one routed request.
+func (s *Server) countRoute(database string, r routeDecision) {
+	mt := s.metrics.Load()
+	if mt == nil {
+		return
+	}
+	route := "primary"
+	if r.slot != nil {
+		route = "replica"
+	}
+	mt.routes.WithLabelValues(database, route, r.reason).Inc()
 }
 
 // countServerError counts an ErrorResponse frame from the server.
@@ -89,7 +117,7 @@ type proxyCollector struct {
 
 	clients, active, pins *prometheus.Desc
 	// Replicas, by database and replica (host:port, from the config).
-	replicaUsable, replicaLag, replicaLagBytes, replicaChanges *prometheus.Desc
+	replicaUsable, replicaLag, replicaLagBytes, replicaChanges, replicaInflight *prometheus.Desc
 }
 
 func newProxyCollector(s *Server) *proxyCollector {
@@ -108,6 +136,8 @@ func newProxyCollector(s *Server) *proxyCollector {
 			"WAL bytes between the primary's position and the replica's replay position at the last check.", []string{"database", "replica"}, nil),
 		replicaChanges: prometheus.NewDesc("pgone_replica_state_changes_total",
 			"Changes of the replica's state (healthy, lagging, down, promoted) since start.", []string{"database", "replica"}, nil),
+		replicaInflight: prometheus.NewDesc("pgone_replica_clients_active",
+			"Clients holding a server connection of the replica (the load the split balances).", []string{"database", "replica"}, nil),
 	}
 }
 
@@ -119,6 +149,7 @@ func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.replicaLag
 	ch <- c.replicaLagBytes
 	ch <- c.replicaChanges
+	ch <- c.replicaInflight
 }
 
 func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
@@ -126,6 +157,9 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, row := range c.s.poolRows() {
 		if row.clActive == 0 && row.st.Active+row.st.Idle+row.st.Login+row.st.Waiting == 0 && row.st.Counters.Totals() == (pool.Totals{}) {
 			continue // as the pool's own series: a pool that never served anything
+		}
+		if row.st.Key.Replica != "" {
+			continue // clients belong to the (database, user) pool; see pgone_replica_clients_active
 		}
 		ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(row.clActive), row.st.Key.Database, row.st.Key.User)
 	}
@@ -148,5 +182,12 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.replicaLag, prometheus.GaugeValue, r.Lag.Seconds(), r.database, addr)
 		ch <- prometheus.MustNewConstMetric(c.replicaLagBytes, prometheus.GaugeValue, float64(r.LagBytes), r.database, addr)
 		ch <- prometheus.MustNewConstMetric(c.replicaChanges, prometheus.CounterValue, float64(r.Changes), r.database, addr)
+	}
+	if sets := c.s.splits.Load(); sets != nil {
+		for name, set := range *sets {
+			for _, slot := range set.slots {
+				ch <- prometheus.MustNewConstMetric(c.replicaInflight, prometheus.GaugeValue, float64(slot.inflight.Load()), name, slot.addr)
+			}
+		}
 	}
 }

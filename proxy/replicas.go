@@ -62,7 +62,8 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 		for i, r := range db.Replicas {
 			replicas[i] = pool.Target{Host: r.Host, Port: r.Port, Database: dbname, User: db.User, Password: db.Password}
 		}
-		mcfg := pool.MonitorConfig{Interval: snap.poolCfg.ReplicaCheckInterval, MaxLag: snap.poolCfg.MaxReplicaLag}
+		mcfg := pool.MonitorConfig{Interval: snap.poolCfg.ReplicaCheckInterval, MaxLag: snap.poolCfg.MaxReplicaLag,
+			FunctionsEvery: snap.cfg.Routing.FunctionsRefreshInterval}
 		identity := fmt.Sprintf("%v|%v|%v|%s|%s|%s", primary, replicas, mcfg,
 			snap.poolCfg.ServerTLS.SSLMode, snap.poolCfg.ServerTLS.RootCert, snap.poolCfg.ServerConnectTimeout)
 		if e := rm.monitors[name]; e != nil {
@@ -81,6 +82,33 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 			delete(rm.monitors, name)
 		}
 	}
+	s.publishSplits(snap)
+}
+
+// publishSplits makes the replica set of every monitored database, for
+// routing. rm.mu is held.
+func (s *Server) publishSplits(snap *snapshot) {
+	old := map[string]*replicaSlot{}
+	if p := s.splits.Load(); p != nil {
+		for _, set := range *p {
+			for _, slot := range set.slots {
+				old[set.database+"|"+slot.addr] = slot
+			}
+		}
+	}
+	sets := map[string]*replicaSet{}
+	for name, e := range s.replicaMons.monitors {
+		db := snap.cfg.Databases[name]
+		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m}
+		if set.consistency == "" {
+			set.consistency = ReadYourWrites
+		}
+		for _, r := range db.Replicas {
+			set.add(r, old)
+		}
+		sets[name] = set
+	}
+	s.splits.Store(&sets)
 }
 
 // stopMonitors stops every monitor for good (Shutdown).
@@ -89,6 +117,7 @@ func (s *Server) stopMonitors() {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	rm.stopped = true
+	s.splits.Store(nil)
 	for name, e := range rm.monitors {
 		e.m.Stop()
 		delete(rm.monitors, name)

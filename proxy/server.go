@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,9 @@ type snapshot struct {
 	poolCfg pool.Config
 	tls     *tls.Config
 	secrets map[string]*auth.Secret
+	// writeFuncs and readFuncs are routing.write_functions and
+	// routing.read_functions as sets, for the router.
+	writeFuncs, readFuncs map[string]bool
 }
 
 // Server accepts clients and runs their sessions.
@@ -41,6 +45,10 @@ type Server struct {
 	retired atomic.Pointer[map[string]uint64]
 	// classifier tells what statements do to session state (transaction mode).
 	classifier Classifier
+	// router routes requests for the read/write split (split.go); splits
+	// are the databases whose reads are split, by client-visible name.
+	router *router.Router
+	splits atomic.Pointer[map[string]*replicaSet]
 
 	clients atomic.Int64
 	// writers are client write buffers, lent to sessions while they write.
@@ -91,8 +99,9 @@ func New(cfg Config, poolCfg pool.Config, pools *pool.Manager, log *slog.Logger)
 		pins:       map[string]int64{},
 		params:     map[pool.Key]map[string]string{},
 		learning:   map[pool.Key]*sync.Mutex{},
-		classifier: routerClassifier{router.NewRouter(10000)},
+		router:     router.NewRouter(10000),
 	}
+	s.classifier = routerClassifier{s.router}
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 8<<10) }
 	s.snap.Store(snap)
 	return s, nil
@@ -100,6 +109,17 @@ func New(cfg Config, poolCfg pool.Config, pools *pool.Manager, log *slog.Logger)
 
 func newSnapshot(cfg Config, poolCfg pool.Config) (*snapshot, error) {
 	snap := &snapshot{cfg: cfg, poolCfg: poolCfg, secrets: make(map[string]*auth.Secret, len(cfg.Users))}
+	set := func(names []string) map[string]bool {
+		if len(names) == 0 {
+			return nil
+		}
+		m := make(map[string]bool, len(names))
+		for _, n := range names {
+			m[strings.TrimSpace(n)] = true
+		}
+		return m
+	}
+	snap.writeFuncs, snap.readFuncs = set(cfg.Routing.WriteFunctions), set(cfg.Routing.ReadFunctions)
 	for name, u := range cfg.Users {
 		sec, err := auth.ParseSecret(name, u.Password)
 		if err != nil {

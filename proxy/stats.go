@@ -96,10 +96,12 @@ func (t *sessionStats) readyLocked(status byte) {
 
 // acquire gets a server from the pool as Manager.Acquire does, and records
 // the wait: in SHOW CLIENTS while it lasts, in the pool's wait time after.
-func (ss *session) acquire(ctx context.Context) (*pool.Conn, error) {
+// slot names a replica's pool; nil is the primary's.
+func (ss *session) acquire(ctx context.Context, slot *replicaSlot) (*pool.Conn, error) {
+	key, target := ss.poolOf(slot)
 	start := time.Now()
 	ss.stats.waitingSince.Store(start.UnixNano())
-	server, err := ss.srv.pools.Acquire(ctx, ss.poolKey, ss.target, ss.poolSize)
+	server, err := ss.srv.pools.Acquire(ctx, key, target, ss.poolSize)
 	ss.stats.waitingSince.Store(0)
 	if err != nil {
 		return nil, err
@@ -109,21 +111,41 @@ func (ss *session) acquire(ctx context.Context) (*pool.Conn, error) {
 }
 
 // tryAcquire is acquire without waiting: an idle server or nil.
-func (ss *session) tryAcquire() *pool.Conn {
+func (ss *session) tryAcquire(slot *replicaSlot) *pool.Conn {
+	key, target := ss.poolOf(slot)
 	start := time.Now()
-	server := ss.srv.pools.TryAcquire(ss.poolKey, ss.target, ss.poolSize)
+	server := ss.srv.pools.TryAcquire(key, target, ss.poolSize)
 	if server != nil {
 		ss.acquired(server, start)
 	}
 	return server
 }
 
+// poolOf returns the pool key and server of the session's primary pool
+// (slot nil) or of a replica's pool.
+func (ss *session) poolOf(slot *replicaSlot) (pool.Key, pool.Target) {
+	if slot == nil {
+		return ss.poolKey, ss.target
+	}
+	key, target := ss.poolKey, ss.target
+	key.Replica = slot.addr
+	target.Host, target.Port = slot.host, slot.port
+	return key, target
+}
+
 // acquired records a server acquired since start.
+// The session's traffic counts in the pool that serves it: with the
+// read/write split that changes between requests, never during one (a
+// request for another pool waits until nothing is outstanding).
 func (ss *session) acquired(server *pool.Conn, start time.Time) {
 	if ss.stats.labels.Load() == nil {
 		// First server: the session now belongs to a pool.
-		ss.stats.rec = server.Counters().Recorder()
 		ss.stats.labels.Store(&errorLabels{database: ss.poolKey.Database, user: ss.poolKey.User})
+	}
+	if c := server.Counters(); !ss.stats.rec.Of(c) {
+		ss.mu.Lock() // the pumps read rec under mu
+		ss.stats.rec = c.Recorder()
+		ss.mu.Unlock()
 	}
 	ss.stats.rec.AddWait(time.Since(start))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgone/pgone/config"
+	"github.com/pgone/pgone/internal/pgtest"
 	"github.com/pgone/pgone/pool"
 )
 
@@ -42,21 +43,24 @@ func serverBackends(t *testing.T, db string) int {
 }
 
 // ownDatabase creates a database owned by app for one test and drops it after.
-func ownDatabase(t *testing.T, db string) {
+func ownDatabase(t *testing.T, db string) { ownDatabaseOn(t, cluster, db) }
+
+// ownDatabaseOn is ownDatabase on cluster cl.
+func ownDatabaseOn(t *testing.T, cl *pgtest.Cluster, db string) {
 	t.Helper()
 	ctx := testCtx(t)
 	for _, sql := range []string{
 		fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", db),
 		fmt.Sprintf("CREATE DATABASE %s OWNER %s", db, appUser),
 	} {
-		if err := cluster.Exec(ctx, sql); err != nil {
+		if err := cl.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = cluster.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", db))
+		_ = cl.Exec(ctx, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", db))
 	})
 }
 

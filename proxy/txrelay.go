@@ -127,7 +127,7 @@ func (ss *session) relayTx() {
 		}
 		var server *pool.Conn
 		for {
-			server, err = ss.ensureServer()
+			server, err = ss.ensureServer(&req)
 			if err != nil {
 				break
 			}
@@ -334,12 +334,26 @@ func (ss *session) answerWithoutServer(req *request) bool {
 	return true
 }
 
-// ensureServer returns the attached server, acquiring one (and starting its
-// pump) when the session has none. It is called with a request in hand.
-func (ss *session) ensureServer() (*pool.Conn, error) {
+// ensureServer returns the attached server, acquiring one when the
+// session has none: of the primary, or of a replica when the request is a
+// read and its database splits reads (split.go). It is called with a
+// request in hand.
+func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
 	ss.mu.Lock()
 	server := ss.server
 	draining := ss.draining
+	if server != nil && ss.slot != nil {
+		// A replica still answers earlier pipelined requests. A request for
+		// the primary waits for those answers: if they leave no
+		// transaction open the replica is released and the request is
+		// routed afresh; inside a read-only transaction it stays there.
+		if set := ss.splitFor(); set == nil || ss.routeRequest(set, req).slot == nil {
+			for ss.server == server && (ss.pending > 0 || ss.expect.len() > 0) && !ss.closed {
+				ss.idle.Wait()
+			}
+			server = ss.server
+		}
+	}
 	ss.mu.Unlock()
 	if server != nil {
 		return server, nil
@@ -348,16 +362,47 @@ func (ss *session) ensureServer() (*pool.Conn, error) {
 		ss.terminate(shutdownError())
 		return nil, errSessionEnded
 	}
-	server = ss.tryAcquire()
+	var route routeDecision
+	set := ss.splitFor()
+	if set != nil {
+		route = ss.routeRequest(set, req)
+		if route.slot != nil {
+			if server = ss.tryAcquire(route.slot); server == nil {
+				var err error
+				server, err = ss.waitForServer(route.slot)
+				if err != nil {
+					if pgerr.CodeOf(err) == string(pgerr.TooManyConnections) {
+						return nil, err // the replica's queue timed out, as the primary's would
+					}
+					route.slot.failedAt.Store(time.Now().UnixNano())
+					ss.log.Warn("replica unreachable; reads go elsewhere until it is checked again",
+						"replica", route.slot.addr, "err", err)
+					route = routeDecision{reason: reasonReplicaError}
+				}
+			}
+		}
+		ss.srv.countRoute(ss.poolKey.Database, route)
+	}
+	if server == nil {
+		server = ss.tryAcquire(nil)
+	}
 	if server == nil {
 		var err error
-		if server, err = ss.waitForServer(); err != nil {
+		if server, err = ss.waitForServer(nil); err != nil {
 			return nil, err
 		}
 	}
 	ss.mu.Lock()
 	ss.server = server
 	ss.serverFatal, ss.captured = false, nil
+	ss.slot = route.slot
+	if route.slot != nil {
+		route.slot.inflight.Add(1)
+	} else if set != nil && set.consistency == ReadYourWrites && route.mayWrite() {
+		// What runs on the primary may write: the client's later reads
+		// must see it (see releasedLocked).
+		ss.mayWrite = true
+	}
 	if server.State.Settings != ss.settingsKey {
 		// Bring the server to the client's settings before its request.
 		sql := "RESET ALL"
@@ -373,9 +418,10 @@ func (ss *session) ensureServer() (*pool.Conn, error) {
 	return server, nil
 }
 
-// waitForServer acquires a server when none is idle: it waits in the
-// pool's queue or dials, and tells a client that waits long why.
-func (ss *session) waitForServer() (*pool.Conn, error) {
+// waitForServer acquires a server of the primary (slot nil) or of a
+// replica when none is idle: it waits in the pool's queue or dials, and
+// tells a client that waits long why.
+func (ss *session) waitForServer(slot *replicaSlot) (*pool.Conn, error) {
 	ctx, cancel := context.WithCancel(ss.srv.ctx)
 	defer cancel()
 	if after := ss.srv.snap.Load().poolCfg.WaitNoticeAfter; after > 0 {
@@ -388,7 +434,7 @@ func (ss *session) waitForServer() (*pool.Conn, error) {
 		})
 		defer t.Stop()
 	}
-	server, err := ss.acquire(ctx)
+	server, err := ss.acquire(ctx, slot)
 	if err != nil {
 		if pgerr.CodeOf(err) == "" {
 			err = pgerr.New(pgerr.ConnectionFailure, "could not connect to server for database %q: %v", ss.database, err)
@@ -440,6 +486,11 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 		switch typ {
 		case 'P':
 			pf, ok := decodeParse(frame)
+			if ok {
+				// Pins and settings changes of a prepared statement apply
+				// when it is prepared.
+				ss.statementLocked(pf.query)
+			}
 			if !ok || pf.name == "" {
 				out = append(out, frame...)
 				ss.expect.push(expectation{kind: 'P'})
@@ -459,7 +510,6 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 			}
 			out = encodeParse(out, name, cs.query, cs.rest)
 			ss.expect.push(expectation{kind: 'P', statement: name})
-			ss.routeText(pf.query) // pins from a prepared statement apply when it is prepared
 		case 'B':
 			pe, name, se, ok := bindStatement(frame)
 			base := ""
@@ -493,15 +543,12 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 			ss.expect.push(expectation{kind: typ})
 		case 'Q':
 			text, _, _ := cstringAt(wire.Body(frame), 0)
-			d := ss.routeText(text)
+			d := ss.statementLocked(text)
 			e := expectation{kind: 'Q'}
 			if d.DiscardAll || d.DeallocateAll {
 				clear(ss.prepared)
 				st.ForgetAllPrepared()
 				e.forgetPrepared = true
-			}
-			if d.ChangesSettings {
-				ss.settingsDirty = true
 			}
 			out = append(out, frame...)
 			ss.expect.push(e)
@@ -546,7 +593,10 @@ func (ss *session) takePreludeLocked(out []byte) []byte {
 }
 
 // injectParse prepares cs on the server ahead of a Bind or Describe.
+// What the statement does to the session applies now if pgone answered
+// its Parse itself (answerWithoutServer).
 func (ss *session) injectParse(out []byte, st *pool.SessionState, cs clientStatement) []byte {
+	ss.statementLocked(cs.query)
 	name := ss.srv.statementName(cs.server)
 	if evict := st.AddPrepared(name, maxServerStatements); evict != "" {
 		out = encodeTarget(out, 'C', 'S', evict)
@@ -555,6 +605,21 @@ func (ss *session) injectParse(out []byte, st *pool.SessionState, cs clientState
 	out = encodeParse(out, name, cs.query, cs.rest)
 	ss.expect.push(expectation{kind: 'P', injected: true, statement: name})
 	return out
+}
+
+// statementLocked classifies a statement about to be sent and applies
+// what it does to the session: pins, a settings snapshot after the
+// request, and, after DDL, fresh function volatility for routing.
+func (ss *session) statementLocked(text string) Classification {
+	d := ss.routeText(text)
+	if d.ChangesSettings {
+		ss.settingsDirty = true
+	}
+	if d.DDL {
+		ss.ddl = true
+		ss.srv.functionsChanged(ss.poolKey.Database)
+	}
+	return d
 }
 
 // routeText classifies a statement and applies what it does to the
@@ -604,6 +669,18 @@ func settingsKeyOf(rows [][]string) string {
 	}
 	sort.Slice(params, func(i, j int) bool { return params[i].name < params[j].name })
 	return applyParamsSQL(params)
+}
+
+// readOnlyDefault reports whether settings rows (name, setting) turn
+// default_transaction_read_only on: the client's transactions are then
+// read only unless they say otherwise, and may run on a replica.
+func readOnlyDefault(rows [][]string) bool {
+	for _, r := range rows {
+		if len(r) == 2 && r[0] == "default_transaction_read_only" {
+			return r[1] == "on"
+		}
+	}
+	return false
 }
 
 // pumpServerTx is the pump goroutine of transaction mode.
@@ -696,6 +773,7 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 			if e.capture {
 				key := settingsKeyOf(ss.captured)
 				ss.settingsKey = key
+				ss.defaultReadOnly = readOnlyDefault(ss.captured)
 				server.State.Settings = key
 				if status == 'I' {
 					ss.settingsDirty = false
@@ -712,6 +790,9 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 			if release {
 				ss.server = nil
 				ss.pumping = false
+				ss.releasedLocked()
+			} else if ss.pending == 0 {
+				ss.idle.Broadcast() // a request for the primary may wait for this (ensureServer)
 			}
 			ss.setIdleDeadlineLocked()
 		default:
@@ -861,6 +942,7 @@ func (ss *session) serverEndedTx(server *pool.Conn, err error, broken, sawFatal 
 	if !closed && ss.server == server {
 		ss.server = nil
 		ss.pumping = false
+		ss.releasedLocked()
 		for e := ss.expect.front(); e != nil; e = ss.expect.front() {
 			if !e.injected && (e.kind == 'S' || e.kind == 'Q' || e.kind == 'F') {
 				waiting++
@@ -952,6 +1034,7 @@ func (ss *session) endTx() {
 	ss.mu.Lock()
 	server := ss.server
 	ss.closed = true
+	ss.releasedLocked()
 	idle := ss.pending == 0 && ss.expect.len() == 0
 	pinned := ss.pinned
 	pumping := ss.pumping

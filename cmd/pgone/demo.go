@@ -68,12 +68,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	ready := func(addr string) {
 		dsn := fmt.Sprintf("postgres://demo:demo@127.0.0.1:%d/demo?sslmode=disable", *port)
 		fmt.Fprintf(stdout, `
-pgone demo is ready (transaction pooling; primary on port %d, replica on port %d).
+pgone demo is ready (transaction pooling; primary on port %d, replica on port %d;
+reads go to the replica, writes to the primary, each client reads its own writes).
 
   connection string: %s
   psql:              psql "%s"
   pgbench:           PGPASSWORD=demo pgbench -h 127.0.0.1 -p %d -U demo -i demo && PGPASSWORD=demo pgbench -h 127.0.0.1 -p %d -U demo -T 10 -c 10 -M extended demo
-  admin console:     psql -h 127.0.0.1 -p %d -U admin pgone   (password admin; then SHOW POOLS;)
+  admin console:     psql -h 127.0.0.1 -p %d -U admin pgone   (password admin; then SHOW POOLS; SHOW REPLICAS;)
   metrics:           http://%s/metrics
 
 Press Ctrl-C to stop and remove everything.

@@ -1,0 +1,269 @@
+package proxy
+
+import (
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgone/pgone/internal/wire"
+	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/router"
+)
+
+// The read/write split (transaction mode). When a session needs a server
+// for a request, the request is routed: reads (as the router decides from
+// the statement texts) go to a usable replica, everything else to the
+// primary. A transaction stays where its first request went. With
+// read_your_writes, a client that has committed on the primary reads only
+// from replicas that have applied that commit, or from the primary.
+
+// replicaSet is the split of one database: its replicas, what the monitor
+// last found of them, and the reads each has in flight.
+type replicaSet struct {
+	database    string
+	consistency Consistency
+	mon         *pool.Monitor
+	slots       []*replicaSlot // configuration order, as mon's status
+	weights     []int64        // of slots, at least 1
+	next        atomic.Uint32  // where ties between replicas start, round robin
+}
+
+// replicaSlot is one replica of a set. Slots outlive reloads that keep the
+// replica, so the in-flight count stays right for the sessions holding one.
+type replicaSlot struct {
+	host string
+	port int
+	addr string // host:port, the pool key's Replica
+	// inflight counts sessions holding a server of this replica.
+	inflight atomic.Int64
+	// failedAt is when a connection to the replica last failed (unix ns);
+	// the replica is skipped until the monitor has checked it since.
+	failedAt atomic.Int64
+}
+
+// add appends replica r to the set, reusing its slot from old (by
+// host:port) if it was there before a reload.
+func (set *replicaSet) add(r Replica, old map[string]*replicaSlot) {
+	addr := net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
+	slot := old[set.database+"|"+addr]
+	if slot == nil {
+		slot = &replicaSlot{host: r.Host, port: r.Port, addr: addr}
+	}
+	set.slots = append(set.slots, slot)
+	set.weights = append(set.weights, int64(max(r.Weight, 1)))
+}
+
+// Route reasons the proxy adds to the router's (metric label values).
+const (
+	reasonNoReplica    = "no_usable_replica"   // a read, but no replica is usable
+	reasonReadYourOwn  = "read_your_writes"    // a read, but no replica has the client's last commit
+	reasonReplicaError = "replica_unreachable" // a read, but the chosen replica could not be reached
+	reasonUnnamed      = "unknown_statement"   // a Bind of a statement pgone does not know
+	reasonFunctionCall = "function_call"       // the FunctionCall message
+)
+
+// routeDecision is where a request goes and why.
+type routeDecision struct {
+	slot   *replicaSlot // nil: the primary
+	reason string
+}
+
+// mayWrite reports whether a request routed to the primary may write: it
+// was not a read that found no replica, nor one that runs nothing.
+func (r routeDecision) mayWrite() bool {
+	switch r.reason {
+	case reasonNoReplica, reasonReadYourOwn, reasonReplicaError, router.ReasonEmpty.String():
+		return false
+	}
+	return true
+}
+
+// splitFor returns the replica set of the session's database, or nil when
+// its reads are not split.
+func (ss *session) splitFor() *replicaSet {
+	sets := ss.srv.splits.Load()
+	if sets == nil {
+		return nil
+	}
+	set := (*sets)[ss.poolKey.Database]
+	if set == nil || set.consistency == PrimaryOnly {
+		return nil
+	}
+	return set
+}
+
+// routeRequest decides where a request would run if the session acquired
+// a server for it now: a request is a read if every statement it executes
+// (simple Query texts, the statements its Binds use) is one.
+func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
+	snap := ss.srv.snap.Load()
+	rs := router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.functions(), WriteFunctions: snap.writeFuncs, ReadFunctions: snap.readFuncs}
+	reason, read := "", true
+	check := func(text string) {
+		if router.PlainRead(text) {
+			reason = router.ReasonRead.String()
+			return
+		}
+		d := ss.srv.router.Route(text, rs)
+		reason = d.Reason.String()
+		read = d.Target == router.TargetReplica
+	}
+	// Statements this request parses (renderLocked records the named ones
+	// in ss.prepared only later), by name; "" is the unnamed one.
+	var parsedBuf [4][2]string
+	parsed := parsedBuf[:0]
+	for _, fr := range req.frames {
+		frame := req.buf[fr[0]:fr[1]]
+		switch frame[0] {
+		case 'Q':
+			text, _, _ := cstringAt(wire.Body(frame), 0)
+			check(text)
+		case 'P':
+			// Parsing runs nothing (a replica parses an INSERT too); what
+			// a Bind executes decides.
+			pf, ok := decodeParse(frame)
+			if !ok {
+				read, reason = false, reasonUnnamed
+				break
+			}
+			parsed = append(parsed, [2]string{pf.name, pf.query})
+		case 'B':
+			_, name, _, ok := bindStatement(frame)
+			if !ok {
+				read, reason = false, reasonUnnamed
+				break
+			}
+			text, found := "", false
+			for i := len(parsed) - 1; i >= 0 && !found; i-- {
+				if parsed[i][0] == name {
+					text, found = parsed[i][1], true
+				}
+			}
+			if !found && name != "" {
+				// The unnamed statement of an earlier request may be
+				// anything; named ones are known.
+				var cs clientStatement
+				cs, found = ss.prepared[name]
+				text = cs.query
+			}
+			if !found {
+				read, reason = false, reasonUnnamed
+				break
+			}
+			check(text)
+		case 'F':
+			read, reason = false, reasonFunctionCall
+		}
+		if !read {
+			return routeDecision{reason: reason}
+		}
+	}
+	if reason == "" {
+		// Nothing runs (Parse, Describe, Close, Sync): the primary has
+		// everything.
+		return routeDecision{reason: router.ReasonEmpty.String()}
+	}
+	return ss.pickReplica(set, set.mon.View(), reason)
+}
+
+// pickReplica chooses among the usable replicas the one with the fewest
+// reads in flight for its weight; with read_your_writes, only replicas
+// that have applied the client's last commit.
+func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason string) routeDecision {
+	if view == nil {
+		return routeDecision{reason: reasonNoReplica}
+	}
+	var fence pool.LSN
+	if set.consistency == ReadYourWrites && !ss.fenceAt.IsZero() {
+		if !ss.fenceKnown {
+			lsn, ok := view.FenceAfter(ss.fenceAt)
+			if !ok {
+				// The monitor has not looked at the primary since the
+				// commit: its position is unknown yet.
+				return routeDecision{reason: reasonReadYourOwn}
+			}
+			ss.fenceLSN, ss.fenceKnown = lsn, true
+		}
+		fence = ss.fenceLSN
+	}
+	n := len(set.slots)
+	if n != len(view.Replicas) {
+		return routeDecision{reason: reasonNoReplica} // a reload is between them
+	}
+	start := int(set.next.Add(1)) % n
+	best, bestWeight := (*replicaSlot)(nil), int64(0)
+	behind := false
+	for k := 0; k < n; k++ {
+		i := (start + k) % n
+		st, slot := &view.Replicas[i], set.slots[i]
+		if !st.Usable() || slot.failedAt.Load() >= st.CheckedAt.UnixNano() {
+			continue
+		}
+		if st.ReplayLSN < fence {
+			behind = true
+			continue
+		}
+		// Fewest in flight per weight: a/wa < b/wb.
+		if w := set.weights[i]; best == nil || slot.inflight.Load()*bestWeight < best.inflight.Load()*w {
+			best, bestWeight = slot, w
+		}
+	}
+	if best == nil {
+		if behind {
+			return routeDecision{reason: reasonReadYourOwn}
+		}
+		return routeDecision{reason: reasonNoReplica}
+	}
+	return routeDecision{slot: best, reason: reason}
+}
+
+// releasedLocked is called, under mu, when the session's server leaves it
+// (released, lost or closed): the replica's in-flight count drops, and
+// after a request that may have written on the primary the client's reads
+// are fenced to replicas that have applied it.
+func (ss *session) releasedLocked() {
+	if ss.slot != nil {
+		ss.slot.inflight.Add(-1)
+		ss.slot = nil
+	}
+	if ss.mayWrite {
+		ss.mayWrite = false
+		ss.fenceAt, ss.fenceKnown = time.Now(), false
+	}
+	if ss.ddl {
+		// Read pg_proc again now that the DDL's transaction is over.
+		ss.ddl = false
+		ss.srv.functionsChanged(ss.poolKey.Database)
+	}
+	ss.idle.Broadcast()
+}
+
+// functionsChanged has the function volatility of database read again:
+// DDL ran through pgone. Until then its reads calling functions other than
+// the built-in ones go to the primary.
+func (s *Server) functionsChanged(database string) {
+	if sets := s.splits.Load(); sets != nil {
+		if set := (*sets)[database]; set != nil {
+			set.mon.RefreshFunctions()
+		}
+	}
+}
+
+// functions returns the volatility the router should use for the set's
+// database: pg_proc as last loaded, or nil (the router's built-in list,
+// unknown functions volatile) while it is not loaded.
+func (set *replicaSet) functions() router.Functions {
+	if f := set.mon.Functions(); f != nil {
+		return funcTable(f)
+	}
+	return nil
+}
+
+// funcTable is pg_proc's volatility by name (pool.Monitor.Functions).
+type funcTable map[string]byte
+
+func (t funcTable) Volatility(name string) (byte, bool) {
+	v, ok := t[name]
+	return v, ok
+}
