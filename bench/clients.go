@@ -67,7 +67,7 @@ func (e *errorTally) summary() string {
 // SELECT 1 and disconnects.
 func runStorm(ctx context.Context, env *Env, t *Target, db string, clients int) Result {
 	dsn := env.dsn(t.Port, db)
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeoutCause(ctx, stormLimit, errStormLimit)
 	defer cancel()
 	lat := make([]float64, clients)
 	var failed atomic.Int64
@@ -87,6 +87,9 @@ func runStorm(ctx context.Context, env *Env, t *Target, db string, clients int) 
 			}
 			if err != nil {
 				failed.Add(1)
+				if context.Cause(ctx) == errStormLimit {
+					err = errStormLimit
+				}
 				errs.add(err)
 				lat[i] = -1
 				return
@@ -115,6 +118,17 @@ func runStorm(ctx context.Context, env *Env, t *Target, db string, clients int) 
 	}
 	return r
 }
+
+// stormLimit ends a storm run: clients not done by then count as failed.
+// PostgreSQL itself logs in about 15 SCRAM clients a second on a busy
+// 2-core machine; without a limit its storm cells alone take 3 minutes.
+const stormLimit = 25 * time.Second
+
+var errStormLimit = fmt.Errorf("not done within %s", stormLimit)
+
+// idleLimit ends an idle run's logins: the clients not logged in by then
+// count as failed. Only PostgreSQL itself is that slow.
+const idleLimit = 30 * time.Second
 
 // idleDialers bounds concurrent logins: the idle workload measures holding,
 // not a storm.
@@ -152,6 +166,9 @@ func holdClients(parent context.Context, env *Env, dsn string, n int, query bool
 	)
 	stalled := errors.New("stalled")
 	refused := errors.New("refused")
+	limited := fmt.Errorf("not logged in within %s", idleLimit)
+	limit := time.AfterFunc(idleLimit, func() { cancel(limited) })
+	defer limit.Stop()
 	go func() {
 		last, lastAt := int64(-1), time.Now()
 		for ctx.Err() == nil {
@@ -199,6 +216,8 @@ func holdClients(parent context.Context, env *Env, dsn string, n int, query bool
 					if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 						err = fmt.Errorf("canceled after %d refused logins", idleRefusedLimit)
 					}
+				case limited:
+					err = limited
 				}
 				errs.add(err)
 				return
@@ -216,8 +235,11 @@ func holdClients(parent context.Context, env *Env, dsn string, n int, query bool
 	}
 	if notTried > 0 {
 		why := "not attempted after the stall"
-		if cause == refused {
+		switch cause {
+		case refused:
 			why = fmt.Sprintf("not attempted after %d refused logins", idleRefusedLimit)
+		case limited:
+			why = limited.Error()
 		}
 		errs.mu.Lock()
 		if errs.counts == nil {

@@ -2,7 +2,7 @@
 // pgpool-II in one interleaved run, and writes a results table and a chart.
 //
 //	make bench-quick   # about 3 minutes: a few cells, 2s runs
-//	make bench         # every cell, 6s runs, under 40 minutes
+//	make bench         # every cell, 4s runs, under 40 minutes
 //	go run ./bench -h  # flags: -quick, -record, -reps, -duration, -targets, -workloads, -pgone-modes, -keep
 //
 // Lifecycle: the run starts a primary and a streaming replica

@@ -47,11 +47,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "bench/results", "directory for latest.md, latest.svg and latest.json")
 	fs.BoolVar(&o.record, "record", false, "also write <date>-<mode>.md and .svg in -out, to commit a notable run")
 	fs.IntVar(&o.reps, "reps", 3, "repetitions of every cell (the median is reported); at least 3 for quotable numbers")
-	fs.DurationVar(&o.duration, "duration", 0, "length of each pgbench run, connection time excluded (default 6s, -quick 2s)")
+	fs.DurationVar(&o.duration, "duration", 0, "length of each pgbench run, connection time excluded (default 4s, -quick 2s)")
 	fs.IntVar(&o.scale, "scale", 0, "pgbench scale factor (default 10)")
 	fs.IntVar(&o.poolSize, "pool-size", 0, "server connections per pool, the same for every pooler (default 300, -quick 100)")
 	fs.StringVar(&o.targets, "targets", "direct,pgbouncer,pgpool,pgone", "targets in interleaving order: direct, pgbouncer, pgpool, pgone, pgone-<mode>")
-	fs.StringVar(&o.pgoneModes, "pgone-modes", "session", "pgone pool modes to measure: one mode names the target pgone, several make a target pgone-<mode> each")
+	fs.StringVar(&o.pgoneModes, "pgone-modes", "transaction", "pgone pool modes to measure: one mode names the target pgone, several make a target pgone-<mode> each")
 	fs.StringVar(&o.pgoneBin, "pgone", "bin/pgone", "pgone binary to measure (make build)")
 	fs.StringVar(&o.workloads, "workloads", "", "comma-separated workload names to run (default all)")
 	fs.StringVar(&o.clients, "clients", "", "comma-separated client counts to use for every selected workload instead of its own")
@@ -64,10 +64,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if o.duration == 0 {
-		// The full plan has 168 pgbench runs (14 cells, 4 targets, 3 reps)
+		// The full plan has 180 pgbench runs (15 cells, 4 targets, 3 reps)
 		// besides warm-up, storms and idle clients, and 300 direct logins
-		// can take 20s on a busy machine: 6s each keeps it under 40 minutes.
-		o.duration = 6 * time.Second
+		// can take 15s on a busy machine: 4s each keeps it under 40
+		// minutes (6s took 43 minutes with one cell less).
+		o.duration = 4 * time.Second
 		if o.quick {
 			o.duration = 2 * time.Second
 		}
@@ -218,7 +219,7 @@ func run(args []string, stdout io.Writer) int {
 		env.pgoneModes = append(env.pgoneModes, PoolMode(m))
 	}
 	if len(env.pgoneModes) == 0 {
-		env.pgoneModes = []PoolMode{Session}
+		env.pgoneModes = []PoolMode{Transaction}
 	}
 	// "pgone" is one target per mode: "pgone" alone, or pgone-<mode> each.
 	for _, name := range splitList(o.targets) {

@@ -35,7 +35,7 @@ func warmUp(ctx context.Context, env *Env, plan []Cell) {
 	defer func() { env.duration = saved }()
 	for _, t := range env.targets {
 		seen := map[string]bool{}
-		for _, mode := range []PoolMode{Transaction, Session} {
+		for _, mode := range []PoolMode{Transaction, Session, Split} {
 			db, _ := t.db(mode)
 			if seen[db] {
 				continue

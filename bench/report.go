@@ -295,10 +295,14 @@ func (r *Report) latencyTable(b *strings.Builder) {
 
 func (r *Report) workloadTable(b *strings.Builder, w *Workload) {
 	fmt.Fprintf(b, "## %s\n\n", w.Title)
+	bouncer := fmt.Sprintf("PgBouncer in %s mode", w.Mode)
+	if w.Mode == Split {
+		bouncer = "PgBouncer in transaction mode"
+	}
 	if w.Pgbench != nil {
-		fmt.Fprintf(b, "`pgbench %s`, PgBouncer in %s mode. ", strings.Join(w.Pgbench, " "), w.Mode)
+		fmt.Fprintf(b, "`pgbench %s`, %s. ", strings.Join(w.Pgbench, " "), bouncer)
 	} else {
-		fmt.Fprintf(b, "Go clients (pgx/pgconn) in the bench process, PgBouncer in %s mode. ", w.Mode)
+		fmt.Fprintf(b, "Go clients (pgx/pgconn) in the bench process, %s. ", bouncer)
 	}
 	if w.Note != "" {
 		b.WriteString(w.Note)

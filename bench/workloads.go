@@ -62,6 +62,13 @@ var workloads = []Workload{
 		Note:    "Prepared statements are session state: PgBouncer runs this in session mode.",
 	},
 	{
+		Name: "split-select-extended", Title: "read/write split: select-only, extended protocol (pgbench -S -M extended)",
+		Mode: Split, Clients: []int{100}, QuickClients: []int{10},
+		Pgbench: []string{"-S", "-M", "extended"},
+		Note: "pgone: its split database, reads to the replica (compare with select-extended at the same client count: split off); " +
+			"pgpool: load balancing over primary and replica; PgBouncer and direct cannot split: primary only.",
+	},
+	{
 		Name: "tpcb", Title: "TPC-B-like read/write (pgbench default script, -M simple)",
 		Mode: Transaction, Clients: []int{10, 100}, QuickClients: []int{10},
 		Pgbench: []string{"-M", "simple"},
@@ -70,7 +77,8 @@ var workloads = []Workload{
 		Name: "storm", Title: "connection storm (every client connects, runs SELECT 1 and disconnects, all at once)",
 		Mode: Transaction, Clients: []int{1000}, QuickClients: []int{100},
 		Run: runStorm, Unit: "conn/s",
-		Note: "conn/s = clients finished / wall time; latency = one client's connect + query + close; SCRAM-SHA-256 logins.",
+		Note: "conn/s = clients finished / wall time; latency = one client's connect + query + close; SCRAM-SHA-256 logins; " +
+			"a run ends after 25s, clients not done by then count as failed.",
 	},
 	{
 		Name: "idle", Title: "idle clients held (connect, then hold without a query)",
@@ -78,7 +86,8 @@ var workloads = []Workload{
 		Run: runIdle, Metric: MetricHeld, Unit: "conn/s",
 		Note: "Ratios compare the clients held at once. proxy RSS is measured while they are held; KiB/client is that RSS / held " +
 			"(direct: PostgreSQL's growth / held). When no login finishes for a few seconds (5s; quick: 2s) the clients still waiting " +
-			"are cut off and count as failed: a session-mode pooler holds no more clients than its pool has server connections.",
+			"are cut off and count as failed: a session-mode pooler holds no more clients than its pool has server connections. " +
+			"Logins end after 30s in any case.",
 	},
 }
 
