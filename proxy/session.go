@@ -108,30 +108,30 @@ type session struct {
 	closed   bool
 
 	// Transaction mode, also guarded by mu.
-	expect        expectQueue       // messages sent whose replies are outstanding
-	prelude       []byte            // injected before the next request (settings)
-	settingsKey   string            // the client's session settings, as the statement applying them
-	settingsDirty bool              // a statement changed settings: snapshot them after requests
-	pinned        bool              // state a pool cannot move: keep the server
-	pumping       bool              // a pump goroutine reads the server's replies (transaction mode)
-	serverFatal   bool              // the server sent a FATAL error: it is going away
-	captured      [][]string        // rows of the settings snapshot being read
-	lostTx        bool              // the server died under an idle transaction: fail the next request
-	shapes        map[string]uint64 // result shape of each client statement, as the client was told
-	copyIn        bool              // the server is in copy-in mode: it ignores Syncs
-	idle          *sync.Cond        // on mu: a reply came or the server left (see ensureServer)
+	expect            expectQueue       // messages sent whose replies are outstanding
+	prelude           []byte            // injected before the next request (settings)
+	settingsKey       string            // the client's session settings, as the statement applying them
+	settingsDirty     bool              // a statement changed settings: snapshot them after requests
+	pinned            bool              // state a pool cannot move: keep the server
+	pumping           bool              // a pump goroutine reads the server's replies (transaction mode)
+	serverFatal       bool              // the server sent a FATAL error: it is going away
+	captured          [][]string        // rows of the settings snapshot being read
+	lostTx            bool              // the server died under an idle transaction: fail the next request
+	shapes            map[string]uint64 // result shape of each client statement, as the client was told
+	copyIn            bool              // the server is in copy-in mode: it ignores Syncs
+	syncsAfterExecute int               // Syncs sent since the last Execute (session mode)
+	deadlineArmed     bool              // an idle timeout deadline is set on the client
+	idle              *sync.Cond        // on mu: a reply came or the server left (see ensureServer)
 
 	// The read/write split (split.go), also guarded by mu. The session
 	// goroutine reads them without mu while it holds no server (no pump).
-	slot              *replicaSlot // the replica of the attached server; nil for the primary
-	mayWrite          bool         // the attached primary server ran what may have written
-	ddl               bool         // DDL was sent: function volatility is read again at release
-	fenceAt           time.Time    // the client's last request that may have written ended then
-	fenceLSN          pool.LSN     // the primary's position covering fenceAt, once known
-	fenceKnown        bool
-	defaultReadOnly   bool // the client's default_transaction_read_only is on
-	syncsAfterExecute int  // Syncs sent since the last Execute (session mode)
-	deadlineArmed     bool // an idle timeout deadline is set on the client
+	slot            *replicaSlot // the replica of the attached server; nil for the primary
+	mayWrite        bool         // the attached primary server ran what may have written
+	ddl             bool         // DDL was sent: function volatility is read again at release
+	fenceAt         time.Time    // the client's last request that may have written ended then
+	fenceLSN        pool.LSN     // the primary's position covering fenceAt, once known
+	fenceKnown      bool
+	defaultReadOnly bool // the client's default_transaction_read_only is on
 
 	// stats feed SHOW STATS, SHOW CLIENTS and the metrics (stats.go).
 	stats sessionStats

@@ -354,6 +354,13 @@ func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
 			server = ss.server
 		}
 	}
+	if server != nil && ss.slot == nil && !ss.mayWrite {
+		// Another request on an attached primary (pipelined, or in a
+		// transaction begun by a read that found no replica): it may write.
+		if set := ss.splitFor(); set != nil && set.consistency == ReadYourWrites {
+			ss.mayWrite = true
+		}
+	}
 	ss.mu.Unlock()
 	if server != nil {
 		return server, nil
