@@ -36,7 +36,7 @@ clean:
 
 # Benchmarks (bench/). `make bench` is the full interleaved run of every
 # workload against direct, PgBouncer, pgpool-II and pgone (under 40 minutes);
-# `make bench-quick` is a smaller one (about 3 minutes). Both write
+# `make bench-quick` is a smaller one (about 4½ minutes). Both write
 # bench/results/latest.{md,svg,json}; BENCH_ARGS="-record" also writes a dated
 # copy to commit. `make bench-micro` runs the Go micro-benchmarks; compare two
 # runs with benchstat.

@@ -1,7 +1,7 @@
 // Command bench measures pgone against PostgreSQL itself, PgBouncer and
 // pgpool-II in one interleaved run, and writes a results table and a chart.
 //
-//	make bench-quick   # about 3 minutes: a few cells, 2s runs
+//	make bench-quick   # about 4½ minutes: a few cells, 2s runs
 //	make bench         # every cell, 4s runs, under 40 minutes
 //	go run ./bench -h  # flags: -quick, -record, -reps, -duration, -targets, -workloads, -pgone-modes, -keep
 //

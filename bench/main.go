@@ -43,7 +43,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.BoolVar(&o.quick, "quick", false, "quick run: fewer cells, shorter runs (about 3 minutes)")
+	fs.BoolVar(&o.quick, "quick", false, "quick run: fewer cells, shorter runs (about 4½ minutes)")
 	fs.StringVar(&o.out, "out", "bench/results", "directory for latest.md, latest.svg and latest.json")
 	fs.BoolVar(&o.record, "record", false, "also write <date>-<mode>.md and .svg in -out, to commit a notable run")
 	fs.IntVar(&o.reps, "reps", 3, "repetitions of every cell (the median is reported); at least 3 for quotable numbers")
