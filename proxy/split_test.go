@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/internal/pgtest"
@@ -516,4 +518,67 @@ func testLaggingReplica(t *testing.T, cl *pgtest.Cluster) {
 	eventually(t, "the replica back in rotation", func() bool {
 		return serverPort(t, ctx, reader, portQuery) == cl.Replica.Port
 	})
+}
+
+// TestSplitPipelinedWriteAfterRead: a client pipelines a read, a write and
+// a read without waiting. The first read runs on the replica; the write
+// waits for its reply and then runs on the primary (a replica would refuse
+// it); the last read, behind the client's own write, runs on the primary
+// and sees it.
+func TestSplitPipelinedWriteAfterRead(t *testing.T) {
+	t.Parallel()
+	const db = "splitpipe"
+	replicaDatabase(t, cluster, db)
+	p := splitProxy(t, cluster, db, nil)
+	setup := connect(t, p.DSN(appUser, appPassword, db))
+	if _, err := setup.Exec(testCtx(t), "CREATE TABLE pipe (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.WaitReplicaCaughtUp(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	c := connectMsg(t, p.DSN(appUser, appPassword, db))
+	// rows runs the queries pipelined and returns, per query, its first
+	// row (or its error) as text.
+	rows := func(queries ...string) [][]string {
+		t.Helper()
+		var msgs []pgproto3.FrontendMessage
+		for _, q := range queries {
+			msgs = append(msgs, &pgproto3.Query{String: q})
+		}
+		c.send(msgs...)
+		out := make([][]string, len(queries))
+		for i := 0; i < len(queries); {
+			m, err := c.receive(ioTimeout)
+			if err != nil {
+				t.Fatalf("reply %d: %v", i, err)
+			}
+			switch m := m.(type) {
+			case *pgproto3.DataRow:
+				if out[i] == nil {
+					for _, v := range m.Values {
+						out[i] = append(out[i], string(v))
+					}
+				}
+			case *pgproto3.CommandComplete:
+				if out[i] == nil {
+					out[i] = []string{string(m.CommandTag)}
+				}
+			case *pgproto3.ErrorResponse:
+				out[i] = []string{"ERROR " + m.Message}
+			case *pgproto3.ReadyForQuery:
+				i++
+			}
+		}
+		return out
+	}
+	replica, primary := strconv.Itoa(cluster.Replica.Port), strconv.Itoa(cluster.Primary.Port)
+	eventually(t, "this client's reads on the replica", func() bool {
+		return rows(portQuery)[0][0] == replica
+	})
+	got := rows(portQuery, "INSERT INTO pipe VALUES (1)", "SELECT inet_server_port(), count(*) FROM pipe")
+	want := [][]string{{replica}, {"INSERT 0 1"}, {primary, "1"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pipelined read, write, read: got %q, want %q (primary %s, replica %s)", got, want, primary, replica)
+	}
 }
