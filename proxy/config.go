@@ -60,6 +60,11 @@ const (
 	// ReadYourWrites: a client's reads go to replicas that have applied its
 	// last committed write, or to the primary while none has.
 	ReadYourWrites Consistency = "read_your_writes"
+	// ReadAllWrites: a read goes to replicas that have applied every write
+	// committed through pgone to the database before it was sent, by any
+	// client: for applications that write on one pooled connection and
+	// read on another.
+	ReadAllWrites Consistency = "read_all_writes"
 	// Eventual: reads go to any usable replica, possibly before the
 	// client's own last write is there.
 	Eventual Consistency = "eventual"
@@ -71,10 +76,10 @@ const (
 // read_your_writes.
 func (c Consistency) Validate() error {
 	switch c {
-	case "", ReadYourWrites, Eventual, PrimaryOnly:
+	case "", ReadYourWrites, ReadAllWrites, Eventual, PrimaryOnly:
 		return nil
 	}
-	return fmt.Errorf("must be read_your_writes, eventual or primary_only, got %q", string(c))
+	return fmt.Errorf("must be read_your_writes, read_all_writes, eventual or primary_only, got %q", string(c))
 }
 
 // Limits bound clients.

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgone/pgone/pool"
@@ -19,6 +20,8 @@ type replicaMonitors struct {
 	started  bool
 	stopped  bool
 	monitors map[string]*monitorEntry // by client-visible database name
+	// lastWrite keeps each database's read_all_writes clock across reloads.
+	lastWrite map[string]*atomic.Int64
 }
 
 type monitorEntry struct {
@@ -99,7 +102,15 @@ func (s *Server) publishSplits(snap *snapshot) {
 	sets := map[string]*replicaSet{}
 	for name, e := range s.replicaMons.monitors {
 		db := snap.cfg.Databases[name]
-		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m}
+		clock := s.replicaMons.lastWrite[name]
+		if clock == nil {
+			if s.replicaMons.lastWrite == nil {
+				s.replicaMons.lastWrite = map[string]*atomic.Int64{}
+			}
+			clock = new(atomic.Int64)
+			s.replicaMons.lastWrite[name] = clock
+		}
+		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m, lastWrite: clock}
 		if set.consistency == "" {
 			set.consistency = ReadYourWrites
 		}

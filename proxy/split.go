@@ -27,6 +27,30 @@ type replicaSet struct {
 	slots       []*replicaSlot // configuration order, as mon's status
 	weights     []int64        // of slots, at least 1
 	next        atomic.Uint32  // where ties between replicas start, round robin
+	// lastWrite is when the last request that may have written through
+	// pgone ended (read_all_writes), as time since monoBase. It is the
+	// database's, shared by the sets a reload makes, so no write is lost
+	// between them.
+	lastWrite *atomic.Int64
+}
+
+// monoBase anchors times kept in atomics, so they keep the monotonic clock.
+var monoBase = time.Now()
+
+// fenced reports whether the set's reads wait for writes.
+func (set *replicaSet) fenced() bool {
+	return set.consistency == ReadYourWrites || set.consistency == ReadAllWrites
+}
+
+// wrote records that a request that may have written ended at t.
+func (set *replicaSet) wrote(t time.Time) {
+	d := int64(t.Sub(monoBase))
+	for {
+		old := set.lastWrite.Load()
+		if old >= d || set.lastWrite.CompareAndSwap(old, d) {
+			return
+		}
+	}
 }
 
 // replicaSlot is one replica of a set. Slots outlive reloads that keep the
@@ -57,7 +81,7 @@ func (set *replicaSet) add(r Replica, old map[string]*replicaSlot) {
 // Route reasons the proxy adds to the router's (metric label values).
 const (
 	reasonNoReplica    = "no_usable_replica"   // a read, but no replica is usable
-	reasonReadYourOwn  = "read_your_writes"    // a read, but no replica has the client's last commit
+	reasonReadYourOwn  = "read_your_writes"    // a read, but no replica has the writes it must see (read_your_writes, read_all_writes)
 	reasonReplicaError = "replica_unreachable" // a read, but the chosen replica could not be reached
 	reasonUnnamed      = "unknown_statement"   // a Bind of a statement pgone does not know
 	reasonFunctionCall = "function_call"       // the FunctionCall message
@@ -175,7 +199,16 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 		return routeDecision{reason: reasonNoReplica}
 	}
 	var fence pool.LSN
-	if set.consistency == ReadYourWrites && !ss.fenceAt.IsZero() {
+	switch {
+	case set.consistency == ReadAllWrites:
+		if d := set.lastWrite.Load(); d != 0 {
+			lsn, ok := view.FenceAfter(monoBase.Add(time.Duration(d)))
+			if !ok {
+				return routeDecision{reason: reasonReadYourOwn}
+			}
+			fence = lsn
+		}
+	case set.consistency == ReadYourWrites && !ss.fenceAt.IsZero():
 		if !ss.fenceKnown {
 			lsn, ok := view.FenceAfter(ss.fenceAt)
 			if !ok {
@@ -230,6 +263,9 @@ func (ss *session) releasedLocked() {
 	if ss.mayWrite {
 		ss.mayWrite = false
 		ss.fenceAt, ss.fenceKnown = time.Now(), false
+		if set := ss.splitFor(); set != nil && set.consistency == ReadAllWrites {
+			set.wrote(ss.fenceAt)
+		}
 	}
 	if ss.ddl {
 		// Read pg_proc again now that the DDL's transaction is over.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // with none left the primary answers.
 func TestPickReplicaBalancesByWeight(t *testing.T) {
 	t.Parallel()
-	set := &replicaSet{database: "db", consistency: Eventual}
+	set := &replicaSet{database: "db", consistency: Eventual, lastWrite: new(atomic.Int64)}
 	for i, w := range []int{3, 1, 1} {
 		set.add(Replica{Host: "10.0.0.1", Port: 5432 + i, Weight: w}, nil)
 	}
@@ -64,7 +65,7 @@ func TestPickReplicaBalancesByWeight(t *testing.T) {
 // from the primary while none has or while no sample is that recent.
 func TestPickReplicaReadYourWrites(t *testing.T) {
 	t.Parallel()
-	set := &replicaSet{database: "db", consistency: ReadYourWrites}
+	set := &replicaSet{database: "db", consistency: ReadYourWrites, lastWrite: new(atomic.Int64)}
 	set.add(Replica{Host: "10.0.0.1", Port: 5432}, nil)
 	set.add(Replica{Host: "10.0.0.2", Port: 5432}, nil)
 	now := time.Now()
@@ -91,5 +92,34 @@ func TestPickReplicaReadYourWrites(t *testing.T) {
 	set.consistency = Eventual
 	if d := ss.pickReplica(set, view, "read"); d.slot == nil {
 		t.Errorf("eventual: got the primary, want a replica")
+	}
+}
+
+// TestPickReplicaReadAllWrites: with read_all_writes a client that never
+// wrote is fenced by another client's write too.
+func TestPickReplicaReadAllWrites(t *testing.T) {
+	t.Parallel()
+	set := &replicaSet{database: "db", consistency: ReadAllWrites, lastWrite: new(atomic.Int64)}
+	set.add(Replica{Host: "10.0.0.1", Port: 5432}, nil)
+	now := time.Now()
+	view := pool.NewReplicaView([]pool.ReplicaStatus{{State: pool.ReplicaHealthy, CheckedAt: now, ReplayLSN: 100}},
+		[]pool.Fence{{At: now.Add(-time.Second), LSN: 50}, {At: now.Add(time.Millisecond), LSN: 150}})
+	reader := &session{}
+	if d := reader.pickReplica(set, view, "read"); d.slot == nil {
+		t.Fatalf("nobody wrote: got the primary (%s), want the replica", d.reason)
+	}
+	set.wrote(now.Add(-2 * time.Second))
+	set.wrote(now) // another client's write; the max is kept
+	set.wrote(now.Add(-time.Second))
+	if d := reader.pickReplica(set, view, "read"); d.slot != nil || d.reason != reasonReadYourOwn {
+		t.Errorf("replica at 100 behind another client's write (fence 150): got %+v, want the primary", d)
+	}
+	view.Replicas[0].ReplayLSN = 150
+	if d := reader.pickReplica(set, view, "read"); d.slot == nil {
+		t.Errorf("replica caught up: got the primary (%s)", d.reason)
+	}
+	set.wrote(now.Add(time.Second)) // after the last sample
+	if d := reader.pickReplica(set, view, "read"); d.slot != nil {
+		t.Errorf("write after the last sample: got a replica, want the primary")
 	}
 }

@@ -280,7 +280,9 @@ func TestSplitWithOwnReplica(t *testing.T) {
 // testReadYourWrites: with the replica applying WAL 500ms late, 1,000
 // write-then-read iterations by one client never miss their own write,
 // while another client's reads keep using the replica. With consistency
-// eventual the same loop misses (the control that shows the delay bites).
+// eventual the same loop misses (the control that shows the delay bites);
+// read_your_writes lets another connection miss the write, read_all_writes
+// does not.
 func testReadYourWrites(t *testing.T, cl *pgtest.Cluster) {
 	p := splitProxy(t, cl, appDB, nil)
 	ctx := testCtx(t)
@@ -356,32 +358,56 @@ func testReadYourWrites(t *testing.T, cl *pgtest.Cluster) {
 		t.Errorf("metrics lack reads sent to the primary for read-your-writes:\n%s", grepLines(body, "pgone_route"))
 	}
 
+	consistency := func(c proxy.Consistency) {
+		t.Helper()
+		cfg := *p.Cfg
+		cfg.Proxy.Databases = map[string]proxy.Database{}
+		for name, db := range p.Cfg.Proxy.Databases {
+			if name == appDB {
+				db.Consistency = c
+			}
+			cfg.Proxy.Databases[name] = db
+		}
+		if err := p.Srv.Reload(cfg.Proxy, cfg.Pool); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// missed writes a new value with writer and reads it back with reader
+	// at once, n times, and counts the reads that did not find it.
+	next := iterations
+	missed := func(reader *pgx.Conn, n int) int {
+		t.Helper()
+		misses := 0
+		for i := 0; i < n; i++ {
+			next++
+			if _, err := writer.Exec(ctx, "INSERT INTO ryw VALUES ($1)", next); err != nil {
+				t.Fatal(err)
+			}
+			var got int
+			if err := reader.QueryRow(ctx, "SELECT v FROM ryw WHERE v = $1", next).Scan(&got); errors.Is(err, pgx.ErrNoRows) {
+				misses++
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return misses
+	}
+
 	// Control: with eventual consistency the same loop reads too early.
-	cfg := *p.Cfg
-	cfg.Proxy.Databases = map[string]proxy.Database{}
-	for name, db := range p.Cfg.Proxy.Databases {
-		if name == appDB {
-			db.Consistency = proxy.Eventual
-		}
-		cfg.Proxy.Databases[name] = db
-	}
-	if err := p.Srv.Reload(cfg.Proxy, cfg.Pool); err != nil {
-		t.Fatal(err)
-	}
-	misses = 0
-	for i := iterations + 1; i <= iterations+20; i++ {
-		if _, err := writer.Exec(ctx, "INSERT INTO ryw VALUES ($1)", i); err != nil {
-			t.Fatal(err)
-		}
-		var got int
-		if err := writer.QueryRow(ctx, "SELECT v FROM ryw WHERE v = $1", i).Scan(&got); errors.Is(err, pgx.ErrNoRows) {
-			misses++
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if misses == 0 {
+	consistency(proxy.Eventual)
+	if missed(writer, 20) == 0 {
 		t.Errorf("eventual consistency: no read missed its write 500ms behind: the test cannot tell read-your-writes from luck")
+	}
+	// read_your_writes is per connection: a read on another one may miss
+	// (an application writing and reading on different pooled
+	// connections); read_all_writes covers it.
+	consistency(proxy.ReadYourWrites)
+	if missed(other, 20) == 0 {
+		t.Errorf("read_your_writes: another connection's read never missed the write 500ms behind: the control cannot fail")
+	}
+	consistency(proxy.ReadAllWrites)
+	if n := missed(other, 300); n > 0 {
+		t.Errorf("read_all_writes: %d of 300 reads on another connection missed the write", n)
 	}
 }
 

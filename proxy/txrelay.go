@@ -357,7 +357,7 @@ func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
 	if server != nil && ss.slot == nil && !ss.mayWrite {
 		// Another request on an attached primary (pipelined, or in a
 		// transaction begun by a read that found no replica): it may write.
-		if set := ss.splitFor(); set != nil && set.consistency == ReadYourWrites {
+		if set := ss.splitFor(); set != nil && set.fenced() {
 			ss.mayWrite = true
 		}
 	}
@@ -405,7 +405,7 @@ func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
 	ss.slot = route.slot
 	if route.slot != nil {
 		route.slot.inflight.Add(1)
-	} else if set != nil && set.consistency == ReadYourWrites && route.mayWrite() {
+	} else if set != nil && set.fenced() && route.mayWrite() {
 		// What runs on the primary may write: the client's later reads
 		// must see it (see releasedLocked).
 		ss.mayWrite = true
