@@ -117,13 +117,23 @@ func (ss *session) splitFor() *replicaSet {
 	return set
 }
 
-// routeRequest decides where a request would run if the session acquired
-// a server for it now: a request is a read if every statement it executes
-// (simple Query texts, the statements its Binds use) is one.
+// routeRequest decides where a request runs when the session acquires a
+// server for it: a replica if it is a read, else the primary.
 func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
+	read, reason := ss.requestIsRead(set, req)
+	if !read {
+		return routeDecision{reason: reason}
+	}
+	return ss.pickReplica(set, set.mon.View(), reason)
+}
+
+// requestIsRead reports whether a request only reads: every statement it
+// executes (simple Query texts, the statements its Binds use) is a read,
+// and something runs. reason is the router's or pgone's word for it.
+func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reason string) {
 	snap := ss.srv.snap.Load()
 	rs := router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.functions(), WriteFunctions: snap.writeFuncs, ReadFunctions: snap.readFuncs}
-	reason, read := "", true
+	read = true
 	check := func(text string) {
 		if router.PlainRead(text) {
 			reason = router.ReasonRead.String()
@@ -180,15 +190,15 @@ func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
 			read, reason = false, reasonFunctionCall
 		}
 		if !read {
-			return routeDecision{reason: reason}
+			return false, reason
 		}
 	}
 	if reason == "" {
 		// Nothing runs (Parse, Describe, Close, Sync): the primary has
 		// everything.
-		return routeDecision{reason: router.ReasonEmpty.String()}
+		return false, router.ReasonEmpty.String()
 	}
-	return ss.pickReplica(set, set.mon.View(), reason)
+	return true, reason
 }
 
 // pickReplica chooses among the usable replicas the one with the fewest

@@ -608,3 +608,51 @@ func TestSplitPipelinedWriteAfterRead(t *testing.T) {
 		t.Errorf("pipelined read, write, read: got %q, want %q (primary %s, replica %s)", got, want, primary, replica)
 	}
 }
+
+// TestSplitFunctionVolatilityFromPgProc: a user function's volatility comes
+// from the primary's pg_proc. Unknown, it sends reads to the primary; once
+// loaded as IMMUTABLE (DDL through pgone has it read again), to the
+// replica; redefined VOLATILE, to the primary from the very next read; and
+// routing.write_functions overrides pg_proc.
+func TestSplitFunctionVolatilityFromPgProc(t *testing.T) {
+	t.Parallel()
+	const db = "splitfunc"
+	replicaDatabase(t, cluster, db)
+	p := splitProxy(t, cluster, db, nil)
+	ctx := testCtx(t)
+	ddl := connect(t, p.DSN(appUser, appPassword, db))
+	reader := connect(t, p.DSN(appUser, appPassword, db))
+	waitForReplicaReads(t, reader, cluster)
+	const calls = "SELECT inet_server_port() WHERE twice(1) = 2"
+	define := func(volatility string) {
+		t.Helper()
+		if _, err := ddl.Exec(ctx, "CREATE OR REPLACE FUNCTION twice(int) RETURNS int LANGUAGE sql "+volatility+" AS 'SELECT $1 * 2'"); err != nil {
+			t.Fatal(err)
+		}
+		if err := cluster.WaitReplicaCaughtUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	define("IMMUTABLE")
+	eventually(t, "reads calling an IMMUTABLE function on the replica", func() bool {
+		return serverPort(t, ctx, reader, calls, pgx.QueryExecModeSimpleProtocol) == cluster.Replica.Port
+	})
+	define("VOLATILE")
+	if got := serverPort(t, ctx, reader, calls, pgx.QueryExecModeSimpleProtocol); got != cluster.Primary.Port {
+		t.Errorf("read calling the function just redefined VOLATILE ran on port %d, want the primary %d", got, cluster.Primary.Port)
+	}
+	define("IMMUTABLE")
+	eventually(t, "reads calling the function IMMUTABLE again on the replica", func() bool {
+		return serverPort(t, ctx, reader, calls, pgx.QueryExecModeSimpleProtocol) == cluster.Replica.Port
+	})
+
+	// Config write_functions wins over pg_proc.
+	cfg := *p.Cfg
+	cfg.Proxy.Routing.WriteFunctions = []string{"twice"}
+	if err := p.Srv.Reload(cfg.Proxy, cfg.Pool); err != nil {
+		t.Fatal(err)
+	}
+	if got := serverPort(t, ctx, reader, calls, pgx.QueryExecModeSimpleProtocol); got != cluster.Primary.Port {
+		t.Errorf("read calling a write_functions entry ran on port %d, want the primary %d", got, cluster.Primary.Port)
+	}
+}

@@ -339,6 +339,7 @@ func (ss *session) answerWithoutServer(req *request) bool {
 // read and its database splits reads (split.go). It is called with a
 // request in hand.
 func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
+	set := ss.splitFor()
 	ss.mu.Lock()
 	server := ss.server
 	draining := ss.draining
@@ -347,19 +348,22 @@ func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
 		// the primary waits for those answers: if they leave no
 		// transaction open the replica is released and the request is
 		// routed afresh; inside a read-only transaction it stays there.
-		if set := ss.splitFor(); set == nil || ss.routeRequest(set, req).slot == nil {
+		forPrimary := set == nil
+		if !forPrimary {
+			read, _ := ss.requestIsRead(set, req)
+			forPrimary = !read
+		}
+		if forPrimary {
 			for ss.server == server && (ss.pending > 0 || ss.expect.len() > 0) && !ss.closed {
 				ss.idle.Wait()
 			}
 			server = ss.server
 		}
 	}
-	if server != nil && ss.slot == nil && !ss.mayWrite {
+	if server != nil && ss.slot == nil && !ss.mayWrite && set != nil && set.fenced() {
 		// Another request on an attached primary (pipelined, or in a
 		// transaction begun by a read that found no replica): it may write.
-		if set := ss.splitFor(); set != nil && set.fenced() {
-			ss.mayWrite = true
-		}
+		ss.mayWrite = true
 	}
 	ss.mu.Unlock()
 	if server != nil {
@@ -370,7 +374,6 @@ func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
 		return nil, errSessionEnded
 	}
 	var route routeDecision
-	set := ss.splitFor()
 	if set != nil {
 		route = ss.routeRequest(set, req)
 		if route.slot != nil {
