@@ -312,7 +312,13 @@ func TestTxModePostgresRestartUnderLoad(t *testing.T) {
 				_, err := conn.Exec(context.Background(), "BEGIN; INSERT INTO t VALUES ("+strconv.Itoa(i)+"); SELECT pg_sleep(0.01); COMMIT", pgx.QueryExecModeSimpleProtocol)
 				if err != nil {
 					failed.Add(1)
-					failures[i].Add(1)
+					if failures[i].Add(1) == 1 {
+						t.Logf("client %d: first failure at %s: %v", i, time.Now().Format("15:04:05.000"), err)
+					}
+					if conn.IsClosed() {
+						t.Errorf("client %d: connection closed by %v; pgone must keep it", i, err)
+						return
+					}
 					select {
 					case <-afterRestart:
 						lateFailures.Add(1)
