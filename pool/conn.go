@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgone/pgone/internal/rawconn"
 	"github.com/pgone/pgone/internal/wire"
 )
 
@@ -76,6 +76,7 @@ func dial(ctx context.Context, cfg *Config, t Target) (*Conn, error) {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	pc.Password = t.Password
+	pc.DialFunc = rawDial(pc.DialFunc)
 	// ParseConfig reads PG* environment variables; a pooled connection must
 	// carry no session settings of its own, so clear what it picked up.
 	pc.RuntimeParams = map[string]string{}
@@ -116,6 +117,18 @@ func dial(ctx context.Context, cfg *Config, t Target) (*Conn, error) {
 		c.expires = now.Add(cfg.ServerLifetime - jitter)
 	}
 	return c, nil
+}
+
+// rawDial makes server sockets read and write with raw system calls (see
+// internal/rawconn): TLS, when the server uses it, runs on top.
+func rawDial(dial pgconn.DialFunc) pgconn.DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return rawconn.Wrap(nc), nil
+	}
 }
 
 func quoteDSN(s string) string {
@@ -226,9 +239,7 @@ func (c *Conn) Alive() bool {
 	alive := false
 	var buf [1]byte
 	cerr := raw.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// EAGAIN: nothing to read, the connection is idle and open.
-		alive = errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK)
+		alive = peekIdle(fd, buf[:])
 		return true // never wait for readiness
 	})
 	return cerr == nil && alive

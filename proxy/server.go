@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pgone/pgone/internal/rawconn"
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/proxy/auth"
@@ -190,7 +191,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		s.wg.Add(1)
-		go s.handle(nc)
+		go s.handle(rawconn.Wrap(nc))
 	}
 }
 
