@@ -163,10 +163,10 @@ func TestReport(t *testing.T) {
 	}
 	for i := range r.Cells {
 		for rep := range 3 {
-			r.add(i, "direct", Result{TPS: 1000 + float64(rep), AvgMs: 1, P99Ms: 2, Held: 100})
-			r.add(i, "pgbouncer", Result{TPS: 800, AvgMs: 1.2, P99Ms: 3, ProxyCPU: 1, ProxyRSSKB: 9000, Held: 100})
+			r.add(i, "direct", Result{TPS: 1000 + float64(rep), AvgMs: 1, P50Ms: 0.9, P99Ms: 2, Held: 100})
+			r.add(i, "pgbouncer", Result{TPS: 800, AvgMs: 1.2, P50Ms: 1, P99Ms: 3, ProxyCPU: 1, ProxyRSSKB: 9000, Held: 100})
 			r.add(i, "pgpool", Result{Err: "pgpool said no | twice"})
-			r.add(i, "pgone", Result{TPS: 900, AvgMs: 1.1, P99Ms: 2.5, ProxyCPU: 2, ProxyRSSKB: 20000, Held: 100})
+			r.add(i, "pgone", Result{TPS: 900, AvgMs: 1.1, P50Ms: 0.95, P99Ms: 2.5, ProxyCPU: 2, ProxyRSSKB: 20000, Held: 100})
 		}
 	}
 	md := r.markdown("latest.svg")
@@ -174,7 +174,7 @@ func TestReport(t *testing.T) {
 		"| select-extended | 1 | 1001 | 800 | failed | 900 | 0.90 | 1.12 |",
 		`failed (3/3 runs): pgpool said no \| twice`,
 		"## Latency at 1 client",
-		"| select-extended | pgone | 1.100 | 2.500 | +100 | +500 |",
+		"| select-extended | pgone | 1.100 | 0.950 | 2.500 | +100 | +50 | +500 |",
 		"![TPS by target and client count](latest.svg)",
 	} {
 		if !strings.Contains(md, want) {

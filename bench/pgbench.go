@@ -20,6 +20,7 @@ import (
 type Result struct {
 	TPS    float64 // transactions per second (storm, idle: clients per second)
 	AvgMs  float64 // average latency
+	P50Ms  float64 // median latency
 	P99Ms  float64 // 99th percentile latency
 	Failed int64   // failed transactions or clients
 	Err    string  // why the run failed; empty if it did not
@@ -123,6 +124,7 @@ func pgbenchOnce(ctx context.Context, env *Env, t *Target, db string, w *Workloa
 		if err != nil && res.Err == "" {
 			res.Err = err.Error()
 		}
+		res.P50Ms = percentile(lat, 0.5) / 1000
 		res.P99Ms = percentile(lat, 0.99) / 1000
 	}
 	return res

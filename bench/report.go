@@ -81,7 +81,7 @@ type Summary struct {
 	Runs, FailedRuns int
 	OK               bool // at least one run produced numbers
 	TPS, AvgMs       float64
-	P99Ms            float64
+	P50Ms, P99Ms     float64
 	ProxyCPU         float64
 	ServerCPU        float64
 	RSSKB            float64
@@ -118,6 +118,7 @@ func summarize(runs []Result) Summary {
 	}
 	s.TPS = med(func(r Result) float64 { return r.TPS })
 	s.AvgMs = med(func(r Result) float64 { return r.AvgMs })
+	s.P50Ms = med(func(r Result) float64 { return r.P50Ms })
 	s.P99Ms = med(func(r Result) float64 { return r.P99Ms })
 	s.ProxyCPU = med(func(r Result) float64 { return r.ProxyCPU })
 	s.ServerCPU = med(func(r Result) float64 { return r.ServerCPU })
@@ -206,7 +207,7 @@ func (r *Report) markdown(chart string) string {
 		r.workloadTable(&b, w)
 	}
 	p("## Columns\n\n")
-	p("- TPS: pgbench's tps without initial connection time; avg ms: pgbench's latency average; p99 ms: 99th percentile of pgbench's per-transaction log (`-l`).\n")
+	p("- TPS: pgbench's tps without initial connection time; avg ms: pgbench's latency average; median ms, p99 ms: 50th and 99th percentiles of pgbench's per-transaction log (`-l`).\n")
 	p("- ×direct, ×pgbouncer: this target's median divided by that target's median in the same cell (of TPS; storm: of clients per second; idle: of clients held).\n")
 	p("- failed: failed transactions (pgbench) or failed clients, summed over all runs; errors are in the last column with how many runs hit them.\n")
 	p("- proxy CPU s: user+system CPU seconds of the proxy's processes during the run (pgpool: all its processes); PG CPU s: the same for the primary and the replica.\n")
@@ -272,22 +273,24 @@ func (r *Report) latencyTable(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "## Latency at 1 client\n\n")
 	fmt.Fprintf(b, "What each target adds to one client's query, from the 1-client cells below.\n\n")
-	writeRow(b, "workload", "target", "avg ms", "p99 ms", "added avg µs", "added p99 µs")
-	writeSep(b, 6)
+	writeRow(b, "workload", "target", "avg ms", "median ms", "p99 ms", "added avg µs", "added median µs", "added p99 µs")
+	writeSep(b, 8)
 	for _, c := range cells {
 		d := c.summary("direct")
 		for _, t := range r.Targets {
 			s := c.summary(t.Name)
 			if !s.OK {
-				writeRow(b, c.w.Name, t.Name, "failed", "", "", "")
+				writeRow(b, c.w.Name, t.Name, "failed", "", "", "", "", "")
 				continue
 			}
-			added, addedP99 := "—", "—"
+			added, addedP50, addedP99 := "—", "—", "—"
 			if d.OK {
 				added = fmt.Sprintf("%+.0f", (s.AvgMs-d.AvgMs)*1000)
+				addedP50 = fmt.Sprintf("%+.0f", (s.P50Ms-d.P50Ms)*1000)
 				addedP99 = fmt.Sprintf("%+.0f", (s.P99Ms-d.P99Ms)*1000)
 			}
-			writeRow(b, c.w.Name, t.Name, fmt.Sprintf("%.3f", s.AvgMs), fmt.Sprintf("%.3f", s.P99Ms), added, addedP99)
+			writeRow(b, c.w.Name, t.Name, fmt.Sprintf("%.3f", s.AvgMs), fmt.Sprintf("%.3f", s.P50Ms), fmt.Sprintf("%.3f", s.P99Ms),
+				added, addedP50, addedP99)
 		}
 	}
 	b.WriteString("\n")
