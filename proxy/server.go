@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pgone/pgone/internal/rawconn"
+	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/proxy/auth"
@@ -54,6 +55,8 @@ type Server struct {
 	clients atomic.Int64
 	// writers are client write buffers, lent to sessions while they write.
 	writers sync.Pool
+	// readBuffers lend clients their read buffers (wire.LentBuffer).
+	readBuffers *wire.BufferPool
 
 	// ctx is cancelled when the server is forced down; sessions derive from it.
 	ctx    context.Context
@@ -104,6 +107,7 @@ func New(cfg Config, poolCfg pool.Config, pools *pool.Manager, log *slog.Logger)
 	}
 	s.classifier = routerClassifier{s.router}
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 8<<10) }
+	s.readBuffers = wire.NewBufferPool(4 << 10)
 	s.snap.Store(snap)
 	return s, nil
 }
@@ -206,6 +210,7 @@ func (s *Server) handle(nc net.Conn) {
 			ss.terminate(pgerr.Fatal(pgerr.InternalError, "internal error in pgone"))
 		}
 		ss.close()
+		ss.br.Release() // the session goroutine was its only reader
 	}()
 	ss.run()
 }

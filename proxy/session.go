@@ -64,7 +64,7 @@ type session struct {
 	log *slog.Logger
 
 	nc  net.Conn
-	br  *bufio.Reader
+	br  *wire.LentBuffer
 	cr  *wire.Reader
 	tls bool
 
@@ -156,9 +156,13 @@ func newSession(s *Server, nc net.Conn) *session {
 
 func (ss *session) setConn(nc net.Conn) {
 	ss.nc = nc
-	// A small read buffer: requests are small, larger frames are read
-	// whole past it, and thousands of idle clients each keep one.
-	ss.br = bufio.NewReaderSize(nc, 4<<10)
+	if ss.br != nil {
+		ss.br.Release() // empty: startup checked (TLS upgrade)
+	}
+	// A small read buffer, lent from a pool only while there is something
+	// to read: requests are small, larger frames are read whole past it,
+	// and thousands of idle clients hold none.
+	ss.br = wire.NewLentBuffer(nc, ss.srv.readBuffers)
 	ss.wmu.Lock()
 	ss.parkWriterLocked()
 	ss.wmu.Unlock()

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -45,7 +44,7 @@ type startupRequest struct {
 type param struct{ name, value string }
 
 // readStartupPacket reads one length-prefixed startup-phase packet.
-func readStartupPacket(br *bufio.Reader) (uint32, []byte, error) {
+func readStartupPacket(br io.Reader) (uint32, []byte, error) {
 	var hdr [8]byte
 	if _, err := io.ReadFull(br, hdr[:4]); err != nil {
 		return 0, nil, err

@@ -38,6 +38,15 @@ func Wrap(nc net.Conn) net.Conn {
 	return &Conn{Conn: nc, raw: raw}
 }
 
+// Lender lends a read buffer for one ReadLent.
+type Lender interface {
+	// Lend returns the buffer to read into (non-empty).
+	Lend() []byte
+	// Reclaim takes back the buffer Lend gave: nothing was there to read,
+	// and the read waits without a buffer.
+	Reclaim()
+}
+
 // SyscallConn gives the wrapped socket's RawConn (for peeks, as pool.Conn.Alive does).
 func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.raw, nil }
 

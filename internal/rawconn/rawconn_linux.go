@@ -17,15 +17,29 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	return c.read(func() []byte { return p }, nil)
+}
+
+// ReadLent reads once into a buffer lent by l, borrowed only while there
+// is data to read: while the read waits in the netpoller, the buffer is
+// back with its lender. Thousands of idle clients then hold no read buffer.
+func (c *Conn) ReadLent(l Lender) (int, error) { return c.read(l.Lend, l.Reclaim) }
+
+// read reads once into buffer(), calling reclaim (if set) before each wait.
+func (c *Conn) read(buffer func() []byte, reclaim func()) (int, error) {
 	var n int
 	var errno syscall.Errno
 	err := c.raw.Read(func(fd uintptr) bool {
+		p := buffer()
 		for {
 			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 			switch e {
 			case syscall.EINTR:
 				continue
 			case syscall.EAGAIN:
+				if reclaim != nil {
+					reclaim()
+				}
 				return false // not ready: wait for readability
 			}
 			n, errno = int(r), e

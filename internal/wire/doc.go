@@ -3,5 +3,8 @@
 // few message types it must inspect (with pgproto3).
 //
 // Buffer rule: a frame returned by Reader.Next is valid only until the next
-// call on that Reader. Forward it at once or copy it.
+// call on that Reader. Forward it at once or copy it. Over a LentBuffer
+// (client connections) this matters more: its memory goes back to a shared
+// BufferPool while the client is idle, so a frame kept past the next call
+// may show another client's bytes.
 package wire

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,9 +24,10 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("message of type %q is %d bytes, over the limit of %d", e.Type, e.Len, e.Max)
 }
 
-// Reader reads whole frames (type byte, length, body) from a bufio.Reader.
+// Reader reads whole frames (type byte, length, body) from a buffered
+// stream (a *bufio.Reader or a LentBuffer).
 type Reader struct {
-	br      *bufio.Reader
+	br      Buffered
 	max     int
 	scratch []byte
 	broken  bool
@@ -35,7 +35,7 @@ type Reader struct {
 
 // NewReader returns a Reader that refuses bodies longer than maxBody bytes.
 // maxBody <= 0 means no limit beyond the int32 length field.
-func NewReader(br *bufio.Reader, maxBody int) *Reader {
+func NewReader(br Buffered, maxBody int) *Reader {
 	return &Reader{br: br, max: maxBody}
 }
 

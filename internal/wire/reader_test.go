@@ -48,28 +48,36 @@ func TestReaderFramesAcrossBufferBoundaries(t *testing.T) {
 		{"one byte at a time", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(stream)) }},
 		{"half reads", func() io.Reader { return iotest.HalfReader(bytes.NewReader(stream)) }},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r := wire.NewReader(bufio.NewReaderSize(tc.src(), minBufio), 1024)
-			for i, w := range want {
-				typ, got, err := r.Next()
-				if err != nil {
-					t.Fatalf("frame %d: %v", i, err)
+		for _, buffer := range []struct {
+			name string
+			make func(io.Reader) wire.Buffered
+		}{
+			{"bufio", func(src io.Reader) wire.Buffered { return bufio.NewReaderSize(src, minBufio) }},
+			{"lent", func(src io.Reader) wire.Buffered { return wire.NewLentBuffer(src, wire.NewBufferPool(minBufio)) }},
+		} {
+			t.Run(tc.name+"/"+buffer.name, func(t *testing.T) {
+				t.Parallel()
+				r := wire.NewReader(buffer.make(tc.src()), 1024)
+				for i, w := range want {
+					typ, got, err := r.Next()
+					if err != nil {
+						t.Fatalf("frame %d: %v", i, err)
+					}
+					if typ != w[0] || !bytes.Equal(got, w) {
+						t.Fatalf("frame %d: got type %q %x, want %q %x", i, typ, got, w[0], w)
+					}
+					if !bytes.Equal(wire.Body(got), w[wire.HeaderLen:]) {
+						t.Fatalf("frame %d: Body = %x, want %x", i, wire.Body(got), w[wire.HeaderLen:])
+					}
 				}
-				if typ != w[0] || !bytes.Equal(got, w) {
-					t.Fatalf("frame %d: got type %q %x, want %q %x", i, typ, got, w[0], w)
+				if _, _, err := r.Next(); !errors.Is(err, io.EOF) {
+					t.Fatalf("after the last frame: err = %v, want io.EOF", err)
 				}
-				if !bytes.Equal(wire.Body(got), w[wire.HeaderLen:]) {
-					t.Fatalf("frame %d: Body = %x, want %x", i, wire.Body(got), w[wire.HeaderLen:])
+				if r.Broken() {
+					t.Fatal("Broken after a clean end of stream")
 				}
-			}
-			if _, _, err := r.Next(); !errors.Is(err, io.EOF) {
-				t.Fatalf("after the last frame: err = %v, want io.EOF", err)
-			}
-			if r.Broken() {
-				t.Fatal("Broken after a clean end of stream")
-			}
-		})
+			})
+		}
 	}
 }
 
