@@ -432,8 +432,7 @@ func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
 // replica when none is idle: it waits in the pool's queue or dials, and
 // tells a client that waits long why.
 func (ss *session) waitForServer(slot *replicaSlot) (*pool.Conn, error) {
-	ctx, cancel := context.WithCancel(ss.srv.ctx)
-	defer cancel()
+	ctx := ss.srv.ctx // ends the wait when pgone is forced down
 	if after := ss.srv.snap.Load().poolCfg.WaitNoticeAfter; after > 0 {
 		t := time.AfterFunc(after, func() {
 			_ = ss.send(&pgproto3.NoticeResponse{

@@ -2,6 +2,7 @@ package rawconn
 
 import (
 	"net"
+	"sync"
 	"syscall"
 )
 
@@ -9,6 +10,16 @@ import (
 type Conn struct {
 	net.Conn
 	raw syscall.RawConn
+
+	// The callbacks given to raw are bound once (a closure per call would
+	// be an allocation per read and write); their state is guarded by the
+	// mutexes, uncontended in pgone: one reader and one writer at a time.
+	rmu     sync.Mutex
+	rd      readState
+	readFn  func(fd uintptr) bool
+	wmu     sync.Mutex
+	wr      writeState
+	writeFn func(fd uintptr) bool
 }
 
 // Wrap returns nc with raw reads and writes, or nc itself when it has no
@@ -35,7 +46,10 @@ func Wrap(nc net.Conn) net.Conn {
 	if err != nil {
 		return nc
 	}
-	return &Conn{Conn: nc, raw: raw}
+	c := &Conn{Conn: nc, raw: raw}
+	c.readFn = c.rd.step
+	c.writeFn = c.wr.step
+	return c
 }
 
 // Lender lends a read buffer for one ReadLent.

@@ -177,3 +177,38 @@ func TestResetIsAnErrno(t *testing.T) {
 		t.Fatalf("error %v is not a write *net.OpError", err)
 	}
 }
+
+// BenchmarkWriteRead is one small write and its read back through a
+// wrapped loopback connection: the relay's unit of work.
+func BenchmarkWriteRead(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		s, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(s, s) // echo
+		s.Close()
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := Wrap(nc)
+	defer c.Close()
+	msg := bytes.Repeat([]byte("x"), 64)
+	buf := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
