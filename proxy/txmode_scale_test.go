@@ -298,11 +298,17 @@ func TestTxModePostgresRestartUnderLoad(t *testing.T) {
 	failures := make([]atomic.Int64, clients)
 	afterRestart := make(chan struct{})
 	var lateFailures atomic.Int64
+	// Every client logs in before the restart: what is under test is the
+	// transactions in flight, not a login racing the restart.
+	conns := make([]*pgx.Conn, clients)
+	for i := range conns {
+		conns[i] = connect(t, p.DSN(appUser, appPassword, "own"))
+	}
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			conn := connect(t, p.DSN(appUser, appPassword, "own"))
+			conn := conns[i]
 			for {
 				select {
 				case <-stop:
