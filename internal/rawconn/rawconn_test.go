@@ -1,4 +1,4 @@
-package rawconn
+package rawconn_test
 
 import (
 	"bytes"
@@ -6,56 +6,33 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pgone/pgone/internal/rawconn"
+	"github.com/pgone/pgone/internal/rawconn/rawconntest"
 )
 
 // pair returns a wrapped client end and the plain server end of a loopback
 // TCP connection.
-func pair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			accepted <- nil
-			return
-		}
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := <-accepted
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	w := Wrap(c)
-	t.Cleanup(func() { w.Close(); s.Close() })
-	return w, s
-}
+func pair(t *testing.T) (net.Conn, net.Conn) { return rawconntest.Pair(t) }
 
 func TestWrapOnlySockets(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if Wrap(a) != a {
+	if rawconn.Wrap(a) != a {
 		t.Fatal("a net.Pipe end has no socket: Wrap must return it unchanged")
 	}
 	w, _ := pair(t)
-	if supported {
-		if _, ok := w.(*Conn); !ok {
-			t.Fatalf("Wrap(TCPConn) = %T, want *Conn", w)
+	if runtime.GOOS == "linux" {
+		if _, ok := w.(*rawconn.Conn); !ok {
+			t.Fatalf("rawconn.Wrap(TCPConn) = %T, want *rawconn.Conn", w)
 		}
 	}
-	if Wrap(w) != w {
+	if rawconn.Wrap(w) != w {
 		t.Fatal("wrapping twice must return the same conn")
 	}
 }
@@ -155,7 +132,7 @@ func TestCloseEndsBlockedRead(t *testing.T) {
 // A reset connection reports the errno, matchable with errors.Is, inside a
 // *net.OpError as net's own errors are.
 func TestResetIsAnErrno(t *testing.T) {
-	if !supported {
+	if runtime.GOOS != "linux" {
 		t.Skip("raw I/O is Linux only")
 	}
 	w, s := pair(t)
@@ -198,7 +175,7 @@ func BenchmarkWriteRead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := Wrap(nc)
+	c := rawconn.Wrap(nc)
 	defer c.Close()
 	msg := bytes.Repeat([]byte("x"), 64)
 	buf := make([]byte, 64)

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net"
 	"testing"
 	"testing/iotest"
 	"time"
 
-	"github.com/pgone/pgone/internal/rawconn"
+	"github.com/pgone/pgone/internal/rawconn/rawconntest"
 	"github.com/pgone/pgone/internal/wire"
 )
 
@@ -59,33 +58,6 @@ func TestLentBufferMatchesBufio(t *testing.T) {
 	}
 }
 
-// tcpPair returns a rawconn-wrapped end and the plain other end of a
-// loopback TCP connection.
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := <-accepted
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	w := rawconn.Wrap(c)
-	t.Cleanup(func() { w.Close(); s.Close() })
-	return w, s
-}
-
 // waitLent waits until pool has n buffers out, or fails.
 func waitLent(t *testing.T, pool *wire.BufferPool, n int, why string) {
 	t.Helper()
@@ -102,7 +74,7 @@ func waitLent(t *testing.T, pool *wire.BufferPool, n int, why string) {
 // comes, and frames arrive intact, also when they span reads.
 func TestLentBufferHoldsNoBufferWhileWaiting(t *testing.T) {
 	t.Parallel()
-	c, peer := tcpPair(t)
+	c, peer := rawconntest.Pair(t)
 	pool := wire.NewBufferPool(64)
 	lb := wire.NewLentBuffer(c, pool)
 	r := wire.NewReader(lb, 0)
