@@ -15,8 +15,10 @@
 // bookkeeping. Waiting for readiness, deadlines and Close still go through
 // the netpoller (syscall.RawConn), exactly as for a plain net.Conn.
 //
-// Wrap is the only entry point: it returns a net.Conn that behaves as the
-// one it wraps (addresses, deadlines, Close, errors that errors.Is can
+// Wrap returns a net.Conn that behaves as the one it wraps (addresses, deadlines, Close, errors that errors.Is can
 // match: io.EOF, os.ErrDeadlineExceeded, net.ErrClosed, syscall errnos).
-// On platforms other than Linux it returns the conn unchanged.
+// On platforms other than Linux it returns the conn unchanged. Its
+// ReadLent reads into a buffer borrowed from a Lender only once data is
+// there, so a reader waiting on an idle client holds no buffer
+// (wire.LentBuffer).
 package rawconn

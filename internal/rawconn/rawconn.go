@@ -64,9 +64,6 @@ type Lender interface {
 // SyscallConn gives the wrapped socket's RawConn (for peeks, as pool.Conn.Alive does).
 func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.raw, nil }
 
-// NetConn returns the wrapped conn.
-func (c *Conn) NetConn() net.Conn { return c.Conn }
-
 func (c *Conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }

@@ -36,7 +36,11 @@ func (s *readState) step(fd uintptr) bool {
 			}
 			return false
 		}
-		s.n, s.errno = int(r), e
+		if e != 0 {
+			s.errno = e // r is -1 then: no count to report
+			return true
+		}
+		s.n = int(r)
 		return true
 	}
 }
@@ -62,13 +66,19 @@ func (c *Conn) read(s readState) (int, error) {
 	n, errno := c.rd.n, c.rd.errno
 	c.rd = readState{}
 	c.rmu.Unlock()
+	if err == nil && errno == 0 && n == 0 {
+		return 0, io.EOF
+	}
+	return c.result("read", n, err, errno)
+}
+
+// result is a raw read's or write's outcome as net.Conn reports it.
+func (c *Conn) result(op string, n int, err error, errno syscall.Errno) (int, error) {
 	switch {
 	case err != nil:
-		return 0, err // deadline, closed: already a *net.OpError
+		return n, err // deadline, closed: already a *net.OpError
 	case errno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", errno))
-	case n == 0:
-		return 0, io.EOF
+		return n, c.opError(op, os.NewSyscallError(op, errno))
 	}
 	return n, nil
 }
@@ -107,11 +117,5 @@ func (c *Conn) Write(p []byte) (int, error) {
 	n, errno := c.wr.n, c.wr.errno
 	c.wr = writeState{}
 	c.wmu.Unlock()
-	switch {
-	case err != nil:
-		return n, err
-	case errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", errno))
-	}
-	return n, nil
+	return c.result("write", n, err, errno)
 }

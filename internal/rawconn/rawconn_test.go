@@ -155,6 +155,28 @@ func TestResetIsAnErrno(t *testing.T) {
 	}
 }
 
+// A read on a reset connection reports the errno and no bytes (never the
+// -1 the system call returns: bufio panics on a negative count).
+func TestReadResetIsAnErrno(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("raw I/O is Linux only")
+	}
+	w, s := pair(t)
+	_, _ = w.Write([]byte("unread")) // unread data makes the peer's close a RST
+	time.Sleep(20 * time.Millisecond)
+	_ = s.(*net.TCPConn).SetLinger(0)
+	s.Close()
+	time.Sleep(20 * time.Millisecond)
+	n, err := w.Read(make([]byte, 8))
+	if n != 0 || !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("Read on a reset conn = %d, %v; want 0, ECONNRESET", n, err)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "read" {
+		t.Fatalf("error %v is not a read *net.OpError", err)
+	}
+}
+
 // BenchmarkWriteRead is one small write and its read back through a
 // wrapped loopback connection: the relay's unit of work.
 func BenchmarkWriteRead(b *testing.B) {
