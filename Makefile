@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 DEMO_ARGS ?=
 
-.PHONY: deps build test demo fmt vet clean
+.PHONY: deps build test demo fmt vet clean fuzz
 
 deps:
 	@GO="$(GO)" bash scripts/deps.sh
@@ -24,6 +24,12 @@ test: deps
 
 demo: deps build
 	bin/pgone demo $(DEMO_ARGS)
+
+# Every native Go fuzz target for FUZZTIME each (default 30s); `go test`
+# (and so `make test`) already replays each target's seeds and saved corpus.
+FUZZTIME ?= 30s
+fuzz:
+	@GO="$(GO)" FUZZTIME="$(FUZZTIME)" bash scripts/fuzz.sh
 
 fmt:
 	$(GO) fmt ./...
