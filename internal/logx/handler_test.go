@@ -121,6 +121,7 @@ func TestEveryLineStaysUnderMaxLine(t *testing.T) {
 		{"with attrs", func(l *slog.Logger) { l.With("client", huge).With("part", huge).Info("connection", "err", huge) }},
 		{"group", func(l *slog.Logger) { l.Info("grouped", slog.Group("g", "a", huge, "b", controls)) }},
 		{"bytes", func(l *slog.Logger) { l.Info("raw", "frame", []byte(huge)) }},
+		{"slice", func(l *slog.Logger) { l.Info("names", "tables", strings.Split(huge[:100000], "")) }},
 	}
 	for _, format := range []string{"text", "json"} {
 		for _, tc := range cases {

@@ -49,15 +49,25 @@ func (b *budget) attr(a slog.Attr) slog.Attr {
 		}
 		return slog.Attr{Key: a.Key, Value: slog.GroupValue(out...)}
 	case slog.KindString:
-		return b.textAttr(a.Key, v, v.String())
+		return b.textAttr(a.Key, v, v.String(), b.maxValue)
 	case slog.KindAny:
 		switch x := v.Any().(type) {
 		case error:
-			return b.textAttr(a.Key, v, x.Error())
+			return b.textAttr(a.Key, v, x.Error(), b.maxValue)
 		case fmt.Stringer:
-			return b.textAttr(a.Key, v, x.String())
+			return b.textAttr(a.Key, v, x.String(), b.maxValue)
 		case []byte:
-			return b.textAttr(a.Key, v, string(x))
+			return b.textAttr(a.Key, v, string(x), b.maxValue)
+		default:
+			// Slices, maps, structs: kept as they are when their text is
+			// short, else replaced by their truncated text. JSON may
+			// render them twice as long as fmt: charged twice.
+			t := fmt.Sprint(x)
+			out := b.textAttr(a.Key, v, t, b.maxValue/2)
+			if out.Value.Kind() == slog.KindAny {
+				b.charge(escapedLen(t, b.maxValue))
+			}
+			return out
 		}
 	}
 	// Numbers, times, durations and the like are short.
@@ -65,9 +75,9 @@ func (b *budget) attr(a slog.Attr) slog.Attr {
 	return slog.Attr{Key: a.Key, Value: v}
 }
 
-// textAttr keeps v when s fits, else a truncated string.
-func (b *budget) textAttr(key string, v slog.Value, s string) slog.Attr {
-	t := b.text(s, b.maxValue)
+// textAttr keeps v when s, its text, fits in limit, else a truncated string.
+func (b *budget) textAttr(key string, v slog.Value, s string, limit int) slog.Attr {
+	t := b.text(s, limit)
 	if len(t) == len(s) {
 		return slog.Attr{Key: key, Value: v}
 	}
