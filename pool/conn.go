@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgone/pgone/internal/rawconn"
 	"github.com/pgone/pgone/internal/wire"
@@ -140,57 +139,6 @@ func quoteDSN(s string) string {
 		out = append(out, s[i])
 	}
 	return string(append(out, '\''))
-}
-
-// Exec runs sql with the simple protocol and reads to ReadyForQuery. It
-// records ParameterStatus values and the transaction status, and returns the
-// first error the server sent as a *pgconn.PgError.
-func (c *Conn) Exec(ctx context.Context, sql string) error {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.net.SetDeadline(dl)
-		defer c.net.SetDeadline(time.Time{})
-	}
-	buf, err := (&pgproto3.Query{String: sql}).Encode(nil)
-	if err != nil {
-		return err
-	}
-	if _, err := c.w.Write(buf); err != nil {
-		return err
-	}
-	if err := c.w.Flush(); err != nil {
-		return err
-	}
-	var first error
-	for {
-		typ, frame, err := c.frames.Next()
-		if err != nil {
-			return err
-		}
-		body := wire.Body(frame)
-		switch typ {
-		case 'Z':
-			if len(body) == 1 {
-				c.TxStatus = body[0]
-			}
-			return first
-		case 'S':
-			var ps pgproto3.ParameterStatus
-			if err := ps.Decode(body); err == nil {
-				c.Params[ps.Name] = ps.Value
-			}
-		case 'E':
-			var er pgproto3.ErrorResponse
-			if err := er.Decode(body); err != nil {
-				return err
-			}
-			if first == nil {
-				first = pgconn.ErrorResponseToPgError(&er)
-			}
-			if er.Severity == "FATAL" || er.Severity == "PANIC" {
-				return first
-			}
-		}
-	}
 }
 
 // Reset brings the connection back to a clean session: any open transaction

@@ -3,6 +3,9 @@
 // per (database, user), the global cap on server connections, FIFO queueing
 // of clients that wait for one, and the cleanup of idle connections.
 //
+// Sizes: a pool gets its size when it is made (SetSizer, default pool_size)
+// and keeps it until SetSize changes it; clients never pass a size.
+//
 // Lifecycle of a Conn: dialed by Acquire (or reused from the idle list after
 // a liveness check), owned by exactly one client session until that session
 // hands it back with Release (clean, reusable) or Discard (state unknown,

@@ -43,6 +43,8 @@ type Manager struct {
 	closed  bool
 	pause   pauseState // PAUSE and RESUME (pause.go)
 	metrics *metrics   // nil until RegisterMetrics (metrics.go)
+	// sizeOf gives a new pool its size; nil means cfg.PoolSize (SetSizer).
+	sizeOf func(Key) int
 
 	stop chan struct{}
 	done chan struct{}
@@ -51,9 +53,11 @@ type Manager struct {
 type pool struct {
 	key    Key
 	target Target
-	size   int
-	open   int // connections open or being dialed
-	idle   []*Conn
+	// size is the pool's own size: set when the pool is made and changed
+	// only by SetSize, never by a client's Acquire.
+	size int
+	open int // connections open or being dialed
+	idle []*Conn
 	// counters are the pool's traffic counters (stats.go).
 	counters *Counters
 	login    atomic.Int32 // connections being dialed (of open)
@@ -89,19 +93,61 @@ func NewManager(cfg Config, log *slog.Logger) *Manager {
 	return m
 }
 
-// SetConfig swaps in a reloaded configuration. Pool sizes of existing pools
-// are updated on their next Acquire.
+// SetConfig swaps in a reloaded configuration. It leaves the sizes of
+// existing pools alone: their owner changes them with SetSize.
 func (m *Manager) SetConfig(cfg Config) {
 	m.mu.Lock()
 	m.cfg = cfg
 	m.mu.Unlock()
 }
 
-// Acquire returns a server connection of the pool key, made to target, with
-// at most size connections in that pool. It waits in FIFO order while the
-// pool or the global cap is full, until ctx ends or the configured
+// SetSizer sets how a pool gets its size when it is made: sizeOf(key),
+// which must not call back into m (it runs under m's lock). Without a sizer
+// a pool's size is the configured pool_size. Pools made earlier keep their
+// size; SetSize changes it.
+func (m *Manager) SetSizer(sizeOf func(Key) int) {
+	m.mu.Lock()
+	m.sizeOf = sizeOf
+	m.mu.Unlock()
+}
+
+// SetSize changes the size of the pool key at once, so that a reload or a
+// tuner can change it while clients run. Growing hands the new slots to
+// queued clients, which dial. Shrinking closes idle connections beyond n
+// now and busy ones when they are released (Release), until the pool holds
+// at most n. n below 1 counts as 1. It reports whether the pool exists; a
+// pool made later gets its size from the sizer.
+func (m *Manager) SetSize(key Key, n int) bool {
+	n = max(n, 1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.pools[key]
+	if p == nil {
+		return false
+	}
+	p.size = n
+	for p.open > p.size && len(p.idle) > 0 {
+		c := p.idle[0] // the longest idle goes first
+		p.idle = p.idle[1:]
+		m.closeLocked(c)
+	}
+	m.grantSlotsLocked()
+	return true
+}
+
+// sizeLocked is the size of a new pool key.
+func (m *Manager) sizeLocked(key Key) int {
+	if m.sizeOf != nil {
+		return max(m.sizeOf(key), 1)
+	}
+	return max(m.cfg.PoolSize, 1)
+}
+
+// Acquire returns a server connection of the pool key, made to target,
+// within the pool's size (SetSize). It waits in FIFO order while the pool
+// or the global cap is full, until ctx ends or the configured
 // query_wait_timeout passes (then a 53300 error).
-func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int) (*Conn, error) {
+func (m *Manager) Acquire(ctx context.Context, key Key, target Target) (*Conn, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -110,7 +156,7 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 	cfg := m.cfg
 	p := m.pools[key]
 	if p == nil {
-		p = &pool{key: key, target: target, counters: m.newCounters(key, target)}
+		p = &pool{key: key, target: target, size: m.sizeLocked(key), counters: m.newCounters(key, target)}
 		m.pools[key] = p
 	}
 	if p.target != target {
@@ -121,7 +167,6 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target, size int)
 			p.counters.obs.Store(m.metrics.observers(key, target))
 		}
 	}
-	p.size = size
 	paused, err := m.waitUnpausedLocked(ctx, p, cfg.QueryWaitTimeout)
 	if err != nil {
 		m.mu.Unlock()
@@ -204,14 +249,13 @@ wait:
 // ready now, without waiting or dialing; nil otherwise (the pool is
 // paused, has no idle connection, or does not exist yet). It is Acquire's
 // fast path: no context, no timers.
-func (m *Manager) TryAcquire(key Key, target Target, size int) *Conn {
+func (m *Manager) TryAcquire(key Key, target Target) *Conn {
 	m.mu.Lock()
 	p := m.pools[key]
 	if m.closed || p == nil || p.target != target || m.pausedLocked(key.Database) {
 		m.mu.Unlock()
 		return nil
 	}
-	p.size = size
 	c := m.takeIdleLocked(p)
 	m.mu.Unlock()
 	return c
@@ -330,15 +374,8 @@ func (m *Manager) closeLocked(c *Conn) {
 func (m *Manager) freeSlotLocked(p *pool) {
 	p.open--
 	m.total--
-	for i, w := range m.waiters {
-		wp := w.pool
-		if wp.open < wp.size && m.total < m.cfg.MaxServerConnections {
-			m.waiters = append(m.waiters[:i], m.waiters[i+1:]...)
-			wp.open++
-			m.total++
-			w.ch <- nil
-			return
-		}
+	if m.grantSlotsLocked() > 0 {
+		return
 	}
 	// The global cap is full and a waiter's pool has room: free an idle
 	// connection of another pool so the waiter can dial.
@@ -353,6 +390,27 @@ func (m *Manager) freeSlotLocked(p *pool) {
 			}
 		}
 	}
+}
+
+// grantSlotsLocked hands free slots, in FIFO order, to the waiters whose
+// pool is below its size while the global cap has room; each dials. It
+// returns how many it granted.
+func (m *Manager) grantSlotsLocked() int {
+	granted := 0
+	for i := 0; i < len(m.waiters) && m.total < m.cfg.MaxServerConnections; {
+		w := m.waiters[i]
+		wp := w.pool
+		if wp.open >= wp.size {
+			i++
+			continue
+		}
+		m.waiters = append(m.waiters[:i], m.waiters[i+1:]...)
+		wp.open++
+		m.total++
+		w.ch <- nil
+		granted++
+	}
+	return granted
 }
 
 // evictIdleLocked closes the longest-idle connection of a pool other than

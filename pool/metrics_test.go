@@ -18,7 +18,7 @@ func TestMetricsReadPoolsAtScrape(t *testing.T) {
 	key := Key{Database: "db", User: "u"}
 	ctx := ctxFor(t)
 	// A pool made before registration gets its histograms too.
-	c, err := m.Acquire(ctx, key, f.target(), 2)
+	c, err := m.Acquire(ctx, key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ pgone_pool_sent_bytes_total{` + l + `,user="u"} 250
 	}
 	m.Release(c)
 	// A pool that never served anything adds no series.
-	if _, err := m.Acquire(ctx, Key{Database: "nosuchdb", User: "u"}, Target{Host: "127.0.0.1", Port: 1, Database: "x", User: "u"}, 1); err == nil {
+	if _, err := m.Acquire(ctx, Key{Database: "nosuchdb", User: "u"}, Target{Host: "127.0.0.1", Port: 1, Database: "x", User: "u"}); err == nil {
 		t.Fatal("dial to port 1 succeeded")
 	}
 	if n := testutil.CollectAndCount(reg, "pgone_pool_servers"); n != 3 {

@@ -138,7 +138,7 @@ func TestPauseHoldsAcquireUntilResume(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() {
-		c, err := m.Acquire(ctx, key, f.target(), 2)
+		c, err := m.Acquire(ctx, key, f.target())
 		if err == nil {
 			m.Release(c)
 		}
@@ -177,7 +177,7 @@ func TestPauseTimesOutWithQueryWaitTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err := m.Acquire(ctx, Key{Database: "db", User: "u"}, f.target(), 2)
+	_, err := m.Acquire(ctx, Key{Database: "db", User: "u"}, f.target())
 	if pgerr.CodeOf(err) != string(pgerr.TooManyConnections) {
 		t.Fatalf("Acquire while paused: %v, want 53300", err)
 	}
@@ -198,7 +198,7 @@ func TestPauseWaitsForServersToComeBack(t *testing.T) {
 	m := testManager(t, 10*time.Second)
 	key := Key{Database: "db", User: "u"}
 	ctx := ctxFor(t)
-	c, err := m.Acquire(ctx, key, f.target(), 2)
+	c, err := m.Acquire(ctx, key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestPauseWaitsForServersToComeBack(t *testing.T) {
 		t.Fatal("PAUSE did not return after the server came back")
 	}
 	// PAUSE of another database does not wait for db's servers.
-	c, err = m.Acquire(ctx, Key{Database: "db2", User: "u"}, f.target(), 2)
+	c, err = m.Acquire(ctx, Key{Database: "db2", User: "u"}, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,11 +240,11 @@ func TestKillClosesServersAndPauses(t *testing.T) {
 	m := testManager(t, 10*time.Second)
 	key := Key{Database: "db", User: "u"}
 	ctx := ctxFor(t)
-	busy, err := m.Acquire(ctx, key, f.target(), 2)
+	busy, err := m.Acquire(ctx, key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
-	idle, err := m.Acquire(ctx, key, f.target(), 2)
+	idle, err := m.Acquire(ctx, key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestKillClosesServersAndPauses(t *testing.T) {
 	if err := m.Resume("db"); err != nil {
 		t.Fatal(err)
 	}
-	c, err := m.Acquire(ctx, key, f.target(), 2)
+	c, err := m.Acquire(ctx, key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +279,11 @@ func TestStatusCountsServers(t *testing.T) {
 	m := testManager(t, 300*time.Millisecond)
 	key := Key{Database: "db", User: "u"}
 	ctx := ctxFor(t)
-	a, err := m.Acquire(ctx, key, f.target(), 2)
+	a, err := m.Acquire(ctx, key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := m.Acquire(ctx, key, f.target(), 2)
+	b, err := m.Acquire(ctx, key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,13 +293,13 @@ func TestStatusCountsServers(t *testing.T) {
 		t.Fatalf("status %+v: want 1 active, 1 idle, size 2", st)
 	}
 	// A third client queues while both are taken.
-	b, err = m.Acquire(ctx, key, f.target(), 2)
+	b, err = m.Acquire(ctx, key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
 	queued := make(chan error, 1)
 	go func() {
-		_, err := m.Acquire(ctx, key, f.target(), 2)
+		_, err := m.Acquire(ctx, key, f.target())
 		queued <- err
 	}()
 	waitFor(t, "the third client to queue", func() bool { return statusOf(m, key).Waiting == 1 })

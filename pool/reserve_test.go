@@ -18,12 +18,12 @@ func TestReservePoolOpensAfterTimeoutAndClosesOnRelease(t *testing.T) {
 	t.Cleanup(m.Close)
 	key := Key{Database: "db", User: "u"}
 	ctx := ctxFor(t)
-	first, err := m.Acquire(ctx, key, f.target(), 1)
+	first, err := m.Acquire(ctx, key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	second, err := m.Acquire(ctx, key, f.target(), 1)
+	second, err := m.Acquire(ctx, key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestReservePoolOpensAfterTimeoutAndClosesOnRelease(t *testing.T) {
 	// Pool and reserve are both in use: a third client gets nothing.
 	short, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
 	defer cancel()
-	if _, err := m.Acquire(short, key, f.target(), 1); err == nil {
+	if _, err := m.Acquire(short, key, f.target()); err == nil {
 		t.Fatal("a connection beyond pool_size + reserve_pool_size was opened")
 	}
 	m.Release(second) // beyond the pool size: closed, not kept
@@ -57,7 +57,7 @@ func TestMinPoolSizeFillsInTheBackground(t *testing.T) {
 	m := NewManager(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(m.Close)
 	key := Key{Database: "db", User: "u"}
-	c, err := m.Acquire(ctxFor(t), key, f.target(), 4)
+	c, err := m.Acquire(ctxFor(t), key, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestGlobalCapEvictsIdleOfAnotherPool(t *testing.T) {
 	ctx := ctxFor(t)
 	var held []*Conn
 	for i := 0; i < 2; i++ {
-		c, err := m.Acquire(ctx, a, f.target(), 2)
+		c, err := m.Acquire(ctx, a, f.target())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func TestGlobalCapEvictsIdleOfAnotherPool(t *testing.T) {
 	// Busy connections are never evicted: b waits.
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	if _, err := m.Acquire(short, b, f.target(), 2); err == nil {
+	if _, err := m.Acquire(short, b, f.target()); err == nil {
 		t.Fatal("a connection beyond max_server_connections was opened while all were busy")
 	}
 	first := held[0]
@@ -101,7 +101,7 @@ func TestGlobalCapEvictsIdleOfAnotherPool(t *testing.T) {
 		m.Release(c)
 	}
 	began := time.Now()
-	c, err := m.Acquire(ctx, b, f.target(), 2)
+	c, err := m.Acquire(ctx, b, f.target())
 	if err != nil {
 		t.Fatal(err)
 	}

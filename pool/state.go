@@ -1,15 +1,5 @@
 package pool
 
-import (
-	"context"
-	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
-
-	"github.com/pgone/pgone/internal/wire"
-)
-
 // SessionState is what a server connection carries from the clients that
 // used it in transaction mode, so the next client can tell what to redo.
 // Its owner is the session holding the connection.
@@ -61,67 +51,3 @@ func (s *SessionState) ForgetAllPrepared() { clear(s.prepared) }
 
 // PreparedCount is the number of statements recorded.
 func (s *SessionState) PreparedCount() int { return len(s.prepared) }
-
-// Query runs sql with the simple protocol and returns the rows of the last
-// result in text format. ParameterStatus and transaction status are recorded
-// as in Exec.
-func (c *Conn) Query(ctx context.Context, sql string) ([][]string, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.net.SetDeadline(dl)
-		defer c.net.SetDeadline(time.Time{})
-	}
-	buf, err := (&pgproto3.Query{String: sql}).Encode(nil)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.w.Write(buf); err != nil {
-		return nil, err
-	}
-	if err := c.w.Flush(); err != nil {
-		return nil, err
-	}
-	var rows [][]string
-	var first error
-	for {
-		typ, frame, err := c.frames.Next()
-		if err != nil {
-			return nil, err
-		}
-		body := wire.Body(frame)
-		switch typ {
-		case 'T':
-			rows = rows[:0]
-		case 'D':
-			var dr pgproto3.DataRow
-			if err := dr.Decode(body); err != nil {
-				return nil, err
-			}
-			row := make([]string, len(dr.Values))
-			for i, v := range dr.Values {
-				row[i] = string(v)
-			}
-			rows = append(rows, row)
-		case 'Z':
-			if len(body) == 1 {
-				c.TxStatus = body[0]
-			}
-			return rows, first
-		case 'S':
-			var ps pgproto3.ParameterStatus
-			if err := ps.Decode(body); err == nil {
-				c.Params[ps.Name] = ps.Value
-			}
-		case 'E':
-			var er pgproto3.ErrorResponse
-			if err := er.Decode(body); err != nil {
-				return nil, err
-			}
-			if first == nil {
-				first = pgconn.ErrorResponseToPgError(&er)
-			}
-			if er.Severity == "FATAL" || er.Severity == "PANIC" {
-				return nil, first
-			}
-		}
-	}
-}

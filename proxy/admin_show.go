@@ -264,10 +264,7 @@ func (s *Server) showDatabases() resultSet {
 		if dbname == "" {
 			dbname = name
 		}
-		size := db.PoolSize
-		if size == 0 {
-			size = snap.poolCfg.PoolSize
-		}
+		size := snap.poolSize(name)
 		mode := db.PoolMode
 		if mode == "" {
 			mode = snap.poolCfg.Mode

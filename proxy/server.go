@@ -109,6 +109,7 @@ func New(cfg Config, poolCfg pool.Config, pools *pool.Manager, log *slog.Logger)
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 8<<10) }
 	s.readBuffers = wire.NewBufferPool(4 << 10)
 	s.snap.Store(snap)
+	s.sizePools()
 	return s, nil
 }
 
@@ -154,6 +155,7 @@ func (s *Server) Reload(cfg Config, poolCfg pool.Config) error {
 	clear(s.params) // servers may have moved: learn their parameters again
 	s.mu.Unlock()
 	s.pools.SetConfig(poolCfg)
+	s.resizePools(snap)
 	s.syncMonitors(snap, false)
 	if old.cfg.Listen != cfg.Listen {
 		s.log.Warn("listen address changes need a restart; still listening on the old one", "old", old.cfg.Listen, "new", cfg.Listen)

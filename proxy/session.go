@@ -649,12 +649,12 @@ func (ss *session) cancel() {
 	}
 }
 
-func (s *Server) cancelRequest(key cancelKey) {
+func (s *Server) cancelRequest(key cancelKey, log *slog.Logger) {
 	s.mu.Lock()
 	ss := s.cancelKeys[key]
 	s.mu.Unlock()
 	if ss == nil {
-		s.log.Info("cancel request for unknown key ignored")
+		log.Info("cancel request for unknown key ignored") // log names the client that sent it
 		return
 	}
 	ss.cancel()

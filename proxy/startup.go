@@ -242,7 +242,7 @@ func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
 			ss.srv.cancelRequest(cancelKey{
 				pid:    binary.BigEndian.Uint32(body[:4]),
 				secret: binary.BigEndian.Uint32(body[4:8]),
-			})
+			}, ss.log)
 			return nil, errCancelHandled
 		default:
 			req, err := parseStartup(code, body)

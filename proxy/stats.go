@@ -101,7 +101,7 @@ func (ss *session) acquire(ctx context.Context, slot *replicaSlot) (*pool.Conn, 
 	key, target := ss.poolOf(slot)
 	start := time.Now()
 	ss.stats.waitingSince.Store(start.UnixNano())
-	server, err := ss.srv.pools.Acquire(ctx, key, target, ss.poolSize)
+	server, err := ss.srv.pools.Acquire(ctx, key, target)
 	ss.stats.waitingSince.Store(0)
 	if err != nil {
 		return nil, err
@@ -114,7 +114,7 @@ func (ss *session) acquire(ctx context.Context, slot *replicaSlot) (*pool.Conn, 
 func (ss *session) tryAcquire(slot *replicaSlot) *pool.Conn {
 	key, target := ss.poolOf(slot)
 	start := time.Now()
-	server := ss.srv.pools.TryAcquire(key, target, ss.poolSize)
+	server := ss.srv.pools.TryAcquire(key, target)
 	if server != nil {
 		ss.acquired(server, start)
 	}

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 
 	"github.com/pgone/pgone/config"
+	"github.com/pgone/pgone/internal/logx"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -88,13 +89,18 @@ func (l *logFlags) logger(w io.Writer, cfg config.Log) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level: must be debug, info, warn or error, got %q", cfg.Level)
 	}
 	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	var h slog.Handler
 	switch cfg.Format {
 	case "", config.LogText:
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case config.LogJSON:
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("--log-format: must be text or json, got %q", cfg.Format)
 	}
-	return nil, fmt.Errorf("--log-format: must be text or json, got %q", cfg.Format)
+	// A flood of one line (bogus cancels, login timeouts) becomes a few
+	// lines and a count; no line passes 2 KB.
+	return slog.New(logx.New(h, logx.Options{})), nil
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {

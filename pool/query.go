@@ -1,0 +1,115 @@
+package pool
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgone/pgone/internal/wire"
+)
+
+// Exec runs sql with the simple protocol and reads to ReadyForQuery. It
+// records ParameterStatus values and the transaction status, and returns the
+// first error the server sent as a *pgconn.PgError.
+func (c *Conn) Exec(ctx context.Context, sql string) error {
+	_, err := c.simpleQuery(ctx, sql, nil)
+	return err
+}
+
+// Query runs sql with the simple protocol and returns the rows of the last
+// result in text format (NULL as ""). ParameterStatus and transaction
+// status are recorded as in Exec.
+func (c *Conn) Query(ctx context.Context, sql string) ([][]string, error) {
+	var rows [][]string
+	ready, err := c.simpleQuery(ctx, sql, func(typ byte, body []byte) error {
+		if typ == 'T' {
+			rows = rows[:0] // a new result: keep only the last
+			return nil
+		}
+		var dr pgproto3.DataRow
+		if err := dr.Decode(body); err != nil {
+			return err
+		}
+		row := make([]string, len(dr.Values))
+		for i, v := range dr.Values {
+			row[i] = string(v)
+		}
+		rows = append(rows, row)
+		return nil
+	})
+	if !ready {
+		return nil, err
+	}
+	return rows, err
+}
+
+// simpleQuery sends sql as one Query message and reads the replies up to
+// ReadyForQuery, the one reply loop of Exec and Query. It records
+// ParameterStatus and the transaction status, passes RowDescription ('T')
+// and DataRow ('D') bodies to onRow when set, and returns the first
+// ErrorResponse as a *pgconn.PgError. A FATAL or PANIC ends it at once: no
+// ReadyForQuery follows. ready reports whether ReadyForQuery was read.
+func (c *Conn) simpleQuery(ctx context.Context, sql string, onRow func(typ byte, body []byte) error) (ready bool, err error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.net.SetDeadline(dl)
+		defer c.net.SetDeadline(time.Time{})
+	}
+	buf, err := (&pgproto3.Query{String: sql}).Encode(nil)
+	if err != nil {
+		return false, err
+	}
+	if _, err := c.w.Write(buf); err != nil {
+		return false, err
+	}
+	if err := c.w.Flush(); err != nil {
+		return false, err
+	}
+	var first error
+	for {
+		typ, frame, err := c.frames.Next()
+		if err != nil {
+			return false, err
+		}
+		body := wire.Body(frame)
+		switch typ {
+		case 'T', 'D':
+			if onRow != nil {
+				if err := onRow(typ, body); err != nil {
+					return false, err
+				}
+			}
+		case 'Z':
+			if len(body) == 1 {
+				c.TxStatus = body[0]
+			}
+			return true, first
+		case 'S':
+			var ps pgproto3.ParameterStatus
+			if err := ps.Decode(body); err == nil {
+				c.Params[ps.Name] = ps.Value
+			}
+		case 'E':
+			pe, err := serverError(body)
+			if err != nil {
+				return false, err
+			}
+			if first == nil {
+				first = pe
+			}
+			if pe.Severity == "FATAL" || pe.Severity == "PANIC" {
+				return false, first
+			}
+		}
+	}
+}
+
+// serverError decodes an ErrorResponse body, the one place pool does.
+func serverError(body []byte) (*pgconn.PgError, error) {
+	var er pgproto3.ErrorResponse
+	if err := er.Decode(body); err != nil {
+		return nil, err
+	}
+	return pgconn.ErrorResponseToPgError(&er), nil
+}

@@ -1,0 +1,99 @@
+package proxy_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pgone/pgone/config"
+	"github.com/pgone/pgone/pool"
+)
+
+// TestTxModeReloadPoolSizeDownAndUpUnderLoad reloads pool_size 20 -> 4
+// while 20 transaction-mode clients are busy: once their in-flight
+// requests end, the pool holds at most 4 servers (SHOW POOLS and
+// pg_stat_activity agree), and clients keep being served. A reload back to
+// 20 lets the pool grow to 20 again. Before the pool owned its size, every
+// Acquire re-imposed the size each session saw at login, so 20 stayed.
+func TestTxModeReloadPoolSizeDownAndUpUnderLoad(t *testing.T) {
+	t.Parallel()
+	const db, clients = "poolresize", 20
+	ownDatabase(t, db)
+	p := startObservedProxy(t, func(c *config.Config) {
+		c.Pool.Mode = pool.ModeTransaction
+		c.Pool.PoolSize = clients
+	}, nil)
+	admin := p.console(t, adminUser, adminPassword)
+	super := connect(t, cluster.Primary.DSN("postgres", "postgres", "postgres"))
+	backends := func() int {
+		var n int
+		if err := super.QueryRow(testCtx(t), "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND datname = $2", appUser, db).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	servers := func() int64 {
+		r := show(t, admin, "SHOW POOLS").row("database", db, "user", appUser)
+		if r == nil {
+			return 0
+		}
+		return num(t, r, "sv_active") + num(t, r, "sv_idle") + num(t, r, "sv_login")
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		conn := connect(t, p.DSN(appUser, appPassword, db))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				var one int
+				err := conn.QueryRow(ctx, "SELECT 1 FROM pg_sleep(0.02)").Scan(&one)
+				if err != nil && ctx.Err() == nil {
+					t.Errorf("client query: %v", err)
+					return
+				}
+				served.Add(1)
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+
+	eventually(t, "more than 4 servers under 20 busy clients", func() bool { return servers() > 4 })
+
+	reload := func(size int) {
+		t.Helper()
+		cfg := *p.Cfg
+		cfg.Pool.PoolSize = size
+		if err := p.Srv.Reload(cfg.Proxy, cfg.Pool); err != nil {
+			t.Fatalf("reload pool_size %d: %v", size, err)
+		}
+	}
+	reload(4)
+	eventually(t, "at most 4 servers in SHOW POOLS and pg_stat_activity after pool_size 20 -> 4", func() bool {
+		return servers() <= 4 && backends() <= 4
+	})
+	before := served.Load()
+	eventually(t, "clients served on the smaller pool", func() bool { return served.Load() >= before+2*clients })
+	if n := servers(); n > 4 {
+		t.Fatalf("%d servers after the pool settled at 4", n)
+	}
+	if n := backends(); n > 4 {
+		t.Fatalf("pg_stat_activity shows %d server connections after the pool settled at 4", n)
+	}
+
+	reload(clients)
+	eventually(t, "the pool back to 20 servers after pool_size 4 -> 20", func() bool {
+		return servers() == clients && backends() == clients
+	})
+	stop()
+	wg.Wait()
+	// No client saw an error (checked in each client) and none hangs.
+	var one int
+	if err := connect(t, p.DSN(appUser, appPassword, db)).QueryRow(testCtx(t), "SELECT 1").Scan(&one); err != nil {
+		t.Fatal(err)
+	}
+}
