@@ -213,3 +213,59 @@ func PlainRead(text string) bool {
 func isBlank(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
+
+// lexicalPins finds, without parsing, every pin a text may create and
+// whether it may UNLISTEN, for texts too long or deep to parse
+// (bound.go). It errs toward pinning: a needless pin costs pool
+// efficiency, a missed one breaks the client. Every word counts, in
+// comments and dollar-quoted bodies too (DO, CREATE FUNCTION); only when
+// the text starts with a plain statement keyword (SELECT, INSERT...) are
+// single-quoted literals skipped, so that bulk data mentioning "role" or
+// "temp" does not pin a loader.
+func lexicalPins(text string) (pins pinSet, unlisten bool) {
+	var w lexWord
+	first, skipLiterals := true, false
+	flush := func() {
+		b, _, ok := w.take()
+		if !ok {
+			return
+		}
+		// A long word is its first 32 bytes: enough for the prefix and
+		// substring tests, never equal to a short keyword.
+		word := string(b)
+		if first {
+			first, skipLiterals = false, plainFirstWord[word]
+		}
+		switch {
+		case word == "listen":
+			pins.add(PinListen)
+		case word == "unlisten":
+			unlisten = true
+		case word == "temp" || word == "temporary" || strings.HasPrefix(word, "pg_temp"):
+			pins.add(PinTempTable)
+		case word == "hold":
+			pins.add(PinHoldCursor)
+		case word == "prepare":
+			pins.add(PinPrepare)
+		case word == "role" || word == "authorization":
+			pins.add(PinSessionAuthorization)
+		case word == "load":
+			pins.add(PinLoad)
+		case strings.Contains(word, "advisory"):
+			pins.add(PinAdvisoryLock)
+		}
+	}
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if w.add(c) {
+			continue
+		}
+		eString := w.n == 1 && w.buf[0] == 'e'
+		flush()
+		if c == '\'' && skipLiterals {
+			i = skipQuoted(text, i, eString)
+		}
+	}
+	flush()
+	return pins, unlisten
+}

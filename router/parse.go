@@ -589,3 +589,34 @@ func qualifiedName(items []*pg_query.Node) string {
 	}
 	return name
 }
+
+// treeDepth parses text and returns the depth of its parse tree in
+// protobuf messages, the recursion pg_query's output stage goes through.
+// Tests use it to check the lexical estimate in bound.go against the real
+// tree; ok is false when text does not parse.
+func treeDepth(text string) (depth int, ok bool) {
+	tree, err := pg_query.Parse(text)
+	if err != nil {
+		return 0, false
+	}
+	return messageDepth(tree.ProtoReflect()), true
+}
+
+func messageDepth(m protoreflect.Message) int {
+	deepest := 0
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind || fd.IsMap() {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				deepest = max(deepest, messageDepth(l.Get(i).Message()))
+			}
+		} else {
+			deepest = max(deepest, messageDepth(v.Message()))
+		}
+		return true
+	})
+	return deepest + 1
+}
