@@ -25,6 +25,8 @@ type analysis struct {
 	selectQuery bool
 	// uncacheable: time-dependent nodes, catalogs, pg_temp, TABLESAMPLE.
 	uncacheable bool
+	// serverDependent: reads per-server state (perserver.go).
+	serverDependent bool
 	// funcs are the functions the text executes, unique.
 	funcs []funcRef
 
@@ -100,9 +102,16 @@ func decideRead(a *analysis, s *Session) (Reason, bool) {
 			worst = c
 		}
 	}
-	switch worst {
-	case volWrite:
+	if worst == volWrite {
 		return ReasonWriteFunction, false
+	}
+	if a.serverDependent {
+		if a.hintReplica {
+			return ReasonHintReplica, false
+		}
+		return ReasonServerDependent, false
+	}
+	switch worst {
 	case volVolatile:
 		if a.hintReplica {
 			return ReasonHintReplica, false

@@ -11,6 +11,7 @@ type funcRef struct {
 	builtin      string // unqualified if the schema is empty or pg_catalog, else ""
 	builtinWrite bool   // isBuiltinWrite(builtin)
 	builtinVol   byte   // builtinVolatility[builtin], 0 if not listed
+	server       bool   // isServerFunc(builtin): the answer depends on the server
 }
 
 func newFuncRef(parts []string) funcRef {
@@ -19,6 +20,7 @@ func newFuncRef(parts []string) funcRef {
 		f.builtin = f.unqualified
 		f.builtinWrite = isBuiltinWrite(f.builtin)
 		f.builtinVol = builtinVolatility[f.builtin]
+		f.server = isServerFunc(f.builtin)
 	}
 	return f
 }

@@ -126,9 +126,9 @@ func riskyWord(w string) bool {
 //
 // It is conservative: true only for one SELECT or TABLE statement with no
 // parentheses (so no function call and no subquery), no FOR (locking
-// clauses) and no INTO, no comment (so no hint), no escape, bit or
-// dollar-quoted string, and nothing after a closing ';' but blanks. A
-// false answer means only "parse it". A text PostgreSQL cannot parse
+// clauses) and no INTO, no server-dependent view (perserver.go), no
+// comment (so no hint), no escape, bit or dollar-quoted string, and
+// nothing after a closing ';' but blanks. A false answer means only "parse it". A text PostgreSQL cannot parse
 // ("SELECT * FROM") may pass: a replica answers it with the same syntax
 // error as the primary.
 func PlainRead(text string) bool {
@@ -145,6 +145,9 @@ func PlainRead(text string) bool {
 			first = false
 			return !long && (word == "select" || word == "table")
 		}
+		if serverWord(word) {
+			return false // pg_stat_activity, pg_locks...: the primary
+		}
 		return long || (word != "for" && word != "into")
 	}
 	for i := 0; i < len(text); i++ {
@@ -156,8 +159,8 @@ func PlainRead(text string) bool {
 			continue
 		}
 		if c == '\'' || c == '"' {
-			if w.n > 0 || end || first {
-				return false // E'..', B'..', X'..', U&"..": parse it
+			if w.n > 0 || end || first || c == '"' && strings.HasPrefix(text[i+1:], "pg_") {
+				return false // E'..', B'..', X'..', U&"..", "pg_locks": parse it
 			}
 			close := strings.IndexByte(text[i+1:], c)
 			if close < 0 || strings.IndexByte(text[i+1:i+1+close], '\\') >= 0 {

@@ -35,6 +35,7 @@ func analyze(text string) *analysis {
 	}
 	a.funcs = w.funcs
 	a.uncacheable = w.uncacheable
+	a.serverDependent = w.serverDependent
 	a.pins = w.pins.list()
 	a.changesSettings, a.unlisten = w.changesSettings, w.unlisten
 	a.deallocateAll, a.discardAll = w.deallocateAll, w.discardAll
@@ -84,7 +85,10 @@ type walker struct {
 	funcs         []funcRef
 	funcSeen      map[string]bool
 	uncacheable   bool
-	pins          pinSet
+	// serverDependent: a server-dependent function or view is used
+	// (perserver.go), outside deferred subtrees.
+	serverDependent bool
+	pins            pinSet
 
 	changesSettings bool
 	unlisten        bool
@@ -426,6 +430,9 @@ func (w *walker) table(rv *pg_query.RangeVar) {
 	if isCatalog(schema, rel) || schema == "pg_temp" {
 		w.uncacheable = true
 	}
+	if !w.deferred && isServerView(schema, rel) {
+		w.serverDependent = true
+	}
 }
 
 // call records a function call and the session state it changes.
@@ -438,6 +445,9 @@ func (w *walker) call(fc *pg_query.FuncCall) {
 		return
 	}
 	f := newFuncRef(parts)
+	if f.server {
+		w.serverDependent = true
+	}
 	switch {
 	case sessionAdvisoryLocks[f.builtin]:
 		w.pins.add(PinAdvisoryLock)
