@@ -152,6 +152,7 @@ json_object_keys jsonb_object_keys jsonb_set jsonb_insert jsonb_strip_nulls
 jsonb_pretty jsonb_path_exists jsonb_path_query jsonb_path_query_array
 jsonb_path_query_first jsonb_path_match
 num_nonnulls num_nulls pg_size_pretty pg_size_bytes
+like_escape similar_to_escape similar_escape is_normalized normalize
 `
 
 const stableNames = `

@@ -122,6 +122,12 @@ var routeCases = []routeCase{
 	{sql: "SELECT * FROM information_schema.tables", want: Decision{Target: R, Reason: ReasonRead, ReadTables: tl("information_schema.tables")}},
 	{sql: "SELECT * FROM pg_temp.scratch", want: Decision{Target: R, Reason: ReasonRead, ReadTables: tl("pg_temp.scratch")}},
 
+	// The grammar turns LIKE ... ESCAPE, SIMILAR TO and IS NORMALIZED into
+	// calls of immutable functions.
+	{sql: "SELECT * FROM t WHERE a LIKE 'x!%' ESCAPE '!'", want: Decision{Target: R, Reason: ReasonRead, Cacheable: true, ReadTables: tl("t")}},
+	{sql: "SELECT * FROM t WHERE a SIMILAR TO 'x%'", want: Decision{Target: R, Reason: ReasonRead, Cacheable: true, ReadTables: tl("t")}},
+	{sql: "SELECT a IS NFC NORMALIZED FROM t", want: Decision{Target: R, Reason: ReasonRead, Cacheable: true, ReadTables: tl("t")}},
+
 	// Server-dependent: the answer depends on which server runs it
 	// (perserver.go), so the primary unless hinted (issue 10, item 7).
 	{sql: "SELECT pg_backend_pid()", want: Decision{Target: P, Reason: ReasonServerDependent}},
