@@ -30,10 +30,11 @@ import "strings"
 // A text over a bound goes to the primary unparsed and is never cached.
 // Its Decision says Target primary, Reason too_long or too_complex,
 // Statements 1 (unknown), no tables (the proxy must assume it may write
-// anything), Fingerprint 0, not cacheable, no transaction effect,
-// ChangesSettings true (the proxy re-reads the settings), and the Pins a
-// conservative word scan finds (lexicalPins). DISCARD ALL and DEALLOCATE
-// ALL inside such a text are not seen.
+// anything), Fingerprint 0, not cacheable, no transaction effect. Unless
+// NoSessionEffects rules them out, ChangesSettings is true (the proxy
+// re-reads the settings) and Pins are those a conservative word scan finds
+// (lexicalPins). DISCARD ALL and DEALLOCATE ALL inside such a text are not
+// seen.
 
 const (
 	// maxParseLen is the longest text parsed, in bytes. Large IN lists
@@ -78,16 +79,15 @@ func overBound(text string, depthLimit int) (Reason, bool) {
 }
 
 // unparsedAnalysis is the analysis of a text over a bound: the primary,
-// with the session effects a word scan cannot rule out.
+// with the session effects the word scans cannot rule out.
 func unparsedAnalysis(text string, reason Reason) *analysis {
-	pins, unlisten := lexicalPins(text)
-	return &analysis{
-		statements:      1,
-		reason:          reason,
-		pins:            pins.list(),
-		unlisten:        unlisten,
-		changesSettings: true,
+	a := &analysis{statements: 1, reason: reason}
+	if NoSessionEffects(text) {
+		return a
 	}
+	pins, unlisten := lexicalPins(text)
+	a.pins, a.unlisten, a.changesSettings = pins.list(), unlisten, true
+	return a
 }
 
 // unparsed reports an analysis made without parsing.

@@ -193,7 +193,8 @@ func TestBoundKeepsLargeFlatQueriesParsed(t *testing.T) {
 }
 
 // TestRouteUnparsed: texts over a bound go to the primary unparsed and
-// uncached, counted by reason, with the pins a word scan finds.
+// uncached, counted by reason, with the settings change and pins the word
+// scans cannot rule out (data in a bulk INSERT's literals pins nothing).
 func TestRouteUnparsed(t *testing.T) {
 	t.Parallel()
 	big := strings.Repeat("x", maxParseLen)
@@ -201,24 +202,25 @@ func TestRouteUnparsed(t *testing.T) {
 	for _, tc := range []struct {
 		name, text string
 		reason     Reason
+		settings   bool
 		pins       []Pin
 		unlisten   bool
 	}{
-		{"long_literal", "select '" + big + "'", ReasonTooLong, nil, false},
-		{"long_literal_words", "insert into t values ('" + big + " temp role hold listen')", ReasonTooLong, nil, false},
-		{"long_temp", "select 1 as temp, '" + big + "'", ReasonTooLong, pins(PinTempTable), false},
-		{"long_do", "do $$ begin listen x; perform pg_advisory_lock(1); end $$ /*" + big + "*/", ReasonTooLong, pins(PinListen, PinAdvisoryLock), false},
-		{"long_multi", "unlisten x; prepare p as select 1; select '" + big + "'", ReasonTooLong, pins(PinPrepare), true},
-		{"deep", deep, ReasonTooComplex, nil, false},
-		{"deep_temp", deep + " as temp", ReasonTooComplex, pins(PinTempTable), false},
-		{"deep_role", "set role x; " + deep, ReasonTooComplex, pins(PinSessionAuthorization), false},
+		{"long_literal", "select '" + big + "'", ReasonTooLong, false, nil, false},
+		{"long_literal_words", "insert into t values ('" + big + " temp role hold listen')", ReasonTooLong, true, nil, false},
+		{"long_temp", "select 1 as temp, '" + big + "'", ReasonTooLong, true, pins(PinTempTable), false},
+		{"long_do", "do $$ begin listen x; perform pg_advisory_lock(1); end $$ /*" + big + "*/", ReasonTooLong, true, pins(PinListen, PinAdvisoryLock), false},
+		{"long_multi", "unlisten x; prepare p as select 1; select '" + big + "'", ReasonTooLong, true, pins(PinPrepare), true},
+		{"deep", deep, ReasonTooComplex, false, nil, false},
+		{"deep_temp", deep + " as temp", ReasonTooComplex, true, pins(PinTempTable), false},
+		{"deep_role", "set role x; " + deep, ReasonTooComplex, true, pins(PinSessionAuthorization), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := NewRouter(100)
 			for i := 0; i < 2; i++ {
 				for _, s := range []Session{{}, roTx, defRO} {
 					d := r.Route(tc.text, s)
-					want := Decision{Target: P, Reason: tc.reason, Statements: 1, ChangesSettings: true, Pins: tc.pins, Unlisten: tc.unlisten}
+					want := Decision{Target: P, Reason: tc.reason, Statements: 1, ChangesSettings: tc.settings, Pins: tc.pins, Unlisten: tc.unlisten}
 					if diff := diffDecision(d, want); diff != "" || d.Fingerprint != 0 {
 						t.Fatalf("Route:%s (fingerprint %x)", diff, d.Fingerprint)
 					}

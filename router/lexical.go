@@ -130,7 +130,8 @@ func riskyWord(w string) bool {
 // comment (so no hint), no escape, bit or dollar-quoted string, and
 // nothing after a closing ';' but blanks. A false answer means only "parse it". A text PostgreSQL cannot parse
 // ("SELECT * FROM") may pass: a replica answers it with the same syntax
-// error as the primary.
+// error as the primary. So may a text too long or too deep for Route to
+// parse (bound.go): it is still a plain read.
 func PlainRead(text string) bool {
 	first := true
 	var w lexWord
