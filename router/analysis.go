@@ -25,8 +25,8 @@ type analysis struct {
 	selectQuery bool
 	// uncacheable: time-dependent nodes, catalogs, pg_temp, TABLESAMPLE.
 	uncacheable bool
-	// serverDependent: reads per-server state (perserver.go).
-	serverDependent bool
+	// serverView: reads a per-server view (perserver.go).
+	serverView bool
 	// funcs are the functions the text executes, unique.
 	funcs []funcRef
 
@@ -105,7 +105,7 @@ func decideRead(a *analysis, s *Session) (Reason, bool) {
 	if worst == volWrite {
 		return ReasonWriteFunction, false
 	}
-	if a.serverDependent {
+	if a.serverView || serverFunc(a.funcs, s) {
 		if a.hintReplica {
 			return ReasonHintReplica, false
 		}

@@ -35,7 +35,7 @@ func analyze(text string) *analysis {
 	}
 	a.funcs = w.funcs
 	a.uncacheable = w.uncacheable
-	a.serverDependent = w.serverDependent
+	a.serverView = w.serverView
 	a.pins = w.pins.list()
 	a.changesSettings, a.unlisten = w.changesSettings, w.unlisten
 	a.deallocateAll, a.discardAll = w.deallocateAll, w.discardAll
@@ -85,10 +85,10 @@ type walker struct {
 	funcs         []funcRef
 	funcSeen      map[string]bool
 	uncacheable   bool
-	// serverDependent: a server-dependent function or view is used
-	// (perserver.go), outside deferred subtrees.
-	serverDependent bool
-	pins            pinSet
+	// serverView: a server-dependent view is read (perserver.go),
+	// outside deferred subtrees.
+	serverView bool
+	pins       pinSet
 
 	changesSettings bool
 	unlisten        bool
@@ -431,7 +431,7 @@ func (w *walker) table(rv *pg_query.RangeVar) {
 		w.uncacheable = true
 	}
 	if !w.deferred && isServerView(schema, rel) {
-		w.serverDependent = true
+		w.serverView = true
 	}
 }
 
@@ -445,9 +445,6 @@ func (w *walker) call(fc *pg_query.FuncCall) {
 		return
 	}
 	f := newFuncRef(parts)
-	if f.server {
-		w.serverDependent = true
-	}
 	switch {
 	case sessionAdvisoryLocks[f.builtin]:
 		w.pins.add(PinAdvisoryLock)

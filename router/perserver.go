@@ -9,8 +9,10 @@ import "strings"
 // query in pg_stat_activity, its locks, pg_backend_pid()) or about the
 // primary (pg_is_in_recovery(), WAL positions) would get another server's
 // answer. Route sends a read that uses any of them to the primary with
-// ReasonServerDependent; a /* pgone:replica */ hint sends it to a replica
-// (to watch a replica's own activity through pgone). Only built-in names
+// ReasonServerDependent. A /* pgone:replica */ hint sends it to a replica
+// (to watch a replica's own activity through pgone), and so does listing a
+// function in config read_functions (an operator's explicit choice, e.g.
+// inet_server_port to see which server answers). Only built-in names
 // count: unqualified or in pg_catalog, as functions are matched elsewhere.
 //
 // Functions (exact names, then prefixes):
@@ -106,6 +108,17 @@ func isServerView(schema, rel string) bool {
 // the lexical checks (a word longer than lexWord keeps is its prefix).
 func serverWord(w string) bool {
 	return serverViews[w] || hasAnyPrefix(w, serverViewPrefixes)
+}
+
+// serverFunc reports whether a read calls a server-dependent function
+// that the session's config read_functions does not list.
+func serverFunc(funcs []funcRef, s *Session) bool {
+	for _, f := range funcs {
+		if f.server && !(s.ReadFunctions[f.name] || s.ReadFunctions[f.unqualified]) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {

@@ -164,9 +164,12 @@ var routeCases = []routeCase{
 	{sql: "SELECT inet_same_family('1.2.3.4'::inet, '::1'::inet)", want: Decision{Target: P, Reason: ReasonVolatileFunction}},
 	{sql: "SELECT inet_same_family('1.2.3.4'::inet, '::1'::inet)", s: Session{Functions: fakeFuncs{"inet_same_family": 'i'}}, want: Decision{Target: R, Reason: ReasonRead, Cacheable: true}},
 	{sql: "SELECT pg_walfile_name('0/0'::pg_lsn)", s: Session{Functions: fakeFuncs{"pg_walfile_name": 'i'}}, want: Decision{Target: R, Reason: ReasonRead, Cacheable: true}},
-	// Volatility from pg_proc does not make them safe; a replica hint does.
+	// Volatility from pg_proc does not make them safe; a replica hint does,
+	// and so does config read_functions for a function (not for a view).
 	{sql: "SELECT pg_backend_pid()", s: Session{Functions: fakeFuncs{"pg_backend_pid": 's'}}, want: Decision{Target: P, Reason: ReasonServerDependent}},
-	{sql: "SELECT pg_backend_pid()", s: Session{ReadFunctions: map[string]bool{"pg_backend_pid": true}}, want: Decision{Target: P, Reason: ReasonServerDependent}},
+	{sql: "SELECT pg_backend_pid()", s: Session{ReadFunctions: map[string]bool{"pg_backend_pid": true}}, want: Decision{Target: R, Reason: ReasonRead}},
+	{sql: "SELECT inet_server_port(), pg_backend_pid()", s: Session{ReadFunctions: map[string]bool{"inet_server_port": true}}, want: Decision{Target: P, Reason: ReasonServerDependent}},
+	{sql: "SELECT inet_server_port() FROM pg_locks", s: Session{ReadFunctions: map[string]bool{"inet_server_port": true}}, want: Decision{Target: P, Reason: ReasonServerDependent, ReadTables: tl("pg_locks")}},
 	{sql: "/* pgone:replica */ SELECT * FROM pg_stat_activity", want: Decision{Target: R, Reason: ReasonHintReplica, ReadTables: tl("pg_stat_activity")}},
 	{sql: "/* pgone:replica */ SELECT pg_is_in_recovery()", want: Decision{Target: R, Reason: ReasonHintReplica}},
 	{sql: "SELECT * FROM pg_stat_activity", s: roTx, want: Decision{Target: P, Reason: ReasonServerDependent, ReadTables: tl("pg_stat_activity")}},
