@@ -43,7 +43,9 @@ import "strings"
 // Functions that write or fail on a standby (pg_current_wal_lsn,
 // txid_current, pg_current_xact_id, pg_cancel_backend,
 // pg_terminate_backend, pg_stat_reset*...) are in the write list and take
-// ReasonWriteFunction first; server dependence comes before volatility.
+// ReasonWriteFunction first; a read that also calls a volatile function
+// is ReasonVolatileFunction (it may write); otherwise ReasonServerDependent,
+// which tells the proxy the statement only reads.
 //
 // Views (exact names, then prefixes):
 //
@@ -110,15 +112,10 @@ func serverWord(w string) bool {
 	return serverViews[w] || hasAnyPrefix(w, serverViewPrefixes)
 }
 
-// serverFunc reports whether a read calls a server-dependent function
-// that the session's config read_functions does not list.
-func serverFunc(funcs []funcRef, s *Session) bool {
-	for _, f := range funcs {
-		if f.server && !(s.ReadFunctions[f.name] || s.ReadFunctions[f.unqualified]) {
-			return true
-		}
-	}
-	return false
+// isServerCall reports a call of a server-dependent built-in that the
+// session's config read_functions does not list.
+func isServerCall(f funcRef, s *Session) bool {
+	return f.server && !(s.ReadFunctions[f.name] || s.ReadFunctions[f.unqualified])
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {

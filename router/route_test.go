@@ -173,6 +173,13 @@ var routeCases = []routeCase{
 	{sql: "/* pgone:replica */ SELECT * FROM pg_stat_activity", want: Decision{Target: R, Reason: ReasonHintReplica, ReadTables: tl("pg_stat_activity")}},
 	{sql: "/* pgone:replica */ SELECT pg_is_in_recovery()", want: Decision{Target: R, Reason: ReasonHintReplica}},
 	{sql: "SELECT * FROM pg_stat_activity", s: roTx, want: Decision{Target: P, Reason: ReasonServerDependent, ReadTables: tl("pg_stat_activity")}},
+	// Their own volatility does not matter (pg_is_in_recovery is volatile
+	// in pg_proc); another volatile call does: it may write.
+	{sql: "SELECT pg_is_in_recovery(), now()", s: withProc, want: Decision{Target: P, Reason: ReasonServerDependent}},
+	{sql: "SELECT pg_is_in_recovery()", s: Session{Functions: fakeFuncs{"pg_is_in_recovery": 'v'}}, want: Decision{Target: P, Reason: ReasonServerDependent}},
+	{sql: "SELECT pg_backend_pid(), my_volatile()", s: withProc, want: Decision{Target: P, Reason: ReasonVolatileFunction}},
+	{sql: "SELECT my_volatile() FROM pg_stat_activity", s: withProc, want: Decision{Target: P, Reason: ReasonVolatileFunction, ReadTables: tl("pg_stat_activity")}},
+	{sql: "/* pgone:replica */ SELECT my_volatile() FROM pg_stat_activity", s: withProc, want: Decision{Target: R, Reason: ReasonHintReplica, ReadTables: tl("pg_stat_activity")}},
 	// Writes and write functions keep their own reason.
 	{sql: "SELECT pg_cancel_backend(pid) FROM pg_stat_activity", want: Decision{Target: P, Reason: ReasonWriteFunction, ReadTables: tl("pg_stat_activity")}},
 	{sql: "SELECT pg_terminate_backend(123)", want: Decision{Target: P, Reason: ReasonWriteFunction}},
