@@ -242,17 +242,22 @@ func depthEstimate(text string, limit int) int {
 // unterminated (pg_query then fails to lex it).
 func skipQuoted(text string, i int, backslash bool) int {
 	q := text[i]
+	stops := text[i : i+1] // the quote
+	if backslash {
+		stops = `'\` // only E'...' strings take backslash escapes
+	}
 	for j := i + 1; j < len(text); j++ {
-		switch text[j] {
-		case '\\':
-			if backslash {
-				j++
-			}
-		case q:
-			if j+1 < len(text) && text[j+1] == q {
-				j++
-				continue
-			}
+		k := strings.IndexAny(text[j:], stops) // a fast scan: literals can be huge
+		if k < 0 {
+			break
+		}
+		j += k
+		switch {
+		case text[j] == '\\':
+			j++
+		case j+1 < len(text) && text[j+1] == q:
+			j++ // a doubled quote stays inside
+		default:
 			return j
 		}
 	}
