@@ -12,8 +12,10 @@ import "strings"
 // pg_query before this file has measured it, without parsing:
 //
 //   - its length (maxParseLen): parsing costs about 75 bytes of memory per
-//     byte of a node-dense text (a 1.2 MB multi-row VALUES peaked at 90 MB)
-//     and a 100 MB literal took pgone to 806 MB;
+//     byte of a node-dense text (a 1.2 MB multi-row VALUES peaked at 90 MB),
+//     and a 100 MB literal sent twice through pgone `demo` (simple, then
+//     extended protocol) peaked at 0.95 GB RSS, 1.25 GB with "as temp";
+//     0.43 GB with this bound, the rest being the proxy's own copies;
 //   - an estimate of its tree depth (depthOver), which must never be lower
 //     than the real depth.
 //
