@@ -1,6 +1,10 @@
 package proxy
 
-import "github.com/pgone/pgone/router"
+import (
+	"log/slog"
+
+	"github.com/pgone/pgone/router"
+)
 
 // Classifier tells the session what a statement does to session state. The
 // router implements it through routerClassifier; tests may substitute one.
@@ -27,7 +31,10 @@ type Classification struct {
 func (s *Server) SetClassifier(c Classifier) { s.classifier = c }
 
 // routerClassifier adapts the router (decisions cached by text) to Classifier.
-type routerClassifier struct{ r *router.Router }
+type routerClassifier struct {
+	r   *router.Router
+	log *slog.Logger
+}
 
 func (c routerClassifier) Classify(text string, inTransaction bool) Classification {
 	if router.NoSessionEffects(text) {
@@ -36,6 +43,7 @@ func (c routerClassifier) Classify(text string, inTransaction bool) Classificati
 		return Classification{}
 	}
 	d := c.r.Route(text, router.Session{InTransaction: inTransaction})
+	logUnparsed(c.log, d, text)
 	out := Classification{
 		ChangesSettings: d.ChangesSettings,
 		DiscardAll:      d.DiscardAll,
@@ -46,4 +54,14 @@ func (c routerClassifier) Classify(text string, inTransaction bool) Classificati
 		out.Pins = append(out.Pins, p.String())
 	}
 	return out
+}
+
+// logUnparsed notes, at debug level, a statement the router sent to the
+// primary without parsing it (too long or too deep for pg_query). The text
+// itself is not logged: it is over the bound by definition.
+func logUnparsed(log *slog.Logger, d router.Decision, text string) {
+	if log == nil || (d.Reason != router.ReasonTooLong && d.Reason != router.ReasonTooComplex) {
+		return
+	}
+	log.Debug("statement routed to the primary unparsed", "reason", d.Reason.String(), "bytes", len(text))
 }

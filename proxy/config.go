@@ -45,7 +45,8 @@ type Routing struct {
 	WriteFunctions []string `yaml:"write_functions"`
 	// ReadFunctions are volatile functions that are safe on a replica
 	// (they read, and a replica's answer is as good as the primary's).
-	// They cannot override WriteFunctions or the built-in write list.
+	// They cannot override WriteFunctions or the built-in write list; they
+	// do override server dependence (router/perserver.go) for a function.
 	ReadFunctions []string `yaml:"read_functions"`
 	// FunctionsRefreshInterval is how often each database's function
 	// volatility is read again from pg_proc (also after DDL through pgone).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/router"
 )
 
 // metrics are the proxy's Prometheus metrics. Errors are counted as they are
@@ -43,6 +44,13 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 			return float64(pick(s.router.Stats()))
 		})
 	}
+	unparsed := func(reason router.Reason) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "pgone_router_unparsed_total",
+			Help:        "Statements routed to the primary without parsing, because their text is longer (too_long) or nests deeper (too_complex) than pgone lets PostgreSQL's parser run on in its own process.",
+			ConstLabels: prometheus.Labels{"reason": reason.String()},
+		}, func() float64 { return float64(s.router.Unparsed(reason)) })
+	}
 	readBuffers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pgone_proxy_client_read_buffers",
 		Help: "Client read buffers (4 KiB each) held now. Only a client with bytes to read holds one; an idle client over plain TCP holds none (over TLS it keeps its own).",
@@ -52,6 +60,7 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 			func(h, _ uint64) uint64 { return h }),
 		parse("pgone_router_cache_misses_total", "Statements parsed with PostgreSQL's grammar because their text was not in the routing cache.",
 			func(_, m uint64) uint64 { return m }),
+		unparsed(router.ReasonTooLong), unparsed(router.ReasonTooComplex),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

@@ -105,7 +105,7 @@ func New(cfg Config, poolCfg pool.Config, pools *pool.Manager, log *slog.Logger)
 		learning:   map[pool.Key]*sync.Mutex{},
 		router:     router.NewRouter(10000),
 	}
-	s.classifier = routerClassifier{s.router}
+	s.classifier = routerClassifier{r: s.router, log: log}
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, 8<<10) }
 	s.readBuffers = wire.NewBufferPool(4 << 10)
 	s.snap.Store(snap)

@@ -94,10 +94,13 @@ type routeDecision struct {
 }
 
 // mayWrite reports whether a request routed to the primary may write: it
-// was not a read that found no replica, nor one that runs nothing.
+// was not a read that found no replica, nor a read of per-server state
+// (pg_stat_activity...; it calls nothing volatile), nor one that runs
+// nothing.
 func (r routeDecision) mayWrite() bool {
 	switch r.reason {
-	case reasonNoReplica, reasonReadYourOwn, reasonReplicaError, router.ReasonEmpty.String():
+	case reasonNoReplica, reasonReadYourOwn, reasonReplicaError, router.ReasonEmpty.String(),
+		router.ReasonServerDependent.String():
 		return false
 	}
 	return true
@@ -140,6 +143,7 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 			return
 		}
 		d := ss.srv.router.Route(text, rs)
+		logUnparsed(ss.log, d, text)
 		reason = d.Reason.String()
 		read = d.Target == router.TargetReplica
 	}

@@ -23,6 +23,9 @@ import (
 
 // splitProxy is pgone in transaction mode in front of cl, with db's reads
 // split to cl's replica (checked every 100ms), and mutate applied last.
+// inet_server_port is in read_functions, so that portQuery, a read of
+// per-server state that goes to the primary by default, shows where the
+// split sends a read.
 func splitProxy(t *testing.T, cl *pgtest.Cluster, db string, mutate func(*config.Config)) *observedProxy {
 	t.Helper()
 	return startObservedProxy(t, func(c *config.Config) {
@@ -34,6 +37,7 @@ func splitProxy(t *testing.T, cl *pgtest.Cluster, db string, mutate func(*config
 			Replicas:    []proxy.Replica{{Host: cl.Replica.Host, Port: cl.Replica.Port}},
 			Consistency: proxy.ReadYourWrites,
 		}
+		c.Proxy.Routing.ReadFunctions = []string{"inet_server_port"}
 		if mutate != nil {
 			mutate(c)
 		}
@@ -85,7 +89,7 @@ func TestSplitRoutesReadsAndWrites(t *testing.T) {
 	const db = "splitroute"
 	replicaDatabase(t, cluster, db)
 	p := splitProxy(t, cluster, db, func(c *config.Config) {
-		c.Proxy.Routing.ReadFunctions = []string{"pg_is_in_recovery"}
+		c.Proxy.Routing.ReadFunctions = append(c.Proxy.Routing.ReadFunctions, "pg_is_in_recovery")
 	})
 	ctx := testCtx(t)
 	// conn writes; its reads then wait for the replica to have its writes

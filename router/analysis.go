@@ -25,6 +25,8 @@ type analysis struct {
 	selectQuery bool
 	// uncacheable: time-dependent nodes, catalogs, pg_temp, TABLESAMPLE.
 	uncacheable bool
+	// serverView: reads a per-server view (perserver.go).
+	serverView bool
 	// funcs are the functions the text executes, unique.
 	funcs []funcRef
 
@@ -92,22 +94,32 @@ func decide(a *analysis, s *Session) Decision {
 }
 
 // decideRead checks the functions a read calls. A replica hint overrides
-// volatile and unknown functions, never write functions.
+// volatile, unknown and server-dependent functions, never write functions.
+// A server-dependent built-in (perserver.go) only reads, whatever its
+// volatility: it makes the read server_dependent, not volatile_function,
+// so that a read whose other calls are stable stays known as a read.
 func decideRead(a *analysis, s *Session) (Reason, bool) {
 	worst := volImmutable
+	server := a.serverView
 	for _, f := range a.funcs {
-		if c := classify(f, s); c > worst {
-			worst = c
+		c := classify(f, s)
+		if c != volWrite && isServerCall(f, s) {
+			server = true
+			continue
 		}
+		worst = max(worst, c)
 	}
-	switch worst {
-	case volWrite:
+	switch {
+	case worst == volWrite:
 		return ReasonWriteFunction, false
-	case volVolatile:
-		if a.hintReplica {
+	case worst == volVolatile || server:
+		switch {
+		case a.hintReplica:
 			return ReasonHintReplica, false
+		case worst == volVolatile:
+			return ReasonVolatileFunction, false
 		}
-		return ReasonVolatileFunction, false
+		return ReasonServerDependent, false
 	}
 	return ReasonRead, a.selectQuery && !a.uncacheable && worst == volImmutable
 }

@@ -19,9 +19,12 @@ type cacheShard struct {
 	items    map[string]*cacheEntry
 	head     cacheEntry // sentinel: head.next is the most recently used
 	capacity int
-	hits     uint64
-	misses   uint64
-	_        [40]byte // keep shards' hot fields on separate cache lines
+	// bytes is the length of the keys held; maxBytes bounds it, so that
+	// long texts cannot make the cache hold capacity times 64 KiB.
+	bytes, maxBytes int
+	hits            uint64
+	misses          uint64
+	_               [24]byte // keep shards' hot fields on separate cache lines
 }
 
 type cacheEntry struct {
@@ -37,6 +40,11 @@ const (
 	minEntriesPerShard = 64
 )
 
+// maxCacheTextBytes bounds the total length of the texts a cache keeps
+// (split evenly between its shards); with maxCachedTextLen, a shard
+// always has room for a few of the longest texts.
+const maxCacheTextBytes = 32 << 20
+
 func newTextCache(size int) *textCache {
 	n := 1
 	for n*2 <= maxShards && n*2*minEntriesPerShard <= size {
@@ -46,6 +54,7 @@ func newTextCache(size int) *textCache {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.capacity = size / n
+		sh.maxBytes = maxCacheTextBytes / n
 		if i < size%n {
 			sh.capacity++
 		}
@@ -86,13 +95,15 @@ func (sh *cacheShard) put(key string, a *analysis) {
 	if _, ok := sh.items[key]; ok {
 		return
 	}
-	if len(sh.items) >= sh.capacity {
+	for len(sh.items) > 0 && (len(sh.items) >= sh.capacity || sh.bytes+len(key) > sh.maxBytes) {
 		old := sh.head.prev
 		old.unlink()
 		delete(sh.items, old.key)
+		sh.bytes -= len(old.key)
 	}
 	e := &cacheEntry{key: key, val: a}
 	sh.items[key] = e
+	sh.bytes += len(key)
 	sh.pushFront(e)
 }
 

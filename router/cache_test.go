@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -111,5 +112,37 @@ func TestRouteConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := r.Len(); n > 64 {
 		t.Fatalf("Len() = %d > 64", n)
+	}
+}
+
+// TestCacheBoundsTextBytes: long texts under maxCachedTextLen are cached,
+// but their total length stays under maxCacheTextBytes however many
+// entries the cache may hold (10,000 texts of 60 KiB would be 600 MB).
+func TestCacheBoundsTextBytes(t *testing.T) {
+	r := NewRouter(10000)
+	pad := strings.Repeat("x", 60<<10)
+	for i := 0; i < 1000; i++ {
+		q := "SELECT " + strconv.Itoa(i) + " /*" + pad + "*/"
+		if d := r.Route(q, Session{}); d.Reason != ReasonRead {
+			t.Fatalf("reason %v", d.Reason)
+		}
+	}
+	total := 0
+	for i := range r.cache.shards {
+		sh := &r.cache.shards[i]
+		n := 0
+		for k := range sh.items {
+			n += len(k)
+		}
+		if n != sh.bytes {
+			t.Fatalf("shard %d counts %d bytes, holds %d", i, sh.bytes, n)
+		}
+		total += n
+	}
+	if total > maxCacheTextBytes {
+		t.Fatalf("cache holds %d bytes of text, bound %d", total, maxCacheTextBytes)
+	}
+	if n := r.Len(); n < 100 {
+		t.Fatalf("only %d long texts cached", n)
 	}
 }

@@ -67,6 +67,16 @@ const (
 	// ReasonUtility: SET, RESET, DISCARD, PREPARE, EXECUTE, DEALLOCATE, LISTEN,
 	// NOTIFY, UNLISTEN, LOCK, COPY TO, CALL, DO, VACUUM, DECLARE, FETCH, LOAD...
 	ReasonUtility
+	// ReasonServerDependent: a read of per-server state (pg_stat_activity,
+	// pg_locks, pg_backend_pid(), pg_is_in_recovery()...; list in
+	// perserver.go): the answer depends on which server runs it.
+	ReasonServerDependent
+	// ReasonTooLong: the text is longer than pg_query is trusted with
+	// (bound.go); it was not parsed. bound.go says what is then known.
+	ReasonTooLong
+	// ReasonTooComplex: the text nests deeper than pg_query is trusted with
+	// (bound.go); it was not parsed.
+	ReasonTooComplex
 	numReasons
 )
 
@@ -88,6 +98,9 @@ var reasonNames = [numReasons]string{
 	ReasonEmpty:              "empty",
 	ReasonDDL:                "ddl",
 	ReasonUtility:            "utility",
+	ReasonServerDependent:    "server_dependent",
+	ReasonTooLong:            "too_long",
+	ReasonTooComplex:         "too_complex",
 }
 
 func (r Reason) String() string {

@@ -6,7 +6,14 @@
 //
 // Route splits the work by what it depends on:
 //
-//   - The analysis depends on the text only. parse.go, the package's only
+//   - The analysis depends on the text only. bound.go measures the text
+//     first, without parsing: pg_query runs C code in the caller's process
+//     and its output stage recurses once per tree level on the thread's C
+//     stack, so a deep enough text (a 30,000-term sum) would kill the
+//     process. A text over the length or estimated depth bound is not
+//     parsed nor cached: it goes to the primary (ReasonTooLong,
+//     ReasonTooComplex) with the session effects a word scan cannot rule
+//     out. Within the bounds, parse.go, the package's only
 //     importer of pg_query_go, parses the text with PostgreSQL's own parser,
 //     walks every node of every statement once (protobuf reflection, so an
 //     expression nested anywhere is seen) and reduces it to a small struct:
@@ -29,14 +36,19 @@
 // no volatile, unknown or write function; and not inside a read-write
 // transaction. Everything else goes to the primary: multi-statement texts,
 // DML, DDL, COPY, LOCK, LISTEN/NOTIFY, SET, PREPARE/EXECUTE, CALL, DO,
-// transaction control of read-write transactions, parse errors, empty texts.
+// transaction control of read-write transactions, parse errors, empty texts,
+// texts over the parse bounds. A read of per-server state (pg_stat_activity,
+// pg_locks, pg_backend_pid(), pg_is_in_recovery()...; perserver.go has the
+// list) goes to the primary too (ReasonServerDependent): its answer
+// depends on the server that runs it.
 // BEGIN READ ONLY (or BEGIN under default_transaction_read_only) and the
 // statements ending a read-only transaction may go to a replica.
 //
 // Hints: a comment containing pgone:primary (/* pgone:primary */ or
 // -- pgone:primary, anywhere in the text, case-insensitive) sends a read to
 // the primary and makes it uncacheable. pgone:replica lets a read that calls
-// volatile or unknown functions go to a replica; it never moves a write, a
+// volatile or unknown functions, or reads per-server state, go to a
+// replica; it never moves a write, a
 // locking read, a write function (nextval, advisory locks, set_config...), a
 // multi-statement text or a statement in a read-write transaction: a replica
 // hint on an INSERT still goes to the primary.
@@ -55,5 +67,6 @@
 // # Concurrency
 //
 // A Router is safe for concurrent use. Decisions share their slices with
-// the cache: callers must not modify them.
+// the cache: callers must not modify them. The cache is bounded in entries
+// and in total text length (32 MiB); texts over 64 KiB are not cached.
 package router

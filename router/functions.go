@@ -11,6 +11,7 @@ type funcRef struct {
 	builtin      string // unqualified if the schema is empty or pg_catalog, else ""
 	builtinWrite bool   // isBuiltinWrite(builtin)
 	builtinVol   byte   // builtinVolatility[builtin], 0 if not listed
+	server       bool   // isServerFunc(builtin): the answer depends on the server
 }
 
 func newFuncRef(parts []string) funcRef {
@@ -19,6 +20,7 @@ func newFuncRef(parts []string) funcRef {
 		f.builtin = f.unqualified
 		f.builtinWrite = isBuiltinWrite(f.builtin)
 		f.builtinVol = builtinVolatility[f.builtin]
+		f.server = isServerFunc(f.builtin)
 	}
 	return f
 }
@@ -150,6 +152,7 @@ json_object_keys jsonb_object_keys jsonb_set jsonb_insert jsonb_strip_nulls
 jsonb_pretty jsonb_path_exists jsonb_path_query jsonb_path_query_array
 jsonb_path_query_first jsonb_path_match
 num_nonnulls num_nulls pg_size_pretty pg_size_bytes
+like_escape similar_to_escape similar_escape is_normalized normalize
 `
 
 const stableNames = `

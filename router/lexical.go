@@ -126,11 +126,12 @@ func riskyWord(w string) bool {
 //
 // It is conservative: true only for one SELECT or TABLE statement with no
 // parentheses (so no function call and no subquery), no FOR (locking
-// clauses) and no INTO, no comment (so no hint), no escape, bit or
-// dollar-quoted string, and nothing after a closing ';' but blanks. A
-// false answer means only "parse it". A text PostgreSQL cannot parse
+// clauses) and no INTO, no server-dependent view (perserver.go), no
+// comment (so no hint), no escape, bit or dollar-quoted string, and
+// nothing after a closing ';' but blanks. A false answer means only "parse it". A text PostgreSQL cannot parse
 // ("SELECT * FROM") may pass: a replica answers it with the same syntax
-// error as the primary.
+// error as the primary. So may a text too long or too deep for Route to
+// parse (bound.go): it is still a plain read.
 func PlainRead(text string) bool {
 	first := true
 	var w lexWord
@@ -145,6 +146,9 @@ func PlainRead(text string) bool {
 			first = false
 			return !long && (word == "select" || word == "table")
 		}
+		if serverWord(word) {
+			return false // pg_stat_activity, pg_locks...: the primary
+		}
 		return long || (word != "for" && word != "into")
 	}
 	for i := 0; i < len(text); i++ {
@@ -156,8 +160,8 @@ func PlainRead(text string) bool {
 			continue
 		}
 		if c == '\'' || c == '"' {
-			if w.n > 0 || end || first {
-				return false // E'..', B'..', X'..', U&"..": parse it
+			if w.n > 0 || end || first || c == '"' && strings.HasPrefix(text[i+1:], "pg_") {
+				return false // E'..', B'..', X'..', U&"..", "pg_locks": parse it
 			}
 			close := strings.IndexByte(text[i+1:], c)
 			if close < 0 || strings.IndexByte(text[i+1:i+1+close], '\\') >= 0 {
@@ -212,4 +216,60 @@ func PlainRead(text string) bool {
 
 func isBlank(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+// lexicalPins finds, without parsing, every pin a text may create and
+// whether it may UNLISTEN, for texts too long or deep to parse
+// (bound.go). It errs toward pinning: a needless pin costs pool
+// efficiency, a missed one breaks the client. Every word counts, in
+// comments and dollar-quoted bodies too (DO, CREATE FUNCTION); only when
+// the text starts with a plain statement keyword (SELECT, INSERT...) are
+// single-quoted literals skipped, so that bulk data mentioning "role" or
+// "temp" does not pin a loader.
+func lexicalPins(text string) (pins pinSet, unlisten bool) {
+	var w lexWord
+	first, skipLiterals := true, false
+	flush := func() {
+		b, _, ok := w.take()
+		if !ok {
+			return
+		}
+		// A long word is its first 32 bytes: enough for the prefix and
+		// substring tests, never equal to a short keyword.
+		word := string(b)
+		if first {
+			first, skipLiterals = false, plainFirstWord[word]
+		}
+		switch {
+		case word == "listen":
+			pins.add(PinListen)
+		case word == "unlisten":
+			unlisten = true
+		case word == "temp" || word == "temporary" || strings.HasPrefix(word, "pg_temp"):
+			pins.add(PinTempTable)
+		case word == "hold":
+			pins.add(PinHoldCursor)
+		case word == "prepare":
+			pins.add(PinPrepare)
+		case word == "role" || word == "authorization":
+			pins.add(PinSessionAuthorization)
+		case word == "load":
+			pins.add(PinLoad)
+		case strings.Contains(word, "advisory"):
+			pins.add(PinAdvisoryLock)
+		}
+	}
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if w.add(c) {
+			continue
+		}
+		eString := w.n == 1 && w.buf[0] == 'e'
+		flush()
+		if c == '\'' && skipLiterals {
+			i = skipQuoted(text, i, eString)
+		}
+	}
+	flush()
+	return pins, unlisten
 }

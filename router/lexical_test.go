@@ -124,6 +124,11 @@ func TestPlainRead(t *testing.T) {
 		{"", false},
 		{"'SELECT' 1", false},
 		{"SELECT 1\x00; SET x = 1", false},
+		{"SELECT * FROM pg_stat_activity", false},
+		{"SELECT pid FROM PG_LOCKS", false},
+		{"SELECT * FROM pg_catalog.pg_statio_user_tables", false},
+		{`SELECT * FROM "pg_locks"`, false},
+		{"SELECT * FROM pg_class", true},
 	} {
 		if got := PlainRead(tc.sql); got != tc.want {
 			t.Errorf("PlainRead(%q) = %v, want %v", tc.sql, got, tc.want)

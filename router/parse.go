@@ -35,6 +35,7 @@ func analyze(text string) *analysis {
 	}
 	a.funcs = w.funcs
 	a.uncacheable = w.uncacheable
+	a.serverView = w.serverView
 	a.pins = w.pins.list()
 	a.changesSettings, a.unlisten = w.changesSettings, w.unlisten
 	a.deallocateAll, a.discardAll = w.deallocateAll, w.discardAll
@@ -84,7 +85,10 @@ type walker struct {
 	funcs         []funcRef
 	funcSeen      map[string]bool
 	uncacheable   bool
-	pins          pinSet
+	// serverView: a server-dependent view is read (perserver.go),
+	// outside deferred subtrees.
+	serverView bool
+	pins       pinSet
 
 	changesSettings bool
 	unlisten        bool
@@ -426,6 +430,9 @@ func (w *walker) table(rv *pg_query.RangeVar) {
 	if isCatalog(schema, rel) || schema == "pg_temp" {
 		w.uncacheable = true
 	}
+	if !w.deferred && isServerView(schema, rel) {
+		w.serverView = true
+	}
 }
 
 // call records a function call and the session state it changes.
@@ -588,4 +595,35 @@ func qualifiedName(items []*pg_query.Node) string {
 		name += s.GetSval()
 	}
 	return name
+}
+
+// treeDepth parses text and returns the depth of its parse tree in
+// protobuf messages, the recursion pg_query's output stage goes through.
+// Tests use it to check the lexical estimate in bound.go against the real
+// tree; ok is false when text does not parse.
+func treeDepth(text string) (depth int, ok bool) {
+	tree, err := pg_query.Parse(text)
+	if err != nil {
+		return 0, false
+	}
+	return messageDepth(tree.ProtoReflect()), true
+}
+
+func messageDepth(m protoreflect.Message) int {
+	deepest := 0
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind || fd.IsMap() {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				deepest = max(deepest, messageDepth(l.Get(i).Message()))
+			}
+		} else {
+			deepest = max(deepest, messageDepth(v.Message()))
+		}
+		return true
+	})
+	return deepest + 1
 }
