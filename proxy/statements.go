@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/binary"
+	"hash/fnv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,32 +57,32 @@ func (ss *session) closeUnnamedWithoutServer() {
 // maxParsedStatements bounds parsedStatements.
 const maxParsedStatements = 10000
 
-// parsedStatements are the base names of statements a server has prepared
+// parsedStatements are the statements (parsedKey) a server has prepared
 // without error. A named Parse+Sync of one of them is answered without a
 // server (answerWithoutServer); any other goes to a server, so that an
 // error in it comes at once, as from PostgreSQL. Emptied when full.
 type parsedStatements struct {
-	mu    sync.RWMutex
-	bases map[string]struct{}
+	mu   sync.RWMutex
+	keys map[uint64]struct{}
 }
 
-func (p *parsedStatements) has(base string) bool {
+func (p *parsedStatements) has(key uint64) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	_, ok := p.bases[base]
+	_, ok := p.keys[key]
 	return ok
 }
 
-func (p *parsedStatements) add(base string) {
-	if p.has(base) {
+func (p *parsedStatements) add(key uint64) {
+	if p.has(key) {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.bases == nil || len(p.bases) >= maxParsedStatements {
-		p.bases = map[string]struct{}{}
+	if p.keys == nil || len(p.keys) >= maxParsedStatements {
+		p.keys = map[uint64]struct{}{}
 	}
-	p.bases[base] = struct{}{}
+	p.keys[key] = struct{}{}
 }
 
 // wellFormedParamTypes reports whether the rest of a Parse (after the
@@ -110,7 +111,19 @@ func (ss *session) answerableParse(pf parseFrame) bool {
 	if _, taken := ss.prepared[pf.name]; taken {
 		return false // 42P05 comes from a server (renderParseLocked)
 	}
-	return ss.srv.parsed.has(serverStatementName(pf.query, pf.rest))
+	return ss.srv.parsed.has(ss.parsedKey(serverStatementName(pf.query, pf.rest)))
+}
+
+// parsedKey is the key of a statement in parsedStatements: whether a
+// statement parses depends on the database, the role and the settings
+// (search_path), not only on its text.
+func (ss *session) parsedKey(base string) uint64 {
+	h := fnv.New64a()
+	for _, s := range [...]string{ss.poolKey.Database, ss.poolKey.User, ss.settingsKey, base} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
 }
 
 // renderParseLocked renders a client Parse.

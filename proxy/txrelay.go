@@ -764,7 +764,7 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 			}
 			if completes(e.kind, typ) {
 				if e.kind == 'P' && e.base != "" {
-					ss.srv.parsed.add(e.base)
+					ss.srv.parsed.add(ss.parsedKey(e.base))
 				}
 				if e.kind == 'D' {
 					if e.shape != nil {

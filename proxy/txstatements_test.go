@@ -219,7 +219,10 @@ func TestTxModeParseErrorAtOnce(t *testing.T) {
 		step(0, &pgproto3.Parse{Name: "s2", Query: `SELECT * FROM no_such_table_here`}, syncMsg),
 		step(0, &pgproto3.Parse{Name: "s1", Query: `SELECT 1`}, syncMsg),
 		step(0, bindStmt("s1"), execMsg, bindStmt("s2"), execMsg, syncMsg),
-	}, `"Code":"42601"`, `"Code":"42P01"`, `ParseComplete`, `{"text":"1"}`, `prepared statement \"s2\" does not exist`)
+		step(0, &pgproto3.Parse{Query: `SELEC 2`}, syncMsg),
+		step(0, bindStmt(""), execMsg, syncMsg),
+	}, `"Code":"42601"`, `"Code":"42P01"`, `ParseComplete`, `{"text":"1"}`, `prepared statement \"s2\" does not exist`,
+		`"Code":"42601"`, `unnamed prepared statement does not exist`)
 }
 
 // parseDeclaring is a Parse frame that declares n parameter types but
