@@ -88,9 +88,9 @@ type session struct {
 	// (transaction mode; owned by the session goroutine, and changed by
 	// the pump only under mu, to undo what a server skipped).
 	prepared map[string]clientStatement
-	// unnamed is the client's unnamed statement (statements.go), guarded
-	// by mu like prepared while a pump runs.
-	unnamed unnamedStatement
+	// stmts is the client's unnamed statement and the like (statements.go),
+	// guarded by mu like prepared while a pump runs.
+	stmts statementState
 	// pumpDone returns the server from a pump stopped by endTx, or nil if
 	// the pump closed it.
 	pumpDone chan *pool.Conn

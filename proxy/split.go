@@ -178,10 +178,10 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 				var cs clientStatement
 				cs, found = ss.prepared[name]
 				text = cs.query
-			} else if !found && ss.unnamed.stmt != nil {
+			} else if !found && ss.stmts.unnamed != nil {
 				// The client's unnamed statement of an earlier request:
 				// renderLocked parses it again where it runs.
-				text, found = ss.unnamed.stmt.query, true
+				text, found = ss.stmts.unnamed.query, true
 			}
 			if !found {
 				read, reason = false, reasonUnnamed

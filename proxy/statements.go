@@ -30,10 +30,14 @@ import (
 // did not happen: serverErrorLocked undoes its bookkeeping, in reverse
 // order, on the server's record and on the client's statements.
 
-// unnamedStatement is a client's unnamed statement, guarded by session.mu.
-type unnamedStatement struct {
-	stmt *clientStatement // nil: the client has none
-	id   uint64           // the session's owner id on servers, from sessionIDs
+// statementState is a session's statement state besides its named
+// statements, guarded by session.mu.
+type statementState struct {
+	unnamed *clientStatement // the client's unnamed statement; nil: none
+	id      uint64           // the session's owner id on servers, from sessionIDs
+	// waiting: the session goroutine waits for the outcome of messages
+	// sent (waitForStatementOutcomes); the pump wakes it at each reply.
+	waiting bool
 }
 
 // sessionIDs numbers sessions as owners of servers' unnamed statements.
@@ -41,17 +45,17 @@ var sessionIDs atomic.Uint64
 
 // ownerID is the session's id as an owner of a server's unnamed statement.
 func (ss *session) ownerID() uint64 {
-	if ss.unnamed.id == 0 {
-		ss.unnamed.id = sessionIDs.Add(1)
+	if ss.stmts.id == 0 {
+		ss.stmts.id = sessionIDs.Add(1)
 	}
-	return ss.unnamed.id
+	return ss.stmts.id
 }
 
 // closeUnnamedWithoutServer drops the client's unnamed statement while it
 // holds no server: with a new owner id, no server holds its unnamed
 // statement any more, so its next use gets the server's closed.
 func (ss *session) closeUnnamedWithoutServer() {
-	ss.unnamed = unnamedStatement{}
+	ss.stmts.unnamed, ss.stmts.id = nil, 0
 }
 
 // maxParsedStatements bounds parsedStatements.
@@ -139,8 +143,8 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 	ss.statementLocked(pf.query)
 	if pf.name == "" {
 		cs := newClientStatement(pf)
-		prev := ss.unnamed.stmt
-		ss.unnamed.stmt = &cs
+		prev := ss.stmts.unnamed
+		ss.stmts.unnamed = &cs
 		st.UnnamedOwner = ss.ownerID()
 		ss.expect.push(expectation{kind: 'P', unnamed: true, unnamedSet: &cs, unnamedPrev: prev})
 		return append(out, frame...)
@@ -186,7 +190,7 @@ func (ss *session) renderDuplicateParseLocked(out []byte, st *pool.SessionState,
 func (ss *session) ensureNamedLocked(out []byte, st *pool.SessionState, name string) ([]byte, string) {
 	cs, ok := ss.prepared[name]
 	if !ok {
-		return out, unknownStatementName(name)
+		return out, ss.unknownStatementName(name)
 	}
 	name = ss.srv.statementName(cs.server)
 	if !st.HasPrepared(name) {
@@ -202,9 +206,10 @@ const foreignPrefix = "pgone_client_"
 
 // unknownStatementName is the name a server gets for a statement name the
 // client has not prepared: its own, unless it could be one of pgone's
-// shared statements, which a client must neither run nor close.
-func unknownStatementName(name string) string {
-	if strings.HasPrefix(name, "pgone_") {
+// shared statements, which a client must neither run nor close. A pinned
+// client's server is its own (SQL PREPARE may have made such a name).
+func (ss *session) unknownStatementName(name string) string {
+	if !ss.pinned && strings.HasPrefix(name, "pgone_") {
 		return foreignPrefix + name
 	}
 	return name
@@ -219,7 +224,7 @@ func (ss *session) ensureUnnamedLocked(out []byte, st *pool.SessionState) []byte
 		return out
 	}
 	st.UnnamedOwner = id
-	if cs := ss.unnamed.stmt; cs != nil {
+	if cs := ss.stmts.unnamed; cs != nil {
 		ss.expect.push(expectation{kind: 'P', injected: true, unnamed: true})
 		return encodeParse(out, "", cs.query, cs.rest)
 	}
@@ -275,14 +280,14 @@ func (ss *session) renderCloseLocked(out []byte, st *pool.SessionState, frame []
 		out = append(out, frame...)
 		ss.expect.push(expectation{kind: 'C'})
 	case name == "":
-		prev := ss.unnamed.stmt
-		ss.unnamed.stmt = nil
+		prev := ss.stmts.unnamed
+		ss.stmts.unnamed = nil
 		st.UnnamedOwner = ss.ownerID() // the server's is closed too
 		out = append(out, frame...)
 		ss.expect.push(expectation{kind: 'C', unnamed: true, unnamedPrev: prev})
 	default:
 		e := expectation{kind: 'C', client: name}
-		target := unknownStatementName(name)
+		target := ss.unknownStatementName(name)
 		if cs, known := ss.prepared[name]; known {
 			delete(ss.prepared, name)
 			delete(ss.shapes, name)
@@ -301,15 +306,15 @@ func (ss *session) renderCloseLocked(out []byte, st *pool.SessionState, frame []
 
 // renderQueryLocked renders a client's simple Query, which drops the
 // unnamed statement, and translates DEALLOCATE of a protocol-level
-// statement. d is the query's classification.
+// statement. e is the Query's expectation.
 func (ss *session) renderQueryLocked(out []byte, st *pool.SessionState, frame []byte, text string, e expectation) []byte {
-	ss.unnamed.stmt = nil
+	ss.stmts.unnamed = nil
 	st.UnnamedOwner = ss.ownerID() // neither has one now
 	if name, ok := deallocateName(text); ok {
 		if cs, known := ss.prepared[name]; known && ss.txStatus != 'E' {
 			return ss.renderDeallocateLocked(out, st, name, cs, e)
 		}
-		if n := unknownStatementName(name); n != name && !ss.pinned {
+		if n := ss.unknownStatementName(name); n != name {
 			ss.expect.push(e)
 			return encodeQuery(out, "DEALLOCATE "+quoteIdent(n))
 		}
@@ -355,7 +360,11 @@ func quoteIdent(s string) string {
 // returns the frame to forward.
 func (ss *session) serverErrorLocked(st *pool.SessionState, e *expectation, frame []byte, forward bool) []byte {
 	if forward {
-		frame = ss.clientNamesInError(frame, e.client)
+		server := ss.prepared[e.client].server
+		if e.closed != nil {
+			server = e.closed.server
+		}
+		frame = ss.clientNamesInError(frame, e.client, server)
 	}
 	switch e.kind {
 	case 'Q':
@@ -378,14 +387,14 @@ func (ss *session) serverErrorLocked(st *pool.SessionState, e *expectation, fram
 func (ss *session) undoLocked(st *pool.SessionState, e expectation, failed bool) {
 	if e.unnamed {
 		st.UnnamedOwner = 0 // not known: the next use prepares it again
-		if e.kind == 'P' && e.unnamedSet != nil && ss.unnamed.stmt == e.unnamedSet {
-			ss.unnamed.stmt = e.unnamedPrev
+		if e.kind == 'P' && e.unnamedSet != nil && ss.stmts.unnamed == e.unnamedSet {
+			ss.stmts.unnamed = e.unnamedPrev
 			if failed {
-				ss.unnamed.stmt = nil // PostgreSQL drops the old one before parsing
+				ss.stmts.unnamed = nil // PostgreSQL drops the old one before parsing
 			}
 		}
-		if e.kind == 'C' && !e.injected && ss.unnamed.stmt == nil {
-			ss.unnamed.stmt = e.unnamedPrev
+		if e.kind == 'C' && !e.injected && ss.stmts.unnamed == nil {
+			ss.stmts.unnamed = e.unnamedPrev
 		}
 		return
 	}
@@ -417,9 +426,9 @@ var pgoneQuoted = []byte(`"pgone_`)
 
 // clientNamesInError rewrites an ErrorResponse frame that names
 // server-side statements ("pgone_...") to name the client's instead:
-// client first (the statement of the failed message), then any of the
-// session's. Other frames are returned unchanged.
-func (ss *session) clientNamesInError(frame []byte, client string) []byte {
+// client's (base: its server-side base name; the statement of the failed
+// message) first, then any of the session's. Other frames are returned unchanged.
+func (ss *session) clientNamesInError(frame []byte, client, base string) []byte {
 	if !bytes.Contains(frame, pgoneQuoted) {
 		return frame
 	}
@@ -429,8 +438,8 @@ func (ss *session) clientNamesInError(frame []byte, client string) []byte {
 	}
 	pairs := make([]string, 0, 4+2*len(ss.prepared))
 	pairs = append(pairs, `"`+foreignPrefix, `"`)
-	if cs, ok := ss.prepared[client]; ok {
-		pairs = append(pairs, `"`+ss.srv.statementName(cs.server)+`"`, `"`+client+`"`)
+	if base != "" {
+		pairs = append(pairs, `"`+ss.srv.statementName(base)+`"`, `"`+client+`"`)
 	}
 	for c, cs := range ss.prepared {
 		pairs = append(pairs, `"`+ss.srv.statementName(cs.server)+`"`, `"`+c+`"`)
@@ -563,3 +572,100 @@ func asciiLower(s string) string {
 	}
 	return string(b)
 }
+
+// waitForStatementOutcomes holds a request that uses a statement whose
+// Parse or Close, sent in an earlier request, the server has not answered
+// yet, until it has. Rendering assumes that what was sent succeeded; the
+// server may yet fail it or skip it after an error, which undoes it
+// (serverErrorLocked), and a request rendered before that would run, or
+// refuse, what PostgreSQL would not: a shared server-side copy of a
+// statement whose Parse the client's server skipped, or another client's
+// unnamed statement. Only pipelining clients wait, and only then.
+func (ss *session) waitForStatementOutcomes(req *request) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.expect.len() == 0 || !ss.dependsOnOutstandingLocked(req) {
+		return
+	}
+	ss.stmts.waiting = true
+	for ss.server != nil && !ss.closed && ss.dependsOnOutstandingLocked(req) {
+		ss.idle.Wait()
+	}
+	ss.stmts.waiting = false
+}
+
+// wakeStatementWaiterLocked wakes waitForStatementOutcomes after the pump
+// handled a reply.
+func (ss *session) wakeStatementWaiterLocked() {
+	if ss.stmts.waiting {
+		ss.idle.Broadcast()
+	}
+}
+
+// dependsOnOutstandingLocked reports whether req uses a client statement
+// that an unanswered message of an ended span creates or removes: a named
+// one by name, the unnamed one by Bind or Describe before the request
+// parses it itself.
+func (ss *session) dependsOnOutstandingLocked(req *request) bool {
+	// Only messages whose span the server has been sent to its end
+	// (Sync, Query) are answered without more from the client; within the
+	// open span the server itself skips what follows an error.
+	end := len(ss.expect.items)
+	for end > ss.expect.head && !endsSpan(ss.expect.items[end-1].kind) {
+		end--
+	}
+	if ss.copyIn {
+		end = ss.expect.head // the server ignores Syncs until the copy ends
+	}
+	var names map[string]bool
+	unnamed := false
+	for i := ss.expect.head; i < end; i++ {
+		e := &ss.expect.items[i]
+		switch {
+		case e.unnamed:
+			unnamed = true
+		case e.creates || e.closed != nil:
+			if names == nil {
+				names = map[string]bool{}
+			}
+			names[e.client] = true
+		}
+	}
+	if names == nil && !unnamed {
+		return false
+	}
+	parsedUnnamed := false
+	for _, fr := range req.frames {
+		frame := req.buf[fr[0]:fr[1]]
+		name, uses := "", false
+		switch frame[0] {
+		case 'P':
+			if pf, ok := decodeParse(frame); ok {
+				if pf.name == "" {
+					parsedUnnamed = true
+					continue
+				}
+				name, uses = pf.name, true
+			}
+		case 'B':
+			_, n, _, ok := bindStatement(frame)
+			name, uses = n, ok
+		case 'D', 'C':
+			kind, n, ok := targetOf(frame)
+			name, uses = n, ok && kind == 'S' && (n != "" || frame[0] == 'D')
+		case 'Q':
+			text, _, _ := cstringAt(wire.Body(frame), 0)
+			name, uses = deallocateName(text)
+		}
+		if !uses {
+			continue
+		}
+		if name == "" && unnamed && !parsedUnnamed || name != "" && names[name] {
+			return true
+		}
+	}
+	return false
+}
+
+// endsSpan reports whether a message of kind ends what an error skips.
+func endsSpan(kind byte) bool { return kind == 'S' || kind == 'Q' || kind == 'F' }

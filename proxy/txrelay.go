@@ -125,6 +125,7 @@ func (ss *session) relayTx() {
 			req.reset()
 			continue
 		}
+		ss.waitForStatementOutcomes(&req)
 		var server *pool.Conn
 		for {
 			server, err = ss.ensureServer(&req)
@@ -777,6 +778,7 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 			}
 		}
 		ss.countReplyLocked(typ, frame, forward)
+		ss.wakeStatementWaiterLocked()
 		closeAfter := typ == 'Z' && ss.draining && ss.stateLocked() == stateIdle
 		// Inline: stop once what was sent is answered (the server stays
 		// attached in a transaction), or hand over to a pump goroutine for

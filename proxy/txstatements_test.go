@@ -436,3 +436,37 @@ func TestTxModeClientCannotReachSharedStatements(t *testing.T) {
 		t.Fatalf("a's statement after b's Close of its server-side name:\n%s", got)
 	}
 }
+
+// TestTxModeStatementsPipelined: the same bookkeeping when a client sends
+// several requests before reading any reply, so pgone renders each before
+// the server has answered the ones before it.
+func TestTxModeStatementsPipelined(t *testing.T) {
+	t.Parallel()
+	stmtParity(t, []stmtStep{
+		step(0, &pgproto3.Parse{Name: "s1", Query: `SELECT 1`}, bindStmt("s1"), execMsg, syncMsg),
+		{client: 1, rfq: 5, send: []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Query: `SELEC 1`}, &pgproto3.Parse{Name: "s2", Query: `SELECT 1`}, syncMsg,
+			bindStmt(""), execMsg, syncMsg,
+			bindStmt("s2"), execMsg, syncMsg,
+			&pgproto3.Parse{Name: "s2", Query: `SELECT 1`}, &pgproto3.Parse{Query: `SELECT 'b'`}, syncMsg,
+			bindStmt(""), execMsg, bindStmt("s2"), execMsg, syncMsg,
+		}},
+		{client: 0, rfq: 4, send: []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "s3", Query: `SELECT 3`}, syncMsg,
+			&pgproto3.Query{String: `DEALLOCATE s3`},
+			bindStmt("s3"), execMsg, syncMsg,
+			bindStmt("s1"), execMsg, syncMsg,
+		}},
+		step(1, bindStmt(""), execMsg, syncMsg),
+		// Flush without Sync: the span stays open, nothing to wait for.
+		{client: 0, rfq: 2, send: []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "s5", Query: `SELECT 5`}, &pgproto3.Flush{},
+			bindStmt("s5"), execMsg, &pgproto3.Flush{}, syncMsg,
+			&pgproto3.Parse{Name: "s6", Query: `SELECT 6`}, syncMsg,
+			bindStmt("s6"), execMsg, &pgproto3.Flush{},
+		}},
+		step(0, syncMsg),
+	}, `"Code":"42601"`, `unnamed prepared statement does not exist`, `prepared statement \"s2\" does not exist`,
+		`{"text":"b"}`, `{"text":"1"}`, `"CommandTag":"DEALLOCATE"`, `prepared statement \"s3\" does not exist`, `{"text":"1"}`, `{"text":"b"}`,
+		`{"text":"5"}`, `{"text":"6"}`)
+}
