@@ -470,3 +470,22 @@ func TestTxModeStatementsPipelined(t *testing.T) {
 		`{"text":"b"}`, `{"text":"1"}`, `"CommandTag":"DEALLOCATE"`, `prepared statement \"s3\" does not exist`, `{"text":"1"}`, `{"text":"b"}`,
 		`{"text":"5"}`, `{"text":"6"}`)
 }
+
+// TestTxModeDeallocateSQLPrepared: SQL PREPARE pins the client to its
+// server, so DEALLOCATE of a SQL-prepared name reaches that server as it
+// is; protocol-level statements of the same client are still translated.
+func TestTxModeDeallocateSQLPrepared(t *testing.T) {
+	t.Parallel()
+	stmtParity(t, []stmtStep{
+		step(0, &pgproto3.Query{String: `PREPARE q AS SELECT 'sql'`}),
+		step(0, &pgproto3.Query{String: `EXECUTE q`}),
+		step(0, &pgproto3.Parse{Name: "s1", Query: `SELECT 'protocol'`}, syncMsg),
+		step(0, &pgproto3.Query{String: `DEALLOCATE q`}),
+		step(0, &pgproto3.Query{String: `EXECUTE q`}),
+		step(0, &pgproto3.Query{String: `DEALLOCATE PREPARE q`}),
+		step(0, bindStmt("s1"), execMsg, syncMsg),
+		step(0, &pgproto3.Query{String: `DEALLOCATE s1`}),
+		step(0, bindStmt("s1"), execMsg, syncMsg),
+	}, `{"text":"sql"}`, `"CommandTag":"DEALLOCATE"`, `prepared statement \"q\" does not exist`, `prepared statement \"q\" does not exist`,
+		`{"text":"protocol"}`, `"CommandTag":"DEALLOCATE"`, `prepared statement \"s1\" does not exist`)
+}
