@@ -54,6 +54,17 @@ func (ss *session) closeUnnamedWithoutServer() {
 	ss.stmts.unnamed, ss.stmts.id = nil, 0
 }
 
+// maxUnnamedText bounds the unnamed statement text a session keeps to
+// parse again on another server. A client's larger unnamed statement is
+// usable on the server that parsed it, in its request or transaction; on
+// another server it does not exist (26000), so that pgone does not keep a
+// copy of every huge query text.
+const maxUnnamedText = 1 << 20
+
+// unnamedTooLarge marks (as clientStatement.server) an unnamed statement
+// over maxUnnamedText, of which pgone kept no text.
+const unnamedTooLarge = "\x00too large"
+
 // maxParsedStatements bounds parsedStatements.
 const maxParsedStatements = 10000
 
@@ -138,7 +149,10 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 	// prepared.
 	ss.statementLocked(pf.query)
 	if pf.name == "" {
-		cs := newClientStatement(pf)
+		cs := clientStatement{server: unnamedTooLarge}
+		if len(pf.query) <= maxUnnamedText {
+			cs = newClientStatement(pf)
+		}
 		prev := ss.stmts.unnamed
 		ss.stmts.unnamed = &cs
 		st.UnnamedOwner = ss.ownerID()
@@ -213,14 +227,15 @@ func (ss *session) unknownStatementName(name string) string {
 
 // ensureUnnamedLocked makes the server's unnamed statement the client's
 // before a Bind or Describe uses it: the client's own is parsed again, or,
-// if it has none, the server's is closed so that the server answers 26000.
+// if it has none (or one too large to keep), the server's is closed so
+// that the server answers 26000.
 func (ss *session) ensureUnnamedLocked(out []byte, st *pool.SessionState) []byte {
 	id := ss.ownerID()
 	if st.UnnamedOwner == id {
 		return out
 	}
 	st.UnnamedOwner = id
-	if cs := ss.stmts.unnamed; cs != nil {
+	if cs := ss.stmts.unnamed; cs != nil && cs.server != unnamedTooLarge {
 		ss.expect.push(expectation{kind: 'P', injected: true, unnamed: true})
 		return encodeParse(out, "", cs.query, cs.rest)
 	}

@@ -489,3 +489,18 @@ func TestTxModeDeallocateSQLPrepared(t *testing.T) {
 	}, `{"text":"sql"}`, `"CommandTag":"DEALLOCATE"`, `prepared statement \"q\" does not exist`, `prepared statement \"q\" does not exist`,
 		`{"text":"protocol"}`, `"CommandTag":"DEALLOCATE"`, `prepared statement \"s1\" does not exist`)
 }
+
+// TestTxModeLargeUnnamedStatement: pgone keeps no copy of an unnamed
+// statement over 1 MiB, which still works in its request and in its
+// transaction, where the server stays the client's.
+func TestTxModeLargeUnnamedStatement(t *testing.T) {
+	t.Parallel()
+	big := `SELECT length('` + strings.Repeat("x", 1<<20+10) + `')`
+	stmtParity(t, []stmtStep{
+		step(0, &pgproto3.Parse{Query: big}, bindStmt(""), execMsg, syncMsg),
+		step(0, &pgproto3.Query{String: `BEGIN`}),
+		step(0, &pgproto3.Parse{Query: big}, syncMsg),
+		step(0, bindStmt(""), execMsg, syncMsg),
+		step(0, &pgproto3.Query{String: `COMMIT`}),
+	}, `{"text":"1048586"}`, `{"text":"1048586"}`)
+}
