@@ -7,6 +7,10 @@ type SessionState struct {
 	// Settings is the key of the session settings last applied; "" means
 	// the server defaults (a fresh or reset connection).
 	Settings string
+	// UnnamedOwner identifies the client session whose unnamed statement
+	// the server holds (0: unknown or nobody's). The proxy re-creates a
+	// client's unnamed statement on a server it does not own.
+	UnnamedOwner uint64
 	// prepared maps server-side statement names to a use counter, for LRU.
 	prepared map[string]uint64
 	tick     uint64

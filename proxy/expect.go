@@ -7,11 +7,29 @@ package proxy
 type expectation struct {
 	kind     byte // the frontend message type: P B D E C S Q F
 	injected bool // sent by pgone, not the client: its replies are not forwarded
-	// statement is the server-side statement name a Parse creates, so a
-	// failed Parse can be forgotten.
+	// statement is the server-side statement name a Parse creates or a
+	// Close removes, so that a Parse that failed or was skipped is
+	// forgotten and a skipped Close is remembered again.
 	statement string
-	// base is the base server-side name of the statement a Bind uses.
+	// base is the base server-side name of the statement a Parse creates
+	// or a Bind uses.
 	base string
+	// client is the client's name for the statement the message uses: it
+	// replaces the server-side name in the server's error messages.
+	client string
+	// creates: a client Parse that made client a name of the session; it
+	// is undone if the Parse fails or is skipped.
+	creates bool
+	// closed is the client statement a Close or DEALLOCATE removed; it is
+	// restored if that was skipped or failed.
+	closed *clientStatement
+	// unnamed: the message sets or clears the server's unnamed statement.
+	// unnamedSet and unnamedPrev are the client's unnamed statement after
+	// and before a client Parse or Close of it, to undo.
+	unnamed                 bool
+	unnamedSet, unnamedPrev *clientStatement
+	// quiet: an injected message whose error the client does not see.
+	quiet bool
 	// shapeOf: the client statement whose result shape this Describe tells.
 	shapeOf string
 	// shape receives the hash of an injected Describe's reply (0 if none came).
@@ -69,20 +87,19 @@ func (q *expectQueue) pop() {
 	}
 }
 
-// skipToSync drops the expectations an error made the server skip: every
-// extended-protocol message up to the next Sync. It returns the statement
-// names of skipped Parses, which were never created.
-func (q *expectQueue) skipToSync(dropped []string) []string {
+// takeToSync removes the expectations an error made the server skip:
+// every extended-protocol message from the front (the one that failed) up
+// to the next Sync. It appends them to dst in order, for undoing what
+// their sending was assumed to do.
+func (q *expectQueue) takeToSync(dst []expectation) []expectation {
 	for e := q.front(); e != nil && e.kind != 'S' && e.kind != 'Q' && e.kind != 'F'; e = q.front() {
-		if e.kind == 'P' && e.statement != "" {
-			dropped = append(dropped, e.statement)
-		}
 		if e.shape != nil {
 			e.shape <- 0
 		}
+		dst = append(dst, *e)
 		q.pop()
 	}
-	return dropped
+	return dst
 }
 
 // dropSyncsAfterFront removes the client Syncs queued right behind the

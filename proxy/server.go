@@ -45,6 +45,8 @@ type Server struct {
 	// retired counts, per base statement name, how often DDL made servers'
 	// copies stale; the count is part of the server-side name. Copy on write.
 	retired atomic.Pointer[map[string]uint64]
+	// parsed: statements a server has prepared (statements.go).
+	parsed parsedStatements
 	// classifier tells what statements do to session state (transaction mode).
 	classifier Classifier
 	// router routes requests for the read/write split (split.go); splits

@@ -85,8 +85,12 @@ type session struct {
 	// them after a RESET in transaction mode.
 	startupParams []param
 	// prepared maps the client's statement names to server-side ones
-	// (transaction mode; owned by the session goroutine).
+	// (transaction mode; owned by the session goroutine, and changed by
+	// the pump only under mu, to undo what a server skipped).
 	prepared map[string]clientStatement
+	// stmts is the client's unnamed statement and the like (statements.go),
+	// guarded by mu like prepared while a pump runs.
+	stmts statementState
 	// pumpDone returns the server from a pump stopped by endTx, or nil if
 	// the pump closed it.
 	pumpDone chan *pool.Conn

@@ -179,11 +179,13 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 				}
 			}
 			if !found && name != "" {
-				// The unnamed statement of an earlier request may be
-				// anything; named ones are known.
 				var cs clientStatement
 				cs, found = ss.prepared[name]
 				text = cs.query
+			} else if !found && ss.stmts.unnamed != nil && ss.stmts.unnamed.query != "" {
+				// The client's unnamed statement of an earlier request:
+				// renderLocked parses it again where it runs.
+				text, found = ss.stmts.unnamed.query, true
 			}
 			if !found {
 				read, reason = false, reasonUnnamed

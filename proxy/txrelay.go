@@ -125,6 +125,7 @@ func (ss *session) relayTx() {
 			req.reset()
 			continue
 		}
+		ss.waitForStatementOutcomes(&req)
 		var server *pool.Conn
 		for {
 			server, err = ss.ensureServer(&req)
@@ -284,8 +285,9 @@ func (s *Server) watchInline() {
 // records the statements and replies itself; the Parse reaches a server
 // ahead of the first Bind or Describe that needs it. Clients that prepare
 // synchronously (pgbench -M prepared, libpq's PQprepare) would otherwise
-// wait for a server held by another of their own connections. A syntax
-// error in such a statement is reported at its first use.
+// wait for a server held by another of their own connections. Only
+// statements a server has prepared before qualify (answerableParse), so
+// that an error in a Parse comes at once, as from PostgreSQL.
 func (ss *session) answerWithoutServer(req *request) bool {
 	ss.mu.Lock()
 	attached := ss.server != nil
@@ -297,7 +299,7 @@ func (ss *session) answerWithoutServer(req *request) bool {
 		frame := req.buf[fr[0]:fr[1]]
 		switch frame[0] {
 		case 'P':
-			if pf, ok := decodeParse(frame); !ok || pf.name == "" {
+			if pf, ok := decodeParse(frame); !ok || !ss.answerableParse(pf) {
 				return false
 			}
 		case 'C':
@@ -318,11 +320,14 @@ func (ss *session) answerWithoutServer(req *request) bool {
 		switch frame[0] {
 		case 'P':
 			pf, _ := decodeParse(frame)
-			ss.prepared[pf.name] = clientStatement{server: serverStatementName(pf.query, pf.rest), query: pf.query, rest: append([]byte(nil), pf.rest...)}
+			ss.prepared[pf.name] = newClientStatement(pf)
 			reply = append(reply, '1', 0, 0, 0, 4)
 		case 'C':
 			_, name, _ := targetOf(frame)
 			delete(ss.prepared, name)
+			if name == "" {
+				ss.closeUnnamedWithoutServer()
+			}
 			reply = append(reply, '3', 0, 0, 0, 4)
 		case 'S':
 			reply = append(reply, 'Z', 0, 0, 0, 5, 'I')
@@ -475,81 +480,21 @@ func (ss *session) failRequest(err error, syncs int) error {
 // server lacks a statement, and a settings snapshot after statements that
 // change settings. It records an expectation per message sent.
 func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []byte {
-	out = ss.takePreludeLocked(out)
+	out = ss.takePreludeLocked(server, out)
 	st := &server.State
-	ensure := func(name string) string {
-		cs, ok := ss.prepared[name]
-		if !ok {
-			return name // unknown: the server answers with its own error
-		}
-		name = ss.srv.statementName(cs.server)
-		if !st.HasPrepared(name) {
-			out = ss.injectParse(out, st, cs)
-		}
-		return name
-	}
 	snapshot := false
 	for _, fr := range req.frames {
 		frame := req.buf[fr[0]:fr[1]]
 		typ := frame[0]
 		switch typ {
 		case 'P':
-			pf, ok := decodeParse(frame)
-			if ok {
-				// Pins and settings changes of a prepared statement apply
-				// when it is prepared.
-				ss.statementLocked(pf.query)
-			}
-			if !ok || pf.name == "" {
-				out = append(out, frame...)
-				ss.expect.push(expectation{kind: 'P'})
-				continue
-			}
-			cs := clientStatement{server: serverStatementName(pf.query, pf.rest), query: pf.query, rest: append([]byte(nil), pf.rest...)}
-			ss.prepared[pf.name] = cs
-			delete(ss.shapes, pf.name)
-			name := ss.srv.statementName(cs.server)
-			if st.HasPrepared(name) {
-				// Re-parse under the shared name: close it first (replies swallowed).
-				out = encodeTarget(out, 'C', 'S', name)
-				ss.expect.push(expectation{kind: 'C', injected: true})
-			} else if evict := st.AddPrepared(name, maxServerStatements); evict != "" {
-				out = encodeTarget(out, 'C', 'S', evict)
-				ss.expect.push(expectation{kind: 'C', injected: true})
-			}
-			out = encodeParse(out, name, cs.query, cs.rest)
-			ss.expect.push(expectation{kind: 'P', statement: name})
+			out = ss.renderParseLocked(out, st, frame)
 		case 'B':
-			pe, name, se, ok := bindStatement(frame)
-			base := ""
-			if !ok || name == "" {
-				out = append(out, frame...)
-			} else {
-				stmt := ensure(name) // may append an injected Parse to out first
-				out = rewriteBind(out, frame, pe, se, stmt)
-				base = ss.prepared[name].server
-			}
-			ss.expect.push(expectation{kind: 'B', base: base})
-		case 'D', 'C':
-			kind, name, ok := targetOf(frame)
-			if !ok || kind != 'S' || name == "" {
-				out = append(out, frame...)
-			} else if typ == 'D' {
-				stmt := ensure(name) // may append an injected Parse to out first
-				out = encodeTarget(out, 'D', 'S', stmt)
-				ss.expect.push(expectation{kind: 'D', shapeOf: name})
-				continue
-			} else {
-				cs, known := ss.prepared[name]
-				delete(ss.prepared, name)
-				delete(ss.shapes, name)
-				if known {
-					name = ss.srv.statementName(cs.server)
-					st.ForgetPrepared(name)
-				}
-				out = encodeTarget(out, 'C', 'S', name)
-			}
-			ss.expect.push(expectation{kind: typ})
+			out = ss.renderBindLocked(out, st, frame)
+		case 'D':
+			out = ss.renderDescribeLocked(out, st, frame)
+		case 'C':
+			out = ss.renderCloseLocked(out, st, frame)
 		case 'Q':
 			text, _, _ := cstringAt(wire.Body(frame), 0)
 			d := ss.statementLocked(text)
@@ -559,8 +504,7 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 				st.ForgetAllPrepared()
 				e.forgetPrepared = true
 			}
-			out = append(out, frame...)
-			ss.expect.push(e)
+			out = ss.renderQueryLocked(out, st, frame, text, e)
 			ss.pending++
 		case 'S', 'F':
 			out = append(out, frame...)
@@ -580,6 +524,7 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 		}
 	}
 	if snapshot {
+		st.UnnamedOwner = 0 // a Query drops the unnamed statement
 		out = encodeQuery(out, ss.snapshotSQL())
 		ss.expect.push(expectation{kind: 'Q', injected: true, capture: true})
 		ss.pending++
@@ -595,7 +540,10 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 // takePreludeLocked appends the settings query ensureServer queued for a
 // new server. Its expectation was queued first, so whatever is sent to that
 // server next must start with it.
-func (ss *session) takePreludeLocked(out []byte) []byte {
+func (ss *session) takePreludeLocked(server *pool.Conn, out []byte) []byte {
+	if len(ss.prelude) > 0 {
+		server.State.UnnamedOwner = 0 // a Query drops the unnamed statement
+	}
 	out = append(out, ss.prelude...)
 	ss.prelude = ss.prelude[:0]
 	return out
@@ -609,10 +557,10 @@ func (ss *session) injectParse(out []byte, st *pool.SessionState, cs clientState
 	name := ss.srv.statementName(cs.server)
 	if evict := st.AddPrepared(name, maxServerStatements); evict != "" {
 		out = encodeTarget(out, 'C', 'S', evict)
-		ss.expect.push(expectation{kind: 'C', injected: true})
+		ss.expect.push(expectation{kind: 'C', injected: true, statement: evict})
 	}
 	out = encodeParse(out, name, cs.query, cs.rest)
-	ss.expect.push(expectation{kind: 'P', injected: true, statement: name})
+	ss.expect.push(expectation{kind: 'P', injected: true, statement: name, base: cs.server})
 	return out
 }
 
@@ -758,10 +706,9 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 		case e == nil:
 			// Nothing expected: an unsolicited message (e.g. a FATAL); forward it.
 		case typ == 'E':
-			forward = !(e.injected && e.kind == 'Q')
-			if forward && e.injected && e.kind != 'Q' {
-				forward = true // a failed injected Parse explains the Bind's failure
-			}
+			// A failed injected Parse explains the Bind's failure: the
+			// client sees it, unless pgone's own statement failed.
+			forward = !(e.injected && (e.kind == 'Q' || e.quiet))
 			if !forward {
 				ss.log.Warn("pgone's own statement failed on the server", "err", errorText(frame))
 			}
@@ -771,11 +718,7 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 				// prepare uses a fresh server-side name everywhere.
 				ss.srv.retireStatement(e.base)
 			}
-			if e.kind != 'Q' && e.kind != 'F' && e.kind != 'S' {
-				for _, name := range ss.expect.skipToSync(nil) {
-					server.State.ForgetPrepared(name)
-				}
-			}
+			frame = ss.serverErrorLocked(&server.State, e, frame, forward)
 		case typ == 'Z':
 			forward = !e.injected
 			status := frame[wire.HeaderLen]
@@ -821,6 +764,9 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 				}
 			}
 			if completes(e.kind, typ) {
+				if e.kind == 'P' && e.base != "" {
+					ss.srv.parsed.add(ss.parsedKey(e.base))
+				}
 				if e.kind == 'D' {
 					if e.shape != nil {
 						e.shape <- shapeHash(frame)
@@ -832,6 +778,7 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 			}
 		}
 		ss.countReplyLocked(typ, frame, forward)
+		ss.wakeStatementWaiterLocked()
 		closeAfter := typ == 'Z' && ss.draining && ss.stateLocked() == stateIdle
 		// Inline: stop once what was sent is answered (the server stays
 		// attached in a transaction), or hand over to a pump goroutine for
@@ -1155,7 +1102,7 @@ func (ss *session) verifyShapesLocked(server *pool.Conn, req *request) bool {
 		return true
 	}
 	got := make(chan uint64, len(checks))
-	out := ss.takePreludeLocked(nil)
+	out := ss.takePreludeLocked(server, nil)
 	for _, c := range checks {
 		out = ss.injectParse(out, &server.State, c.cs)
 		out = encodeTarget(out, 'D', 'S', ss.srv.statementName(c.cs.server))
