@@ -60,6 +60,31 @@ func (q *expectQueue) front() *expectation {
 	return &q.items[q.head]
 }
 
+// open reports whether the last message sent was neither a Sync nor a
+// Query nor a FunctionCall: the server waits for more of the request, and
+// the replies already due may need it (an error skips to the next Sync).
+func (q *expectQueue) open() bool {
+	if q.len() == 0 {
+		return false
+	}
+	switch q.items[len(q.items)-1].kind {
+	case 'S', 'Q', 'F':
+		return false
+	}
+	return true
+}
+
+// skipUnanswered drops the expectations ahead of the first Sync, Query or
+// FunctionCall when a ReadyForQuery comes: the server answered none of
+// them, so an error (reported before they were sent) made it skip them. It
+// returns the statement names of skipped Parses, which were never created.
+func (q *expectQueue) skipUnanswered(dropped []string) []string {
+	if e := q.front(); e == nil || e.kind == 'S' || e.kind == 'Q' || e.kind == 'F' {
+		return dropped
+	}
+	return q.skipToSync(dropped)
+}
+
 func (q *expectQueue) pop() {
 	q.items[q.head] = expectation{}
 	q.head++

@@ -201,6 +201,26 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 	return true, reason
 }
 
+// mayMoveLocked reports whether a request may leave the replica server the
+// session holds for the primary, once that server's replies are in. Only a
+// request that runs a statement needing the primary may, and only when
+// every message before it ended in a Sync, Query or FunctionCall: the
+// replies to an open pipeline (ended by Flush, or the first part of a
+// request over 1 MiB) need the client's next messages, so waiting for them
+// would deadlock, and a request without statement text (a lone Sync,
+// Execute+Sync, the tail of a long request) continues what the held server
+// began. Such requests go to the held server. Called with mu held.
+func (ss *session) mayMoveLocked(set *replicaSet, req *request) bool {
+	if ss.expect.open() {
+		return false
+	}
+	if set == nil {
+		return true // the split was turned off: the primary
+	}
+	read, reason := ss.requestIsRead(set, req)
+	return !read && reason != router.ReasonEmpty.String() && reason != reasonUnnamed
+}
+
 // pickReplica chooses among the usable replicas the one with the fewest
 // reads in flight for its weight; with read_your_writes, only replicas
 // that have applied the client's last commit.
