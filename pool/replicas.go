@@ -51,11 +51,12 @@ type ReplicaStatus struct {
 	State  ReplicaState
 	// ReplayLSN is the WAL position the replica has applied, at CheckedAt.
 	ReplayLSN LSN
-	// LagBytes is how far the replay was behind the primary's position read
-	// just before. Lag is 0 when it had applied everything; otherwise the
-	// time since the primary was last seen at a position the replay has
-	// reached: an upper bound, precise to one check interval, that needs
-	// no transaction timestamps (an idle primary has none).
+	// LagBytes is how far the replay was behind the last position the
+	// replica can replay: the newest end of a WAL record the primary had
+	// flushed (see Monitor.replayable). Lag is 0 when it had applied that;
+	// otherwise the time since the primary was last seen at a position the
+	// replay has reached: an upper bound, precise to one check interval,
+	// that needs no transaction timestamps (an idle primary has none).
 	LagBytes  int64
 	Lag       time.Duration
 	CheckedAt time.Time
@@ -118,7 +119,12 @@ type Monitor struct {
 	mu         sync.Mutex
 	status     []ReplicaStatus
 	primaryLSN LSN
-	history    []lsnSample   // the primary's positions over the last checks, oldest first
+	history    []lsnSample // the primary's positions over the last checks, oldest first
+	// replayable is the newest record end known flushed on the primary;
+	// unflushed are sampled record ends past the flush position then,
+	// oldest first (see advanceReplayable).
+	replayable LSN
+	unflushed  []LSN
 	checked    chan struct{} // closed and replaced after each round
 	view       atomic.Pointer[ReplicaView]
 
@@ -132,7 +138,7 @@ type Monitor struct {
 // lsnSample is the primary's WAL position at a time.
 type lsnSample struct {
 	at  time.Time // when the answer came
-	lsn LSN       // pg_current_wal_lsn(): written out, what replicas can have
+	lsn LSN       // the end of the last record inserted then (= insert)
 	// sent is when the question was sent and insert the primary's
 	// pg_current_wal_insert_lsn() then: every transaction that committed
 	// before sent ends at or before insert, also with synchronous_commit
@@ -282,7 +288,7 @@ func (m *Monitor) round(conns []*Conn) {
 			p[i] = lsn
 		}
 		return p, nil
-	}, "SELECT pg_catalog.pg_current_wal_lsn()::text, pg_catalog.pg_current_wal_insert_lsn()::text")
+	}, "SELECT pg_catalog.pg_current_wal_flush_lsn()::text, pg_catalog.pg_current_wal_insert_lsn()::text")
 	primaryLSN := positions[0]
 	if perr != nil {
 		// Without the primary's position lag cannot be measured; the
@@ -321,7 +327,8 @@ func (m *Monitor) round(conns []*Conn) {
 	m.mu.Lock()
 	if perr == nil {
 		m.primaryLSN = primaryLSN
-		m.history = append(m.history, lsnSample{at: primaryAt, lsn: primaryLSN, sent: sent, insert: positions[1]})
+		m.advanceReplayable(primaryLSN, positions[1])
+		m.history = append(m.history, lsnSample{at: primaryAt, lsn: positions[1], sent: sent, insert: positions[1]})
 		// Keep enough history to tell lag up to twice the limit.
 		horizon := primaryAt.Add(-2*max(m.cfg.MaxLag, 5*m.cfg.Interval) - m.cfg.Interval)
 		drop := 0
@@ -344,15 +351,8 @@ func (m *Monitor) round(conns []*Conn) {
 		default:
 			st.ReplayLSN = r.replay
 			st.LagBytes, st.Lag = 0, 0
-			if perr == nil && r.replay < primaryLSN {
-				st.LagBytes = int64(primaryLSN - r.replay)
-				st.Lag = now.Sub(m.history[0].at) // behind everything remembered
-				for k := len(m.history) - 1; k >= 0; k-- {
-					if m.history[k].lsn <= r.replay {
-						st.Lag = now.Sub(m.history[k].at)
-						break
-					}
-				}
+			if perr == nil {
+				st.LagBytes, st.Lag = m.lagLocked(r.replay, now)
 			}
 			st.State = ReplicaHealthy
 			if perr != nil {
@@ -392,6 +392,56 @@ func (m *Monitor) round(conns []*Conn) {
 			m.OnChange(i, from, to)
 		}
 	}
+}
+
+// advanceReplayable records a round's primary positions: flush, what
+// replicas can have received, and insert, the end of the last record.
+// A replica replays whole records only: when the flush position falls
+// inside a record (its first pages written, the rest still in the WAL
+// buffers, as when the primary goes quiet after a large asynchronous
+// write), the replica stops at the record's start, bytes short of the
+// flush position, until the primary writes more. Measured against flush,
+// such a replica would look lagging for as long as the primary stays
+// quiet. So the target is the newest sampled record end at or before
+// flush: every commit the replica can see ends at or before it.
+func (m *Monitor) advanceReplayable(flush, insert LSN) {
+	if insert <= flush {
+		m.replayable = max(m.replayable, insert)
+		m.unflushed = m.unflushed[:0]
+		return
+	}
+	keep := m.unflushed[:0]
+	for _, l := range m.unflushed {
+		if l <= flush {
+			m.replayable = max(m.replayable, l)
+		} else {
+			keep = append(keep, l)
+		}
+	}
+	m.unflushed = append(keep, insert)
+	if len(m.unflushed) > maxUnflushed {
+		m.unflushed = m.unflushed[1:]
+	}
+}
+
+// maxUnflushed bounds the record ends remembered past the flush position.
+const maxUnflushed = 64
+
+// lagLocked measures a replica that has replayed up to replay: bytes
+// behind the replayable position and, when behind, the time since the
+// primary was last seen at a position the replay has reached.
+func (m *Monitor) lagLocked(replay LSN, now time.Time) (int64, time.Duration) {
+	if replay >= m.replayable {
+		return 0, 0
+	}
+	lag := now.Sub(m.history[0].at) // behind everything remembered
+	for k := len(m.history) - 1; k >= 0; k-- {
+		if m.history[k].lsn <= replay {
+			lag = now.Sub(m.history[k].at)
+			break
+		}
+	}
+	return int64(m.replayable - replay), lag
 }
 
 // functionsQuery lists every function by schema and name with the most
