@@ -130,6 +130,11 @@ type Monitor struct {
 
 	functions     atomic.Pointer[map[string]byte]
 	functionsKick chan struct{} // RefreshFunctions: load again at once
+	// functionsMu orders loads against invalidations: functionsGen counts
+	// RefreshFunctions calls, and a load stores its result only if none
+	// happened since it began (see storeFunctions).
+	functionsMu  sync.Mutex
+	functionsGen uint64
 
 	stop chan struct{}
 	done chan struct{}
@@ -467,15 +472,43 @@ func (m *Monitor) RefreshFunctions() {
 	if m.cfg.FunctionsEvery <= 0 {
 		return
 	}
+	m.functionsMu.Lock()
+	m.functionsGen++
 	m.functions.Store(nil)
+	m.functionsMu.Unlock()
 	select {
 	case m.functionsKick <- struct{}{}:
 	default:
 	}
 }
 
-// loadFunctions reads pg_proc on the primary; it reports success.
+// beginFunctionsLoad returns the generation a load starting now must
+// still find when it stores its result.
+func (m *Monitor) beginFunctionsLoad() uint64 {
+	m.functionsMu.Lock()
+	defer m.functionsMu.Unlock()
+	return m.functionsGen
+}
+
+// storeFunctions publishes what a load begun at generation gen read,
+// unless RefreshFunctions ran since: then pg_proc may have changed after
+// the load read it (DDL committed while it ran), and storing it would
+// bring back a volatility the DDL replaced, after the invalidation meant
+// to remove it. The load that RefreshFunctions queued reads it again.
+func (m *Monitor) storeFunctions(gen uint64, funcs map[string]byte) bool {
+	m.functionsMu.Lock()
+	defer m.functionsMu.Unlock()
+	if gen != m.functionsGen {
+		return false
+	}
+	m.functions.Store(&funcs)
+	return true
+}
+
+// loadFunctions reads pg_proc on the primary; it reports whether it
+// stored what it read.
 func (m *Monitor) loadFunctions(conns []*Conn) bool {
+	gen := m.beginFunctionsLoad() // before the query: it must see every DDL invalidated later
 	timeout := max(m.cfg.Interval, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -507,8 +540,7 @@ func (m *Monitor) loadFunctions(conns []*Conn) bool {
 			funcs[r[1]] = v
 		}
 	}
-	m.functions.Store(&funcs)
-	return true
+	return m.storeFunctions(gen, funcs)
 }
 
 // query runs sql on conns[i] (dialing t if needed) and decodes its one row.
