@@ -135,6 +135,10 @@ type Monitor struct {
 	// happened since it began (see storeFunctions).
 	functionsMu  sync.Mutex
 	functionsGen uint64
+	// serializable: roles whose sessions on the database default to the
+	// serializable isolation level ("" for every role), loaded with
+	// functions from pg_db_role_setting.
+	serializable atomic.Pointer[map[string]bool]
 
 	stop chan struct{}
 	done chan struct{}
@@ -495,14 +499,32 @@ func (m *Monitor) beginFunctionsLoad() uint64 {
 // the load read it (DDL committed while it ran), and storing it would
 // bring back a volatility the DDL replaced, after the invalidation meant
 // to remove it. The load that RefreshFunctions queued reads it again.
-func (m *Monitor) storeFunctions(gen uint64, funcs map[string]byte) bool {
+func (m *Monitor) storeFunctions(gen uint64, funcs map[string]byte, serializable map[string]bool) bool {
 	m.functionsMu.Lock()
 	defer m.functionsMu.Unlock()
 	if gen != m.functionsGen {
 		return false
 	}
 	m.functions.Store(&funcs)
+	m.serializable.Store(&serializable)
 	return true
+}
+
+// serializableRolesQuery lists the roles whose sessions on the current
+// database default to serializable ("" for a setting of every role):
+// ALTER ROLE/DATABASE ... SET default_transaction_isolation.
+const serializableRolesQuery = "SELECT coalesce(r.rolname, '') FROM pg_catalog.pg_db_role_setting s" +
+	" LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole" +
+	" WHERE s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))" +
+	" AND EXISTS (SELECT 1 FROM pg_catalog.unnest(s.setconfig) c WHERE pg_catalog.lower(c) = 'default_transaction_isolation=serializable')"
+
+// SerializableDefault reports whether sessions of role on the monitored
+// database default to the serializable isolation level by a role or
+// database setting, as of the last load (false before one). A standby
+// refuses them: their reads belong on the primary.
+func (m *Monitor) SerializableDefault(role string) bool {
+	p := m.serializable.Load()
+	return p != nil && ((*p)[""] || (*p)[role])
 }
 
 // loadFunctions reads pg_proc on the primary; it reports whether it
@@ -529,6 +551,19 @@ func (m *Monitor) loadFunctions(conns []*Conn) bool {
 		m.log.Warn("replica monitor: loading function volatility from pg_proc failed", "err", err)
 		return false
 	}
+	roleRows, err := conns[0].Query(ctx, serializableRolesQuery)
+	if err != nil {
+		conns[0].close()
+		conns[0] = nil
+		m.log.Warn("replica monitor: loading role settings from pg_db_role_setting failed", "err", err)
+		return false
+	}
+	serializable := map[string]bool{}
+	for _, r := range roleRows {
+		if len(r) == 1 {
+			serializable[r[0]] = true
+		}
+	}
 	funcs := make(map[string]byte, 2*len(rows))
 	for _, r := range rows {
 		if len(r) != 3 || len(r[2]) != 1 {
@@ -540,7 +575,7 @@ func (m *Monitor) loadFunctions(conns []*Conn) bool {
 			funcs[r[1]] = v
 		}
 	}
-	return m.storeFunctions(gen, funcs)
+	return m.storeFunctions(gen, funcs, serializable)
 }
 
 // query runs sql on conns[i] (dialing t if needed) and decodes its one row.

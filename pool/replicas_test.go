@@ -234,7 +234,7 @@ func TestFunctionsLoadRacingInvalidation(t *testing.T) {
 	cfg.Defaults()
 	m := NewMonitor(MonitorConfig{Interval: time.Second, FunctionsEvery: time.Hour}, cfg, Target{}, nil,
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if !m.storeFunctions(m.beginFunctionsLoad(), map[string]byte{"twice": 'i'}) {
+	if !m.storeFunctions(m.beginFunctionsLoad(), map[string]byte{"twice": 'i'}, nil) {
 		t.Fatal("a load with no invalidation since it began was not stored")
 	}
 	stale := m.beginFunctionsLoad() // reads pg_proc before the DDL commits
@@ -242,13 +242,13 @@ func TestFunctionsLoadRacingInvalidation(t *testing.T) {
 	if m.Functions() != nil {
 		t.Fatalf("after RefreshFunctions: %v, want nil (unknown) until the next load", m.Functions())
 	}
-	if m.storeFunctions(stale, map[string]byte{"twice": 'i'}) {
+	if m.storeFunctions(stale, map[string]byte{"twice": 'i'}, nil) {
 		t.Error("a load begun before the invalidation was stored")
 	}
 	if f := m.Functions(); f != nil {
 		t.Fatalf("after the stale load: volatility %v, want nil: twice would be routed as immutable", f)
 	}
-	if !m.storeFunctions(m.beginFunctionsLoad(), map[string]byte{"twice": 'v'}) || m.Functions()["twice"] != 'v' {
+	if !m.storeFunctions(m.beginFunctionsLoad(), map[string]byte{"twice": 'v'}, nil) || m.Functions()["twice"] != 'v' {
 		t.Errorf("a load begun after the invalidation: %v, want twice volatile", m.Functions())
 	}
 }

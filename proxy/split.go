@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -97,7 +98,7 @@ type routeDecision struct {
 // was not a read that found no replica, nor one that runs nothing.
 func (r routeDecision) mayWrite() bool {
 	switch r.reason {
-	case reasonNoReplica, reasonReadYourOwn, reasonReplicaError, router.ReasonEmpty.String():
+	case reasonNoReplica, reasonReadYourOwn, reasonReplicaError, router.ReasonEmpty.String(), router.ReasonSerializable.String():
 		return false
 	}
 	return true
@@ -132,7 +133,8 @@ func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
 // and something runs. reason is the router's or pgone's word for it.
 func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reason string) {
 	snap := ss.srv.snap.Load()
-	rs := router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.functions(), WriteFunctions: snap.writeFuncs, ReadFunctions: snap.readFuncs}
+	rs := router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.functions(), WriteFunctions: snap.writeFuncs, ReadFunctions: snap.readFuncs,
+		DefaultSerializable: serializableSetting(ss.settingsKey) || set.mon.SerializableDefault(ss.target.User)}
 	read = true
 	check := func(text string) {
 		if router.PlainRead(text) {
@@ -219,6 +221,20 @@ func (ss *session) mayMoveLocked(set *replicaSet, req *request) bool {
 	}
 	read, reason := ss.requestIsRead(set, req)
 	return !read && reason != router.ReasonEmpty.String() && reason != reasonUnnamed
+}
+
+// serializableSetting reports whether a session's settings (the statement
+// applying them, as settingsKeyOf or applyParamsSQL writes it: SET,
+// set_config, startup options) make default_transaction_isolation
+// serializable. It allocates nothing: it runs for every routed request.
+func serializableSetting(settingsKey string) bool {
+	const name, value = "default_transaction_isolation', E'", "serializable'"
+	i := strings.Index(settingsKey, name)
+	if i < 0 {
+		return false
+	}
+	rest := settingsKey[i+len(name):]
+	return len(rest) >= len(value) && strings.EqualFold(rest[:len(value)], value)
 }
 
 // pickReplica chooses among the usable replicas the one with the fewest

@@ -67,6 +67,10 @@ const (
 	// ReasonUtility: SET, RESET, DISCARD, PREPARE, EXECUTE, DEALLOCATE, LISTEN,
 	// NOTIFY, UNLISTEN, LOCK, COPY TO, CALL, DO, VACUUM, DECLARE, FETCH, LOAD...
 	ReasonUtility
+	// ReasonSerializable: a read or read-only transaction at the
+	// serializable isolation level (BEGIN/SET TRANSACTION ISOLATION LEVEL
+	// SERIALIZABLE, or Session.DefaultSerializable): a standby refuses it.
+	ReasonSerializable
 	numReasons
 )
 
@@ -88,6 +92,7 @@ var reasonNames = [numReasons]string{
 	ReasonEmpty:              "empty",
 	ReasonDDL:                "ddl",
 	ReasonUtility:            "utility",
+	ReasonSerializable:       "serializable",
 }
 
 func (r Reason) String() string {
