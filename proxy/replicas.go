@@ -23,8 +23,10 @@ type replicaMonitors struct {
 	started  bool
 	stopped  bool
 	monitors map[string]*monitorEntry // by client-visible database name
-	// lastWrite keeps each database's read_all_writes clock across reloads.
-	lastWrite map[string]*atomic.Int64
+	// lastWrite keeps each database's read_all_writes clock across
+	// reloads, userWrites its read_user_writes clocks.
+	lastWrite  map[string]*atomic.Int64
+	userWrites map[string]*sync.Map
 }
 
 type monitorEntry struct {
@@ -182,7 +184,15 @@ func (s *Server) publishSplits(snap *snapshot) {
 			clock = new(atomic.Int64)
 			s.replicaMons.lastWrite[name] = clock
 		}
-		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m, lastWrite: clock}
+		users := s.replicaMons.userWrites[name]
+		if users == nil {
+			if s.replicaMons.userWrites == nil {
+				s.replicaMons.userWrites = map[string]*sync.Map{}
+			}
+			users = new(sync.Map)
+			s.replicaMons.userWrites[name] = users
+		}
+		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m, lastWrite: clock, userWrites: users}
 		if set.consistency == "" {
 			set.consistency = ReadYourWrites
 		}

@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,10 @@ type replicaSet struct {
 	// database's, shared by the sets a reload makes, so no write is lost
 	// between them.
 	lastWrite *atomic.Int64
+	// userWrites is lastWrite per client user (read_user_writes): user
+	// name to *atomic.Int64, shared across reloads like lastWrite. Users
+	// are the configured ones, so it stays small.
+	userWrites *sync.Map
 }
 
 // monoBase anchors times kept in atomics, so they keep the monotonic clock.
@@ -40,18 +45,53 @@ var monoBase = time.Now()
 
 // fenced reports whether the set's reads wait for writes.
 func (set *replicaSet) fenced() bool {
-	return set.consistency == ReadYourWrites || set.consistency == ReadAllWrites
+	switch set.consistency {
+	case ReadYourWrites, ReadUserWrites, ReadAllWrites:
+		return true
+	}
+	return false
 }
 
-// wrote records that a request that may have written ended at t.
-func (set *replicaSet) wrote(t time.Time) {
+// wrote records that a request of user that may have written ended at t:
+// for the database (read_all_writes) or for the user (read_user_writes).
+func (set *replicaSet) wrote(user string, t time.Time) {
+	clock := set.lastWrite
+	if set.consistency == ReadUserWrites {
+		clock = set.userClock(user)
+	}
 	d := int64(t.Sub(monoBase))
 	for {
-		old := set.lastWrite.Load()
-		if old >= d || set.lastWrite.CompareAndSwap(old, d) {
+		old := clock.Load()
+		if old >= d || clock.CompareAndSwap(old, d) {
 			return
 		}
 	}
+}
+
+// userClock returns the clock of user's last write (read_user_writes).
+func (set *replicaSet) userClock(user string) *atomic.Int64 {
+	if c, ok := set.userWrites.Load(user); ok {
+		return c.(*atomic.Int64)
+	}
+	c, _ := set.userWrites.LoadOrStore(user, new(atomic.Int64))
+	return c.(*atomic.Int64)
+}
+
+// writeFence returns when the last write a read of user must see ended,
+// under the set's consistency (read_all_writes, read_user_writes); zero
+// when there is none or the level does not share fences.
+func (set *replicaSet) writeFence(user string) time.Time {
+	var d int64
+	switch set.consistency {
+	case ReadAllWrites:
+		d = set.lastWrite.Load()
+	case ReadUserWrites:
+		d = set.userClock(user).Load()
+	}
+	if d == 0 {
+		return time.Time{}
+	}
+	return monoBase.Add(time.Duration(d))
 }
 
 // replicaSlot is one replica of a set. Slots outlive reloads that keep the
@@ -246,9 +286,9 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 	}
 	var fence pool.LSN
 	switch {
-	case set.consistency == ReadAllWrites:
-		if d := set.lastWrite.Load(); d != 0 {
-			lsn, ok := view.FenceAfter(monoBase.Add(time.Duration(d)))
+	case set.consistency == ReadAllWrites || set.consistency == ReadUserWrites:
+		if at := set.writeFence(ss.poolKey.User); !at.IsZero() {
+			lsn, ok := view.FenceAfter(at)
 			if !ok {
 				return routeDecision{reason: reasonReadYourOwn}
 			}
@@ -309,8 +349,8 @@ func (ss *session) releasedLocked() {
 	if ss.mayWrite {
 		ss.mayWrite = false
 		ss.fenceAt, ss.fenceKnown = time.Now(), false
-		if set := ss.splitFor(); set != nil && set.consistency == ReadAllWrites {
-			set.wrote(ss.fenceAt)
+		if set := ss.splitFor(); set != nil {
+			set.wrote(ss.poolKey.User, ss.fenceAt)
 		}
 	}
 	if ss.ddl {
