@@ -125,6 +125,12 @@ type Monitor struct {
 	// oldest first (see advanceReplayable).
 	replayable LSN
 	unflushed  []LSN
+	// Positions sampled on demand between rounds (positions.go): recent
+	// fences, oldest first, and each replica's freshest replay position.
+	recent        []Fence
+	fresh         []LSN
+	nudge         chan struct{}
+	positionsDone chan struct{}
 	checked    chan struct{} // closed and replaced after each round
 	view       atomic.Pointer[ReplicaView]
 
@@ -201,6 +207,9 @@ func NewMonitor(cfg MonitorConfig, connCfg Config, primary Target, replicas []Ta
 		functionsKick: make(chan struct{}, 1),
 		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
+		fresh:         make([]LSN, len(replicas)),
+		nudge:         make(chan struct{}, 1),
+		positionsDone: make(chan struct{}),
 	}
 	for i, t := range replicas {
 		m.status[i].Target = t
@@ -209,12 +218,16 @@ func NewMonitor(cfg MonitorConfig, connCfg Config, primary Target, replicas []Ta
 }
 
 // Start runs the checks until Stop.
-func (m *Monitor) Start() { go m.run() }
+func (m *Monitor) Start() {
+	go m.run()
+	go m.runPositions()
+}
 
 // Stop ends the checks and closes the monitor's connections.
 func (m *Monitor) Stop() {
 	close(m.stop)
 	<-m.done
+	<-m.positionsDone
 }
 
 // Status returns every replica's last check, in configuration order.
@@ -354,7 +367,9 @@ func (m *Monitor) round(conns []*Conn) {
 		switch {
 		case errs[i] != nil:
 			st.State, st.Err = ReplicaDown, errs[i].Error()
+			m.fresh[i] = 0
 		case !r.inRecovery:
+			m.fresh[i] = 0
 			st.State = ReplicaPromoted
 			st.ReplayLSN, st.LagBytes, st.Lag = 0, 0, 0
 		default:
@@ -376,11 +391,7 @@ func (m *Monitor) round(conns []*Conn) {
 		}
 		m.status[i] = st
 	}
-	fences := make([]Fence, len(m.history))
-	for i, h := range m.history {
-		fences[i] = Fence{At: h.sent, LSN: h.insert}
-	}
-	m.view.Store(NewReplicaView(append([]ReplicaStatus(nil), m.status...), fences))
+	m.publishLocked()
 	m.mu.Unlock()
 	defer func() {
 		// The round is over once its changes are reported.

@@ -68,6 +68,14 @@ func (set *replicaSet) wrote(user string, t time.Time) {
 	}
 }
 
+// nudge asks the monitor for fresh positions: a read waits for a fence
+// that is unknown or not reached (pool.Monitor.Nudge).
+func (set *replicaSet) nudge() {
+	if set.mon != nil {
+		set.mon.Nudge()
+	}
+}
+
 // userClock returns the clock of user's last write (read_user_writes).
 func (set *replicaSet) userClock(user string) *atomic.Int64 {
 	if c, ok := set.userWrites.Load(user); ok {
@@ -290,6 +298,7 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 		if at := set.writeFence(ss.poolKey.User); !at.IsZero() {
 			lsn, ok := view.FenceAfter(at)
 			if !ok {
+				set.nudge()
 				return routeDecision{reason: reasonReadYourOwn}
 			}
 			fence = lsn
@@ -300,6 +309,7 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 			if !ok {
 				// The monitor has not looked at the primary since the
 				// commit: its position is unknown yet.
+				set.nudge()
 				return routeDecision{reason: reasonReadYourOwn}
 			}
 			ss.fenceLSN, ss.fenceKnown = lsn, true
@@ -330,6 +340,7 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 	}
 	if best == nil {
 		if behind {
+			set.nudge() // a replica may have replayed it since its last check
 			return routeDecision{reason: reasonReadYourOwn}
 		}
 		return routeDecision{reason: reasonNoReplica}

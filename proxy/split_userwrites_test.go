@@ -2,9 +2,11 @@ package proxy_test
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -106,8 +108,12 @@ func TestSplitReplicaShareUnderWrites(t *testing.T) {
 	t.Parallel()
 	const db = "splitshare"
 	replicaDatabase(t, cluster, db)
-	for _, level := range []proxy.Consistency{proxy.ReadUserWrites, proxy.ReadAllWrites} {
-		t.Run(string(level), func(t *testing.T) {
+	for _, tc := range []struct {
+		level proxy.Consistency
+		pace  time.Duration // between the writer's commits; 0: none
+	}{{proxy.ReadUserWrites, 0}, {proxy.ReadAllWrites, 0}, {proxy.ReadUserWrites, 20 * time.Millisecond}, {proxy.ReadAllWrites, 20 * time.Millisecond}} {
+		level := tc.level
+		t.Run(fmt.Sprintf("%s/pace=%s", level, tc.pace), func(t *testing.T) {
 			p := splitProxy(t, cluster, db, func(c *config.Config) {
 				d := c.Proxy.Databases[db]
 				d.Consistency = level
@@ -134,13 +140,26 @@ func TestSplitReplicaShareUnderWrites(t *testing.T) {
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
 			wg.Add(1)
-			go func() { // the writer: one UPDATE after another, as fast as it can
+			go func() { // the writer: one UPDATE after another, paced or not
 				defer wg.Done()
+				var tick <-chan time.Time
+				if tc.pace > 0 {
+					ticker := time.NewTicker(tc.pace)
+					defer ticker.Stop()
+					tick = ticker.C
+				}
 				for v := base + 1; ; v++ {
 					select {
 					case <-stop:
 						return
 					default:
+					}
+					if tick != nil {
+						select {
+						case <-stop:
+							return
+						case <-tick:
+						}
 					}
 					if _, err := writer.Exec(ctx, "UPDATE share SET v = $1 WHERE id = 1", v); err != nil {
 						t.Error(err)
@@ -186,8 +205,8 @@ func TestSplitReplicaShareUnderWrites(t *testing.T) {
 			wg.Wait()
 			sr, sp, ss := same.reads.Load(), same.onReplica.Load(), same.stale.Load()
 			or, op := oth.reads.Load(), oth.onReplica.Load()
-			t.Logf("%s: writer %d commits; same user: %d reads, %d on the replica (%.1f%%), %d stale; other user: %d reads, %d on the replica (%.1f%%)",
-				level, acked.Load()-base, sr, sp, pct(sp, sr), ss, or, op, pct(op, or))
+			t.Logf("%s, a commit every %s: writer %d commits; same user: %d reads, %d on the replica (%.1f%%), %d stale; other user: %d reads, %d on the replica (%.1f%%)",
+				level, tc.pace, acked.Load()-base, sr, sp, pct(sp, sr), ss, or, op, pct(op, or))
 			if ss > 0 {
 				t.Errorf("%s: %d reads of the writing user saw a value older than a write acknowledged before they began", level, ss)
 			}
