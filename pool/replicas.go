@@ -131,8 +131,8 @@ type Monitor struct {
 	fresh         []LSN
 	nudge         chan struct{}
 	positionsDone chan struct{}
-	checked    chan struct{} // closed and replaced after each round
-	view       atomic.Pointer[ReplicaView]
+	checked       chan struct{} // closed and replaced after each round
+	view          atomic.Pointer[ReplicaView]
 
 	functions     atomic.Pointer[map[string]byte]
 	functionsKick chan struct{} // RefreshFunctions: load again at once
