@@ -125,7 +125,8 @@ type Database struct {
 	// DBName is the server's database name; empty means the client-visible name.
 	DBName string `yaml:"dbname"`
 	// User and Password log in to the server; empty means the client's user
-	// and that user's plaintext password.
+	// and that user's plaintext password (the replica monitor then logs in
+	// as the first user with one: monitorLogin).
 	User     string    `yaml:"user"`
 	Password string    `yaml:"password"`
 	PoolSize int       `yaml:"pool_size"`
