@@ -278,3 +278,47 @@ func TestSplitPgxLargeReadAndPipelineError(t *testing.T) {
 	}
 	step("last sync", "sync")
 }
+
+// TestSplitPgxHugeRequests: pgx's TestConnExecParamsMaxNumberOfParams
+// (65,535 parameters: a request over 1 MiB) and TestConnExecBatchHuge (a
+// batch of reads over 1 MiB, sent in parts) through the split.
+func TestSplitPgxHugeRequests(t *testing.T) {
+	t.Parallel()
+	const db = "splithuge"
+	replicaDatabase(t, cluster, db)
+	p := splitProxy(t, cluster, db, nil)
+	conn := connect(t, p.DSN(appUser, appPassword, db))
+	waitForReplicaReads(t, conn, cluster)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	const paramCount = 65535
+	params := make([]string, 0, paramCount)
+	args := make([][]byte, 0, paramCount)
+	for i := range paramCount {
+		params = append(params, fmt.Sprintf("($%d::text)", i+1))
+		args = append(args, []byte(strconv.Itoa(i)))
+	}
+	res := conn.PgConn().ExecParams(ctx, "values"+strings.Join(params, ", "), args, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != paramCount {
+		t.Fatalf("values with %d parameters: %d rows, %v", paramCount, len(res.Rows), res.Err)
+	}
+
+	const queries = 15_000 // about 1.5 MB of messages
+	batch := &pgconn.Batch{}
+	for i := range queries {
+		batch.ExecParams("select $1::text, inet_server_port()", [][]byte{[]byte(strconv.Itoa(i))}, nil, nil, nil)
+	}
+	results, err := conn.PgConn().ExecBatch(ctx, batch).ReadAll()
+	if err != nil || len(results) != queries {
+		t.Fatalf("batch of %d reads: %d results, %v", queries, len(results), err)
+	}
+	for i, r := range results {
+		if len(r.Rows) != 1 || string(r.Rows[0][0]) != strconv.Itoa(i) {
+			t.Fatalf("batch result %d: %q", i, r.Rows)
+		}
+	}
+	if port := string(results[queries-1].Rows[0][1]); port != strconv.Itoa(cluster.Replica.Port) {
+		t.Errorf("the batch's last read ran on %s, want the replica %d", port, cluster.Replica.Port)
+	}
+}
