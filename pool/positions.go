@@ -53,8 +53,11 @@ func (m *Monitor) runPositions() {
 			return
 		case <-m.nudge:
 		}
-		m.samplePositions(conns)
-		gap.Reset(minPositionGap)
+		wait := minPositionGap
+		if !m.samplePositions(conns) {
+			wait = max(wait, m.cfg.Interval) // a server failed: no storm of dials
+		}
+		gap.Reset(wait)
 		select {
 		case <-m.stop:
 			return
@@ -63,14 +66,15 @@ func (m *Monitor) runPositions() {
 	}
 }
 
-// samplePositions reads the primary's insert position, then every
-// replica's replay position, and publishes a view with them.
-func (m *Monitor) samplePositions(conns []*Conn) {
+// samplePositions reads the primary's insert position, then every healthy
+// replica's replay position, and publishes a view with them. It reports
+// whether every query succeeded.
+func (m *Monitor) samplePositions(conns []*Conn) bool {
 	timeout := max(m.cfg.Interval, time.Second)
 	sent := time.Now()
 	insert, err := query(m, conns, 0, m.primary, timeout, decodeLSN, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
 	if err != nil {
-		return // the round reports the primary
+		return false // the round reports the primary
 	}
 	// Only replicas in rotation: a down one would be dialed at every
 	// nudge; the rounds find when it is back.
@@ -82,6 +86,7 @@ func (m *Monitor) samplePositions(conns []*Conn) {
 	}
 	m.mu.Unlock()
 	replays := make([]LSN, len(targets))
+	failed := make([]bool, len(targets))
 	var wg sync.WaitGroup
 	for i := range targets {
 		if !healthy[i] {
@@ -90,13 +95,14 @@ func (m *Monitor) samplePositions(conns []*Conn) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			replays[i], _ = query(m, conns, i+1, targets[i], timeout, decodeLSN,
+			var err error
+			replays[i], err = query(m, conns, i+1, targets[i], timeout, decodeLSN,
 				"SELECT COALESCE(pg_catalog.pg_last_wal_replay_lsn()::text, '0/0')")
+			failed[i] = err != nil
 		}(i)
 	}
 	wg.Wait()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.recent = append(m.recent, Fence{At: sent, LSN: insert})
 	if len(m.recent) > maxRecentFences {
 		m.recent = append(m.recent[:0], m.recent[len(m.recent)-maxRecentFences:]...)
@@ -105,6 +111,13 @@ func (m *Monitor) samplePositions(conns []*Conn) {
 		m.fresh[i] = max(m.fresh[i], r)
 	}
 	m.publishLocked()
+	m.mu.Unlock()
+	for _, f := range failed {
+		if f {
+			return false
+		}
+	}
+	return true
 }
 
 func decodeLSN(row []string) (LSN, error) {
