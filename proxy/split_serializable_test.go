@@ -56,6 +56,13 @@ func TestSplitSerializableOnPrimary(t *testing.T) {
 			t.Errorf("read after SET default_transaction_isolation = serializable (%v) ran on %d, want the primary %d", mode, got, primary)
 		}
 	}
+	jdbc := connect(t, p.DSN(appUser, appPassword, db)) // what JDBC's setTransactionIsolation sends
+	if _, err := jdbc.Exec(ctx, "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE"); err != nil {
+		t.Fatal(err)
+	}
+	if got := serverPort(t, ctx, jdbc, portQuery); got != primary {
+		t.Errorf("read after SET SESSION CHARACTERISTICS ... SERIALIZABLE ran on %d, want the primary %d", got, primary)
+	}
 	opts := connect(t, p.DSN(appUser, appPassword, db)+" options='-c default_transaction_isolation=SERIALIZABLE'")
 	if got := serverPort(t, ctx, opts, portQuery); got != primary {
 		t.Errorf("read with default_transaction_isolation from startup options ran on %d, want the primary %d", got, primary)
