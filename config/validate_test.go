@@ -57,7 +57,7 @@ func TestValidateRules(t *testing.T) {
 		{"empty databases", "users: {alice: {password: p}}\ndatabases: {}\n",
 			[]Problem{{Key: "databases", Message: "at least one database is required"}}},
 		{"unknown consistency", withDatabases("  app: {host: h, consistency: strong}\n"),
-			[]Problem{{Key: "databases.app.consistency", Message: `must be read_your_writes, read_all_writes, eventual or primary_only, got "strong"`}}},
+			[]Problem{{Key: "databases.app.consistency", Message: `must be read_your_writes, read_user_writes, read_all_writes, eventual or primary_only, got "strong"`}}},
 		{"routing refresh below 1s", withMinimal("routing: {functions_refresh_interval: 100ms}\n"),
 			[]Problem{{Key: "routing.functions_refresh_interval", Message: "must be at least 1s"}}},
 		{"empty routing function name", withMinimal("routing: {write_functions: [f, ' '], read_functions: ['']}\n"),

@@ -51,11 +51,12 @@ type ReplicaStatus struct {
 	State  ReplicaState
 	// ReplayLSN is the WAL position the replica has applied, at CheckedAt.
 	ReplayLSN LSN
-	// LagBytes is how far the replay was behind the primary's position read
-	// just before. Lag is 0 when it had applied everything; otherwise the
-	// time since the primary was last seen at a position the replay has
-	// reached: an upper bound, precise to one check interval, that needs
-	// no transaction timestamps (an idle primary has none).
+	// LagBytes is how far the replay was behind the last position the
+	// replica can replay: the newest end of a WAL record the primary had
+	// flushed (see Monitor.replayable). Lag is 0 when it had applied that;
+	// otherwise the time since the primary was last seen at a position the
+	// replay has reached: an upper bound, precise to one check interval,
+	// that needs no transaction timestamps (an idle primary has none).
 	LagBytes  int64
 	Lag       time.Duration
 	CheckedAt time.Time
@@ -118,12 +119,32 @@ type Monitor struct {
 	mu         sync.Mutex
 	status     []ReplicaStatus
 	primaryLSN LSN
-	history    []lsnSample   // the primary's positions over the last checks, oldest first
-	checked    chan struct{} // closed and replaced after each round
-	view       atomic.Pointer[ReplicaView]
+	history    []lsnSample // the primary's positions over the last checks, oldest first
+	// replayable is the newest record end known flushed on the primary;
+	// unflushed are sampled record ends past the flush position then,
+	// oldest first (see advanceReplayable).
+	replayable LSN
+	unflushed  []LSN
+	// Positions sampled on demand between rounds (positions.go): recent
+	// fences, oldest first, and each replica's freshest replay position.
+	recent        []Fence
+	fresh         []LSN
+	nudge         chan struct{}
+	positionsDone chan struct{}
+	checked       chan struct{} // closed and replaced after each round
+	view          atomic.Pointer[ReplicaView]
 
 	functions     atomic.Pointer[map[string]byte]
 	functionsKick chan struct{} // RefreshFunctions: load again at once
+	// functionsMu orders loads against invalidations: functionsGen counts
+	// RefreshFunctions calls, and a load stores its result only if none
+	// happened since it began (see storeFunctions).
+	functionsMu  sync.Mutex
+	functionsGen uint64
+	// serializable: roles whose sessions on the database default to the
+	// serializable isolation level ("" for every role), loaded with
+	// functions from pg_db_role_setting.
+	serializable atomic.Pointer[map[string]bool]
 
 	stop chan struct{}
 	done chan struct{}
@@ -132,7 +153,7 @@ type Monitor struct {
 // lsnSample is the primary's WAL position at a time.
 type lsnSample struct {
 	at  time.Time // when the answer came
-	lsn LSN       // pg_current_wal_lsn(): written out, what replicas can have
+	lsn LSN       // the end of the last record inserted then (= insert)
 	// sent is when the question was sent and insert the primary's
 	// pg_current_wal_insert_lsn() then: every transaction that committed
 	// before sent ends at or before insert, also with synchronous_commit
@@ -186,6 +207,9 @@ func NewMonitor(cfg MonitorConfig, connCfg Config, primary Target, replicas []Ta
 		functionsKick: make(chan struct{}, 1),
 		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
+		fresh:         make([]LSN, len(replicas)),
+		nudge:         make(chan struct{}, 1),
+		positionsDone: make(chan struct{}),
 	}
 	for i, t := range replicas {
 		m.status[i].Target = t
@@ -194,12 +218,16 @@ func NewMonitor(cfg MonitorConfig, connCfg Config, primary Target, replicas []Ta
 }
 
 // Start runs the checks until Stop.
-func (m *Monitor) Start() { go m.run() }
+func (m *Monitor) Start() {
+	go m.run()
+	go m.runPositions()
+}
 
 // Stop ends the checks and closes the monitor's connections.
 func (m *Monitor) Stop() {
 	close(m.stop)
 	<-m.done
+	<-m.positionsDone
 }
 
 // Status returns every replica's last check, in configuration order.
@@ -282,7 +310,7 @@ func (m *Monitor) round(conns []*Conn) {
 			p[i] = lsn
 		}
 		return p, nil
-	}, "SELECT pg_catalog.pg_current_wal_lsn()::text, pg_catalog.pg_current_wal_insert_lsn()::text")
+	}, "SELECT pg_catalog.pg_current_wal_flush_lsn()::text, pg_catalog.pg_current_wal_insert_lsn()::text")
 	primaryLSN := positions[0]
 	if perr != nil {
 		// Without the primary's position lag cannot be measured; the
@@ -321,7 +349,8 @@ func (m *Monitor) round(conns []*Conn) {
 	m.mu.Lock()
 	if perr == nil {
 		m.primaryLSN = primaryLSN
-		m.history = append(m.history, lsnSample{at: primaryAt, lsn: primaryLSN, sent: sent, insert: positions[1]})
+		m.advanceReplayable(primaryLSN, positions[1])
+		m.history = append(m.history, lsnSample{at: primaryAt, lsn: positions[1], sent: sent, insert: positions[1]})
 		// Keep enough history to tell lag up to twice the limit.
 		horizon := primaryAt.Add(-2*max(m.cfg.MaxLag, 5*m.cfg.Interval) - m.cfg.Interval)
 		drop := 0
@@ -338,21 +367,16 @@ func (m *Monitor) round(conns []*Conn) {
 		switch {
 		case errs[i] != nil:
 			st.State, st.Err = ReplicaDown, errs[i].Error()
+			m.fresh[i] = 0
 		case !r.inRecovery:
+			m.fresh[i] = 0
 			st.State = ReplicaPromoted
 			st.ReplayLSN, st.LagBytes, st.Lag = 0, 0, 0
 		default:
 			st.ReplayLSN = r.replay
 			st.LagBytes, st.Lag = 0, 0
-			if perr == nil && r.replay < primaryLSN {
-				st.LagBytes = int64(primaryLSN - r.replay)
-				st.Lag = now.Sub(m.history[0].at) // behind everything remembered
-				for k := len(m.history) - 1; k >= 0; k-- {
-					if m.history[k].lsn <= r.replay {
-						st.Lag = now.Sub(m.history[k].at)
-						break
-					}
-				}
+			if perr == nil {
+				st.LagBytes, st.Lag = m.lagLocked(r.replay, now)
 			}
 			st.State = ReplicaHealthy
 			if perr != nil {
@@ -367,11 +391,7 @@ func (m *Monitor) round(conns []*Conn) {
 		}
 		m.status[i] = st
 	}
-	fences := make([]Fence, len(m.history))
-	for i, h := range m.history {
-		fences[i] = Fence{At: h.sent, LSN: h.insert}
-	}
-	m.view.Store(NewReplicaView(append([]ReplicaStatus(nil), m.status...), fences))
+	m.publishLocked()
 	m.mu.Unlock()
 	defer func() {
 		// The round is over once its changes are reported.
@@ -394,71 +414,54 @@ func (m *Monitor) round(conns []*Conn) {
 	}
 }
 
-// functionsQuery lists every function by schema and name with the most
-// volatile of its overloads ('i' < 's' < 'v' in byte order).
-const functionsQuery = "SELECT n.nspname, p.proname, max(p.provolatile::text) FROM pg_catalog.pg_proc p" +
-	" JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace GROUP BY 1, 2"
-
-// Functions returns the volatility of the primary's functions, as
-// pg_proc.provolatile ('i', 's', 'v'), by bare name and by "schema.name";
-// a bare name shared by several schemas has the most volatile of them.
-// It is nil before the first load, after RefreshFunctions until the next
-// one, and without MonitorConfig.FunctionsEvery. The map is read only.
-func (m *Monitor) Functions() map[string]byte {
-	if p := m.functions.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-// RefreshFunctions forgets the loaded volatility (a function may have
-// changed: DDL ran) and has it loaded again at once.
-func (m *Monitor) RefreshFunctions() {
-	if m.cfg.FunctionsEvery <= 0 {
+// advanceReplayable records a round's primary positions: flush, what
+// replicas can have received, and insert, the end of the last record.
+// A replica replays whole records only: when the flush position falls
+// inside a record (its first pages written, the rest still in the WAL
+// buffers, as when the primary goes quiet after a large asynchronous
+// write), the replica stops at the record's start, bytes short of the
+// flush position, until the primary writes more. Measured against flush,
+// such a replica would look lagging for as long as the primary stays
+// quiet. So the target is the newest sampled record end at or before
+// flush: every commit the replica can see ends at or before it.
+func (m *Monitor) advanceReplayable(flush, insert LSN) {
+	if insert <= flush {
+		m.replayable = max(m.replayable, insert)
+		m.unflushed = m.unflushed[:0]
 		return
 	}
-	m.functions.Store(nil)
-	select {
-	case m.functionsKick <- struct{}{}:
-	default:
+	keep := m.unflushed[:0]
+	for _, l := range m.unflushed {
+		if l <= flush {
+			m.replayable = max(m.replayable, l)
+		} else {
+			keep = append(keep, l)
+		}
+	}
+	m.unflushed = append(keep, insert)
+	if len(m.unflushed) > maxUnflushed {
+		m.unflushed = m.unflushed[1:]
 	}
 }
 
-// loadFunctions reads pg_proc on the primary; it reports success.
-func (m *Monitor) loadFunctions(conns []*Conn) bool {
-	timeout := max(m.cfg.Interval, 5*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if conns[0] == nil {
-		cfg := m.connCfg
-		cfg.ServerConnectTimeout = timeout
-		c, err := dial(ctx, &cfg, m.primary)
-		if err != nil {
-			m.log.Debug("replica monitor: loading functions failed", "err", err)
-			return false
-		}
-		conns[0] = c
+// maxUnflushed bounds the record ends remembered past the flush position.
+const maxUnflushed = 64
+
+// lagLocked measures a replica that has replayed up to replay: bytes
+// behind the replayable position and, when behind, the time since the
+// primary was last seen at a position the replay has reached.
+func (m *Monitor) lagLocked(replay LSN, now time.Time) (int64, time.Duration) {
+	if replay >= m.replayable {
+		return 0, 0
 	}
-	rows, err := conns[0].Query(ctx, functionsQuery)
-	if err != nil {
-		conns[0].close()
-		conns[0] = nil
-		m.log.Warn("replica monitor: loading function volatility from pg_proc failed", "err", err)
-		return false
-	}
-	funcs := make(map[string]byte, 2*len(rows))
-	for _, r := range rows {
-		if len(r) != 3 || len(r[2]) != 1 {
-			continue
-		}
-		v := r[2][0]
-		funcs[r[0]+"."+r[1]] = v
-		if old, ok := funcs[r[1]]; !ok || v > old {
-			funcs[r[1]] = v
+	lag := now.Sub(m.history[0].at) // behind everything remembered
+	for k := len(m.history) - 1; k >= 0; k-- {
+		if m.history[k].lsn <= replay {
+			lag = now.Sub(m.history[k].at)
+			break
 		}
 	}
-	m.functions.Store(&funcs)
-	return true
+	return int64(m.replayable - replay), lag
 }
 
 // query runs sql on conns[i] (dialing t if needed) and decodes its one row.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgone/pgone/internal/pgtest"
 )
 
@@ -167,5 +169,86 @@ func TestFenceAfter(t *testing.T) {
 	}
 	if _, ok := (*ReplicaView)(nil).FenceAfter(base); ok {
 		t.Error("a nil view has a fence")
+	}
+}
+
+// TestMonitorQuietAfterPartialRecord: the primary goes quiet after a large
+// asynchronous write whose last record is only partly written: the flush
+// position ends a WAL page inside that record, and the replica, which
+// replays whole records, stays bytes short of it for as long as the
+// primary is quiet (the replica "184 bytes behind"). It has all
+// there is to replay: the monitor must report lag 0 and keep it healthy.
+func TestMonitorQuietAfterPartialRecord(t *testing.T) {
+	t.Parallel()
+	// Small WAL buffers make the backend write whole pages itself; the
+	// WAL writer, which would flush the rest, sleeps 10s.
+	c := pgtest.New(t, pgtest.Options{Replica: true, Settings: map[string]string{
+		"wal_buffers": "64kB", "wal_writer_delay": "10s", "synchronous_commit": "off"}})
+	const maxLag = 300 * time.Millisecond
+	m, changes := monitorOf(t, c, maxLag)
+	waitState(t, m, ReplicaHealthy, 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Exec(ctx, "CREATE TABLE quiet (a int); INSERT INTO quiet SELECT generate_series(1, 20000)"); err != nil {
+		t.Fatal(err)
+	}
+	// The write itself may outrun the replica for a moment; once it is
+	// healthy again the primary stays quiet: five times the lag limit of
+	// rounds with no state change.
+	waitState(t, m, ReplicaHealthy, 10*time.Second)
+	before := len(changes())
+	for end := time.Now().Add(5 * maxLag); time.Now().Before(end); {
+		if err := m.WaitCheck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The case under test: the replica is behind the flush position.
+	primary, err := pgx.Connect(ctx, c.Primary.DSN(pgtest.SuperUser, pgtest.SuperPassword, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close(context.Background())
+	var behind int64
+	if err := primary.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn() - $1::text::pg_lsn", m.Status()[0].ReplayLSN.String()).Scan(&behind); err != nil {
+		t.Fatal(err)
+	}
+	if behind <= 0 {
+		t.Fatalf("the replica replayed everything flushed (%d bytes behind): the test cannot show the partial record", behind)
+	}
+	t.Logf("replica %d bytes behind the flush position, status %+v", behind, m.Status()[0])
+	if st := m.Status()[0]; st.State != ReplicaHealthy || st.LagBytes != 0 || st.Lag != 0 {
+		t.Errorf("quiet replica short of a partial record: %+v; want healthy with lag 0", st)
+	}
+	if got := changes(); len(got) != before {
+		t.Errorf("state changes %v during the quiet period (after %d): the quiet replica left the healthy state", got, before)
+	}
+}
+
+// TestFunctionsLoadRacingInvalidation: a pg_proc load that began before an
+// invalidation (DDL committed while it ran) must not store what it read:
+// the function it saw stable may be volatile now. A load begun after the
+// invalidation stores. The interleaving is forced step by step.
+func TestFunctionsLoadRacingInvalidation(t *testing.T) {
+	t.Parallel()
+	cfg := Config{}
+	cfg.Defaults()
+	m := NewMonitor(MonitorConfig{Interval: time.Second, FunctionsEvery: time.Hour}, cfg, Target{}, nil,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if !m.storeFunctions(m.beginFunctionsLoad(), map[string]byte{"twice": 'i'}, nil) {
+		t.Fatal("a load with no invalidation since it began was not stored")
+	}
+	stale := m.beginFunctionsLoad() // reads pg_proc before the DDL commits
+	m.RefreshFunctions()            // the DDL committed: invalidate
+	if m.Functions() != nil {
+		t.Fatalf("after RefreshFunctions: %v, want nil (unknown) until the next load", m.Functions())
+	}
+	if m.storeFunctions(stale, map[string]byte{"twice": 'i'}, nil) {
+		t.Error("a load begun before the invalidation was stored")
+	}
+	if f := m.Functions(); f != nil {
+		t.Fatalf("after the stale load: volatility %v, want nil: twice would be routed as immutable", f)
+	}
+	if !m.storeFunctions(m.beginFunctionsLoad(), map[string]byte{"twice": 'v'}, nil) || m.Functions()["twice"] != 'v' {
+		t.Errorf("a load begun after the invalidation: %v, want twice volatile", m.Functions())
 	}
 }

@@ -66,6 +66,12 @@ const (
 	// client: for applications that write on one pooled connection and
 	// read on another.
 	ReadAllWrites Consistency = "read_all_writes"
+	// ReadUserWrites: a read goes to replicas that have applied every write
+	// committed through pgone to the database by the same user, on any of
+	// its connections: read_all_writes for one application (user) at a
+	// time, so one user's writes do not keep another's reads off the
+	// replicas.
+	ReadUserWrites Consistency = "read_user_writes"
 	// Eventual: reads go to any usable replica, possibly before the
 	// client's own last write is there.
 	Eventual Consistency = "eventual"
@@ -77,10 +83,10 @@ const (
 // read_your_writes.
 func (c Consistency) Validate() error {
 	switch c {
-	case "", ReadYourWrites, ReadAllWrites, Eventual, PrimaryOnly:
+	case "", ReadYourWrites, ReadUserWrites, ReadAllWrites, Eventual, PrimaryOnly:
 		return nil
 	}
-	return fmt.Errorf("must be read_your_writes, read_all_writes, eventual or primary_only, got %q", string(c))
+	return fmt.Errorf("must be read_your_writes, read_user_writes, read_all_writes, eventual or primary_only, got %q", string(c))
 }
 
 // Limits bound clients.
@@ -120,7 +126,8 @@ type Database struct {
 	// DBName is the server's database name; empty means the client-visible name.
 	DBName string `yaml:"dbname"`
 	// User and Password log in to the server; empty means the client's user
-	// and that user's plaintext password.
+	// and that user's plaintext password (the replica monitor then logs in
+	// as the first user with one: monitorLogin).
 	User     string    `yaml:"user"`
 	Password string    `yaml:"password"`
 	PoolSize int       `yaml:"pool_size"`

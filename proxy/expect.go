@@ -78,6 +78,32 @@ func (q *expectQueue) front() *expectation {
 	return &q.items[q.head]
 }
 
+// open reports whether the last message sent was neither a Sync nor a
+// Query nor a FunctionCall: the server waits for more of the request, and
+// the replies already due may need it (an error skips to the next Sync).
+func (q *expectQueue) open() bool {
+	if q.len() == 0 {
+		return false
+	}
+	switch q.items[len(q.items)-1].kind {
+	case 'S', 'Q', 'F':
+		return false
+	}
+	return true
+}
+
+// skipUnanswered removes the expectations ahead of the first Sync, Query
+// or FunctionCall when a ReadyForQuery comes: the server answered none of
+// them, so an error (reported before they were sent) made it skip them. It
+// appends them to dst in order, for undoing what their sending was assumed
+// to do.
+func (q *expectQueue) skipUnanswered(dst []expectation) []expectation {
+	if e := q.front(); e == nil || e.kind == 'S' || e.kind == 'Q' || e.kind == 'F' {
+		return dst
+	}
+	return q.takeToSync(dst)
+}
+
 func (q *expectQueue) pop() {
 	q.items[q.head] = expectation{}
 	q.head++

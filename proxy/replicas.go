@@ -4,24 +4,29 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/proxy/auth"
 )
 
 // replicaMonitors runs a pool.Monitor for each configured database that has
-// replicas and a server user of its own (the monitor logs in as that user).
-// The read/write split will route by what they report; for now they feed
-// SHOW REPLICAS, the metrics and the log.
+// replicas; the monitor logs in as the database's server user or, when it
+// has none (each client logs in as itself), as the first configured user
+// with a plaintext password (monitorLogin). The read/write split routes by
+// what they report; they also feed SHOW REPLICAS, the metrics and the log.
 type replicaMonitors struct {
 	mu       sync.Mutex
 	started  bool
 	stopped  bool
 	monitors map[string]*monitorEntry // by client-visible database name
-	// lastWrite keeps each database's read_all_writes clock across reloads.
-	lastWrite map[string]*atomic.Int64
+	// lastWrite keeps each database's read_all_writes clock across
+	// reloads, userWrites its read_user_writes clocks.
+	lastWrite  map[string]*atomic.Int64
+	userWrites map[string]*sync.Map
 }
 
 type monitorEntry struct {
@@ -52,7 +57,13 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 	}
 	want := map[string]bool{}
 	for name, db := range snap.cfg.Databases {
-		if name == WildcardDatabase || len(db.Replicas) == 0 || db.User == "" {
+		if name == WildcardDatabase || len(db.Replicas) == 0 {
+			continue
+		}
+		user, password, ok := monitorLogin(db, snap.cfg)
+		if !ok {
+			s.log.Warn("read/write split off: no login to monitor the replicas with; reads go to the primary",
+				"database", name, "fix", "set databases."+name+".user and password")
 			continue
 		}
 		want[name] = true
@@ -60,10 +71,10 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 		if dbname == "" {
 			dbname = name
 		}
-		primary := pool.Target{Host: db.Host, Port: db.Port, Database: dbname, User: db.User, Password: db.Password}
+		primary := pool.Target{Host: db.Host, Port: db.Port, Database: dbname, User: user, Password: password}
 		replicas := make([]pool.Target, len(db.Replicas))
 		for i, r := range db.Replicas {
-			replicas[i] = pool.Target{Host: r.Host, Port: r.Port, Database: dbname, User: db.User, Password: db.Password}
+			replicas[i] = pool.Target{Host: r.Host, Port: r.Port, Database: dbname, User: user, Password: password}
 		}
 		mcfg := pool.MonitorConfig{Interval: snap.poolCfg.ReplicaCheckInterval, MaxLag: snap.poolCfg.MaxReplicaLag,
 			FunctionsEvery: snap.cfg.Routing.FunctionsRefreshInterval}
@@ -88,6 +99,69 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 	s.publishSplits(snap)
 }
 
+// monitorLogin returns the server login a database's replica monitor
+// uses: its server user, or without one the first client user (by name,
+// admin users last) pgone can log in to the server as: a plaintext
+// password, as the pools of such a database use (hashes and SCRAM
+// verifiers cannot log in), else a trust user (the server may trust it).
+// ok is false when there is none: the split cannot be monitored.
+func monitorLogin(db Database, cfg Config) (user, password string, ok bool) {
+	if db.User != "" {
+		return db.User, db.Password, true
+	}
+	admin := map[string]bool{}
+	for _, name := range cfg.AdminUsers {
+		admin[name] = true
+	}
+	names := sortedKeys(cfg.Users)
+	sort.SliceStable(names, func(i, j int) bool { return !admin[names[i]] && admin[names[j]] })
+	trust := ""
+	for _, name := range names {
+		pw := cfg.Users[name].Password
+		switch {
+		case pw == "":
+			if trust == "" {
+				trust = name
+			}
+		case !auth.IsSCRAMVerifier(pw) && !isMD5Hash(pw):
+			return name, pw, true
+		}
+	}
+	return trust, "", trust != ""
+}
+
+// isMD5Hash reports whether a configured password is an md5 hash ("md5"
+// and 32 hex digits) rather than plaintext.
+func isMD5Hash(pw string) bool {
+	hex, ok := strings.CutPrefix(pw, "md5")
+	if !ok || len(hex) != 32 {
+		return false
+	}
+	for _, c := range hex {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// SplitWarnings lists the databases whose replicas are configured but
+// cannot be used: no login to monitor them with (see monitorLogin). Each
+// text starts with its key path, as Validate's errors do.
+func (c *Config) SplitWarnings() []string {
+	var out []string
+	for _, name := range sortedKeys(c.Databases) {
+		db := c.Databases[name]
+		if name == WildcardDatabase || len(db.Replicas) == 0 {
+			continue
+		}
+		if _, _, ok := monitorLogin(db, *c); !ok {
+			out = append(out, fmt.Sprintf("databases.%s.replicas: the read/write split is off: user is empty and no configured user has a plaintext password to monitor the replicas with; set databases.%s.user and password", name, name))
+		}
+	}
+	return out
+}
+
 // publishSplits makes the replica set of every monitored database, for
 // routing. rm.mu is held.
 func (s *Server) publishSplits(snap *snapshot) {
@@ -110,7 +184,15 @@ func (s *Server) publishSplits(snap *snapshot) {
 			clock = new(atomic.Int64)
 			s.replicaMons.lastWrite[name] = clock
 		}
-		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m, lastWrite: clock}
+		users := s.replicaMons.userWrites[name]
+		if users == nil {
+			if s.replicaMons.userWrites == nil {
+				s.replicaMons.userWrites = map[string]*sync.Map{}
+			}
+			users = new(sync.Map)
+			s.replicaMons.userWrites[name] = users
+		}
+		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m, lastWrite: clock, userWrites: users}
 		if set.consistency == "" {
 			set.consistency = ReadYourWrites
 		}

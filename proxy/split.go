@@ -3,6 +3,8 @@ package proxy
 import (
 	"net"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +34,10 @@ type replicaSet struct {
 	// database's, shared by the sets a reload makes, so no write is lost
 	// between them.
 	lastWrite *atomic.Int64
+	// userWrites is lastWrite per client user (read_user_writes): user
+	// name to *atomic.Int64, shared across reloads like lastWrite. Users
+	// are the configured ones, so it stays small.
+	userWrites *sync.Map
 }
 
 // monoBase anchors times kept in atomics, so they keep the monotonic clock.
@@ -39,18 +45,61 @@ var monoBase = time.Now()
 
 // fenced reports whether the set's reads wait for writes.
 func (set *replicaSet) fenced() bool {
-	return set.consistency == ReadYourWrites || set.consistency == ReadAllWrites
+	switch set.consistency {
+	case ReadYourWrites, ReadUserWrites, ReadAllWrites:
+		return true
+	}
+	return false
 }
 
-// wrote records that a request that may have written ended at t.
-func (set *replicaSet) wrote(t time.Time) {
+// wrote records that a request of user that may have written ended at t:
+// for the database (read_all_writes) or for the user (read_user_writes).
+func (set *replicaSet) wrote(user string, t time.Time) {
+	clock := set.lastWrite
+	if set.consistency == ReadUserWrites {
+		clock = set.userClock(user)
+	}
 	d := int64(t.Sub(monoBase))
 	for {
-		old := set.lastWrite.Load()
-		if old >= d || set.lastWrite.CompareAndSwap(old, d) {
+		old := clock.Load()
+		if old >= d || clock.CompareAndSwap(old, d) {
 			return
 		}
 	}
+}
+
+// nudge asks the monitor for fresh positions: a read waits for a fence
+// that is unknown or not reached (pool.Monitor.Nudge).
+func (set *replicaSet) nudge() {
+	if set.mon != nil {
+		set.mon.Nudge()
+	}
+}
+
+// userClock returns the clock of user's last write (read_user_writes).
+func (set *replicaSet) userClock(user string) *atomic.Int64 {
+	if c, ok := set.userWrites.Load(user); ok {
+		return c.(*atomic.Int64)
+	}
+	c, _ := set.userWrites.LoadOrStore(user, new(atomic.Int64))
+	return c.(*atomic.Int64)
+}
+
+// writeFence returns when the last write a read of user must see ended,
+// under the set's consistency (read_all_writes, read_user_writes); zero
+// when there is none or the level does not share fences.
+func (set *replicaSet) writeFence(user string) time.Time {
+	var d int64
+	switch set.consistency {
+	case ReadAllWrites:
+		d = set.lastWrite.Load()
+	case ReadUserWrites:
+		d = set.userClock(user).Load()
+	}
+	if d == 0 {
+		return time.Time{}
+	}
+	return monoBase.Add(time.Duration(d))
 }
 
 // replicaSlot is one replica of a set. Slots outlive reloads that keep the
@@ -100,7 +149,7 @@ type routeDecision struct {
 func (r routeDecision) mayWrite() bool {
 	switch r.reason {
 	case reasonNoReplica, reasonReadYourOwn, reasonReplicaError, router.ReasonEmpty.String(),
-		router.ReasonServerDependent.String():
+		router.ReasonServerDependent.String(), router.ReasonSerializable.String():
 		return false
 	}
 	return true
@@ -135,7 +184,8 @@ func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
 // and something runs. reason is the router's or pgone's word for it.
 func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reason string) {
 	snap := ss.srv.snap.Load()
-	rs := router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.functions(), WriteFunctions: snap.writeFuncs, ReadFunctions: snap.readFuncs}
+	rs := router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.functions(), WriteFunctions: snap.writeFuncs, ReadFunctions: snap.readFuncs,
+		DefaultSerializable: serializableSetting(ss.settingsKey) || set.mon.SerializableDefault(ss.target.User)}
 	read = true
 	check := func(text string) {
 		if router.PlainRead(text) {
@@ -207,6 +257,40 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 	return true, reason
 }
 
+// mayMoveLocked reports whether a request may leave the replica server the
+// session holds for the primary, once that server's replies are in. Only a
+// request that runs a statement needing the primary may, and only when
+// every message before it ended in a Sync, Query or FunctionCall: the
+// replies to an open pipeline (ended by Flush, or the first part of a
+// request over 1 MiB) need the client's next messages, so waiting for them
+// would deadlock, and a request without statement text (a lone Sync,
+// Execute+Sync, the tail of a long request) continues what the held server
+// began. Such requests go to the held server. Called with mu held.
+func (ss *session) mayMoveLocked(set *replicaSet, req *request) bool {
+	if ss.expect.open() {
+		return false
+	}
+	if set == nil {
+		return true // the split was turned off: the primary
+	}
+	read, reason := ss.requestIsRead(set, req)
+	return !read && reason != router.ReasonEmpty.String() && reason != reasonUnnamed
+}
+
+// serializableSetting reports whether a session's settings (the statement
+// applying them, as settingsKeyOf or applyParamsSQL writes it: SET,
+// set_config, startup options) make default_transaction_isolation
+// serializable. It allocates nothing: it runs for every routed request.
+func serializableSetting(settingsKey string) bool {
+	const name, value = "default_transaction_isolation', E'", "serializable'"
+	i := strings.Index(settingsKey, name)
+	if i < 0 {
+		return false
+	}
+	rest := settingsKey[i+len(name):]
+	return len(rest) >= len(value) && strings.EqualFold(rest[:len(value)], value)
+}
+
 // pickReplica chooses among the usable replicas the one with the fewest
 // reads in flight for its weight; with read_your_writes, only replicas
 // that have applied the client's last commit.
@@ -216,10 +300,11 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 	}
 	var fence pool.LSN
 	switch {
-	case set.consistency == ReadAllWrites:
-		if d := set.lastWrite.Load(); d != 0 {
-			lsn, ok := view.FenceAfter(monoBase.Add(time.Duration(d)))
+	case set.consistency == ReadAllWrites || set.consistency == ReadUserWrites:
+		if at := set.writeFence(ss.poolKey.User); !at.IsZero() {
+			lsn, ok := view.FenceAfter(at)
 			if !ok {
+				set.nudge()
 				return routeDecision{reason: reasonReadYourOwn}
 			}
 			fence = lsn
@@ -230,6 +315,7 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 			if !ok {
 				// The monitor has not looked at the primary since the
 				// commit: its position is unknown yet.
+				set.nudge()
 				return routeDecision{reason: reasonReadYourOwn}
 			}
 			ss.fenceLSN, ss.fenceKnown = lsn, true
@@ -260,6 +346,7 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 	}
 	if best == nil {
 		if behind {
+			set.nudge() // a replica may have replayed it since its last check
 			return routeDecision{reason: reasonReadYourOwn}
 		}
 		return routeDecision{reason: reasonNoReplica}
@@ -279,8 +366,8 @@ func (ss *session) releasedLocked() {
 	if ss.mayWrite {
 		ss.mayWrite = false
 		ss.fenceAt, ss.fenceKnown = time.Now(), false
-		if set := ss.splitFor(); set != nil && set.consistency == ReadAllWrites {
-			set.wrote(ss.fenceAt)
+		if set := ss.splitFor(); set != nil {
+			set.wrote(ss.poolKey.User, ss.fenceAt)
 		}
 	}
 	if ss.ddl {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,9 +109,9 @@ func TestPickReplicaReadAllWrites(t *testing.T) {
 	if d := reader.pickReplica(set, view, "read"); d.slot == nil {
 		t.Fatalf("nobody wrote: got the primary (%s), want the replica", d.reason)
 	}
-	set.wrote(now.Add(-2 * time.Second))
-	set.wrote(now) // another client's write; the max is kept
-	set.wrote(now.Add(-time.Second))
+	set.wrote("a", now.Add(-2*time.Second))
+	set.wrote("b", now) // another client's write; the max is kept
+	set.wrote("a", now.Add(-time.Second))
 	if d := reader.pickReplica(set, view, "read"); d.slot != nil || d.reason != reasonReadYourOwn {
 		t.Errorf("replica at 100 behind another client's write (fence 150): got %+v, want the primary", d)
 	}
@@ -118,8 +119,40 @@ func TestPickReplicaReadAllWrites(t *testing.T) {
 	if d := reader.pickReplica(set, view, "read"); d.slot == nil {
 		t.Errorf("replica caught up: got the primary (%s)", d.reason)
 	}
-	set.wrote(now.Add(time.Second)) // after the last sample
+	set.wrote("a", now.Add(time.Second)) // after the last sample
 	if d := reader.pickReplica(set, view, "read"); d.slot != nil {
 		t.Errorf("write after the last sample: got a replica, want the primary")
+	}
+}
+
+// TestPickReplicaReadUserWrites: with read_user_writes a read is fenced by
+// the last write of its user, on any connection, and not by another
+// user's.
+func TestPickReplicaReadUserWrites(t *testing.T) {
+	t.Parallel()
+	set := &replicaSet{database: "db", consistency: ReadUserWrites, lastWrite: new(atomic.Int64), userWrites: new(sync.Map)}
+	set.add(Replica{Host: "10.0.0.1", Port: 5432}, nil)
+	now := time.Now()
+	view := pool.NewReplicaView([]pool.ReplicaStatus{{State: pool.ReplicaHealthy, CheckedAt: now, ReplayLSN: 100}},
+		[]pool.Fence{{At: now.Add(-time.Second), LSN: 50}, {At: now.Add(time.Millisecond), LSN: 150}})
+	alice := &session{poolKey: pool.Key{Database: "db", User: "alice"}}
+	bob := &session{poolKey: pool.Key{Database: "db", User: "bob"}}
+	set.wrote("alice", now) // on another of alice's connections
+	if d := alice.pickReplica(set, view, "read"); d.slot != nil || d.reason != reasonReadYourOwn {
+		t.Errorf("alice's read behind alice's write (fence 150, replica at 100): got %+v, want the primary", d)
+	}
+	if d := bob.pickReplica(set, view, "read"); d.slot == nil {
+		t.Errorf("bob's read after alice's write: got the primary (%s), want the replica", d.reason)
+	}
+	view.Replicas[0].ReplayLSN = 150
+	if d := alice.pickReplica(set, view, "read"); d.slot == nil {
+		t.Errorf("replica caught up with alice's write: got the primary (%s)", d.reason)
+	}
+	set.wrote("alice", now.Add(time.Second)) // after the last sample
+	if d := alice.pickReplica(set, view, "read"); d.slot != nil {
+		t.Errorf("alice's write after the last sample: got a replica, want the primary")
+	}
+	if d := bob.pickReplica(set, view, "read"); d.slot == nil {
+		t.Errorf("bob, after alice's newer write: got the primary (%s), want the replica", d.reason)
 	}
 }

@@ -277,6 +277,7 @@ func TestSplitWithOwnReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("ReadYourWrites", func(t *testing.T) { testReadYourWrites(t, cl) })
+	t.Run("ReadUserWrites", func(t *testing.T) { testReadUserWrites(t, cl) })
 	t.Run("ReplicaStoppedUnderLoad", func(t *testing.T) { testReplicaStoppedUnderLoad(t, cl) })
 	t.Run("LaggingReplicaLeavesRotation", func(t *testing.T) { testLaggingReplica(t, cl) })
 }

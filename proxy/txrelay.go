@@ -348,22 +348,15 @@ func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
 	ss.mu.Lock()
 	server := ss.server
 	draining := ss.draining
-	if server != nil && ss.slot != nil {
-		// A replica still answers earlier pipelined requests. A request for
-		// the primary waits for those answers: if they leave no
-		// transaction open the replica is released and the request is
+	if server != nil && ss.slot != nil && ss.mayMoveLocked(set, req) {
+		// A replica still answers earlier pipelined requests, all synced.
+		// A request for the primary waits for those answers: if they leave
+		// no transaction open the replica is released and the request is
 		// routed afresh; inside a read-only transaction it stays there.
-		forPrimary := set == nil
-		if !forPrimary {
-			read, _ := ss.requestIsRead(set, req)
-			forPrimary = !read
+		for ss.server == server && (ss.pending > 0 || ss.expect.len() > 0) && !ss.closed {
+			ss.idle.Wait()
 		}
-		if forPrimary {
-			for ss.server == server && (ss.pending > 0 || ss.expect.len() > 0) && !ss.closed {
-				ss.idle.Wait()
-			}
-			server = ss.server
-		}
+		server = ss.server
 	}
 	if server != nil && ss.slot == nil && !ss.mayWrite && set != nil && set.fenced() {
 		// Another request on an attached primary (pipelined, or in a
@@ -698,6 +691,14 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 		ss.wmu.Lock()
 		ss.mu.Lock()
 		forward, release := true, false
+		if typ == 'Z' {
+			// What was sent after an error already reported got no reply:
+			// the server skipped it to this Sync.
+			skipped := ss.expect.skipUnanswered(nil)
+			for i := len(skipped) - 1; i >= 0; i-- {
+				ss.undoLocked(&server.State, skipped[i], false)
+			}
+		}
 		e := ss.expect.front()
 
 		switch {

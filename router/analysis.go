@@ -37,6 +37,7 @@ type analysis struct {
 	tx              TxEffect
 	txReadOnly      bool
 	txReadWrite     bool
+	txSerializable  bool // BEGIN/SET TRANSACTION named ISOLATION LEVEL SERIALIZABLE
 	txChain         bool
 	changesSettings bool
 	discardAll      bool
@@ -83,6 +84,9 @@ func decide(a *analysis, s *Session) Decision {
 				d.Target, d.Reason = TargetPrimary, ReasonTransaction
 			}
 		}
+	}
+	if d.Target == TargetReplica && (a.txSerializable || s.DefaultSerializable) {
+		d.Target, d.Reason = TargetPrimary, ReasonSerializable
 	}
 	if a.hintPrimary {
 		d.Cacheable = false

@@ -77,6 +77,10 @@ const (
 	// ReasonTooComplex: the text nests deeper than pg_query is trusted with
 	// (bound.go); it was not parsed.
 	ReasonTooComplex
+	// ReasonSerializable: a read or read-only transaction at the
+	// serializable isolation level (BEGIN/SET TRANSACTION ISOLATION LEVEL
+	// SERIALIZABLE, or Session.DefaultSerializable): a standby refuses it.
+	ReasonSerializable
 	numReasons
 )
 
@@ -101,6 +105,7 @@ var reasonNames = [numReasons]string{
 	ReasonServerDependent:    "server_dependent",
 	ReasonTooLong:            "too_long",
 	ReasonTooComplex:         "too_complex",
+	ReasonSerializable:       "serializable",
 }
 
 func (r Reason) String() string {

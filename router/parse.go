@@ -130,12 +130,14 @@ func (w *walker) statement(a *analysis, stmt *pg_query.Node) {
 		a.txControl = true
 		a.tx, a.txChain = txEffect(n.GetKind()), n.GetChain()
 		a.txReadOnly, a.txReadWrite = txMode(n.GetOptions())
+		a.txSerializable = txSerializable(n.GetOptions())
 	case *pg_query.VariableSetStmt:
 		if n.GetKind() == pg_query.VariableSetKind_VAR_SET_MULTI &&
 			(n.GetName() == "TRANSACTION" || n.GetName() == "TRANSACTION SNAPSHOT") {
 			a.txControl = true
 			a.tx, a.txChain = TxSetTransaction, false
 			a.txReadOnly, a.txReadWrite = txMode(n.GetArgs())
+			a.txSerializable = txSerializable(n.GetArgs())
 		}
 	}
 
@@ -545,6 +547,19 @@ func txMode(opts []*pg_query.Node) (readOnly, readWrite bool) {
 		}
 	}
 	return readOnly, readWrite
+}
+
+// txSerializable reports whether BEGIN/SET TRANSACTION options name the
+// serializable isolation level, which a standby refuses, read only or not.
+func txSerializable(opts []*pg_query.Node) bool {
+	for _, o := range opts {
+		d := o.GetDefElem()
+		if d.GetDefname() == "transaction_isolation" &&
+			d.GetArg().GetAConst().GetSval().GetSval() == "serializable" { // the grammar spells it so
+			return true
+		}
+	}
+	return false
 }
 
 func txEffect(k pg_query.TransactionStmtKind) TxEffect {

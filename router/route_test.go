@@ -386,7 +386,7 @@ var routeCases = []routeCase{
 	{sql: "BEGIN", want: Decision{Target: P, Reason: ReasonTransactionControl, Tx: TxBegin}},
 	{sql: "BEGIN READ ONLY", want: Decision{Target: R, Reason: ReasonTransactionControl, Tx: TxBegin, TxReadOnly: true}},
 	{sql: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", want: Decision{Target: R, Reason: ReasonTransactionControl, Tx: TxBegin, TxReadOnly: true}},
-	{sql: "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY", want: Decision{Target: R, Reason: ReasonTransactionControl, Tx: TxBegin, TxReadOnly: true}},
+	{sql: "START TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY", want: Decision{Target: P, Reason: ReasonSerializable, Tx: TxBegin, TxReadOnly: true}},
 	{sql: "START TRANSACTION ISOLATION LEVEL SERIALIZABLE", want: Decision{Target: P, Reason: ReasonTransactionControl, Tx: TxBegin}},
 	{sql: "START TRANSACTION READ WRITE", want: Decision{Target: P, Reason: ReasonTransactionControl, Tx: TxBegin, TxReadWrite: true}},
 	{sql: "BEGIN", s: defRO, want: Decision{Target: R, Reason: ReasonTransactionControl, Tx: TxBegin}},

@@ -25,6 +25,10 @@ type Session struct {
 	// DefaultReadOnly: default_transaction_read_only is on, so transactions
 	// without an explicit mode are read only.
 	DefaultReadOnly bool
+	// DefaultSerializable: default_transaction_isolation is serializable
+	// (SET, startup options, role or database default). A standby refuses
+	// serializable transactions, so nothing goes to a replica.
+	DefaultSerializable bool
 	// Functions gives volatility from pg_proc; nil means only the router's
 	// built-in list is used. Names it does not know fall back to that list;
 	// names nobody knows are treated as volatile.

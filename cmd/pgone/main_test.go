@@ -152,3 +152,37 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version printed %q, want \"pgone <version>\"", stdout)
 	}
 }
+
+// TestCheckWarnsWhenSplitCannotBeMonitored: replicas with no server user
+// are monitored as the first user with a plaintext password; when every
+// user has a hash or verifier the split cannot run: check still accepts
+// the file but says so, with the key path.
+func TestCheckWarnsWhenSplitCannotBeMonitored(t *testing.T) {
+	t.Parallel()
+	const withReplica = `databases:
+  app:
+    host: 127.0.0.1
+    replicas:
+      - host: 127.0.0.2
+users:
+  alice:
+    password: %s
+`
+	for _, tc := range []struct {
+		password string
+		warn     bool
+	}{
+		{"alice-secret", false},
+		{"md5" + strings.Repeat("0a", 16), true},
+	} {
+		path := writeFile(t, "split.yaml", strings.Replace(withReplica, "%s", tc.password, 1))
+		code, stdout, stderr := runCmd("check", "--config", path)
+		if code != 0 || stdout != path+": ok\n" {
+			t.Errorf("password %q: exit %d, stdout %q, stderr %q; want 0 and ok", tc.password, code, stdout, stderr)
+		}
+		want := path + ": warning: databases.app.replicas: the read/write split is off"
+		if got := strings.HasPrefix(stderr, want); got != tc.warn {
+			t.Errorf("password %q: stderr %q; want a warning starting %q: %v", tc.password, stderr, want, tc.warn)
+		}
+	}
+}
