@@ -20,6 +20,7 @@ func TestSplitWithoutServerUser(t *testing.T) {
 	p := startObservedProxy(t, func(c *config.Config) {
 		c.Pool.Mode = pool.ModeTransaction
 		c.Pool.ReplicaCheckInterval = 100 * time.Millisecond
+		c.Proxy.Routing.ReadFunctions = []string{"inet_server_port"} // portQuery is a plain read here
 		c.Proxy.Databases[db] = proxy.Database{
 			Host: cluster.Primary.Host, Port: cluster.Primary.Port,
 			Replicas: []proxy.Replica{{Host: cluster.Replica.Host, Port: cluster.Replica.Port}},
