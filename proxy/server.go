@@ -53,6 +53,9 @@ type Server struct {
 	splits atomic.Pointer[map[string]*replicaSet]
 
 	clients atomic.Int64
+	// loggingIn counts connections still in startup or authentication
+	// (prelogin.go).
+	loggingIn atomic.Int64
 	// writers are client write buffers, lent to sessions while they write.
 	writers sync.Pool
 	// readBuffers lend clients their read buffers (wire.LentBuffer).

@@ -166,11 +166,9 @@ func (ss *session) setConn(nc net.Conn) {
 	ss.wmu.Lock()
 	ss.parkWriterLocked()
 	ss.wmu.Unlock()
-	max := 0
-	if snap := ss.srv.snap.Load(); snap != nil {
-		max = snap.cfg.Limits.MaxMessageSize
-	}
-	ss.cr = wire.NewReader(ss.br, max)
+	// Until the client has logged in, its messages are authentication
+	// messages: bounded as PostgreSQL bounds them (login raises the limit).
+	ss.cr = wire.NewReader(ss.br, maxAuthMessage)
 }
 
 func (ss *session) stateLocked() sessionState {
@@ -196,6 +194,15 @@ func (ss *session) run() {
 	}
 	defer ss.srv.unregister(ss)
 
+	loggedIn, err := ss.srv.beginLogin(snap.cfg.Limits.MaxLoginsInProgress)
+	if err != nil {
+		// Not logged one by one: this is what a flood of sockets looks like.
+		ss.log.Debug("client refused: too many logins in progress")
+		_ = ss.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		ss.terminate(err)
+		return
+	}
+	defer loggedIn()
 	if t := snap.cfg.Limits.ClientLoginTimeout; t > 0 {
 		_ = ss.nc.SetDeadline(time.Now().Add(t))
 	}
@@ -203,10 +210,12 @@ func (ss *session) run() {
 	if err == nil {
 		err = ss.login(snap, req)
 	}
+	loggedIn()
 	if err != nil {
 		ss.failStartup(err)
 		return
 	}
+	ss.cr.SetMax(snap.cfg.Limits.MaxMessageSize)
 	// client_login_timeout covers startup and authentication; the wait for a
 	// server is bounded by query_wait_timeout, and ends with an error the
 	// client can still be sent.
@@ -295,7 +304,7 @@ func (a authConn) Send(msg pgproto3.BackendMessage) error { return a.ss.send(msg
 func (a authConn) ReceivePassword() ([]byte, error) {
 	typ, frame, err := a.ss.cr.Next()
 	if err != nil {
-		return nil, clientReadError(err)
+		return nil, authReadError(err)
 	}
 	if typ != 'p' {
 		return nil, pgerr.Fatal(pgerr.ProtocolViolation, "expected password response, got message type %d", typ)
