@@ -85,6 +85,16 @@ type Server struct {
 	// RegisterMetrics (metrics.go).
 	admin   adminState
 	metrics atomic.Pointer[metrics]
+
+	// testHooks let tests stop the server at points where races happen;
+	// set only by tests, before Serve.
+	testHooks testHooks
+}
+
+type testHooks struct {
+	// beforeCancelSend runs when a client's cancel is about to be sent to
+	// its server.
+	beforeCancelSend func()
 }
 
 // New builds a Server from a validated configuration.

@@ -641,34 +641,6 @@ func shutdownError() error {
 	return pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command")
 }
 
-// cancel forwards a cancel request to the server running this session's
-// query, and only that one.
-func (ss *session) cancel() {
-	ss.mu.Lock()
-	server := ss.server
-	busy := ss.pending > 0
-	ss.mu.Unlock()
-	if server == nil || !busy {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ss.srv.ctx, 5*time.Second)
-	defer cancel()
-	if err := server.Cancel(ctx); err != nil {
-		ss.log.Info("cancel request to server failed", "err", err)
-	}
-}
-
-func (s *Server) cancelRequest(key cancelKey) {
-	s.mu.Lock()
-	ss := s.cancelKeys[key]
-	s.mu.Unlock()
-	if ss == nil {
-		s.log.Info("cancel request for unknown key ignored")
-		return
-	}
-	ss.cancel()
-}
-
 // clientReadError turns a framing error from the client into the error the
 // client should get.
 func clientReadError(err error) error {
