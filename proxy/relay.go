@@ -29,7 +29,7 @@ func (ss *session) relay(server *pool.Conn) {
 	unsynced := ss.pumpClient(server)
 
 	ss.mu.Lock()
-	idle := ss.pending == 0 // an open transaction is fine: Reset rolls it back
+	idle := ss.pending == 0 && !ss.reapplyQueued.Load() // an open transaction is fine: Reset rolls it back
 	server.TxStatus = ss.txStatus
 	ss.closed = true
 	ss.mu.Unlock()
@@ -57,6 +57,12 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 			return unsynced
 		}
 		ss.stats.receivedFrame(len(frame))
+		if ss.reapply.due && !unsynced && typ != 'X' {
+			// If nothing of the client's is outstanding the re-apply goes first.
+			if err := ss.writeReapply(w, 0); err != nil {
+				return true
+			}
+		}
 		switch typ {
 		case 'X': // Terminate
 			return unsynced
@@ -96,8 +102,14 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 			ss.terminate(pgerr.Fatal(pgerr.ProtocolViolation, "invalid frontend message type %d", typ))
 			return unsynced
 		}
+		reapply := ss.noteReapply(typ, frame)
 		if _, err := w.Write(frame); err != nil {
 			return true
+		}
+		if reapply {
+			if err := ss.writeReapply(w, 1); err != nil {
+				return true
+			}
 		}
 		if !ss.cr.HasFrame() {
 			if err := w.Flush(); err != nil {
@@ -148,6 +160,20 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 				}
 			}
 			return
+		}
+		if ss.reapplyQueued.Load() {
+			skip, held := ss.reapplyFrame(typ, frame)
+			switch {
+			case held != nil:
+				frame = held // the client's ReadyForQuery, held until now
+			case skip:
+				if !fr.HasFrame() && !ss.flushClient() {
+					done <- pumpResult{}
+					ss.terminate(nil)
+					return
+				}
+				continue
+			}
 		}
 		closeAfter := false
 		ss.stats.sentFrame(len(frame))

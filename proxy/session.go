@@ -84,6 +84,10 @@ type session struct {
 	// startupParams are the client's startup parameters, kept to restore
 	// them after a RESET in transaction mode.
 	startupParams []param
+	// reapply brings startup parameters back after a RESET in session
+	// mode (reapply.go); reapplyQueued: a re-apply's replies are due.
+	reapply       reapplyState
+	reapplyQueued atomic.Bool
 	// prepared maps the client's statement names to server-side ones
 	// (transaction mode; owned by the session goroutine).
 	prepared map[string]clientStatement

@@ -286,6 +286,24 @@ func applyParamsSQL(params []param) string {
 	return b.String()
 }
 
+// reapplyStartupSQL is the statement that brings back the startup value of
+// every startup parameter that is no longer set in the session (a RESET
+// took it to the server default), as PostgreSQL would have: there the
+// startup values are the session's reset values.
+func reapplyStartupSQL(params []param) string {
+	var b strings.Builder
+	b.WriteString("SELECT pg_catalog.set_config(p.name, p.value, false) FROM (VALUES ")
+	for i, p := range params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + quoteLiteral(p.name) + ", " + quoteLiteral(p.value) + ")")
+	}
+	b.WriteString(") AS p(name, value) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_settings s" +
+		" WHERE lower(s.name) = lower(p.name) AND s.source = 'session')")
+	return b.String()
+}
+
 // quoteLiteral quotes s as an escape string constant, which means the same
 // whatever standard_conforming_strings is.
 func quoteLiteral(s string) string {

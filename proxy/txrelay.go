@@ -528,6 +528,10 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 				stmt := ensure(name) // may append an injected Parse to out first
 				out = rewriteBind(out, frame, pe, se, stmt)
 				base = ss.prepared[name].server
+				// A prepared RESET resets when it runs, not when prepared.
+				if ss.routeText(ss.prepared[name].query).ChangesSettings {
+					ss.settingsDirty = true
+				}
 			}
 			ss.expect.push(expectation{kind: 'B', base: base})
 		case 'D', 'C':
@@ -653,18 +657,7 @@ func (ss *session) snapshotSQL() string {
 	if len(ss.startupParams) == 0 {
 		return settingsQuery
 	}
-	var b strings.Builder
-	b.WriteString("SELECT pg_catalog.set_config(p.name, p.value, false) FROM (VALUES ")
-	for i, p := range ss.startupParams {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(" + quoteLiteral(p.name) + ", " + quoteLiteral(p.value) + ")")
-	}
-	b.WriteString(") AS p(name, value) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_settings s" +
-		" WHERE lower(s.name) = lower(p.name) AND s.source = 'session'); ")
-	b.WriteString(settingsQuery)
-	return b.String()
+	return reapplyStartupSQL(ss.startupParams) + "; " + settingsQuery
 }
 
 // settingsKeyOf is the statement that applies settings; it doubles as the
