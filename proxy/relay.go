@@ -29,7 +29,11 @@ func (ss *session) relay(server *pool.Conn) {
 	unsynced := ss.pumpClient(server)
 
 	ss.mu.Lock()
-	idle := ss.pending == 0 && !ss.reapplyQueued.Load() // an open transaction is fine: Reset rolls it back
+	idle := ss.pending == 0 && !ss.reapplyQueued.Load()
+	// A client that left inside a transaction leaves a server that the next
+	// client must not get: clients expect a fresh backend then (pgxpool
+	// closes such a connection), and the rollback would be the pool's.
+	inTx := ss.txStatus != 'I'
 	server.TxStatus = ss.txStatus
 	ss.closed = true
 	ss.mu.Unlock()
@@ -42,6 +46,11 @@ func (ss *session) relay(server *pool.Conn) {
 		_ = server.NetConn().SetReadDeadline(time.Now())
 		res = <-done
 		_ = server.NetConn().SetReadDeadline(time.Time{})
+	}
+	if idle && !unsynced && res.atBoundary && inTx {
+		ss.log.Debug("client left inside a transaction; closing its server connection")
+		ss.srv.pools.Discard(server)
+		return
 	}
 	ss.releaseServer(server, idle && !unsynced && res.atBoundary)
 }
