@@ -288,11 +288,13 @@ func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error)
 }
 
 // retryable reports whether a connect error may go away by itself: the
-// server is unreachable, or is starting up or shutting down (57P03).
+// server is unreachable, is starting up or shutting down (57P03), or has
+// too many connections (53300: clients wait for one to close, as they wait
+// for a pool that is full).
 func retryable(err error) bool {
 	var pge *pgconn.PgError
 	if errors.As(err, &pge) {
-		return pge.Code == "57P03"
+		return pge.Code == "57P03" || pge.Code == "53300"
 	}
 	return true
 }

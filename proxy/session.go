@@ -370,10 +370,7 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 	}
 	server, err := ss.acquire(ctx, nil)
 	if err != nil {
-		if pgerr.CodeOf(err) == "" {
-			err = pgerr.Fatal(pgerr.ConnectionFailure, "could not connect to server for database %q: %v", req.database, err)
-		}
-		return nil, err
+		return nil, err // failStartup makes it FATAL
 	}
 	if ss.mode == pool.ModeTransaction {
 		// Apply the startup parameters and read back the session settings:
@@ -392,7 +389,8 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		if err != nil {
 			ss.releaseServer(server, pgerr.CodeOf(err) != "")
 			if pgerr.CodeOf(err) == "" {
-				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost: %v", err)
+				ss.log.Info("server connection lost during startup", "server", server.Addr(), "err", err)
+				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost")
 			}
 			return nil, err
 		}
@@ -406,7 +404,8 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		if err != nil {
 			ss.releaseServer(server, true)
 			if pgerr.CodeOf(err) == "" {
-				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost: %v", err)
+				ss.log.Info("server connection lost during startup", "server", server.Addr(), "err", err)
+				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost")
 			}
 			return nil, err
 		}
