@@ -198,17 +198,25 @@ func parseOptions(s string) ([]param, error) {
 // startup runs the startup phase up to a StartupMessage: it answers
 // SSLRequest and GSSENCRequest, upgrades to TLS, and handles CancelRequest
 // (returning errCancelHandled).
+//
+// Each of SSLRequest and GSSENCRequest is answered at most once; a repeat
+// is read as a StartupMessage of an unknown protocol version and ends the
+// connection as PostgreSQL ends it for a repeated request (PostgreSQL
+// itself lets the two alternate without end).
 func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
+	sslDone, gssDone := false, false
 	for {
 		code, body, err := readStartupPacket(ss.br)
 		if err != nil {
 			return nil, err
 		}
+		if (code == codeSSLRequest && sslDone) || (code == codeGSSENCRequest && gssDone) {
+			_, err := parseStartup(code, body) // "unsupported frontend protocol 1234.5679"
+			return nil, err
+		}
 		switch code {
 		case codeSSLRequest:
-			if ss.tls {
-				return nil, pgerr.Fatal(pgerr.ProtocolViolation, "SSLRequest received on an encrypted connection")
-			}
+			sslDone = true
 			if snap.tls == nil {
 				if err := ss.writeRaw([]byte{'N'}); err != nil {
 					return nil, err
@@ -229,7 +237,9 @@ func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
 			}
 			ss.setConn(tc)
 			ss.tls = true
+			gssDone = true // no GSS encryption inside TLS
 		case codeGSSENCRequest:
+			gssDone = true
 			if err := ss.writeRaw([]byte{'N'}); err != nil {
 				return nil, err
 			}
