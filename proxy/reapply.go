@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"bufio"
-	"strings"
+	"bytes"
 
 	"github.com/pgone/pgone/internal/wire"
 )
@@ -38,27 +38,46 @@ type reapplyState struct {
 }
 
 // mayResetSettings reports whether text may take a setting back to its
-// reset value. A cheap look for the words first: most texts have none.
-func (ss *session) mayResetSettings(text string) bool {
-	if len(ss.startupParams) == 0 || !containsWordFold(text, "reset", "default", "discard") {
+// reset value. A cheap look for the words first: most texts have none, and
+// only those with one are copied and classified.
+func (ss *session) mayResetSettings(text []byte) bool {
+	if len(ss.startupParams) == 0 || !containsFold(text, "reset", "default", "discard") {
 		return false
 	}
 	if ss.srv.classifier == nil {
 		return true
 	}
-	return ss.srv.classifier.Classify(text, false).ChangesSettings
+	return ss.srv.classifier.Classify(string(text), false).ChangesSettings
 }
 
-// containsWordFold reports whether s contains any of words (lower case),
-// ignoring case.
-func containsWordFold(s string, words ...string) bool {
-	ls := strings.ToLower(s)
-	for _, w := range words {
-		if strings.Contains(ls, w) {
-			return true
+// containsFold reports whether b contains any of words (lower-case ASCII),
+// ignoring ASCII case, without allocating.
+func containsFold(b []byte, words ...string) bool {
+	for i := range b {
+		for _, w := range words {
+			if len(b)-i >= len(w) && hasPrefixFold(b[i:], w) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+func hasPrefixFold(b []byte, w string) bool {
+	for j := 0; j < len(w); j++ {
+		if b[j]|0x20 != w[j] {
+			return false
+		}
+	}
+	return true
+}
+
+// cstring returns b up to its first NUL (all of b if none).
+func cstring(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
 }
 
 // noteReapply looks at a client frame about to be sent to the server and
@@ -70,24 +89,29 @@ func (ss *session) noteReapply(typ byte, frame []byte) bool {
 	r := &ss.reapply
 	switch typ {
 	case 'Q':
-		text, _, _ := cstringAt(wire.Body(frame), 0)
+		text := cstring(wire.Body(frame))
 		if !ss.mayResetSettings(text) {
 			return false
 		}
-		if containsWordFold(text, "copy") {
+		if containsFold(text, "copy") {
 			// A COPY FROM STDIN would take the re-apply for data: wait.
 			r.due = true
 			return false
 		}
 		return true
 	case 'P':
-		pf, ok := decodeParse(frame)
-		if !ok {
+		body := wire.Body(frame)
+		name := cstring(body)
+		if len(name) == len(body) {
 			return false
 		}
-		setFlag(&r.resetStmts, pf.name, ss.mayResetSettings(pf.query))
-		setFlag(&r.copyStmts, pf.name, containsWordFold(pf.query, "copy"))
+		query := cstring(body[len(name)+1:])
+		setFlag(&r.resetStmts, string(name), ss.mayResetSettings(query))
+		setFlag(&r.copyStmts, string(name), containsFold(query, "copy"))
 	case 'B':
+		if len(r.resetStmts) == 0 && len(r.copyStmts) == 0 {
+			return false
+		}
 		if _, stmt, _, ok := bindStatement(frame); ok {
 			r.cycleResets = r.cycleResets || r.resetStmts[stmt]
 			r.cycleCopy = r.cycleCopy || r.copyStmts[stmt]
