@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"strconv"
@@ -50,6 +49,7 @@ type Conn struct {
 	created  time.Time
 	lastUsed time.Time
 	expires  time.Time
+	cancel   cancelState // cancel requests in flight (cancel.go)
 }
 
 // Frames returns the frame reader of the server stream.
@@ -191,33 +191,6 @@ func (c *Conn) Alive() bool {
 		return true // never wait for readiness
 	})
 	return cerr == nil && alive
-}
-
-// Cancel asks the server to cancel the query running on this connection, on
-// a new connection, as libpq does.
-func (c *Conn) Cancel(ctx context.Context) error {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", c.target.addr())
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(dl)
-	}
-	msg := make([]byte, 0, 16+len(c.SecretKey))
-	msg = binary.BigEndian.AppendUint32(msg, uint32(12+len(c.SecretKey)))
-	msg = binary.BigEndian.AppendUint32(msg, 80877102)
-	msg = binary.BigEndian.AppendUint32(msg, c.PID)
-	msg = append(msg, c.SecretKey...)
-	if _, err := nc.Write(msg); err != nil {
-		return err
-	}
-	// The server closes the connection when done; wait for that briefly so
-	// the cancel is delivered before we return.
-	var one [1]byte
-	_, _ = nc.Read(one[:])
-	return nil
 }
 
 func (c *Conn) close() { _ = c.net.Close() }

@@ -61,7 +61,10 @@ type pool struct {
 	// counters are the pool's traffic counters (stats.go).
 	counters *Counters
 	login    atomic.Int32 // connections being dialed (of open)
-	killed   time.Time    // KILL: connections created before are closed on release
+	// canceling counts cancel requests in flight to the pool's connections
+	// (Conn.StartCancel).
+	canceling atomic.Int32
+	killed    time.Time // KILL: connections created before are closed on release
 }
 
 // waiter is a client queued for a connection. It receives either a Conn
@@ -78,6 +81,10 @@ type Stats struct {
 	Open    int
 	Idle    int
 	Waiting int
+	// Canceling is the number of cancel requests in flight to the pool's
+	// connections; a connection being canceled is not handed to another
+	// client until its cancel is done (PgBouncer's sv_being_canceled).
+	Canceling int
 }
 
 // NewManager starts a Manager and its janitor; Close stops both.
@@ -325,11 +332,13 @@ func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error)
 }
 
 // retryable reports whether a connect error may go away by itself: the
-// server is unreachable, or is starting up or shutting down (57P03).
+// server is unreachable, is starting up or shutting down (57P03), or has
+// too many connections (53300: clients wait for one to close, as they wait
+// for a pool that is full).
 func retryable(err error) bool {
 	var pge *pgconn.PgError
 	if errors.As(err, &pge) {
-		return pge.Code == "57P03"
+		return pge.Code == "57P03" || pge.Code == "53300"
 	}
 	return true
 }
@@ -337,6 +346,10 @@ func retryable(err error) bool {
 // Release returns a clean connection (ReadyForQuery status I, no session
 // state) to its pool, or hands it straight to the first waiter of that pool.
 func (m *Manager) Release(c *Conn) {
+	if !c.cancelDone() {
+		m.Discard(c) // a cancel may still land on the next client's query
+		return
+	}
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -466,7 +479,7 @@ func (m *Manager) Stats() []Stats {
 	defer m.mu.Unlock()
 	out := make([]Stats, 0, len(m.pools))
 	for _, p := range m.pools {
-		s := Stats{Key: p.key, Open: p.open, Idle: len(p.idle)}
+		s := Stats{Key: p.key, Open: p.open, Idle: len(p.idle), Canceling: int(p.canceling.Load())}
 		for _, w := range m.waiters {
 			if w.pool == p {
 				s.Waiting++

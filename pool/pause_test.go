@@ -20,6 +20,11 @@ import (
 type fakeServer struct {
 	ln net.Listener
 	wg sync.WaitGroup
+	// cancels receives the backend PID of each CancelRequest; the cancel
+	// connection is closed when holdCancel (if set) gives a value or is
+	// closed. Set both before the first connection.
+	cancels    chan uint32
+	holdCancel chan struct{}
 }
 
 func startFakeServer(t *testing.T) *fakeServer {
@@ -51,8 +56,18 @@ func startFakeServer(t *testing.T) *fakeServer {
 
 func (f *fakeServer) session(nc net.Conn, pid uint32) {
 	be := pgproto3.NewBackend(nc, nc)
-	if _, err := be.ReceiveStartupMessage(); err != nil {
+	start, err := be.ReceiveStartupMessage()
+	if err != nil {
 		return
+	}
+	if cr, ok := start.(*pgproto3.CancelRequest); ok {
+		if f.cancels != nil {
+			f.cancels <- cr.ProcessID
+		}
+		if f.holdCancel != nil {
+			<-f.holdCancel
+		}
+		return // PostgreSQL closes a cancel connection without a reply
 	}
 	be.Send(&pgproto3.AuthenticationOk{})
 	be.Send(&pgproto3.ParameterStatus{Name: "server_version", Value: "16.0"})

@@ -94,7 +94,11 @@ type Limits struct {
 	MaxClientConn      int           `yaml:"max_client_conn"`
 	MaxMessageSize     int           `yaml:"max_message_size"`
 	ClientLoginTimeout time.Duration `yaml:"client_login_timeout"`
-	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout"`
+	// MaxLoginsInProgress bounds the connections that have not finished
+	// startup and authentication, so unauthenticated sockets cannot take
+	// pgone's memory; clients beyond it get 53300.
+	MaxLoginsInProgress int           `yaml:"max_logins_in_progress"`
+	ShutdownTimeout     time.Duration `yaml:"shutdown_timeout"`
 	// IdleTransactionTimeout closes a client idle inside a transaction
 	// (25P03); 0 disables it.
 	IdleTransactionTimeout time.Duration `yaml:"idle_transaction_timeout"`
@@ -174,6 +178,9 @@ func (c *Config) Defaults() {
 	if c.Limits.ClientLoginTimeout == 0 {
 		c.Limits.ClientLoginTimeout = 60 * time.Second
 	}
+	if c.Limits.MaxLoginsInProgress == 0 {
+		c.Limits.MaxLoginsInProgress = 1000
+	}
 	if c.Limits.ShutdownTimeout == 0 {
 		c.Limits.ShutdownTimeout = 30 * time.Second
 	}
@@ -222,6 +229,9 @@ func (c *Config) Validate() []error {
 	}
 	if c.Limits.MaxMessageSize < 1024 {
 		add("limits.max_message_size", "must be at least 1024 bytes, got %d", c.Limits.MaxMessageSize)
+	}
+	if c.Limits.MaxLoginsInProgress < 1 {
+		add("limits.max_logins_in_progress", "must be at least 1, got %d", c.Limits.MaxLoginsInProgress)
 	}
 	if c.Limits.ClientLoginTimeout < 0 {
 		add("limits.client_login_timeout", "must not be negative")

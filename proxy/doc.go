@@ -9,10 +9,13 @@
 // directions and decodes only what it must inspect (ReadyForQuery, errors).
 //
 // Lifecycle of a session, phase by phase:
-//  1. startup: SSLRequest/GSSENCRequest, CancelRequest (handled and closed),
-//     StartupMessage (protocol 3.0; newer minors are negotiated down), under
-//     client_login_timeout;
-//  2. authentication, done by pgone (package proxy/auth);
+//  1. startup: SSLRequest/GSSENCRequest (each at most once), CancelRequest
+//     (handled and closed), StartupMessage (protocol 3.0; newer minors are
+//     negotiated down), under client_login_timeout and counted against
+//     max_logins_in_progress until authentication ends;
+//  2. authentication, done by pgone (package proxy/auth), its messages
+//     bounded at 65,535 bytes as in PostgreSQL (max_message_size applies
+//     only after it);
 //  3. attach: a server connection is acquired from the pool, the client's
 //     startup parameters are applied to it, and the client receives
 //     AuthenticationOk, ParameterStatus, BackendKeyData and ReadyForQuery;
@@ -20,9 +23,18 @@
 //     second goroutine copies server frames to the client. They share a few
 //     fields under session.mu: outstanding requests, transaction status and
 //     the drain flag;
-//  5. close: the server connection is reset (ROLLBACK if needed, DISCARD
-//     ALL) and returned to its pool when it is idle at a message boundary,
-//     otherwise closed.
+//  5. close: the server connection is reset (DISCARD ALL) and returned to
+//     its pool when it is idle at a message boundary outside a transaction,
+//     otherwise closed (a client that left inside a transaction leaves no
+//     backend to the next client).
+//
+// In session mode the relay also re-applies the client's startup
+// parameters after statements that may reset settings (reapply.go), since
+// PostgreSQL's reset values are those of the server's own startup.
+//
+// A cancel request reaches a server only while its session holds it with a
+// request outstanding, and that server goes back to its pool only once the
+// cancel is done (cancel.go, pool Conn.StartCancel).
 //
 // Concurrency: a session's state belongs to its goroutine; the only state it
 // shares with its server pump is guarded by session.mu, and writes to the

@@ -29,7 +29,11 @@ func (ss *session) relay(server *pool.Conn) {
 	unsynced := ss.pumpClient(server)
 
 	ss.mu.Lock()
-	idle := ss.pending == 0 // an open transaction is fine: Reset rolls it back
+	idle := ss.pending == 0 && !ss.reapplyQueued.Load()
+	// A client that left inside a transaction leaves a server that the next
+	// client must not get: clients expect a fresh backend then (pgxpool
+	// closes such a connection), and the rollback would be the pool's.
+	inTx := ss.txStatus != 'I'
 	server.TxStatus = ss.txStatus
 	ss.closed = true
 	ss.mu.Unlock()
@@ -42,6 +46,11 @@ func (ss *session) relay(server *pool.Conn) {
 		_ = server.NetConn().SetReadDeadline(time.Now())
 		res = <-done
 		_ = server.NetConn().SetReadDeadline(time.Time{})
+	}
+	if idle && !unsynced && res.atBoundary && inTx {
+		ss.log.Debug("client left inside a transaction; closing its server connection")
+		ss.srv.pools.Discard(server)
+		return
 	}
 	ss.releaseServer(server, idle && !unsynced && res.atBoundary)
 }
@@ -57,6 +66,12 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 			return unsynced
 		}
 		ss.stats.receivedFrame(len(frame))
+		if ss.reapply.due && !unsynced && typ != 'X' {
+			// If nothing of the client's is outstanding the re-apply goes first.
+			if err := ss.writeReapply(w, 0); err != nil {
+				return true
+			}
+		}
 		switch typ {
 		case 'X': // Terminate
 			return unsynced
@@ -96,8 +111,14 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 			ss.terminate(pgerr.Fatal(pgerr.ProtocolViolation, "invalid frontend message type %d", typ))
 			return unsynced
 		}
+		reapply := ss.noteReapply(typ, frame)
 		if _, err := w.Write(frame); err != nil {
 			return true
+		}
+		if reapply {
+			if err := ss.writeReapply(w, 1); err != nil {
+				return true
+			}
 		}
 		if !ss.cr.HasFrame() {
 			if err := w.Flush(); err != nil {
@@ -148,6 +169,20 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 				}
 			}
 			return
+		}
+		if ss.reapplyQueued.Load() {
+			skip, held := ss.reapplyFrame(typ, frame)
+			switch {
+			case held != nil:
+				frame = held // the client's ReadyForQuery, held until now
+			case skip:
+				if !fr.HasFrame() && !ss.flushClient() {
+					done <- pumpResult{}
+					ss.terminate(nil)
+					return
+				}
+				continue
+			}
 		}
 		closeAfter := false
 		ss.stats.sentFrame(len(frame))

@@ -55,6 +55,9 @@ type Server struct {
 	splits atomic.Pointer[map[string]*replicaSet]
 
 	clients atomic.Int64
+	// loggingIn counts connections still in startup or authentication
+	// (prelogin.go).
+	loggingIn atomic.Int64
 	// writers are client write buffers, lent to sessions while they write.
 	writers sync.Pool
 	// readBuffers lend clients their read buffers (wire.LentBuffer).
@@ -84,6 +87,16 @@ type Server struct {
 	// RegisterMetrics (metrics.go).
 	admin   adminState
 	metrics atomic.Pointer[metrics]
+
+	// testHooks let tests stop the server at points where races happen;
+	// set only by tests, before Serve.
+	testHooks testHooks
+}
+
+type testHooks struct {
+	// beforeCancelSend runs when a client's cancel is about to be sent to
+	// its server.
+	beforeCancelSend func()
 }
 
 // New builds a Server from a validated configuration.

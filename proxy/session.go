@@ -77,13 +77,16 @@ type session struct {
 	cancelKey cancelKey
 
 	// Where this session's server connections come from.
-	mode     pool.Mode
-	poolKey  pool.Key
-	target   pool.Target
-	poolSize int
+	mode    pool.Mode
+	poolKey pool.Key
+	target  pool.Target
 	// startupParams are the client's startup parameters, kept to restore
 	// them after a RESET in transaction mode.
 	startupParams []param
+	// reapply brings startup parameters back after a RESET in session
+	// mode (reapply.go); reapplyQueued: a re-apply's replies are due.
+	reapply       reapplyState
+	reapplyQueued atomic.Bool
 	// prepared maps the client's statement names to server-side ones
 	// (transaction mode; owned by the session goroutine, and changed by
 	// the pump only under mu, to undo what a server skipped).
@@ -170,11 +173,9 @@ func (ss *session) setConn(nc net.Conn) {
 	ss.wmu.Lock()
 	ss.parkWriterLocked()
 	ss.wmu.Unlock()
-	max := 0
-	if snap := ss.srv.snap.Load(); snap != nil {
-		max = snap.cfg.Limits.MaxMessageSize
-	}
-	ss.cr = wire.NewReader(ss.br, max)
+	// Until the client has logged in, its messages are authentication
+	// messages: bounded as PostgreSQL bounds them (login raises the limit).
+	ss.cr = wire.NewReader(ss.br, maxAuthMessage)
 }
 
 func (ss *session) stateLocked() sessionState {
@@ -200,6 +201,15 @@ func (ss *session) run() {
 	}
 	defer ss.srv.unregister(ss)
 
+	loggedIn, err := ss.srv.beginLogin(snap.cfg.Limits.MaxLoginsInProgress)
+	if err != nil {
+		// Not logged one by one: this is what a flood of sockets looks like.
+		ss.log.Debug("client refused: too many logins in progress")
+		_ = ss.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		ss.terminate(err)
+		return
+	}
+	defer loggedIn()
 	if t := snap.cfg.Limits.ClientLoginTimeout; t > 0 {
 		_ = ss.nc.SetDeadline(time.Now().Add(t))
 	}
@@ -207,10 +217,12 @@ func (ss *session) run() {
 	if err == nil {
 		err = ss.login(snap, req)
 	}
+	loggedIn()
 	if err != nil {
 		ss.failStartup(err)
 		return
 	}
+	ss.cr.SetMax(snap.cfg.Limits.MaxMessageSize)
 	// client_login_timeout covers startup and authentication; the wait for a
 	// server is bounded by query_wait_timeout, and ends with an error the
 	// client can still be sent.
@@ -299,7 +311,7 @@ func (a authConn) Send(msg pgproto3.BackendMessage) error { return a.ss.send(msg
 func (a authConn) ReceivePassword() ([]byte, error) {
 	typ, frame, err := a.ss.cr.Next()
 	if err != nil {
-		return nil, clientReadError(err)
+		return nil, authReadError(err)
 	}
 	if typ != 'p' {
 		return nil, pgerr.Fatal(pgerr.ProtocolViolation, "expected password response, got message type %d", typ)
@@ -329,10 +341,6 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		target.User = req.user
 		target.Password = snap.cfg.Users[req.user].Password
 	}
-	size := db.PoolSize
-	if size == 0 {
-		size = snap.poolCfg.PoolSize
-	}
 	ss.mode = snap.poolCfg.Mode
 	if db.PoolMode != "" {
 		ss.mode = db.PoolMode
@@ -341,7 +349,7 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		ss.mode = u.PoolMode
 	}
 	ss.poolKey = pool.Key{Database: req.database, User: req.user}
-	ss.target, ss.poolSize, ss.startupParams = target, size, req.params
+	ss.target, ss.startupParams = target, req.params
 	ctx, cancel := context.WithCancel(ss.srv.ctx)
 	defer cancel()
 	unlock := func() {}
@@ -361,10 +369,7 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 	}
 	server, err := ss.acquire(ctx, nil)
 	if err != nil {
-		if pgerr.CodeOf(err) == "" {
-			err = pgerr.Fatal(pgerr.ConnectionFailure, "could not connect to server for database %q: %v", req.database, err)
-		}
-		return nil, err
+		return nil, err // failStartup makes it FATAL
 	}
 	if ss.mode == pool.ModeTransaction {
 		// Apply the startup parameters and read back the session settings:
@@ -383,7 +388,8 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		if err != nil {
 			ss.releaseServer(server, pgerr.CodeOf(err) != "")
 			if pgerr.CodeOf(err) == "" {
-				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost: %v", err)
+				ss.log.Info("server connection lost during startup", "server", server.Addr(), "err", err)
+				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost")
 			}
 			return nil, err
 		}
@@ -397,7 +403,8 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		if err != nil {
 			ss.releaseServer(server, true)
 			if pgerr.CodeOf(err) == "" {
-				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost: %v", err)
+				ss.log.Info("server connection lost during startup", "server", server.Addr(), "err", err)
+				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost")
 			}
 			return nil, err
 		}
@@ -634,34 +641,6 @@ func (ss *session) forceClose() {
 
 func shutdownError() error {
 	return pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command")
-}
-
-// cancel forwards a cancel request to the server running this session's
-// query, and only that one.
-func (ss *session) cancel() {
-	ss.mu.Lock()
-	server := ss.server
-	busy := ss.pending > 0
-	ss.mu.Unlock()
-	if server == nil || !busy {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ss.srv.ctx, 5*time.Second)
-	defer cancel()
-	if err := server.Cancel(ctx); err != nil {
-		ss.log.Info("cancel request to server failed", "err", err)
-	}
-}
-
-func (s *Server) cancelRequest(key cancelKey, log *slog.Logger) {
-	s.mu.Lock()
-	ss := s.cancelKeys[key]
-	s.mu.Unlock()
-	if ss == nil {
-		log.Info("cancel request for unknown key ignored") // log names the client that sent it
-		return
-	}
-	ss.cancel()
 }
 
 // clientReadError turns a framing error from the client into the error the

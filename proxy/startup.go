@@ -198,17 +198,25 @@ func parseOptions(s string) ([]param, error) {
 // startup runs the startup phase up to a StartupMessage: it answers
 // SSLRequest and GSSENCRequest, upgrades to TLS, and handles CancelRequest
 // (returning errCancelHandled).
+//
+// Each of SSLRequest and GSSENCRequest is answered at most once; a repeat
+// is read as a StartupMessage of an unknown protocol version and ends the
+// connection as PostgreSQL ends it for a repeated request (PostgreSQL
+// itself lets the two alternate without end).
 func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
+	sslDone, gssDone := false, false
 	for {
 		code, body, err := readStartupPacket(ss.br)
 		if err != nil {
 			return nil, err
 		}
+		if (code == codeSSLRequest && sslDone) || (code == codeGSSENCRequest && gssDone) {
+			_, err := parseStartup(code, body) // "unsupported frontend protocol 1234.5679"
+			return nil, err
+		}
 		switch code {
 		case codeSSLRequest:
-			if ss.tls {
-				return nil, pgerr.Fatal(pgerr.ProtocolViolation, "SSLRequest received on an encrypted connection")
-			}
+			sslDone = true
 			if snap.tls == nil {
 				if err := ss.writeRaw([]byte{'N'}); err != nil {
 					return nil, err
@@ -229,7 +237,9 @@ func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
 			}
 			ss.setConn(tc)
 			ss.tls = true
+			gssDone = true // no GSS encryption inside TLS
 		case codeGSSENCRequest:
+			gssDone = true
 			if err := ss.writeRaw([]byte{'N'}); err != nil {
 				return nil, err
 			}
@@ -283,6 +293,24 @@ func applyParamsSQL(params []param) string {
 		b.WriteString(quoteLiteral(p.value))
 		b.WriteString(", false)")
 	}
+	return b.String()
+}
+
+// reapplyStartupSQL is the statement that brings back the startup value of
+// every startup parameter that is no longer set in the session (a RESET
+// took it to the server default), as PostgreSQL would have: there the
+// startup values are the session's reset values.
+func reapplyStartupSQL(params []param) string {
+	var b strings.Builder
+	b.WriteString("SELECT pg_catalog.set_config(p.name, p.value, false) FROM (VALUES ")
+	for i, p := range params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + quoteLiteral(p.name) + ", " + quoteLiteral(p.value) + ")")
+	}
+	b.WriteString(") AS p(name, value) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_settings s" +
+		" WHERE lower(s.name) = lower(p.name) AND s.source = 'session')")
 	return b.String()
 }
 

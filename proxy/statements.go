@@ -254,13 +254,26 @@ func (ss *session) renderBindLocked(out []byte, st *pool.SessionState, frame []b
 		out = ss.ensureUnnamedLocked(out, st)
 		out = append(out, frame...)
 		ss.expect.push(expectation{kind: 'B'})
+		if u := ss.stmts.unnamed; u != nil {
+			ss.markSettingsChangeLocked(u.query)
+		}
 	default:
 		var stmt string
 		out, stmt = ss.ensureNamedLocked(out, st, name)
 		out = rewriteBind(out, frame, pe, se, stmt)
 		ss.expect.push(expectation{kind: 'B', base: ss.prepared[name].server, client: name})
+		ss.markSettingsChangeLocked(ss.prepared[name].query)
 	}
 	return out
+}
+
+// markSettingsChangeLocked marks the session's settings for a snapshot
+// when a bound statement changes them: a prepared RESET or SET acts when it
+// runs, not when it is prepared.
+func (ss *session) markSettingsChangeLocked(query string) {
+	if ss.routeText(query).ChangesSettings {
+		ss.settingsDirty = true
+	}
 }
 
 // renderDescribeLocked renders a Describe of a statement or portal.

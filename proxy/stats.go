@@ -104,7 +104,7 @@ func (ss *session) acquire(ctx context.Context, slot *replicaSlot) (*pool.Conn, 
 	server, err := ss.srv.pools.Acquire(ctx, key, target)
 	ss.stats.waitingSince.Store(0)
 	if err != nil {
-		return nil, err
+		return nil, ss.serverUnavailable(err)
 	}
 	ss.acquired(server, start)
 	return server, nil

@@ -594,18 +594,7 @@ func (ss *session) snapshotSQL() string {
 	if len(ss.startupParams) == 0 {
 		return settingsQuery
 	}
-	var b strings.Builder
-	b.WriteString("SELECT pg_catalog.set_config(p.name, p.value, false) FROM (VALUES ")
-	for i, p := range ss.startupParams {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(" + quoteLiteral(p.name) + ", " + quoteLiteral(p.value) + ")")
-	}
-	b.WriteString(") AS p(name, value) WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_settings s" +
-		" WHERE lower(s.name) = lower(p.name) AND s.source = 'session'); ")
-	b.WriteString(settingsQuery)
-	return b.String()
+	return reapplyStartupSQL(ss.startupParams) + "; " + settingsQuery
 }
 
 // settingsKeyOf is the statement that applies settings; it doubles as the
