@@ -21,6 +21,15 @@ type expectation struct {
 	// forgetPrepared: after this Query the server has no prepared statements
 	// (DISCARD ALL, DEALLOCATE ALL).
 	forgetPrepared bool
+	// The fields below are set on a client's Sync, Query or FunctionCall,
+	// the message whose ReadyForQuery ends a request (lost.go).
+	//
+	// inDoubt: the request may commit (COMMIT, a write outside a
+	// transaction block...): if the server dies before its ReadyForQuery,
+	// its outcome is unknown (08007), not rolled back.
+	inDoubt bool
+	// answered: an ErrorResponse reached the client for this request.
+	answered bool
 }
 
 // completes reports whether a backend message of type typ is the last
@@ -67,6 +76,27 @@ func (q *expectQueue) pop() {
 		q.items = q.items[:0]
 		q.head = 0
 	}
+}
+
+// appended returns the last n expectations pushed, for marking them.
+func (q *expectQueue) appended(n int) []expectation {
+	return q.items[len(q.items)-n:]
+}
+
+// request returns the oldest client message still waiting for its
+// ReadyForQuery (a Sync, Query or FunctionCall pgone did not inject), or nil.
+func (q *expectQueue) request() *expectation {
+	for i := q.head; i < len(q.items); i++ {
+		if e := &q.items[i]; e.endsRequest() {
+			return e
+		}
+	}
+	return nil
+}
+
+// endsRequest reports whether e is a client's Sync, Query or FunctionCall.
+func (e *expectation) endsRequest() bool {
+	return !e.injected && (e.kind == 'S' || e.kind == 'Q' || e.kind == 'F')
 }
 
 // skipToSync drops the expectations an error made the server skip: every

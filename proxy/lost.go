@@ -1,0 +1,272 @@
+package proxy
+
+import (
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgone/pgone/internal/wire"
+	"github.com/pgone/pgone/pgerr"
+	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/router"
+)
+
+// What a client hears when its server connection dies (transaction mode).
+//
+// A request whose server dies before its ReadyForQuery gets exactly one
+// error, then ReadyForQuery. Which error depends on what the request may
+// have done: pgone says "rolled back" (08006) only when it knows nothing
+// was committed: the client sat idle in its transaction, the request was a
+// read, or it ran inside a transaction block without ending it. A request
+// that may have committed (COMMIT, END, PREPARE TRANSACTION, COMMIT or
+// ROLLBACK PREPARED, a write or function call outside a transaction block)
+// gets 08007: it may or may not have committed, and a client that retried
+// on "rolled back" would write twice. The decision is taken when the
+// request is sent, from its text (requestOutcomesLocked), and kept on the
+// expectation of its Sync, Query or FunctionCall.
+
+// errServerLost is what a client hears when its server connection died
+// under its transaction and nothing can have committed.
+var errServerLost = pgerr.New(pgerr.ConnectionFailure, "server connection lost; the transaction was rolled back")
+
+// errOutcomeUnknown is what a client hears when its server connection died
+// while its request may have been committing.
+var errOutcomeUnknown = pgerr.New(pgerr.TransactionResolutionUnknown,
+	"server connection lost while the transaction was committing; it may or may not have committed").
+	WithHint("Check whether the transaction's changes are present before retrying it.")
+
+// lostError is the error for a request whose server died before answering.
+func lostError(inDoubt bool) *pgerr.Error {
+	if inDoubt {
+		return errOutcomeUnknown
+	}
+	return errServerLost
+}
+
+// renderMarkedLocked renders req for server (renderLocked) and marks each
+// request it sends with what it may commit.
+func (ss *session) renderMarkedLocked(server *pool.Conn, req *request, out []byte) []byte {
+	outcomes := ss.requestOutcomesLocked(req) // from the session's state before this request
+	before := ss.expect.len()
+	out = ss.renderLocked(server, req, out)
+	added := ss.expect.appended(ss.expect.len() - before)
+	i := 0
+	for k := range added {
+		e := &added[k]
+		if !e.endsRequest() {
+			continue
+		}
+		e.inDoubt = i >= len(outcomes) || outcomes[i]
+		i++
+	}
+	return out
+}
+
+// requestOutcomesLocked tells, for each Query, Sync and FunctionCall of req
+// in order, whether the request it ends may commit. It follows the
+// transaction block through the request (BEGIN opens one, COMMIT and
+// ROLLBACK end it). When earlier requests are still running, the block
+// they leave is unknown: pgone assumes none, so writes count as commits.
+func (ss *session) requestOutcomesLocked(req *request) []bool {
+	inTx := ss.txStatus != 'I' && ss.pending == 0 && ss.expect.len() == 0
+	outcomes := make([]bool, 0, req.syncs)
+	var parsed [][2]string // statements this request parses: name, text
+	portal, bound := "", false
+	segment := false // the extended-protocol request so far may commit
+	for _, fr := range req.frames {
+		frame := req.buf[fr[0]:fr[1]]
+		switch frame[0] {
+		case 'Q':
+			text, _, _ := cstringAt(wire.Body(frame), 0)
+			commits, after := ss.statementCommits(text, inTx)
+			outcomes = append(outcomes, commits)
+			inTx = after
+		case 'P':
+			if pf, ok := decodeParse(frame); ok {
+				parsed = append(parsed, [2]string{pf.name, pf.query})
+			}
+		case 'B':
+			portal, bound = ss.boundText(frame, parsed)
+		case 'E':
+			if !bound {
+				// A portal of an earlier request: its statement is unknown.
+				segment = true
+				continue
+			}
+			commits, after := ss.statementCommits(portal, inTx)
+			segment = segment || commits
+			inTx = after
+		case 'F':
+			outcomes = append(outcomes, !inTx)
+		case 'S':
+			if ss.copyIn {
+				continue // no ReadyForQuery: renderLocked expects none
+			}
+			outcomes = append(outcomes, segment)
+			segment = false
+		}
+	}
+	return outcomes
+}
+
+// boundText returns the text of the statement a Bind uses: parsed in this
+// request, or a named statement of the client. ok is false when unknown
+// (the unnamed statement of an earlier request).
+func (ss *session) boundText(frame []byte, parsed [][2]string) (text string, ok bool) {
+	_, name, _, ok := bindStatement(frame)
+	if !ok {
+		return "", false
+	}
+	for i := len(parsed) - 1; i >= 0; i-- {
+		if parsed[i][0] == name {
+			return parsed[i][1], true
+		}
+	}
+	if name == "" {
+		return "", false
+	}
+	cs, ok := ss.prepared[name]
+	return cs.query, ok
+}
+
+// statementCommits reports whether running text may commit something, in
+// a transaction block (inTx) or not, and whether a block is open after it.
+// Plain statements are told by their first words, without parsing (texts
+// with inlined literals would each cost a parse); others by the router,
+// whose cache has them already (routeText parsed them when sent).
+func (ss *session) statementCommits(text string, inTx bool) (commits, inTxAfter bool) {
+	if router.PlainRead(text) {
+		return false, inTx
+	}
+	if router.NoSessionEffects(text) {
+		first, second := leadingWords(text)
+		switch first {
+		case "begin", "start":
+			return false, true
+		case "commit", "end":
+			return true, false // AND CHAIN keeps a block open: assuming none is the safe side
+		case "rollback", "abort":
+			switch second {
+			case "prepared":
+				return true, inTx
+			case "to":
+				return false, inTx
+			}
+			return false, false
+		case "savepoint", "release":
+			return false, inTx
+		}
+		return !inTx, inTx // a read or a write, run inside the block or committed alone
+	}
+	d := ss.srv.router.Route(text, router.Session{InTransaction: inTx})
+	switch {
+	case d.Statements > 1 && d.Tx != router.TxNone:
+		// Tx is the last transaction statement: an earlier one may commit.
+		return true, d.Tx == router.TxBegin
+	case d.Tx == router.TxBegin:
+		return false, true
+	case d.Tx == router.TxCommit, d.Tx == router.TxPrepareTransaction:
+		return true, false
+	case d.Tx == router.TxCommitPrepared, d.Tx == router.TxRollbackPrepared:
+		return true, inTx
+	case d.Tx == router.TxRollback:
+		return false, false
+	case d.Tx != router.TxNone:
+		return false, inTx
+	case inTx:
+		return false, true
+	case d.Reason == router.ReasonEmpty || d.Reason == router.ReasonParseError:
+		return false, false
+	}
+	return d.Target != router.TargetReplica, false
+}
+
+// leadingWords returns the first two words of text, lower case; a text
+// starting with anything but a letter has none.
+func leadingWords(text string) (first, second string) {
+	word := func() string {
+		text = strings.TrimLeft(text, " \t\n\r\f\v")
+		i := 0
+		for i < len(text) && (text[i] >= 'a' && text[i] <= 'z' || text[i] >= 'A' && text[i] <= 'Z' || text[i] == '_') {
+			i++
+		}
+		w := strings.ToLower(text[:i])
+		text = text[i:]
+		return w
+	}
+	first = word()
+	second = word()
+	return first, second
+}
+
+// serverFatalLocked turns a FATAL (or PANIC) the server sent into what the
+// client of a transaction-mode session should get; typ and frame are
+// returned unchanged for other messages. Only the client's transaction is
+// lost, so it keeps its connection (unless pinned: it is closed later):
+//   - in reply to a request that may have committed: 08007, the server's
+//     message as detail;
+//   - in reply to another request: the same error with severity ERROR;
+//   - with no request waiting: a WARNING notice. An ErrorResponse nobody
+//     asked for would be taken by the client as the answer to its next
+//     request (libpq makes it a notice; the request then got only
+//     ReadyForQuery: "no results"). The next request hears of the loss.
+//
+// The request's expectation is marked answered, so that serverEndedTx does
+// not send it a second error.
+func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
+	if typ != 'E' {
+		return typ, frame
+	}
+	var er pgproto3.ErrorResponse
+	if er.Decode(wire.Body(frame)) != nil || (er.Severity != "FATAL" && er.Severity != "PANIC") {
+		return typ, frame
+	}
+	ss.serverFatal = true
+	if ss.pinned {
+		return typ, frame
+	}
+	e := ss.expect.request()
+	if e == nil {
+		n := pgproto3.NoticeResponse(er)
+		n.Severity, n.SeverityUnlocalized = "WARNING", "WARNING"
+		if out, err := n.Encode(nil); err == nil {
+			return 'N', out
+		}
+		return typ, frame
+	}
+	e.answered = true
+	if e.inDoubt {
+		out, err := pgerr.ToResponse(errOutcomeUnknown.WithDetail("The server said: " + er.Message)).Encode(nil)
+		if err == nil {
+			return typ, out
+		}
+	}
+	er.Severity, er.SeverityUnlocalized = pgerr.SeverityError, pgerr.SeverityError
+	if out, err := er.Encode(nil); err == nil {
+		return typ, out
+	}
+	return typ, frame
+}
+
+// errorForwardedLocked records that an ErrorResponse reached the client
+// for its oldest waiting request.
+func (ss *session) errorForwardedLocked() {
+	if e := ss.expect.request(); e != nil {
+		e.answered = true
+	}
+}
+
+// lostAnswers is what the requests still waiting on a server that died
+// get: for each, an error unless it had one, then ReadyForQuery. It also
+// reports whether any of them may have committed.
+func lostAnswers(waiting []expectation) (msgs []pgproto3.BackendMessage, inDoubt bool) {
+	for i := range waiting {
+		e := &waiting[i]
+		if !e.answered {
+			msgs = append(msgs, pgerr.ToResponse(lostError(e.inDoubt)))
+		}
+		inDoubt = inDoubt || e.inDoubt
+		msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	}
+	return msgs, inDoubt
+}
