@@ -22,7 +22,7 @@ type expectation struct {
 	// (DISCARD ALL, DEALLOCATE ALL).
 	forgetPrepared bool
 	// The fields below are set on a client's Sync, Query or FunctionCall,
-	// the message whose ReadyForQuery ends a request (lost.go).
+	// the message whose ReadyForQuery ends a request (lost.go, timeout.go).
 	//
 	// inDoubt: the request may commit (COMMIT, a write outside a
 	// transaction block...): if the server dies before its ReadyForQuery,
@@ -30,6 +30,10 @@ type expectation struct {
 	inDoubt bool
 	// answered: an ErrorResponse reached the client for this request.
 	answered bool
+	// seq numbers the request for query_timeout; deadline is when it times
+	// out (unix ns, 0: never).
+	seq      uint64
+	deadline int64
 }
 
 // completes reports whether a backend message of type typ is the last

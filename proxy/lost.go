@@ -44,12 +44,13 @@ func lostError(inDoubt bool) *pgerr.Error {
 }
 
 // renderMarkedLocked renders req for server (renderLocked) and marks each
-// request it sends with what it may commit.
+// request it sends with what it may commit and its query_timeout deadline.
 func (ss *session) renderMarkedLocked(server *pool.Conn, req *request, out []byte) []byte {
 	outcomes := ss.requestOutcomesLocked(req) // from the session's state before this request
 	before := ss.expect.len()
 	out = ss.renderLocked(server, req, out)
 	added := ss.expect.appended(ss.expect.len() - before)
+	deadline := ss.queryDeadline()
 	i := 0
 	for k := range added {
 		e := &added[k]
@@ -58,6 +59,7 @@ func (ss *session) renderMarkedLocked(server *pool.Conn, req *request, out []byt
 		}
 		e.inDoubt = i >= len(outcomes) || outcomes[i]
 		i++
+		ss.timeRequestLocked(e, deadline)
 	}
 	return out
 }

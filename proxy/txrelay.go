@@ -732,8 +732,10 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 		}
 		ss.wmu.Lock()
 		ss.mu.Lock()
-		// A FATAL: the server is going away (pg_terminate_backend, restart).
+		// A FATAL: the server is going away (pg_terminate_backend, restart);
+		// a cancel pgone sent for query_timeout: say so (lost.go, timeout.go).
 		typ, frame = ss.serverFatalLocked(typ, frame)
+		frame = ss.queryCanceledLocked(typ, frame)
 		forward, release := true, false
 		e := ss.expect.front()
 
@@ -1011,6 +1013,7 @@ func (ss *session) clientGoneTx(err error) {
 // the server back clean (rolled back; reset if the client was pinned), or
 // close it.
 func (ss *session) endTx() {
+	ss.stopQueryTimer()
 	ss.mu.Lock()
 	server := ss.server
 	ss.closed = true
