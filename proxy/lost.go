@@ -46,7 +46,8 @@ func lostError(inDoubt bool) *pgerr.Error {
 // renderMarkedLocked renders req for server (renderLocked) and marks each
 // request it sends with what it may commit and its query_timeout deadline.
 func (ss *session) renderMarkedLocked(server *pool.Conn, req *request, out []byte) []byte {
-	outcomes := ss.requestOutcomesLocked(req) // from the session's state before this request
+	var buf [8]bool
+	outcomes := ss.requestOutcomesLocked(req, buf[:0]) // from the session's state before this request
 	before := ss.expect.len()
 	out = ss.renderLocked(server, req, out)
 	added := ss.expect.appended(ss.expect.len() - before)
@@ -64,15 +65,16 @@ func (ss *session) renderMarkedLocked(server *pool.Conn, req *request, out []byt
 	return out
 }
 
-// requestOutcomesLocked tells, for each Query, Sync and FunctionCall of req
-// in order, whether the request it ends may commit. It follows the
-// transaction block through the request (BEGIN opens one, COMMIT and
-// ROLLBACK end it). When earlier requests are still running, the block
-// they leave is unknown: pgone assumes none, so writes count as commits.
-func (ss *session) requestOutcomesLocked(req *request) []bool {
+// requestOutcomesLocked appends to outcomes, for each Query, Sync and
+// FunctionCall of req in order, whether the request it ends may commit. It
+// follows the transaction block through the request (BEGIN opens one,
+// COMMIT and ROLLBACK end it). When earlier requests are still running,
+// the block they leave is unknown: pgone assumes none, so writes count as
+// commits.
+func (ss *session) requestOutcomesLocked(req *request, outcomes []bool) []bool {
 	inTx := ss.txStatus != 'I' && ss.pending == 0 && ss.expect.len() == 0
-	outcomes := make([]bool, 0, req.syncs)
-	var parsed [][2]string // statements this request parses: name, text
+	var parsedBuf [4][2]string
+	parsed := parsedBuf[:0] // statements this request parses: name, text
 	portal, bound := "", false
 	segment := false // the extended-protocol request so far may commit
 	for _, fr := range req.frames {
