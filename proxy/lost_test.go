@@ -221,3 +221,35 @@ func TestTxModeInDoubtCommitOnRealServer(t *testing.T) {
 		t.Errorf("next request: %v", err)
 	}
 }
+
+// TestTxModeReplyFlushedWhenMoreFollowsReady: a server that sends
+// something after its ReadyForQuery (here a FATAL, in the same packet)
+// while its client stays in a transaction: the reply still reaches the
+// client at once. The inline reader used to stop there with the reply
+// unflushed, and the client waited forever.
+func TestTxModeReplyFlushedWhenMoreFollowsReady(t *testing.T) {
+	s := startScripted(t, func(c *scriptedConn) {
+		msg, err := c.next()
+		if err != nil {
+			return
+		}
+		if q, ok := msg.(*pgproto3.Query); !ok || q.String != "BEGIN" {
+			if c.answer(msg) == nil {
+				c.serveUntil(func(pgproto3.FrontendMessage) bool { return false }, false)
+			}
+			return
+		}
+		c.tx = 'T'
+		c.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("BEGIN")})
+		c.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'T'})
+		c.sendFatal() // one flush: BEGIN's reply and the FATAL in one packet
+		_, _ = c.next()
+	})
+	p := s.proxyTo(t, nil)
+	c := connectMsg(t, p.DSN(appUser, appPassword, "fake"))
+	c.send(&pgproto3.Query{String: "BEGIN"})
+	reply := c.readUntil(isRFQ)
+	if errs := errorsIn(reply); len(errs) > 0 {
+		t.Fatalf("BEGIN: %v", errs)
+	}
+}

@@ -74,7 +74,7 @@ func (s *scriptedServer) serve(nc net.Conn, pid uint32) {
 	if be.Flush() != nil {
 		return
 	}
-	s.script(&scriptedConn{be: be, tx: 'I'})
+	s.script(&scriptedConn{be: be, nc: nc, tx: 'I'})
 }
 
 func (s *scriptedServer) cancelCount() int {
@@ -100,6 +100,7 @@ func (s *scriptedServer) proxyTo(t *testing.T, mutate func(*config.Config)) *tes
 // scriptedConn is one server connection of a scriptedServer.
 type scriptedConn struct {
 	be *pgproto3.Backend
+	nc net.Conn
 	tx byte // transaction status for the next ReadyForQuery
 }
 

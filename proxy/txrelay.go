@@ -847,7 +847,10 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 			ss.swmu.Unlock()
 			ss.srv.pools.Release(server)
 		}
-		if werr == nil && (release || closeAfter || !fr.HasFrame()) {
+		// Flush at the end of what the server sent, and when this reader
+		// stops (settled): bytes the server sent after its ReadyForQuery
+		// (a FATAL) would otherwise hold the reply back.
+		if werr == nil && (release || closeAfter || settled || !fr.HasFrame()) {
 			werr = cw.Flush()
 		}
 		if release {
