@@ -65,6 +65,35 @@ func (ss *session) renderMarkedLocked(server *pool.Conn, req *request, out []byt
 	return out
 }
 
+// serverDiedIdleLocked reports whether the server a client kept through
+// its open transaction died while the client was idle, before this
+// request: then nothing of the request ran and the transaction is gone,
+// so the request gets 08006 rather than "outcome unknown". It asks the
+// socket (one non-blocking peek) only for requests that may commit, on a
+// server nobody reads (no pump). When it reports true it has detached the
+// server, discarded it and unlocked ss.mu.
+func (ss *session) serverDiedIdleLocked(server *pool.Conn, req *request) bool {
+	if ss.txStatus == 'I' || ss.pending != 0 || ss.expect.len() != 0 || ss.pumping || ss.pinned {
+		return false
+	}
+	var buf [8]bool
+	inDoubt := false
+	for _, d := range ss.requestOutcomesLocked(req, buf[:0]) {
+		inDoubt = inDoubt || d
+	}
+	if !inDoubt || server.Alive() {
+		return false
+	}
+	ss.server = nil
+	ss.releasedLocked()
+	ss.txStatus = 'I'
+	ss.mu.Unlock()
+	ss.srv.pools.Discard(server)
+	ss.log.Warn("server connection lost while the client was idle in its transaction",
+		"server", server.Addr(), "sqlstate", pgerr.ConnectionFailure)
+	return true
+}
+
 // requestOutcomesLocked appends to outcomes, for each Query, Sync and
 // FunctionCall of req in order, whether the request it ends may commit. It
 // follows the transaction block through the request (BEGIN opens one,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -251,5 +252,39 @@ func TestTxModeReplyFlushedWhenMoreFollowsReady(t *testing.T) {
 	reply := c.readUntil(isRFQ)
 	if errs := errorsIn(reply); len(errs) > 0 {
 		t.Fatalf("BEGIN: %v", errs)
+	}
+}
+
+// TestTxModeServerDiedWhileIdleInTransaction: the server dies (FATAL, then
+// closed) while its client sits idle in a transaction and nobody reads
+// it. The client's COMMIT then finds it dead before it is sent: nothing of
+// the COMMIT ran and the transaction is gone, so the answer is 08006
+// "rolled back", not "outcome unknown".
+func TestTxModeServerDiedWhileIdleInTransaction(t *testing.T) {
+	died := make(chan struct{})
+	var once sync.Once
+	s := startScripted(t, func(c *scriptedConn) {
+		c.serveUntil(queryIs("INSERT INTO t VALUES (1)"), false)
+		// Reached on the connection that got the INSERT: answer it, then die.
+		_ = c.answer(&pgproto3.Query{String: "INSERT INTO t VALUES (1)"})
+		c.sendFatal()
+		c.nc.Close()
+		once.Do(func() { close(died) })
+	})
+	p := s.proxyTo(t, nil)
+	c := connectMsg(t, p.DSN(appUser, appPassword, "fake"))
+	for _, sql := range []string{"BEGIN", "INSERT INTO t VALUES (1)"} {
+		if errs := errorsIn(c.simpleQuery(sql)); len(errs) > 0 {
+			t.Fatalf("%s: %v", sql, errs)
+		}
+	}
+	<-died // the FATAL and the end of the stream are in pgone's socket
+	reply := c.simpleQuery("COMMIT")
+	errs := errorsIn(reply)
+	if len(errs) != 1 || !strings.Contains(errs[0], `"Code":"08006"`) || !strings.Contains(errs[0], "rolled back") {
+		t.Fatalf("COMMIT after the server died idle: want one 08006 rolled back then ReadyForQuery, got %q", reply)
+	}
+	if errs := errorsIn(c.simpleQuery("SELECT 1")); len(errs) > 0 {
+		t.Errorf("next request: %v", errs)
 	}
 }

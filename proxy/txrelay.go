@@ -145,6 +145,13 @@ func (ss *session) relayTx() {
 			req.reset()
 			continue
 		}
+		if ss.serverDiedIdleLocked(server, &req) { // lost.go; unlocks when true
+			if ss.failRequest(errServerLost, req.syncs) != nil {
+				break
+			}
+			req.reset()
+			continue
+		}
 		if !ss.verifyShapesLocked(server, &req) {
 			ss.mu.Unlock()
 			if ss.failRequest(errStalePlan, req.syncs) != nil {
