@@ -24,10 +24,10 @@ type expectation struct {
 	// The fields below are set on a client's Sync, Query or FunctionCall,
 	// the message whose ReadyForQuery ends a request (lost.go, timeout.go).
 	//
-	// inDoubt: the request may commit (COMMIT, a write outside a
-	// transaction block...): if the server dies before its ReadyForQuery,
-	// its outcome is unknown (08007), not rolled back.
-	inDoubt bool
+	// outcome: what the request may have done that outlives its server
+	// (a commit): if the server dies before the request's ReadyForQuery,
+	// anything but outcomeNone is unknown (08007), not rolled back.
+	outcome outcome
 	// answered: an ErrorResponse reached the client for this request.
 	answered bool
 	// seq numbers the request for query_timeout; deadline is when it times

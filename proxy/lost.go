@@ -25,6 +25,24 @@ import (
 // request is sent, from its text (requestOutcomesLocked), and kept on the
 // expectation of its Sync, Query or FunctionCall.
 
+// outcome is what a request may have done that outlives its server.
+type outcome uint8
+
+const (
+	// outcomeNone: nothing that survives the request's server (reads,
+	// statements inside a transaction block, ROLLBACK).
+	outcomeNone outcome = iota
+	// outcomeWrite: a statement that commits by itself (a write, a call,
+	// anything but a plain read outside a transaction block). A FATAL the
+	// server sends while running it means it was aborted; a silent death
+	// leaves it unknown.
+	outcomeWrite
+	// outcomeCommit: COMMIT, END, PREPARE TRANSACTION, COMMIT or ROLLBACK
+	// PREPARED, or a text that may hold one: unknown whenever the server
+	// dies before ReadyForQuery.
+	outcomeCommit
+)
+
 // errServerLost is what a client hears when its server connection died
 // under its transaction and nothing can have committed.
 var errServerLost = pgerr.New(pgerr.ConnectionFailure, "server connection lost; the transaction was rolled back")
@@ -46,7 +64,7 @@ func lostError(inDoubt bool) *pgerr.Error {
 // renderMarkedLocked renders req for server (renderLocked) and marks each
 // request it sends with what it may commit and its query_timeout deadline.
 func (ss *session) renderMarkedLocked(server *pool.Conn, req *request, out []byte) []byte {
-	var buf [8]bool
+	var buf [8]outcome
 	outcomes := ss.requestOutcomesLocked(req, buf[:0]) // from the session's state before this request
 	before := ss.expect.len()
 	out = ss.renderLocked(server, req, out)
@@ -58,7 +76,10 @@ func (ss *session) renderMarkedLocked(server *pool.Conn, req *request, out []byt
 		if !e.endsRequest() {
 			continue
 		}
-		e.inDoubt = i >= len(outcomes) || outcomes[i]
+		e.outcome = outcomeCommit // a request pgone could not classify
+		if i < len(outcomes) {
+			e.outcome = outcomes[i]
+		}
 		i++
 		ss.timeRequestLocked(e, deadline)
 	}
@@ -76,10 +97,10 @@ func (ss *session) serverDiedIdleLocked(server *pool.Conn, req *request) bool {
 	if ss.txStatus == 'I' || ss.pending != 0 || ss.expect.len() != 0 || ss.pumping || ss.pinned {
 		return false
 	}
-	var buf [8]bool
+	var buf [8]outcome
 	inDoubt := false
-	for _, d := range ss.requestOutcomesLocked(req, buf[:0]) {
-		inDoubt = inDoubt || d
+	for _, o := range ss.requestOutcomesLocked(req, buf[:0]) {
+		inDoubt = inDoubt || o != outcomeNone
 	}
 	if !inDoubt || server.Alive() {
 		return false
@@ -100,19 +121,19 @@ func (ss *session) serverDiedIdleLocked(server *pool.Conn, req *request) bool {
 // COMMIT and ROLLBACK end it). When earlier requests are still running,
 // the block they leave is unknown: pgone assumes none, so writes count as
 // commits.
-func (ss *session) requestOutcomesLocked(req *request, outcomes []bool) []bool {
+func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []outcome {
 	inTx := ss.txStatus != 'I' && ss.pending == 0 && ss.expect.len() == 0
 	var parsedBuf [4][2]string
 	parsed := parsedBuf[:0] // statements this request parses: name, text
 	portal, bound := "", false
-	segment := false // the extended-protocol request so far may commit
+	segment := outcomeNone // what the extended-protocol request so far may have done
 	for _, fr := range req.frames {
 		frame := req.buf[fr[0]:fr[1]]
 		switch frame[0] {
 		case 'Q':
 			text, _, _ := cstringAt(wire.Body(frame), 0)
-			commits, after := ss.statementCommits(text, inTx)
-			outcomes = append(outcomes, commits)
+			o, after := ss.statementOutcome(text, inTx)
+			outcomes = append(outcomes, o)
 			inTx = after
 		case 'P':
 			if pf, ok := decodeParse(frame); ok {
@@ -123,20 +144,24 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []bool) []bool {
 		case 'E':
 			if !bound {
 				// A portal of an earlier request: its statement is unknown.
-				segment = true
+				segment = outcomeCommit
 				continue
 			}
-			commits, after := ss.statementCommits(portal, inTx)
-			segment = segment || commits
+			o, after := ss.statementOutcome(portal, inTx)
+			segment = max(segment, o)
 			inTx = after
 		case 'F':
-			outcomes = append(outcomes, !inTx)
+			o := outcomeNone
+			if !inTx {
+				o = outcomeWrite
+			}
+			outcomes = append(outcomes, o)
 		case 'S':
 			if ss.copyIn {
 				continue // no ReadyForQuery: renderLocked expects none
 			}
 			outcomes = append(outcomes, segment)
-			segment = false
+			segment = outcomeNone
 		}
 	}
 	return outcomes
@@ -162,56 +187,62 @@ func (ss *session) boundText(frame []byte, parsed [][2]string) (text string, ok 
 	return cs.query, ok
 }
 
-// statementCommits reports whether running text may commit something, in
-// a transaction block (inTx) or not, and whether a block is open after it.
+// statementOutcome tells what running text may leave behind, in a
+// transaction block (inTx) or not, and whether a block is open after it.
 // Plain statements are told by their first words, without parsing (texts
 // with inlined literals would each cost a parse); others by the router,
 // whose cache has them already (routeText parsed them when sent).
-func (ss *session) statementCommits(text string, inTx bool) (commits, inTxAfter bool) {
+func (ss *session) statementOutcome(text string, inTx bool) (o outcome, inTxAfter bool) {
+	alone := outcomeWrite // a statement outside a block commits by itself
+	if inTx {
+		alone = outcomeNone
+	}
 	if router.PlainRead(text) {
-		return false, inTx
+		return outcomeNone, inTx
 	}
 	if router.NoSessionEffects(text) {
 		first, second := leadingWords(text)
 		switch first {
 		case "begin", "start":
-			return false, true
+			return outcomeNone, true
 		case "commit", "end":
-			return true, false // AND CHAIN keeps a block open: assuming none is the safe side
+			return outcomeCommit, false // AND CHAIN keeps a block open: assuming none is the safe side
 		case "rollback", "abort":
 			switch second {
 			case "prepared":
-				return true, inTx
+				return outcomeCommit, inTx
 			case "to":
-				return false, inTx
+				return outcomeNone, inTx
 			}
-			return false, false
+			return outcomeNone, false
 		case "savepoint", "release":
-			return false, inTx
+			return outcomeNone, inTx
 		}
-		return !inTx, inTx // a read or a write, run inside the block or committed alone
+		return alone, inTx // a read or a write, run inside the block or committed alone
 	}
 	d := ss.srv.router.Route(text, router.Session{InTransaction: inTx})
 	switch {
 	case d.Statements > 1 && d.Tx != router.TxNone:
 		// Tx is the last transaction statement: an earlier one may commit.
-		return true, d.Tx == router.TxBegin
+		return outcomeCommit, d.Tx == router.TxBegin
 	case d.Tx == router.TxBegin:
-		return false, true
+		return outcomeNone, true
 	case d.Tx == router.TxCommit, d.Tx == router.TxPrepareTransaction:
-		return true, false
+		return outcomeCommit, false
 	case d.Tx == router.TxCommitPrepared, d.Tx == router.TxRollbackPrepared:
-		return true, inTx
+		return outcomeCommit, inTx
 	case d.Tx == router.TxRollback:
-		return false, false
+		return outcomeNone, false
 	case d.Tx != router.TxNone:
-		return false, inTx
+		return outcomeNone, inTx
 	case inTx:
-		return false, true
+		return outcomeNone, true
 	case d.Reason == router.ReasonEmpty || d.Reason == router.ReasonParseError:
-		return false, false
+		return outcomeNone, false
+	case d.Target == router.TargetReplica:
+		return outcomeNone, false
 	}
-	return d.Target != router.TargetReplica, false
+	return outcomeWrite, false
 }
 
 // leadingWords returns the first two words of text, lower case; a text
@@ -236,9 +267,10 @@ func leadingWords(text string) (first, second string) {
 // client of a transaction-mode session should get; typ and frame are
 // returned unchanged for other messages. Only the client's transaction is
 // lost, so it keeps its connection (unless pinned: it is closed later):
-//   - in reply to a request that may have committed: 08007, the server's
+//   - in reply to a request that commits (COMMIT...): 08007, the server's
 //     message as detail;
-//   - in reply to another request: the same error with severity ERROR;
+//   - in reply to another request: the same error with severity ERROR (a
+//     statement that commits by itself was aborted by the FATAL);
 //   - with no request waiting: a WARNING notice. An ErrorResponse nobody
 //     asked for would be taken by the client as the answer to its next
 //     request (libpq makes it a notice; the request then got only
@@ -268,7 +300,7 @@ func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
 		return typ, frame
 	}
 	e.answered = true
-	if e.inDoubt {
+	if e.outcome == outcomeCommit {
 		out, err := pgerr.ToResponse(errOutcomeUnknown.WithDetail("The server said: " + er.Message)).Encode(nil)
 		if err == nil {
 			return typ, out
@@ -296,9 +328,9 @@ func lostAnswers(waiting []expectation) (msgs []pgproto3.BackendMessage, inDoubt
 	for i := range waiting {
 		e := &waiting[i]
 		if !e.answered {
-			msgs = append(msgs, pgerr.ToResponse(lostError(e.inDoubt)))
+			msgs = append(msgs, pgerr.ToResponse(lostError(e.outcome != outcomeNone)))
 		}
-		inDoubt = inDoubt || e.inDoubt
+		inDoubt = inDoubt || e.outcome != outcomeNone
 		msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	}
 	return msgs, inDoubt

@@ -63,6 +63,9 @@ func TestTxModeServerLostReportsOutcome(t *testing.T) {
 		{name: "rollback", before: []string{"BEGIN", "UPDATE t SET v = 2"},
 			send: []pgproto3.FrontendMessage{&pgproto3.Query{String: "ROLLBACK"}}, dies: queryIs("ROLLBACK"),
 			code: "08006", text: "rolled back"},
+		// PostgreSQL's FATAL while a statement runs aborts it: its own error stands.
+		{name: "autocommit write answered by FATAL", send: []pgproto3.FrontendMessage{&pgproto3.Query{String: "INSERT INTO t VALUES (1)"}},
+			dies: queryIs("INSERT INTO t VALUES (1)"), fatal: true, code: "57P01", text: "administrator command"},
 		{name: "read answered by FATAL", send: []pgproto3.FrontendMessage{&pgproto3.Query{String: "SELECT * FROM t"}},
 			dies: queryIs("SELECT * FROM t"), fatal: true, code: "57P01", text: "administrator command"},
 	}

@@ -7,46 +7,48 @@ import (
 	"github.com/pgone/pgone/router"
 )
 
-// TestStatementCommits: what a statement may commit, in a transaction
-// block or not, and whether a block is open after it.
-func TestStatementCommits(t *testing.T) {
+// TestStatementOutcome: what a statement may leave behind, in a
+// transaction block or not, and whether a block is open after it.
+func TestStatementOutcome(t *testing.T) {
 	ss := &session{srv: &Server{router: router.NewRouter(100)}}
+	const none, write, commit = outcomeNone, outcomeWrite, outcomeCommit
 	tests := []struct {
-		text          string
-		inTx          bool
-		commits, txAt bool
+		text string
+		inTx bool
+		want outcome
+		txAt bool
 	}{
-		{"SELECT * FROM t", false, false, false},
-		{"SELECT * FROM t", true, false, true},
-		{"SELECT nextval('s')", false, true, false},
-		{"SELECT nextval('s')", true, false, true},
-		{"INSERT INTO t VALUES (1)", false, true, false},
-		{"INSERT INTO t VALUES (1)", true, false, true},
-		{"update t set v = 1", false, true, false},
-		{"BEGIN", false, false, true},
-		{"start transaction", false, false, true},
-		{"COMMIT", true, true, false},
-		{"end", true, true, false},
-		{"commit prepared 'g'", false, true, false},
-		{"ROLLBACK PREPARED 'g'", false, true, false},
-		{"ROLLBACK", true, false, false},
-		{"rollback to savepoint a", true, false, true},
-		{"SAVEPOINT a", true, false, true},
-		{"PREPARE TRANSACTION 'g'", true, true, false},
-		{"/* c */ COMMIT", true, true, false},
-		{"BEGIN; INSERT INTO t VALUES (1); COMMIT", false, true, false},
-		{"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", false, true, false},
-		{"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", true, false, true},
-		{"CREATE TABLE x (a int)", false, true, false},
-		{"CREATE TABLE x (a int)", true, false, true},
-		{"CALL p()", false, true, false},
-		{"", false, false, false},
-		{"SELEC oops", false, false, false},
+		{"SELECT * FROM t", false, none, false},
+		{"SELECT * FROM t", true, none, true},
+		{"SELECT nextval('s')", false, write, false},
+		{"SELECT nextval('s')", true, none, true},
+		{"INSERT INTO t VALUES (1)", false, write, false},
+		{"INSERT INTO t VALUES (1)", true, none, true},
+		{"update t set v = 1", false, write, false},
+		{"BEGIN", false, none, true},
+		{"start transaction", false, none, true},
+		{"COMMIT", true, commit, false},
+		{"end", true, commit, false},
+		{"commit prepared 'g'", false, commit, false},
+		{"ROLLBACK PREPARED 'g'", false, commit, false},
+		{"ROLLBACK", true, none, false},
+		{"rollback to savepoint a", true, none, true},
+		{"SAVEPOINT a", true, none, true},
+		{"PREPARE TRANSACTION 'g'", true, commit, false},
+		{"/* c */ COMMIT", true, commit, false},
+		{"BEGIN; INSERT INTO t VALUES (1); COMMIT", false, commit, false},
+		{"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", false, write, false},
+		{"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", true, none, true},
+		{"CREATE TABLE x (a int)", false, write, false},
+		{"CREATE TABLE x (a int)", true, none, true},
+		{"CALL p()", false, write, false},
+		{"", false, none, false},
+		{"SELEC oops", false, none, false},
 	}
 	for _, tt := range tests {
-		commits, txAt := ss.statementCommits(tt.text, tt.inTx)
-		if commits != tt.commits || txAt != tt.txAt {
-			t.Errorf("statementCommits(%q, inTx=%v) = %v, %v; want %v, %v", tt.text, tt.inTx, commits, txAt, tt.commits, tt.txAt)
+		got, txAt := ss.statementOutcome(tt.text, tt.inTx)
+		if got != tt.want || txAt != tt.txAt {
+			t.Errorf("statementOutcome(%q, inTx=%v) = %v, %v; want %v, %v", tt.text, tt.inTx, got, txAt, tt.want, tt.txAt)
 		}
 	}
 }
