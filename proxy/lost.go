@@ -116,11 +116,11 @@ func (ss *session) serverDiedIdleLocked(server *pool.Conn, req *request) bool {
 }
 
 // requestOutcomesLocked appends to outcomes, for each Query, Sync and
-// FunctionCall of req in order, whether the request it ends may commit. It
-// follows the transaction block through the request (BEGIN opens one,
-// COMMIT and ROLLBACK end it). When earlier requests are still running,
-// the block they leave is unknown: pgone assumes none, so writes count as
-// commits.
+// FunctionCall of req in order, what the request it ends may leave
+// behind. It follows the transaction block through the request (BEGIN
+// opens one, COMMIT and ROLLBACK end it). When earlier requests are still
+// running, the block they leave is unknown: pgone assumes none, so writes
+// count as committing by themselves.
 func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []outcome {
 	inTx := ss.txStatus != 'I' && ss.pending == 0 && ss.expect.len() == 0
 	var parsedBuf [4][2]string
@@ -161,7 +161,7 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 				continue // no ReadyForQuery: renderLocked expects none
 			}
 			outcomes = append(outcomes, segment)
-			segment = outcomeNone
+			segment, bound = outcomeNone, false
 		}
 	}
 	return outcomes
