@@ -122,6 +122,13 @@ func (ss *session) serverDiedIdleLocked(server *pool.Conn, req *request) bool {
 // running, the block they leave is unknown: pgone assumes none, so writes
 // count as committing by themselves.
 func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []outcome {
+	if ss.slot != nil {
+		// On a replica (split.go): a hot standby commits nothing.
+		for i := 0; i < req.syncs; i++ {
+			outcomes = append(outcomes, outcomeNone)
+		}
+		return outcomes
+	}
 	inTx := ss.txStatus != 'I' && ss.pending == 0 && ss.expect.len() == 0
 	var parsedBuf [4][2]string
 	parsed := parsedBuf[:0] // statements this request parses: name, text

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"errors"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,5 +111,57 @@ func TestTxModeQueryTimeoutServerIgnoresCancel(t *testing.T) {
 	}
 	if errs := errorsIn(c.simpleQuery("SELECT 1")); len(errs) > 0 {
 		t.Errorf("next request: %v", errs)
+	}
+}
+
+// TestTxModeQueryTimeoutFreesClientOnStoppedReplica: issue 11's stopped
+// replica, for a client already on it. Its backend is stopped (SIGSTOP)
+// mid-read, so it cannot take pgone's cancel: after query_timeout and the
+// grace period pgone gives the server up, the client gets 08006 (a read:
+// nothing committed) instead of hanging until the replica wakes, and its
+// next read works.
+func TestTxModeQueryTimeoutFreesClientOnStoppedReplica(t *testing.T) {
+	ctx := testCtx(t)
+	const db = "qtreplica"
+	replicaDatabase(t, cluster, db)
+	p := splitProxy(t, cluster, db, func(c *config.Config) { c.Proxy.Limits.QueryTimeout = time.Second })
+	conn := connect(t, p.DSN(appUser, appPassword, db))
+	waitForReplicaReads(t, conn, cluster)
+
+	const slow = "SELECT count(*) FROM generate_series(1, 2000000000)"
+	type result struct {
+		err  error
+		took time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		var n int64
+		err := conn.QueryRow(ctx, slow).Scan(&n)
+		done <- result{err, time.Since(start)}
+	}()
+	replica := connect(t, cluster.Replica.DSN("postgres", "postgres", "postgres"))
+	var pid int
+	eventually(t, "the read to run on the replica", func() bool {
+		return replica.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE query = $1 AND state = 'active'", slow).Scan(&pid) == nil
+	})
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the client still waits on the stopped replica")
+	}
+	if pgerr(r.err) != "08006" {
+		t.Fatalf("read on a stopped replica with query_timeout 1s: %v; want 08006", r.err)
+	}
+	if r.took > 5*time.Second {
+		t.Errorf("freed after %s; want query_timeout (1s) plus the cancel's grace (1s)", r.took)
+	}
+	if v := serverPort(t, ctx, conn, portQuery); v == 0 {
+		t.Error("next read failed")
 	}
 }
