@@ -49,6 +49,10 @@ func TestTxModeQueryTimeout(t *testing.T) {
 	if after != before {
 		t.Errorf("server after the timeout = pid %d, before = %d: a server that answered the cancel should be reused", after, before)
 	}
+	// The extended protocol (pgx with arguments) is timed the same way.
+	if _, err := conn.Exec(ctx, "SELECT pg_sleep($1)", 5); pgerr(err) != "57014" {
+		t.Errorf("extended-protocol pg_sleep(5): %v; want 57014", err)
+	}
 	// A request within the limit is left alone.
 	if _, err := conn.Exec(ctx, "SELECT pg_sleep(0.05)"); err != nil {
 		t.Errorf("a short request: %v", err)
