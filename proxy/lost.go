@@ -283,8 +283,10 @@ func leadingWords(text string) (first, second string) {
 //     request (libpq makes it a notice; the request then got only
 //     ReadyForQuery: "no results"). The next request hears of the loss.
 //
-// The request's expectation is marked answered, so that serverEndedTx does
-// not send it a second error.
+// Whether the error reaches the client is the reply handler's decision
+// (pgone swallows replies to its own statements); errorForwardedLocked
+// marks the request answered only when it does, so that serverEndedTx
+// sends every other waiting request its error.
 func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
 	if typ != 'E' {
 		return typ, frame
@@ -306,7 +308,6 @@ func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
 		}
 		return typ, frame
 	}
-	e.answered = true
 	if e.outcome == outcomeCommit {
 		out, err := pgerr.ToResponse(errOutcomeUnknown.WithDetail("The server said: " + er.Message)).Encode(nil)
 		if err == nil {

@@ -291,3 +291,48 @@ func TestTxModeServerDiedWhileIdleInTransaction(t *testing.T) {
 		t.Errorf("next request: %v", errs)
 	}
 }
+
+// TestTxModeFatalToPgonesOwnStatementStillAnswersRequest: a new server
+// gets pgone's settings statement ahead of the client's request, and
+// answers it with a FATAL (the server is going away). pgone swallows the
+// replies to its own statements, so the FATAL does not reach the client;
+// the client's request must still get its error, then ReadyForQuery.
+func TestTxModeFatalToPgonesOwnStatementStillAnswersRequest(t *testing.T) {
+	s := startScripted(t, func(c *scriptedConn) {
+		for {
+			msg, err := c.be.Receive()
+			if err != nil {
+				return
+			}
+			q, ok := msg.(*pgproto3.Query)
+			switch {
+			case !ok:
+				_ = c.answer(msg)
+			case strings.HasPrefix(q.String, "RESET ALL;"):
+				c.sendFatal() // pgone's settings statement on a new server
+				return
+			case strings.Contains(q.String, "pg_catalog.pg_settings") && c.set:
+				// The snapshot after the client's SET: it has changed a setting.
+				c.be.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("name")}, {Name: []byte("setting")}}})
+				c.be.Send(&pgproto3.DataRow{Values: [][]byte{[]byte("application_name"), []byte("x")}})
+				c.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
+				c.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+				_ = c.be.Flush()
+				return // and this server goes away: the next request gets a new one
+			default:
+				c.set = c.set || strings.HasPrefix(q.String, "SET ")
+				_ = c.answer(msg)
+			}
+		}
+	})
+	p := s.proxyTo(t, nil)
+	c := connectMsg(t, p.DSN(appUser, appPassword, "fake"))
+	if errs := errorsIn(c.simpleQuery("SET application_name = 'x'")); len(errs) > 0 {
+		t.Fatalf("SET: %v", errs)
+	}
+	reply := c.simpleQuery("SELECT * FROM t")
+	errs := errorsIn(reply)
+	if len(errs) != 1 || !strings.Contains(errs[0], `"Code":"08006"`) {
+		t.Fatalf("request behind pgone's failed settings statement: want one 08006 error then ReadyForQuery, got %q", reply)
+	}
+}

@@ -99,9 +99,10 @@ func (s *scriptedServer) proxyTo(t *testing.T, mutate func(*config.Config)) *tes
 
 // scriptedConn is one server connection of a scriptedServer.
 type scriptedConn struct {
-	be *pgproto3.Backend
-	nc net.Conn
-	tx byte // transaction status for the next ReadyForQuery
+	be  *pgproto3.Backend
+	nc  net.Conn
+	tx  byte // transaction status for the next ReadyForQuery
+	set bool // the client changed a setting (scripts that track it)
 }
 
 var errScriptEnd = errors.New("client ended")
