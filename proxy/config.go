@@ -93,8 +93,8 @@ type Limits struct {
 	IdleTransactionTimeout time.Duration `yaml:"idle_transaction_timeout"`
 	// ClientIdleTimeout closes a client idle outside a transaction; 0 disables it.
 	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
-	// QueryTimeout cancels a request (transaction mode) that runs longer on
-	// its server (57014); 0 disables it. Databases and users may set their
+	// QueryTimeout cancels a request that runs longer on its server
+	// (57014); 0 disables it. Databases and users may set their
 	// own; the user's wins over the database's.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 }

@@ -8,9 +8,10 @@ import (
 
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pgerr"
+	"github.com/pgone/pgone/pool"
 )
 
-// query_timeout in transaction mode. Each request gets a deadline when it
+// query_timeout. In transaction mode each request gets a deadline when it
 // is sent (renderMarkedLocked). One timer per session fires at the
 // earliest deadline of its outstanding requests; if the oldest request is
 // still running then, pgone sends its server a real CancelRequest (the
@@ -20,6 +21,11 @@ import (
 // unreachable) is closed, and the client gets what any request on a lost
 // server gets (08006 or 08007, lost.go); the next request gets another
 // server.
+//
+// In session mode the server runs one request at a time: the request
+// running is timed from when the one before it ended, or from its sending
+// when the session was idle. A server that ignores the cancel is closed,
+// and so is the client, which loses its session with it (08006).
 //
 // As with a client's own cancel, the cancel may reach the server just after
 // the request ended there; PostgreSQL ignores a cancel that arrives between
@@ -39,6 +45,11 @@ type queryTimer struct {
 	// is closed if the request is still waiting.
 	canceled uint64
 	graceEnd int64
+	// Session mode: the request running and its deadline (unix ns, 0:
+	// none); answered: the cancel's error came back.
+	running         uint64
+	runningDeadline int64
+	answered        bool
 }
 
 // queryTimeoutFor is the query_timeout of a user on a database: the
@@ -107,6 +118,10 @@ func (ss *session) onQueryTimer() {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.qt.at = 0
+	if ss.mode == pool.ModeSession {
+		ss.onSessionQueryTimerLocked()
+		return
+	}
 	server := ss.server
 	e := ss.expect.request()
 	if ss.closed || server == nil || e == nil {
@@ -127,22 +142,28 @@ func (ss *session) onQueryTimer() {
 		ss.armQueryTimerLocked(ss.qt.graceEnd)
 		return
 	case e.deadline != 0 && now >= e.deadline:
-		ss.qt.canceled, ss.qt.graceEnd = e.seq, now+int64(queryCancelGrace)
-		ss.armQueryTimerLocked(ss.qt.graceEnd)
-		ss.log.Info("query_timeout: canceling the request on its server", "sqlstate", pgerr.QueryCanceled)
-		go func() {
-			ctx, cancel := context.WithTimeout(ss.srv.ctx, queryCancelGrace)
-			defer cancel()
-			if err := server.Cancel(ctx); err != nil {
-				ss.log.Info("query_timeout: cancel request to server failed", "err", err)
-			}
-		}()
+		ss.cancelForTimeoutLocked(server, e.seq, now)
 		return
 	}
 	if next := ss.nextDeadlineLocked(); next != 0 {
 		// A later request is overdue behind the oldest: look again soon.
 		ss.armQueryTimerLocked(max(next, now+int64(10*time.Millisecond)))
 	}
+}
+
+// cancelForTimeoutLocked sends server a CancelRequest for request seq and
+// arms the grace period.
+func (ss *session) cancelForTimeoutLocked(server *pool.Conn, seq uint64, now int64) {
+	ss.qt.canceled, ss.qt.graceEnd = seq, now+int64(queryCancelGrace)
+	ss.armQueryTimerLocked(ss.qt.graceEnd)
+	ss.log.Info("query_timeout: canceling the request on its server", "sqlstate", pgerr.QueryCanceled)
+	go func() {
+		ctx, cancel := context.WithTimeout(ss.srv.ctx, queryCancelGrace)
+		defer cancel()
+		if err := server.Cancel(ctx); err != nil {
+			ss.log.Info("query_timeout: cancel request to server failed", "err", err)
+		}
+	}()
 }
 
 // nextDeadlineLocked is the earliest deadline of the outstanding requests
@@ -171,14 +192,81 @@ func (ss *session) queryCanceledLocked(typ byte, frame []byte) []byte {
 	if e := ss.expect.request(); e == nil || e.seq != ss.qt.canceled {
 		return frame
 	}
+	out, _ := rewriteQueryCanceled(frame)
+	return out
+}
+
+// rewriteQueryCanceled turns a 57014 ErrorResponse frame into one saying
+// query_timeout (ok); other frames come back as they are.
+func rewriteQueryCanceled(frame []byte) (out []byte, ok bool) {
 	var er pgproto3.ErrorResponse
 	if er.Decode(wire.Body(frame)) != nil || er.Code != string(pgerr.QueryCanceled) {
-		return frame
+		return frame, false
 	}
 	er.Message = "canceling statement due to query_timeout"
 	out, err := er.Encode(nil)
 	if err != nil {
+		return frame, false
+	}
+	return out, true
+}
+
+// sessionRequestSentLocked times a request a session-mode client sent:
+// from now if it is the only one outstanding.
+func (ss *session) sessionRequestSentLocked() {
+	if ss.pending == 1 {
+		ss.sessionRequestStartsLocked()
+	}
+}
+
+// sessionReplyLocked follows a ReadyForQuery in session mode: the next
+// outstanding request, if any, starts running now.
+func (ss *session) sessionReplyLocked() {
+	if ss.pending > 0 {
+		ss.sessionRequestStartsLocked()
+		return
+	}
+	ss.qt.running, ss.qt.runningDeadline = 0, 0
+}
+
+func (ss *session) sessionRequestStartsLocked() {
+	deadline := ss.queryDeadline()
+	ss.qt.seq++
+	ss.qt.running, ss.qt.runningDeadline, ss.qt.answered = ss.qt.seq, deadline, false
+	if deadline != 0 {
+		ss.armQueryTimerLocked(deadline)
+	}
+}
+
+// onSessionQueryTimerLocked is onQueryTimer in session mode.
+func (ss *session) onSessionQueryTimerLocked() {
+	server := ss.server
+	if ss.closed || server == nil || ss.pending == 0 || ss.qt.running == 0 || ss.qt.answered {
+		return
+	}
+	now := time.Now().UnixNano()
+	switch {
+	case ss.qt.canceled == ss.qt.running && now >= ss.qt.graceEnd:
+		ss.log.Warn("query_timeout: the server did not answer the cancel; closing it",
+			"server", server.Addr(), "grace", queryCancelGrace)
+		_ = server.NetConn().Close() // the relay ends: the client is told 08006
+	case ss.qt.canceled == ss.qt.running:
+		ss.armQueryTimerLocked(ss.qt.graceEnd)
+	case ss.qt.runningDeadline != 0 && now >= ss.qt.runningDeadline:
+		ss.cancelForTimeoutLocked(server, ss.qt.running, now)
+	case ss.qt.runningDeadline != 0:
+		ss.armQueryTimerLocked(ss.qt.runningDeadline)
+	}
+}
+
+// sessionQueryCanceled is queryCanceledLocked for the session-mode pump.
+func (ss *session) sessionQueryCanceled(frame []byte) []byte {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.qt.canceled == 0 || ss.qt.canceled != ss.qt.running {
 		return frame
 	}
+	out, ok := rewriteQueryCanceled(frame)
+	ss.qt.answered = ss.qt.answered || ok
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgone/pgone/config"
+	"github.com/pgone/pgone/pool"
 )
 
 // TestTxModeQueryTimeout: a request running longer than query_timeout is
@@ -168,4 +169,61 @@ func TestTxModeQueryTimeoutFreesClientOnStoppedReplica(t *testing.T) {
 	if v := serverPort(t, ctx, conn, portQuery); v == 0 {
 		t.Error("next read failed")
 	}
+}
+
+// TestSessionModeQueryTimeout: query_timeout in session mode cancels the
+// running statement on the client's own server: 57014 saying
+// query_timeout, and the session (same server) goes on.
+func TestSessionModeQueryTimeout(t *testing.T) {
+	ctx := testCtx(t)
+	p := startProxy(t, func(c *config.Config) {
+		c.Pool.Mode = pool.ModeSession
+		c.Proxy.Limits.QueryTimeout = 200 * time.Millisecond
+	})
+	conn := p.Connect(t)
+	var before, after int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := conn.Exec(ctx, "SELECT pg_sleep(5)")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" || pgErr.Message != "canceling statement due to query_timeout" {
+		t.Fatalf("pg_sleep(5) with query_timeout 200ms: %v; want 57014 canceling statement due to query_timeout", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the timeout took %s; want about 200ms", took)
+	}
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&after); err != nil || after != before {
+		t.Fatalf("after the timeout: pid %d (%v); want the session's server %d", after, err, before)
+	}
+	// Requests after a long idle period are timed from their own start.
+	if _, err := conn.Exec(ctx, "SELECT pg_sleep(0.05)"); err != nil {
+		t.Errorf("a short request: %v", err)
+	}
+}
+
+// TestSessionModeQueryTimeoutServerIgnoresCancel: in session mode a
+// server that does not answer the cancel is closed after the grace
+// period, and with it the client, which gets FATAL 08006 rather than
+// waiting on.
+func TestSessionModeQueryTimeoutServerIgnoresCancel(t *testing.T) {
+	s := startScripted(t, func(c *scriptedConn) {
+		c.serveUntil(queryIs("SELECT * FROM slow"), false)
+		_, _ = c.next() // hangs until pgone closes the connection
+	})
+	p := s.proxyTo(t, func(c *config.Config) {
+		c.Pool.Mode = pool.ModeSession
+		c.Proxy.Limits.QueryTimeout = 200 * time.Millisecond
+	})
+	c := connectMsg(t, p.DSN(appUser, appPassword, "fake"))
+	c.send(&pgproto3.Query{String: "SELECT * FROM slow"})
+	m, err := c.receive(ioTimeout)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	if er, ok := m.(*pgproto3.ErrorResponse); !ok || er.Code != "08006" || er.Severity != "FATAL" {
+		t.Fatalf("got %s; want FATAL 08006", recordMsg(m))
+	}
+	waitUntil(t, "the cancel request reaches the server", func() bool { return s.cancelCount() > 0 })
 }
