@@ -44,6 +44,12 @@ func TestValidateRules(t *testing.T) {
 			[]Problem{{Key: "limits.client_login_timeout", Message: "must not be negative"}}},
 		{"negative shutdown_timeout", withMinimal("limits: {shutdown_timeout: -1m}\n"),
 			[]Problem{{Key: "limits.shutdown_timeout", Message: "must not be negative"}}},
+		{"negative query_timeout", withMinimal("limits: {query_timeout: -1s}\n"),
+			[]Problem{{Key: "limits.query_timeout", Message: "must not be negative"}}},
+		{"negative database query_timeout", withDatabases("  app: {host: h, query_timeout: -1s}\n"),
+			[]Problem{{Key: "databases.app.query_timeout", Message: "must not be negative"}}},
+		{"negative user query_timeout", withUsers("  bob: {password: p, query_timeout: -1s}\n"),
+			[]Problem{{Key: "users.bob.query_timeout", Message: "must not be negative"}}},
 		// proxy: tls
 		{"tls require without files", withMinimal("tls: {mode: require}\n"),
 			[]Problem{{Key: "tls.cert_file", Message: "is required with mode require"}, {Key: "tls.key_file", Message: "is required with mode require"}}},

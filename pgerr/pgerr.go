@@ -19,6 +19,7 @@ const (
 	TooManyConnections                Code = "53300"
 	ProtocolViolation                 Code = "08P01"
 	ConnectionFailure                 Code = "08006"
+	TransactionResolutionUnknown      Code = "08007"
 	AdminShutdown                     Code = "57P01"
 	QueryCanceled                     Code = "57014"
 	IdleInTransactionTimeout          Code = "25P03"

@@ -104,6 +104,10 @@ type Limits struct {
 	IdleTransactionTimeout time.Duration `yaml:"idle_transaction_timeout"`
 	// ClientIdleTimeout closes a client idle outside a transaction; 0 disables it.
 	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
+	// QueryTimeout cancels a request that runs longer on its server
+	// (57014); 0 disables it. Databases and users may set their
+	// own; the user's wins over the database's.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
 
 // TLSMode says whether clients may, must or cannot use TLS.
@@ -143,6 +147,9 @@ type Database struct {
 	// Consistency is what reads sent to replicas may miss (default
 	// read_your_writes).
 	Consistency Consistency `yaml:"consistency"`
+	// QueryTimeout overrides limits.query_timeout for this database; 0
+	// keeps it.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
 
 // Replica is a streaming replica of a database's primary.
@@ -159,6 +166,9 @@ type User struct {
 	Password   string      `yaml:"password"`
 	AuthMethod auth.Method `yaml:"auth_method"`
 	PoolMode   pool.Mode   `yaml:"pool_mode"`
+	// QueryTimeout overrides the database's and limits.query_timeout for
+	// this user; 0 keeps them.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
 
 // Defaults fills every zero field with its default.
@@ -245,6 +255,9 @@ func (c *Config) Validate() []error {
 	if c.Limits.ClientIdleTimeout < 0 {
 		add("limits.client_idle_timeout", "must not be negative")
 	}
+	if c.Limits.QueryTimeout < 0 {
+		add("limits.query_timeout", "must not be negative")
+	}
 	switch c.TLS.Mode {
 	case TLSDisable:
 	case TLSAllow, TLSRequire:
@@ -298,6 +311,9 @@ func (c *Config) Validate() []error {
 		if err := db.Consistency.Validate(); err != nil {
 			add(key+".consistency", "%v", err)
 		}
+		if db.QueryTimeout < 0 {
+			add(key+".query_timeout", "must not be negative")
+		}
 	}
 	if c.Routing.FunctionsRefreshInterval < time.Second {
 		add("routing.functions_refresh_interval", "must be at least 1s, got %s", c.Routing.FunctionsRefreshInterval)
@@ -335,6 +351,9 @@ func (c *Config) Validate() []error {
 			if err := u.PoolMode.Validate(); err != nil {
 				add(key+".pool_mode", "%v", err)
 			}
+		}
+		if u.QueryTimeout < 0 {
+			add(key+".query_timeout", "must not be negative")
 		}
 	}
 	for i, name := range c.AdminUsers {

@@ -36,6 +36,13 @@
 // request outstanding, and that server goes back to its pool only once the
 // cancel is done (cancel.go, pool Conn.StartCancel).
 //
+// In transaction mode a server that dies under a request is answered for
+// (lost.go): each waiting request gets one error, then ReadyForQuery;
+// 08007 (outcome unknown) when the request may have committed, 08006
+// (rolled back) only when nothing can have. query_timeout (timeout.go, both
+// modes) cancels a request on its server, and gives up the server if the
+// cancel goes unanswered.
+//
 // Concurrency: a session's state belongs to its goroutine; the only state it
 // shares with its server pump is guarded by session.mu, and writes to the
 // client are serialized by session.wmu. Server holds the registry of

@@ -39,6 +39,19 @@ type expectation struct {
 	// forgetPrepared: after this Query the server has no prepared statements
 	// (DISCARD ALL, DEALLOCATE ALL).
 	forgetPrepared bool
+	// The fields below are set on a client's Sync, Query or FunctionCall,
+	// the message whose ReadyForQuery ends a request (lost.go, timeout.go).
+	//
+	// outcome: what the request may have done that outlives its server
+	// (a commit): if the server dies before the request's ReadyForQuery,
+	// anything but outcomeNone is unknown (08007), not rolled back.
+	outcome outcome
+	// answered: an ErrorResponse reached the client for this request.
+	answered bool
+	// seq numbers the request for query_timeout; deadline is when it times
+	// out (unix ns, 0: never).
+	seq      uint64
+	deadline int64
 }
 
 // completes reports whether a backend message of type typ is the last
@@ -111,6 +124,27 @@ func (q *expectQueue) pop() {
 		q.items = q.items[:0]
 		q.head = 0
 	}
+}
+
+// appended returns the last n expectations pushed, for marking them.
+func (q *expectQueue) appended(n int) []expectation {
+	return q.items[len(q.items)-n:]
+}
+
+// request returns the oldest client message still waiting for its
+// ReadyForQuery (a Sync, Query or FunctionCall pgone did not inject), or nil.
+func (q *expectQueue) request() *expectation {
+	for i := q.head; i < len(q.items); i++ {
+		if e := &q.items[i]; e.endsRequest() {
+			return e
+		}
+	}
+	return nil
+}
+
+// endsRequest reports whether e is a client's Sync, Query or FunctionCall.
+func (e *expectation) endsRequest() bool {
+	return !e.injected && (e.kind == 'S' || e.kind == 'Q' || e.kind == 'F')
 }
 
 // takeToSync removes the expectations an error made the server skip:

@@ -47,6 +47,7 @@ func (ss *session) relay(server *pool.Conn) {
 		res = <-done
 		_ = server.NetConn().SetReadDeadline(time.Time{})
 	}
+	ss.stopQueryTimer()
 	if idle && !unsynced && res.atBoundary && inTx {
 		ss.log.Debug("client left inside a transaction; closing its server connection")
 		ss.srv.pools.Discard(server)
@@ -88,6 +89,7 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 				break
 			}
 			ss.pending++
+			ss.sessionRequestSentLocked() // query_timeout (timeout.go)
 			if typ == 'S' {
 				ss.syncsAfterExecute++
 			}
@@ -190,6 +192,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 		case 'Z': // ReadyForQuery
 			ss.mu.Lock()
 			ss.pending--
+			ss.sessionReplyLocked()
 			ss.txStatus = frame[wire.HeaderLen]
 			ss.stats.readyLocked(ss.txStatus)
 			closeAfter = ss.draining && ss.stateLocked() == stateIdle
@@ -204,6 +207,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			ss.mu.Unlock()
 		case 'E':
 			ss.countServerError(frame)
+			frame = ss.sessionQueryCanceled(frame)
 			var er pgproto3.ErrorResponse
 			if er.Decode(wire.Body(frame)) == nil && (er.Severity == "FATAL" || er.Severity == "PANIC") {
 				sawFatal = true

@@ -129,6 +129,7 @@ type session struct {
 	syncsAfterExecute int               // Syncs sent since the last Execute (session mode)
 	deadlineArmed     bool              // an idle timeout deadline is set on the client
 	idle              *sync.Cond        // on mu: a reply came or the server left (see ensureServer)
+	qt                queryTimer        // query_timeout (timeout.go)
 
 	// The read/write split (split.go), also guarded by mu. The session
 	// goroutine reads them without mu while it holds no server (no pump).

@@ -146,6 +146,13 @@ func (ss *session) relayTx() {
 			req.reset()
 			continue
 		}
+		if ss.serverDiedIdleLocked(server, &req) { // lost.go; unlocks when true
+			if ss.failRequest(errServerLost, req.syncs) != nil {
+				break
+			}
+			req.reset()
+			continue
+		}
 		if !ss.verifyShapesLocked(server, &req) {
 			ss.mu.Unlock()
 			if ss.failRequest(errStalePlan, req.syncs) != nil {
@@ -154,7 +161,7 @@ func (ss *session) relayTx() {
 			req.reset()
 			continue
 		}
-		out = ss.renderLocked(server, &req, out[:0])
+		out = ss.renderMarkedLocked(server, &req, out[:0])
 		ss.stats.requestLocked(req.syncs)
 		ss.mu.Unlock()
 		req.reset()
@@ -657,28 +664,15 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 					return
 				}
 			}
-			ss.mu.Lock()
-			sawFatal := ss.serverFatal
-			ss.mu.Unlock()
-			ss.serverEndedTx(server, err, fr.Broken() || inline, sawFatal)
+			ss.serverEndedTx(server, err, fr.Broken() || inline)
 			return
-		}
-		if typ == 'E' {
-			if fatal, downgraded := downgradeFatal(frame); fatal {
-				// The server is going away (pg_terminate_backend, restart).
-				// Unless the client is pinned to it, only its transaction is
-				// lost: tell it as an ERROR so it keeps its connection.
-				ss.mu.Lock()
-				ss.serverFatal = true
-				pinned := ss.pinned
-				ss.mu.Unlock()
-				if !pinned {
-					frame = downgraded
-				}
-			}
 		}
 		ss.wmu.Lock()
 		ss.mu.Lock()
+		// A FATAL: the server is going away (pg_terminate_backend, restart);
+		// a cancel pgone sent for query_timeout: say so (lost.go, timeout.go).
+		typ, frame = ss.serverFatalLocked(typ, frame)
+		frame = ss.queryCanceledLocked(typ, frame)
 		forward, release := true, false
 		if typ == 'Z' {
 			// What was sent after an error already reported got no reply:
@@ -699,7 +693,9 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 			// A failed injected Parse explains the Bind's failure: the
 			// client sees it, unless pgone's own statement failed.
 			forward = !(e.injected && (e.kind == 'Q' || e.quiet))
-			if !forward {
+			if forward {
+				ss.errorForwardedLocked()
+			} else {
 				ss.log.Warn("pgone's own statement failed on the server", "err", errorText(frame))
 			}
 			if e.kind == 'B' && e.base != "" && isStalePlan(frame) {
@@ -795,7 +791,10 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 			ss.swmu.Unlock()
 			ss.srv.pools.Release(server)
 		}
-		if werr == nil && (release || closeAfter || !fr.HasFrame()) {
+		// Flush at the end of what the server sent, and when this reader
+		// stops (settled): bytes the server sent after its ReadyForQuery
+		// (a FATAL) would otherwise hold the reply back.
+		if werr == nil && (release || closeAfter || settled || !fr.HasFrame()) {
 			werr = cw.Flush()
 		}
 		if release {
@@ -818,7 +817,7 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 				ss.stopInline(server)
 			}
 			ss.terminate(nil)
-			ss.serverEndedTx(server, werr, true, false)
+			ss.serverEndedTx(server, werr, true)
 			return
 		}
 		if closeAfter {
@@ -876,29 +875,30 @@ func errorText(frame []byte) string {
 // serverEndedTx handles the end of a pump that did not release its server.
 // When the session is ending (endTx waits on pumpDone) the server goes back
 // through pumpDone. Otherwise the server is lost: it is closed, and the
-// client's transaction with it. A client waiting for replies gets an error
-// (the server's own, already forwarded, or 08006) and ReadyForQuery; a
-// client idle in its transaction gets the error at its next request. A
-// pinned client loses state it cannot get back, so it is closed with 08006.
-func (ss *session) serverEndedTx(server *pool.Conn, err error, broken, sawFatal bool) {
+// client's transaction with it. Each request waiting for replies gets one
+// error (the server's own if one was forwarded, else 08006 or 08007, see
+// lost.go) and ReadyForQuery; a client idle in its transaction gets 08006 at
+// its next request. A pinned client loses state it cannot get back, so it
+// is closed.
+func (ss *session) serverEndedTx(server *pool.Conn, err error, broken bool) {
 	ss.mu.Lock()
 	closed := ss.closed
-	waiting := 0
+	var waiting []expectation
 	pinned := ss.pinned
 	if !closed && ss.server == server {
 		ss.server = nil
 		ss.pumping = false
 		ss.releasedLocked()
 		for e := ss.expect.front(); e != nil; e = ss.expect.front() {
-			if !e.injected && (e.kind == 'S' || e.kind == 'Q' || e.kind == 'F') {
-				waiting++
+			if e.endsRequest() {
+				waiting = append(waiting, *e)
 			}
 			if e.shape != nil {
 				e.shape <- 0
 			}
 			ss.expect.pop()
 		}
-		if waiting == 0 && ss.txStatus != 'I' {
+		if len(waiting) == 0 && ss.txStatus != 'I' {
 			ss.lostTx = true
 		}
 		ss.pending = 0
@@ -915,43 +915,26 @@ func (ss *session) serverEndedTx(server *pool.Conn, err error, broken, sawFatal 
 		return
 	}
 	ss.srv.pools.Discard(server)
-	ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", pgerr.ConnectionFailure, "pinned", pinned)
+	msgs, inDoubt := lostAnswers(waiting)
+	code := pgerr.ConnectionFailure
+	if inDoubt {
+		code = pgerr.TransactionResolutionUnknown
+	}
+	ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", code, "pinned", pinned)
 	if pinned {
-		ss.terminate(pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost"))
+		msg := "server connection lost"
+		if inDoubt {
+			msg = errOutcomeUnknown.Message
+		}
+		ss.terminate(pgerr.Fatal(code, "%s", msg))
 		return
 	}
-	if waiting == 0 {
+	if len(msgs) == 0 {
 		return
-	}
-	var msgs []pgproto3.BackendMessage
-	if !sawFatal {
-		msgs = append(msgs, pgerr.ToResponse(errServerLost))
-	}
-	for i := 0; i < waiting; i++ {
-		msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	}
 	if err := ss.send(msgs...); err != nil {
 		ss.terminate(nil)
 	}
-}
-
-// errServerLost is what a client hears when its server connection died
-// under its transaction.
-var errServerLost = pgerr.New(pgerr.ConnectionFailure, "server connection lost; the transaction was rolled back")
-
-// downgradeFatal reports whether an ErrorResponse frame is FATAL or PANIC
-// and returns the same error with severity ERROR.
-func downgradeFatal(frame []byte) (bool, []byte) {
-	var er pgproto3.ErrorResponse
-	if er.Decode(wire.Body(frame)) != nil || (er.Severity != "FATAL" && er.Severity != "PANIC") {
-		return false, nil
-	}
-	er.Severity, er.SeverityUnlocalized = pgerr.SeverityError, pgerr.SeverityError
-	out, err := er.Encode(nil)
-	if err != nil {
-		return false, nil
-	}
-	return true, out
 }
 
 // clientGoneTx reports why the client's stream ended; idle timeouts get
@@ -977,6 +960,7 @@ func (ss *session) clientGoneTx(err error) {
 // the server back clean (rolled back; reset if the client was pinned), or
 // close it.
 func (ss *session) endTx() {
+	ss.stopQueryTimer()
 	ss.mu.Lock()
 	server := ss.server
 	ss.closed = true
