@@ -64,7 +64,7 @@ const (
 	ilBugNamedParseErr  = "issue 10 item 11: a named Parse that fails is answered with ParseComplete, the error comes at first use"
 	ilBugSkippedClient  = "not in issue 10 (item 2's family): the client's own Parse or Close that the server skipped after an error still changes pgone's statement map"
 	ilBugFlushError     = "not in issue 10 (item 3 without the split): messages sent after an error in a Flush pipeline leave expectations that never resolve: the client keeps the server for good and later replies can shift"
-	ilBugLoneFlush      = "not in issue 10: a lone Flush from an idle client takes a server and keeps it until that client's next Sync"
+	ilBugLoneFlush      = "not in issue 10: a lone Flush from an idle client takes a server and keeps it until that client's next Sync (fails about 2 runs in 3)"
 	ilBugInternalName   = "not in issue 10: a Bind error names pgone's server-side statement (pgone_...) instead of the client's"
 	ilBugShapeAfterRePa = "not in issue 10: a Describe answered after a Close and re-Parse of the same name in one pipeline records the old statement's shape, and a later Bind fails with pgone's 0A000"
 )

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -445,6 +446,7 @@ func TestTxInterleaveGenerated(t *testing.T) {
 	for _, fam := range ilFamilies() {
 		t.Run(fam.name, func(t *testing.T) {
 			t.Parallel()
+			var all []ilReq
 			for seed := int64(1); seed <= int64(fam.cases); seed++ {
 				tc := ilCase{
 					name:     fmt.Sprintf("seed %d", seed),
@@ -452,8 +454,70 @@ func TestTxInterleaveGenerated(t *testing.T) {
 					reqs:     newILGen(fam, seed).script(),
 					knownBug: fam.knownBug[seed],
 				}
+				all = append(all, tc.reqs...)
 				t.Run(tc.name, func(t *testing.T) { runInterleaving(t, tc, directs) })
 			}
+			checkILCoverage(t, fam, all)
 		})
+	}
+}
+
+// checkILCoverage checks that a family's scripts, all seeds together,
+// contain every piece the family is meant to combine.
+func checkILCoverage(t *testing.T, fam ilFamily, reqs []ilReq) {
+	t.Helper()
+	seen := map[string]bool{}
+	parsedUnnamed := map[int]bool{} // client parsed the unnamed statement in an earlier request
+	for _, r := range reqs {
+		thisReq := false
+		for _, m := range r.msgs {
+			switch m := m.(type) {
+			case *pgproto3.Parse:
+				if m.Name == "" {
+					thisReq = true
+					seen["Parse unnamed"] = true
+				} else {
+					seen["Parse named"] = true
+				}
+			case *pgproto3.Bind:
+				if m.PreparedStatement == "" && !thisReq && parsedUnnamed[r.client] {
+					seen["Bind of an unnamed statement from an earlier request"] = true
+				}
+				if m.DestinationPortal != "" {
+					seen["Bind named portal"] = true
+				}
+				if len(m.Parameters) == 1 && string(m.Parameters[0]) == "0" {
+					seen["failing Bind or Execute"] = true
+				}
+			case *pgproto3.Describe:
+				seen["Describe "+string(m.ObjectType)] = true
+			case *pgproto3.Execute:
+				if m.MaxRows > 0 {
+					seen["Execute with a row limit"] = true
+				}
+			case *pgproto3.Close:
+				seen["Close "+string(m.ObjectType)] = true
+			case *pgproto3.Flush:
+				seen["Flush"] = true
+			case *pgproto3.Query:
+				seen["Query "+strings.TrimRight(strings.SplitN(m.String, " s", 2)[0], " ")] = true
+			}
+		}
+		if thisReq {
+			parsedUnnamed[r.client] = true
+		}
+	}
+	want := []string{"Parse unnamed", "Parse named", "Bind named portal", "failing Bind or Execute", "Describe S", "Describe P",
+		"Execute with a row limit", "Close S", "Close P", "Flush", "Query DEALLOCATE ALL", "Query DISCARD ALL", "Query BEGIN", "Query COMMIT", "Query ROLLBACK"}
+	if fam.unnamedAcross {
+		want = append(want, "Bind of an unnamed statement from an earlier request")
+	}
+	if fam.deallocateName {
+		want = append(want, "Query DEALLOCATE", "Query DEALLOCATE PREPARE")
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Errorf("family %q never generates %s", fam.name, w)
+		}
 	}
 }
