@@ -97,6 +97,20 @@ func runScript(tc ilCase, conns []*msgConn) ([][]string, error) {
 			return out, err
 		}
 	}
+	// A last query per client finds what the script left behind: a server
+	// still attached, a broken one, replies out of step.
+	for client, c := range conns {
+		msgs := []pgproto3.FrontendMessage{ilQuery(fmt.Sprintf("select 'end of %s'", ilName(client)))}
+		out[client] = append(out[client], "-- closing query")
+		c.send(msgs...)
+		got, err := readReplies(c, msgs, &state[client])
+		out[client] = append(out[client], got...)
+		if err != nil {
+			err = fmt.Errorf("closing query (client %s): %w", ilName(client), err)
+			out[client] = append(out[client], "<stopped: "+err.Error()+">")
+			return out, err
+		}
+	}
 	return out, nil
 }
 
