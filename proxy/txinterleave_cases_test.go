@@ -61,6 +61,7 @@ const (
 	ilBugInjectedClose  = "issue 10 item 2: the Close injected before a re-Parse is skipped after an error, pgone forgets only the Parse"
 	ilBugReparse        = "issue 10 item 4: a second Parse of an existing name is accepted"
 	ilBugDeallocate     = "issue 10 item 5: DEALLOCATE name is not translated"
+	ilBugReparseClose   = "issue 10 item 4; with the fix of item 4 (main 706addf) still: the 42P05 of a re-Parse followed by a Close of that name names pgone's statement (pgone_...) instead of the client's"
 	ilBugNamedParseErr  = "issue 10 item 11: a named Parse that fails is answered with ParseComplete, the error comes at first use"
 	ilBugSkippedClient  = "not in issue 10 (item 2's family): the client's own Parse or Close that the server skipped after an error still changes pgone's statement map"
 	ilBugFlushError     = "not in issue 10 (item 3 without the split): messages sent after an error in a Flush pipeline leave expectations that never resolve: the client keeps the server for good and later replies can shift"
@@ -138,6 +139,17 @@ func ilHandCases() []ilCase {
 			},
 			expect:   map[int][]string{cA: {"42P05", `DataRow "1"`}, cB: {`DataRow "2"`, `DataRow "2"`}},
 			knownBug: ilBugReparse,
+		},
+		{
+			name: "second Parse of an existing name, then its Close", clients: 2,
+			reqs: []ilReq{
+				ilR(cA, ilParse("s1", ilTextSQL), ilBind("", "s1", "a1"), ilExec("", 0), ilSync),
+				ilR(cB, ilQuery(`select 2`)),
+				ilR(cA, ilParse("s1", ilDivSQL), ilClose('S', "s1"), ilSync),
+				ilR(cA, ilBind("", "s1", "a3"), ilExec("", 0), ilSync),
+			},
+			expect:   map[int][]string{cA: {`DataRow "a1"`, `42P05 prepared statement "s1" already exists`, `DataRow "a3"`}},
+			knownBug: ilBugReparseClose,
 		},
 		{
 			name: "second Parse of an existing name in one pipeline", clients: 2,
