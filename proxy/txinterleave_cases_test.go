@@ -57,16 +57,8 @@ const (
 // Reasons of the cases that fail today. Items of issue 10 first, then what
 // this suite found beyond them.
 const (
-	ilBugUnnamed        = "issue 10 item 1: unnamed statements leak between clients"
-	ilBugInjectedClose  = "issue 10 item 2: the Close injected before a re-Parse is skipped after an error, pgone forgets only the Parse"
-	ilBugReparse        = "issue 10 item 4: a second Parse of an existing name is accepted"
-	ilBugDeallocate     = "issue 10 item 5: DEALLOCATE name is not translated"
 	ilBugReparseClose   = "issue 10 item 4; with the fix of item 4 (main 706addf) still: the 42P05 of a re-Parse followed by a Close of that name names pgone's statement (pgone_...) instead of the client's"
-	ilBugNamedParseErr  = "issue 10 item 11: a named Parse that fails is answered with ParseComplete, the error comes at first use"
-	ilBugSkippedClient  = "not in issue 10 (item 2's family): the client's own Parse or Close that the server skipped after an error still changes pgone's statement map"
-	ilBugFlushError     = "not in issue 10 (item 3 without the split): messages sent after an error in a Flush pipeline leave expectations that never resolve: the client keeps the server for good and later replies can shift"
 	ilBugLoneFlush      = "not in issue 10: a lone Flush from an idle client takes a server and keeps it until that client's next Sync (fails about 2 runs in 3)"
-	ilBugInternalName   = "not in issue 10: a Bind error names pgone's server-side statement (pgone_...) instead of the client's"
 	ilBugShapeAfterRePa = "not in issue 10: a Describe answered after a Close and re-Parse of the same name in one pipeline records the old statement's shape, and a later Bind fails with pgone's 0A000"
 )
 
@@ -81,8 +73,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilBind("", "", "b1"), ilExec("", 0), ilSync),
 				ilR(cA, ilBind("", "", "a1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {`DataRow "a1"`}, cB: {"26000"}},
-			knownBug: ilBugUnnamed,
+			expect: map[int][]string{cA: {`DataRow "a1"`}, cB: {"26000"}},
 		},
 		{
 			name: "describe_exec: A's unnamed statement survives B's", clients: 2,
@@ -92,8 +83,7 @@ func ilHandCases() []ilCase {
 				ilR(cA, ilBind("", "", "a1"), ilDescribe('P', ""), ilExec("", 0), ilSync),
 				ilR(cB, ilBind("", ""), ilDescribe('P', ""), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {"ParameterDescription", `DataRow "a1"`}, cB: {`DataRow "42"`}},
-			knownBug: ilBugUnnamed,
+			expect: map[int][]string{cA: {"ParameterDescription", `DataRow "a1"`}, cB: {`DataRow "42"`}},
 		},
 		{
 			name: "Close of the unnamed statement", clients: 2,
@@ -104,8 +94,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilBind("", ""), ilExec("", 0), ilSync),
 				ilR(cA, ilBind("", "", "a1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {"CloseComplete", "26000"}, cB: {`DataRow "42"`}},
-			knownBug: ilBugUnnamed,
+			expect: map[int][]string{cA: {"CloseComplete", "26000"}, cB: {`DataRow "42"`}},
 		},
 		{
 			name: "a simple Query drops the client's unnamed statement", clients: 2,
@@ -116,8 +105,7 @@ func ilHandCases() []ilCase {
 				ilR(cA, ilBind("", "", "a1"), ilExec("", 0), ilSync),
 				ilR(cB, ilBind("", ""), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {`DataRow "simple"`, "26000"}, cB: {`DataRow "42"`}},
-			knownBug: ilBugUnnamed,
+			expect: map[int][]string{cA: {`DataRow "simple"`, "26000"}, cB: {`DataRow "42"`}},
 		},
 		{
 			name: "unnamed portal does not outlive its request", clients: 2,
@@ -137,8 +125,7 @@ func ilHandCases() []ilCase {
 				ilR(cA, ilBind("", "s1"), ilExec("", 0), ilSync),
 				ilR(cB, ilBind("", "s1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {"42P05", `DataRow "1"`}, cB: {`DataRow "2"`, `DataRow "2"`}},
-			knownBug: ilBugReparse,
+			expect: map[int][]string{cA: {"42P05", `DataRow "1"`}, cB: {`DataRow "2"`, `DataRow "2"`}},
 		},
 		{
 			name: "second Parse of an existing name, then its Close", clients: 2,
@@ -158,8 +145,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilParse("s1", `select 2 as two`), ilSync),
 				ilR(cA, ilBind("", "s1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {"ParseComplete", "42P05", `DataRow "1"`}},
-			knownBug: ilBugReparse,
+			expect: map[int][]string{cA: {"ParseComplete", "42P05", `DataRow "1"`}},
 		},
 		{
 			name: "DEALLOCATE name", clients: 2,
@@ -171,8 +157,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilBind("", "s1"), ilExec("", 0), ilSync),
 				ilR(cA, ilParse("s1", `select 3 as three`), ilBind("", "s1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {"CommandComplete DEALLOCATE", "26000", `DataRow "3"`}, cB: {`DataRow "1"`, `DataRow "1"`}},
-			knownBug: ilBugDeallocate,
+			expect: map[int][]string{cA: {"CommandComplete DEALLOCATE", "26000", `DataRow "3"`}, cB: {`DataRow "1"`, `DataRow "1"`}},
 		},
 		{
 			name: "DEALLOCATE PREPARE name", clients: 2,
@@ -182,8 +167,7 @@ func ilHandCases() []ilCase {
 				ilR(cA, ilQuery(`DEALLOCATE PREPARE s1`)),
 				ilR(cA, ilBind("", "s1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {"CommandComplete DEALLOCATE", "26000"}},
-			knownBug: ilBugDeallocate,
+			expect: map[int][]string{cA: {"CommandComplete DEALLOCATE", "26000"}},
 		},
 		{
 			name: "DEALLOCATE of an unknown name", clients: 2,
@@ -223,8 +207,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilParse("s2", ilTextSQL), ilBind("", "s2", "b2"), ilExec("", 0), ilSync),
 				ilR(cC, ilParse("s3", ilTextSQL), ilBind("", "s3", "c1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {`DataRow "a1"`, `DataRow "a2"`}, cB: {"22012", `DataRow "b2"`}, cC: {`DataRow "c1"`}},
-			knownBug: ilBugInjectedClose,
+			expect: map[int][]string{cA: {`DataRow "a1"`, `DataRow "a2"`}, cB: {"22012", `DataRow "b2"`}, cC: {`DataRow "c1"`}},
 		},
 		{
 			name: "error mid-pipeline after a re-Parse", clients: 2,
@@ -248,8 +231,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilParse("s1", ilDivSQL), ilBind("", "s1", "2"), ilExec("", 0), ilSync),
 				ilR(cA, ilBind("", "s1", "1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {`DataRow "1"`, "22012", `DataRow "1"`}, cB: {`DataRow "0"`}},
-			knownBug: ilBugSkippedClient,
+			expect: map[int][]string{cA: {`DataRow "1"`, "22012", `DataRow "1"`}, cB: {`DataRow "0"`}},
 		},
 		{
 			name: "Flush without Sync, then another client", clients: 2,
@@ -272,8 +254,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilParse("s1", `select 3 as three`), ilBind("", "s1"), ilExec("", 0), ilSync),
 				ilR(cA, ilBind("", "s1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {"22012", "ReadyForQuery I", "26000"}, cB: {`DataRow "3"`}},
-			knownBug: ilBugFlushError,
+			expect: map[int][]string{cA: {"22012", "ReadyForQuery I", "26000"}, cB: {`DataRow "3"`}},
 		},
 		{
 			name: "DISCARD ALL after an error in a Flush pipeline", clients: 1,
@@ -284,8 +265,7 @@ func ilHandCases() []ilCase {
 				ilR(cA, ilQuery(`DISCARD ALL`)),
 				ilR(cA, ilQuery(`select 'after'`)),
 			},
-			expect:   map[int][]string{cA: {"22012", "DISCARD ALL", `DataRow "after"`}},
-			knownBug: ilBugFlushError,
+			expect: map[int][]string{cA: {"22012", "DISCARD ALL", `DataRow "after"`}},
 		},
 		{
 			name: "a Parse skipped after an error in the same pipeline", clients: 2,
@@ -294,8 +274,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilQuery(`select 2`)),
 				ilR(cA, ilBind("", "s1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {"26000", "26000"}},
-			knownBug: ilBugSkippedClient,
+			expect: map[int][]string{cA: {"26000", "26000"}},
 		},
 		{
 			name: "Bind with the wrong number of parameters", clients: 2,
@@ -304,8 +283,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilQuery(`select 2`)),
 				ilR(cA, ilBind("", "s1", "a", "b"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {`08P01 bind message supplies 2 parameters, but prepared statement "s1" requires 1`}},
-			knownBug: ilBugInternalName,
+			expect: map[int][]string{cA: {`08P01 bind message supplies 2 parameters, but prepared statement "s1" requires 1`}},
 		},
 		{
 			name: "Describe, Close and re-Parse of one name in a pipeline", clients: 2,
@@ -346,8 +324,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilQuery(`select 1`)),
 				ilR(cA, ilBind("", "s1"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {"42601", "26000"}},
-			knownBug: ilBugNamedParseErr,
+			expect: map[int][]string{cA: {"42601", "26000"}},
 		},
 		{
 			name: "portal across requests in a transaction", clients: 2,
