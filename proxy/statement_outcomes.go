@@ -20,7 +20,12 @@ import (
 // returns the frame to forward.
 func (ss *session) serverErrorLocked(st *pool.SessionState, e *expectation, frame []byte, forward bool) []byte {
 	if forward {
+		// The statement the failed message named, even if a Close later
+		// in the pipeline has taken the client's name off ss.prepared.
 		server := ss.prepared[e.client].server
+		if e.base != "" {
+			server = e.base
+		}
 		if e.closed != nil {
 			server = e.closed.server
 		}

@@ -190,7 +190,7 @@ func (ss *session) renderDuplicateParseLocked(out []byte, st *pool.SessionState,
 		out = ss.injectParse(out, st, old)
 	}
 	out = encodeParse(out, name, old.query, old.rest)
-	ss.expect.push(expectation{kind: 'P', client: client})
+	ss.expect.push(expectation{kind: 'P', client: client, base: old.server})
 	return out
 }
 

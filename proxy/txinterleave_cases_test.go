@@ -57,7 +57,6 @@ const (
 // Reasons of the cases that fail today. Items of issue 10 first, then what
 // this suite found beyond them.
 const (
-	ilBugReparseClose   = "issue 10 item 4; with the fix of item 4 (main 706addf) still: the 42P05 of a re-Parse followed by a Close of that name names pgone's statement (pgone_...) instead of the client's"
 	ilBugLoneFlush      = "not in issue 10: a lone Flush from an idle client takes a server and keeps it until that client's next Sync (fails about 2 runs in 3)"
 	ilBugShapeAfterRePa = "not in issue 10: a Describe answered after a Close and re-Parse of the same name in one pipeline records the old statement's shape, and a later Bind fails with pgone's 0A000"
 )
@@ -135,8 +134,7 @@ func ilHandCases() []ilCase {
 				ilR(cA, ilParse("s1", ilDivSQL), ilClose('S', "s1"), ilSync),
 				ilR(cA, ilBind("", "s1", "a3"), ilExec("", 0), ilSync),
 			},
-			expect:   map[int][]string{cA: {`DataRow "a1"`, `42P05 prepared statement "s1" already exists`, `DataRow "a3"`}},
-			knownBug: ilBugReparseClose,
+			expect: map[int][]string{cA: {`DataRow "a1"`, `42P05 prepared statement "s1" already exists`, `DataRow "a3"`}},
 		},
 		{
 			name: "second Parse of an existing name in one pipeline", clients: 2,

@@ -429,8 +429,7 @@ func ilFamilies() []ilFamily {
 		{name: "named 3 clients", clients: 3, cases: 30},
 		{name: "unnamed across requests", clients: 2, cases: 50, unnamedAcross: true,
 			knownBug: map[int64]string{20: ilBugShapeAfterRePa}},
-		{name: "re-Parse and DEALLOCATE name", clients: 2, cases: 50, reparse: true, deallocateName: true,
-			knownBug: map[int64]string{20: ilBugReparseClose, 30: ilBugReparseClose, 48: ilBugReparseClose}},
+		{name: "re-Parse and DEALLOCATE name", clients: 2, cases: 50, reparse: true, deallocateName: true},
 		{name: "everything", clients: 2, cases: 60, unnamedAcross: true, reparse: true, deallocateName: true, errAnywhere: true},
 		{name: "everything 3 clients", clients: 3, cases: 30, unnamedAcross: true, reparse: true, deallocateName: true, errAnywhere: true},
 	}
