@@ -57,7 +57,6 @@ const (
 // Reasons of the cases that fail today. Items of issue 10 first, then what
 // this suite found beyond them.
 const (
-	ilBugLoneFlush      = "not in issue 10: a lone Flush from an idle client takes a server and keeps it until that client's next Sync (fails about 2 runs in 3)"
 	ilBugShapeAfterRePa = "not in issue 10: a Describe answered after a Close and re-Parse of the same name in one pipeline records the old statement's shape, and a later Bind fails with pgone's 0A000"
 )
 
@@ -303,8 +302,7 @@ func ilHandCases() []ilCase {
 				ilR(cB, ilBind("", ""), ilExec("", 0), ilSync),
 				ilR(cA, ilQuery(`select 2`)),
 			},
-			expect:   map[int][]string{cA: {`DataRow "2"`}, cB: {"ParseComplete", `DataRow "1"`}},
-			knownBug: ilBugLoneFlush,
+			expect: map[int][]string{cA: {`DataRow "2"`}, cB: {"ParseComplete", `DataRow "1"`}},
 		},
 		{
 			name: "unnamed Parse error is reported at its Sync", clients: 2,

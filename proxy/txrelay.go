@@ -125,6 +125,12 @@ func (ss *session) relayTx() {
 			req.reset()
 			continue
 		}
+		if typ == 'H' && ss.onlyFlushWithoutServer(&req) {
+			// Nothing is due: PostgreSQL would flush nothing, and a server
+			// taken for it would stay until this client's next Sync.
+			req.reset()
+			continue
+		}
 		ss.waitForStatementOutcomes(&req)
 		var server *pool.Conn
 		for {
@@ -344,6 +350,19 @@ func (ss *session) answerWithoutServer(req *request) bool {
 		ss.terminate(nil)
 	}
 	return true
+}
+
+// onlyFlushWithoutServer reports whether req is made of Flushes alone
+// while the session holds no server.
+func (ss *session) onlyFlushWithoutServer(req *request) bool {
+	for _, fr := range req.frames {
+		if req.buf[fr[0]] != 'H' {
+			return false
+		}
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.server == nil
 }
 
 // ensureServer returns the attached server, acquiring one when the
