@@ -62,3 +62,13 @@ bench-quick: bench-deps build
 bench-micro:
 	@mkdir -p bench/work
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench/work/micro.txt
+
+# pgx v5.12.0's own test suite against PostgreSQL directly, pgone session
+# mode, transaction mode, and transaction mode with the read/write split, one
+# after another (a few minutes each); writes bench/results/pgx-suite-DATE.md.
+# PGX_SUITE_TARGETS="tx" reruns one target; see scripts/pgx-suite.sh for the
+# other knobs. Not part of `make test`.
+PGX_SUITE_TARGETS ?=
+.PHONY: pgx-suite
+pgx-suite: deps
+	@GO="$(GO)" bash scripts/pgx-suite.sh $(PGX_SUITE_TARGETS)
