@@ -62,3 +62,15 @@ bench-quick: bench-deps build
 bench-micro:
 	@mkdir -p bench/work
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench/work/micro.txt
+
+# Soak (bench/soak): mixed read/write clients through pgone for SOAK
+# (default 10m) with faults on a schedule; writes
+# bench/results/soak-<date>.md and exits non-zero when an invariant fails.
+# Not part of `make test`.
+SOAK ?= 10m
+SOAK_ARGS ?=
+
+.PHONY: soak
+
+soak: deps build
+	$(GO) run ./bench/soak -duration $(SOAK) $(SOAK_ARGS)
