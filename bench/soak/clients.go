@@ -89,6 +89,9 @@ func (c *counters) errorCounts() [][2]string {
 	return out
 }
 
+// errLoadEnded marks a request still in flight when the load's time was up.
+var errLoadEnded = errors.New("load ended")
+
 // errCode names an error for counting: its SQLSTATE, or what kind of
 // failure it was.
 func errCode(err error) string {
@@ -96,6 +99,8 @@ func errCode(err error) string {
 	switch {
 	case errors.As(err, &pe):
 		return pe.Code
+	case errors.Is(err, errLoadEnded):
+		return "cut off by the end of the load"
 	case errors.Is(err, pgx.ErrTxCommitRollback):
 		return "commit-rolled-back"
 	case errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
@@ -123,6 +128,9 @@ func classify(err error, committing bool) outcome {
 // ledger is one writer's record of its ids, read after it stops.
 type ledger struct {
 	acked, rolledBack, unknown []int64
+	// why says, for each id of unknown outcome, how it was written and
+	// what the client was told, for the report.
+	why map[int64]string
 }
 
 func (l *ledger) record(o outcome, ids ...int64) {
@@ -133,6 +141,15 @@ func (l *ledger) record(o outcome, ids ...int64) {
 		l.rolledBack = append(l.rolledBack, ids...)
 	default:
 		l.unknown = append(l.unknown, ids...)
+	}
+}
+
+func (l *ledger) explain(why string, ids ...int64) {
+	if l.why == nil {
+		l.why = map[int64]string{}
+	}
+	for _, id := range ids {
+		l.why[id] = why
 	}
 }
 
@@ -207,9 +224,9 @@ func (w *writer) run(ctx context.Context) {
 		var err error
 		switch i % 3 {
 		case 0:
-			err = w.autocommit(ctx)
+			err = w.autocommit(ctx, "autocommit INSERT (extended)")
 		case 1:
-			err = w.autocommit(ctx, pgx.QueryExecModeSimpleProtocol)
+			err = w.autocommit(ctx, "autocommit INSERT (simple)", pgx.QueryExecModeSimpleProtocol)
 		default:
 			err = w.transaction(ctx)
 		}
@@ -220,37 +237,45 @@ func (w *writer) run(ctx context.Context) {
 	}
 }
 
-func (w *writer) autocommit(ctx context.Context, mode ...any) error {
+func (w *writer) autocommit(ctx context.Context, how string, mode ...any) error {
 	id := w.nextID()
 	octx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	_, err := w.conn.Exec(octx, insertSQL, append(mode, id, w.n, fmt.Sprintf("w%d-%d", w.n, id))...)
-	return w.settle(ctx, err, true, id)
+	return w.settle(ctx, how, err, true, id)
 }
 
 func (w *writer) transaction(ctx context.Context) error {
 	ids := []int64{w.nextID(), w.nextID()}
 	octx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
+	const how = "BEGIN; INSERT; INSERT; COMMIT"
 	tx, err := w.conn.Begin(octx)
 	if err != nil {
-		return w.settle(ctx, err, false, ids...)
+		return w.settle(ctx, how, err, false, ids...)
 	}
 	for _, id := range ids {
 		if _, err := tx.Exec(octx, insertSQL, id, w.n, fmt.Sprintf("w%d-%d", w.n, id)); err != nil {
-			return w.settle(ctx, err, false, ids...)
+			return w.settle(ctx, how, err, false, ids...)
 		}
 	}
-	return w.settle(ctx, tx.Commit(octx), true, ids...)
+	return w.settle(ctx, how, tx.Commit(octx), true, ids...)
 }
 
 // settle records the outcome of a write and, if acknowledged, reads its
 // last id back: with read_your_writes it must be visible at once.
-func (w *writer) settle(ctx context.Context, err error, committing bool, ids ...int64) error {
+func (w *writer) settle(ctx context.Context, how string, err error, committing bool, ids ...int64) error {
 	o := classify(err, committing)
 	w.l.record(o, ids...)
 	if err != nil {
-		w.c.writeErrs.Add(1)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", errLoadEnded, err)
+		} else {
+			w.c.writeErrs.Add(1)
+		}
+		if o == unknown {
+			w.l.explain(fmt.Sprintf("%s at %s: %s: %v", how, time.Since(w.c.start).Round(100*time.Millisecond), errCode(err), err), ids...)
+		}
 		w.c.countErr("write", err)
 		return err
 	}
@@ -260,7 +285,11 @@ func (w *writer) settle(ctx context.Context, err error, committing bool, ids ...
 	defer cancel()
 	var n int
 	if err := w.conn.QueryRow(octx, "SELECT count(*) FROM ledger WHERE id = $1", id).Scan(&n); err != nil {
-		w.c.readErrs.Add(1)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", errLoadEnded, err)
+		} else {
+			w.c.readErrs.Add(1)
+		}
 		w.c.countErr("read-own-write", err)
 		return err
 	}
@@ -285,7 +314,11 @@ func (r *reader) run(ctx context.Context) {
 			return
 		}
 		if err := r.read(ctx, i%3, 1+rand.IntN(r.writers)); err != nil {
-			r.c.readErrs.Add(1)
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w: %w", errLoadEnded, err)
+			} else {
+				r.c.readErrs.Add(1)
+			}
 			r.c.countErr("read", err)
 			r.drop()
 		} else {

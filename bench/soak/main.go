@@ -33,6 +33,7 @@ type options struct {
 	goroutineSlack   int64
 	out, pgoneBin    string
 	keep             bool
+	plant            bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -54,6 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "bench/results", "directory for soak-<date>.md")
 	fs.StringVar(&o.pgoneBin, "pgone", "bin/pgone", "pgone binary (make build)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with pgone's config and log")
+	fs.BoolVar(&o.plant, "plant", false, "self-check of the verdict: after the load, plant a lost write, a duplicate, a stray row and a leaked server connection; the run must then fail on each (no report is kept)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -104,7 +106,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	e.cleanup()
 	rep.RunTime = time.Since(e.began)
-	path := filepath.Join(o.out, "soak-"+rep.Started.UTC().Format("2006-01-02-1504")+".md")
+	name := "soak-" + rep.Started.UTC().Format("2006-01-02-1504") + ".md"
+	if o.plant {
+		name = "pgone-soak-planted.md" // not a result to commit
+		o.out = os.TempDir()
+	}
+	path := filepath.Join(o.out, name)
 	if err := os.MkdirAll(o.out, 0o755); err == nil {
 		err = os.WriteFile(path, []byte(rep.markdown()), 0o644)
 	}
@@ -151,6 +158,13 @@ func soak(ctx context.Context, e *Env) (*report, error) {
 	}
 	rep.Alive = !e.pgone.exited()
 	rep.ServingErr = ping(ctx, e.clientDSN())
+	if e.o.plant {
+		release, err := plantFaults(ctx, e, ledgers)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 
 	// Once the clients are gone: pgone's list against the servers', then
 	// nothing at all after server_idle_timeout.

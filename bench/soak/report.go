@@ -177,6 +177,14 @@ func (r *report) markdown() string {
 	for _, kv := range counts {
 		p("- %s: %s", kv[0], kv[1])
 	}
+	if len(v.UnknownWhy) > 0 {
+		p("")
+		p("Writes of unknown outcome (the client was told neither success nor a rollback), up to 50:")
+		p("")
+		for _, w := range v.UnknownWhy[:min(len(v.UnknownWhy), 50)] {
+			p("- %s", w)
+		}
+	}
 	p("")
 	p("## Faults")
 	p("")

@@ -15,7 +15,8 @@ type verdict struct {
 	Twice                      []int64 // ids stored more than once
 	RolledBackPresent          []int64
 	UnknownPresent             int
-	Unrecorded                 int // ids stored that no writer attempted
+	UnknownWhy                 []string // each id of unknown outcome: committed or not, and why unknown
+	Unrecorded                 int      // ids stored that no writer attempted
 }
 
 // verifyLedger reads every id and its count on the primary directly, as
@@ -58,9 +59,12 @@ func verifyLedger(ctx context.Context, e *Env, ledgers []*ledger) (verdict, erro
 		}
 		for _, id := range l.unknown {
 			attempted[id] = true
+			state := "absent"
 			if stored[id] > 0 {
 				v.UnknownPresent++
+				state = "committed"
 			}
+			v.UnknownWhy = append(v.UnknownWhy, fmt.Sprintf("id %d %s; %s", id, state, l.why[id]))
 		}
 	}
 	for id := range stored {
