@@ -116,7 +116,10 @@ func (e *Env) start(ctx context.Context) error {
 		return os.RemoveAll(e.dir)
 	})
 	e.logf("starting PostgreSQL primary and streaming replica")
-	e.cluster, err = pgtest.StartCluster(ctx, pgtest.Options{Replica: true})
+	// synchronous_commit on: an acknowledged commit is in the WAL the
+	// server wrote, so a crash (kill) cannot lose it for PostgreSQL's
+	// reasons; fsync stays off (the OS keeps what was written).
+	e.cluster, err = pgtest.StartCluster(ctx, pgtest.Options{Replica: true, Settings: map[string]string{"synchronous_commit": "on"}})
 	if err != nil {
 		return err
 	}

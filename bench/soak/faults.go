@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,15 +21,42 @@ const recoveryBound = 60 * time.Second
 // fault is one kind of trouble; do returns a one-line description of what
 // it did.
 type fault struct {
-	name string
-	do   func(ctx context.Context, e *Env) (string, error)
+	key, name string
+	do        func(ctx context.Context, e *Env) (string, error)
 }
 
-var faults = []fault{
-	{"terminate server connections", terminateAll},
-	{"restart primary", restartPrimary},
-	{"freeze replica (SIGSTOP)", freezeReplica},
-	{"reload with another pool_size", reloadPoolSize},
+// allFaults are the faults -faults may name, in rotation order.
+var allFaults = []fault{
+	{"terminate", "terminate server connections", terminateAll},
+	{"restart", "restart primary", restartPrimary},
+	{"freeze", "freeze replica (SIGSTOP)", freezeReplica},
+	{"reload", "reload with another pool_size", reloadPoolSize},
+	// Not in the default rotation: a backend that vanishes without a
+	// FATAL (the others all send 57P01 first) is where pgone must tell an
+	// in-doubt COMMIT (08007) from a rollback (08006).
+	{"kill", "kill -9 pgone's primary backends", killBackends},
+}
+
+// defaultFaults is the rotation make soak runs.
+const defaultFaults = "terminate,restart,freeze,reload"
+
+// selectFaults returns the faults named in list (comma-separated keys).
+func selectFaults(list string) ([]fault, error) {
+	var out []fault
+	for _, k := range strings.Split(list, ",") {
+		k = strings.TrimSpace(k)
+		found := false
+		for _, f := range allFaults {
+			if f.key == k {
+				out = append(out, f)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown fault %q (want terminate, restart, freeze, reload, kill)", k)
+		}
+	}
+	return out, nil
 }
 
 // faultRecord is one fault as the report shows it.
@@ -52,7 +80,7 @@ func runFaults(ctx context.Context, e *Env, c *counters, loadStart time.Time) []
 		if ctx.Err() != nil || time.Now().After(last) {
 			break
 		}
-		f := faults[i%len(faults)]
+		f := e.o.faults[i%len(e.o.faults)]
 		rec := faultRecord{At: time.Since(loadStart), Name: f.name}
 		e.logf("fault %d: %s", i+1, f.name)
 		began := time.Now()
@@ -96,6 +124,45 @@ func terminateAll(ctx context.Context, e *Env) (string, error) {
 		n[i] = v
 	}
 	return fmt.Sprintf("terminated %s backends on the primary, %s on the replica", n[0], n[1]), nil
+}
+
+// killBackends SIGKILLs every backend of pgone's pool login on the
+// primary, mid-request or idle: the postmaster then ends every other
+// backend and runs crash recovery, as after kill -9 of the server. Only
+// children of the primary's postmaster are signalled.
+func killBackends(ctx context.Context, e *Env) (string, error) {
+	pm := e.cluster.Primary.Pid()
+	rows, err := query(ctx, directDSN(e.cluster.Primary, "postgres"), fmt.Sprintf(
+		"SELECT pid, state FROM pg_stat_activity WHERE usename = '%s'", clientUser))
+	if err != nil {
+		return "", err
+	}
+	ours := map[int]bool{}
+	for _, p := range childPids(pm) {
+		ours[p] = true
+	}
+	killed, active := 0, 0
+	for _, r := range rows {
+		pid, _ := strconv.Atoi(r[0])
+		if pm == 0 || !ours[pid] {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed++
+			if r[1] == "active" {
+				active++
+			}
+		}
+	}
+	// Wait for crash recovery: the primary takes logins again.
+	deadline := time.Now().Add(60 * time.Second)
+	for ping(ctx, directDSN(e.cluster.Primary, "postgres")) != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return "", fmt.Errorf("primary not accepting logins 60s after the kill")
+		}
+		pause(ctx, 50*time.Millisecond)
+	}
+	return fmt.Sprintf("killed %d backends (%d active); primary recovered", killed, active), nil
 }
 
 // restartPrimary stops the primary (fast shutdown: clients are cut off),

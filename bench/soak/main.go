@@ -34,17 +34,20 @@ type options struct {
 	out, pgoneBin    string
 	keep             bool
 	plant            bool
+	faults           []fault
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	var rssMiB int64
+	var faultList string
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.DurationVar(&o.duration, "duration", 10*time.Minute, "how long the clients run (make soak: SOAK=1h)")
 	fs.DurationVar(&o.warmup, "warmup", 0, "no faults before this; RSS growth is measured from its end (default duration/8, 15s-60s)")
 	fs.DurationVar(&o.quiet, "quiet", 0, "no faults in this last stretch of the run (default as -warmup)")
 	fs.DurationVar(&o.faultEvery, "fault-every", 15*time.Second, "time between faults")
+	fs.StringVar(&faultList, "faults", defaultFaults, "faults in rotation: terminate, restart, freeze, reload, kill (kill -9 of pgone's primary backends)")
 	fs.DurationVar(&o.outage, "outage", 3*time.Second, "how long the primary stays down and the replica frozen")
 	fs.IntVar(&o.writers, "writers", 4, "writing clients")
 	fs.IntVar(&o.readers, "readers", 4, "reading clients")
@@ -63,6 +66,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	o.maxRSSGrowth = rssMiB << 20
+	var err error
+	if o.faults, err = selectFaults(faultList); err != nil {
+		return o, err
+	}
 	if o.warmup == 0 {
 		o.warmup = min(max(o.duration/8, 15*time.Second), time.Minute)
 	}

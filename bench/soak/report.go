@@ -138,9 +138,13 @@ func (r *report) markdown() string {
 	p("`go run ./bench/soak -duration %s` (make soak), %s in all.", r.o.duration, r.RunTime.Round(time.Second))
 	p("")
 	p("- pgone: %s; transaction mode, pool_size %d (reloads alternate with %d), read/write split over one streaming replica with consistency read_your_writes, server_idle_timeout %s", r.Pgone, r.o.poolSize, max(1, r.o.poolSize/3), serverIdleTimeout)
-	p("- PostgreSQL: %s, primary and streaming replica (internal/pgtest), fsync off", r.Postgres)
+	p("- PostgreSQL: %s, primary and streaming replica (internal/pgtest), fsync off, synchronous_commit on", r.Postgres)
 	p("- load: %d writers (autocommit INSERT extended and simple protocol, and BEGIN; 2 INSERTs; COMMIT, each acknowledged id read back on the same connection) and %d readers (extended, simple, READ ONLY transaction), %s think time, %s per request at most", r.o.writers, r.o.readers, r.o.think, opTimeout)
-	p("- faults: one every %s after a %s warm-up, none in the last %s; primary down and replica frozen for %s each", r.o.faultEvery, r.o.warmup, r.o.quiet, r.o.outage)
+	var keys []string
+	for _, f := range r.o.faults {
+		keys = append(keys, f.key)
+	}
+	p("- faults: %s in rotation, one every %s after a %s warm-up, none in the last %s; primary down and replica frozen for %s each", strings.Join(keys, ", "), r.o.faultEvery, r.o.warmup, r.o.quiet, r.o.outage)
 	p("- machine: %d cores, %s/%s, Go %s; shared with other work, so rates are not benchmarks", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	p("")
 	p("## Invariants")
