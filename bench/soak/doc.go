@@ -13,7 +13,8 @@
 // -fault-every, in rotation: every pgone server connection terminated
 // (pg_terminate_backend on both servers), the primary restarted, the
 // replica frozen with SIGSTOP then resumed, pgone reloaded (SIGHUP) with
-// another pool_size. The last stretch has no faults, so the end state is
+// another pool_size, pgone's backends on the primary killed with SIGKILL
+// (crash recovery; -faults picks the rotation). The last stretch has no faults, so the end state is
 // one pgone should recover to. Env.cleanup stops what the run started, by
 // pid, on success, failure and Ctrl-C alike (a frozen replica is resumed
 // first); children also get a parent-death signal.

@@ -31,14 +31,14 @@ var allFaults = []fault{
 	{"restart", "restart primary", restartPrimary},
 	{"freeze", "freeze replica (SIGSTOP)", freezeReplica},
 	{"reload", "reload with another pool_size", reloadPoolSize},
-	// Not in the default rotation: a backend that vanishes without a
-	// FATAL (the others all send 57P01 first) is where pgone must tell an
-	// in-doubt COMMIT (08007) from a rollback (08006).
+	// A backend that vanishes without a FATAL (the faults above all send
+	// 57P01 first) is where pgone must tell an in-doubt COMMIT from a
+	// rollback (08006): without it the rollback check has nothing to see.
 	{"kill", "kill -9 pgone's primary backends", killBackends},
 }
 
 // defaultFaults is the rotation make soak runs.
-const defaultFaults = "terminate,restart,freeze,reload"
+const defaultFaults = "terminate,restart,freeze,reload,kill"
 
 // selectFaults returns the faults named in list (comma-separated keys).
 func selectFaults(list string) ([]fault, error) {
