@@ -72,3 +72,15 @@ PGX_SUITE_TARGETS ?=
 .PHONY: pgx-suite
 pgx-suite: deps
 	@GO="$(GO)" bash scripts/pgx-suite.sh $(PGX_SUITE_TARGETS)
+
+# Soak (bench/soak): mixed read/write clients through pgone for SOAK
+# (default 10m) with faults on a schedule; writes
+# bench/results/soak-<date>.md and exits non-zero when an invariant fails.
+# Not part of `make test`.
+SOAK ?= 10m
+SOAK_ARGS ?=
+
+.PHONY: soak
+
+soak: deps build
+	$(GO) run ./bench/soak -duration $(SOAK) $(SOAK_ARGS)

@@ -74,6 +74,9 @@ func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.
 		return err
 	}
 	log.Info("pgone listening", "addr", ln.Addr().String(), "version", versionString())
+	for _, w := range cfg.Warnings() {
+		log.Warn("risky setting (see pgone check)", "warning", w)
+	}
 	hs, err := startHTTP(cfg.HTTP.Listen, cfg.HTTP.Pprof, reg, log.With("part", "http"))
 	switch {
 	case err == nil:

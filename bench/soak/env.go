@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgone/pgone/internal/pgtest"
+)
+
+// Logins. The replica monitor logs in as the first non-admin user with a
+// plaintext password by name (proxy.monitorLogin) when the database has no
+// server user, the documented default: "monitor" sorts before "writer", so
+// every backend of the role writer is a pool connection, which is what
+// the leak check counts.
+const (
+	clientUser, clientPassword   = "writer", "writer-pw"
+	monitorUser, monitorPassword = "monitor", "monitor-pw"
+	adminUser, adminPassword     = "admin", "admin-pw"
+	database                     = "soak"
+	// serverIdleTimeout empties the pools once the clients are gone, so
+	// the run ends with no server connection at all.
+	serverIdleTimeout = 5 * time.Second
+)
+
+// Env is what one run started and shares.
+type Env struct {
+	o       options
+	dir     string
+	cluster *pgtest.Cluster
+	pgone   *child
+	pgBin   string
+	cfgPath string
+
+	port, httpPort int
+	poolSize       int // the size in pgone's config now
+
+	began time.Time
+	out   io.Writer
+
+	mu       sync.Mutex
+	cleanups []cleanupStep
+}
+
+type cleanupStep struct {
+	name string
+	fn   func() error
+}
+
+func (e *Env) logf(format string, args ...any) {
+	fmt.Fprintf(e.out, "soak [%s] %s\n", time.Since(e.began).Round(time.Second), fmt.Sprintf(format, args...))
+}
+
+// onCleanup registers fn to run at exit, in reverse order of registration.
+func (e *Env) onCleanup(name string, fn func() error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cleanups = append(e.cleanups, cleanupStep{name, fn})
+}
+
+// cleanup stops everything the run started; it is the one place that
+// does, on success, failure and Ctrl-C alike.
+func (e *Env) cleanup() {
+	e.mu.Lock()
+	steps := e.cleanups
+	e.cleanups = nil
+	e.mu.Unlock()
+	for i := len(steps) - 1; i >= 0; i-- {
+		if err := steps[i].fn(); err != nil {
+			e.logf("cleanup: %s: %v", steps[i].name, err)
+		}
+	}
+}
+
+func (e *Env) clientDSN() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable connect_timeout=5", e.port, clientUser, clientPassword, database)
+}
+
+func (e *Env) adminDSN() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=pgone sslmode=disable connect_timeout=5", e.port, adminUser, adminPassword)
+}
+
+// directDSN logs in to a server itself as the superuser, bypassing pgone.
+func directDSN(s *pgtest.Server, db string) string {
+	return s.DSN(pgtest.SuperUser, pgtest.SuperPassword, db) + " connect_timeout=5"
+}
+
+// start brings up the cluster, the schema and pgone.
+func (e *Env) start(ctx context.Context) error {
+	bin, err := filepath.Abs(e.o.pgoneBin)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("pgone binary: %w (run make build)", err)
+	}
+	e.pgBin = bin
+	if e.dir, err = os.MkdirTemp("", "pgone-soak-"); err != nil {
+		return err
+	}
+	e.onCleanup("remove "+e.dir, func() error {
+		if e.o.keep {
+			e.logf("kept %s", e.dir)
+			return nil
+		}
+		return os.RemoveAll(e.dir)
+	})
+	e.logf("starting PostgreSQL primary and streaming replica")
+	// synchronous_commit on: an acknowledged commit is in the WAL the
+	// server wrote, so a crash (kill) cannot lose it for PostgreSQL's
+	// reasons; fsync stays off (the OS keeps what was written).
+	e.cluster, err = pgtest.StartCluster(ctx, pgtest.Options{Replica: true, Settings: map[string]string{"synchronous_commit": "on"}})
+	if err != nil {
+		return err
+	}
+	e.onCleanup("stop PostgreSQL", e.cluster.Stop)
+	e.logf("primary on port %d, replica on port %d", e.cluster.Primary.Port, e.cluster.Replica.Port)
+	if err := e.createSchema(ctx); err != nil {
+		return err
+	}
+	if err := e.cluster.WaitReplicaCaughtUp(ctx); err != nil {
+		return err
+	}
+	return e.startPgone(ctx)
+}
+
+func (e *Env) createSchema(ctx context.Context) error {
+	for _, sql := range []string{
+		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", clientUser, clientPassword),
+		fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s' IN ROLE pg_monitor", monitorUser, monitorPassword),
+		fmt.Sprintf("CREATE DATABASE %s OWNER %s", database, clientUser),
+	} {
+		if err := e.cluster.Exec(ctx, sql); err != nil {
+			return err
+		}
+	}
+	conn, err := pgconn.Connect(ctx, e.cluster.Primary.DSN(clientUser, clientPassword, database))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	// seq is the key, not id: a write applied twice is stored twice.
+	_, err = conn.Exec(ctx, `CREATE TABLE ledger (
+  seq bigserial PRIMARY KEY,
+  id bigint NOT NULL,
+  writer int NOT NULL,
+  payload text NOT NULL
+);
+CREATE INDEX ledger_id ON ledger (id);
+CREATE INDEX ledger_writer_id ON ledger (writer, id)`).ReadAll()
+	return err
+}
+
+// pgoneConfig is pgone's config with pool size size.
+func (e *Env) pgoneConfig(size int) string {
+	return fmt.Sprintf(`# generated by pgone soak
+listen: "127.0.0.1:%d"
+auth_method: scram-sha-256
+limits:
+  shutdown_timeout: 5s
+databases:
+  %s:
+    host: 127.0.0.1
+    port: %d
+    replicas:
+      - host: 127.0.0.1
+        port: %d
+    consistency: read_your_writes
+users:
+  %s:
+    password: %q
+  %s:
+    password: %q
+  %s:
+    password: %q
+admin_users: [%s]
+pool:
+  mode: transaction
+  pool_size: %d
+  server_idle_timeout: %s
+  query_wait_timeout: 30s
+  server_tls:
+    sslmode: disable
+log:
+  level: info
+http:
+  listen: "127.0.0.1:%d"
+`, e.port, database, e.cluster.Primary.Port, e.cluster.Replica.Port,
+		adminUser, adminPassword, monitorUser, monitorPassword, clientUser, clientPassword,
+		adminUser, size, serverIdleTimeout, e.httpPort)
+}
+
+func (e *Env) writeConfig(size int) error {
+	tmp := e.cfgPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(e.pgoneConfig(size)), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, e.cfgPath); err != nil {
+		return err
+	}
+	e.poolSize = size
+	return nil
+}
+
+// startPgone runs bin/pgone serve on free ports and waits for a login,
+// retrying with new ports if it dies early (a port was taken).
+func (e *Env) startPgone(ctx context.Context) error {
+	e.cfgPath = filepath.Join(e.dir, "pgone.yaml")
+	var lastErr error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var err error
+		if e.port, err = pgtest.FreePort(); err != nil {
+			return err
+		}
+		if e.httpPort, err = pgtest.FreePort(); err != nil {
+			return err
+		}
+		if err := e.writeConfig(e.o.poolSize); err != nil {
+			return err
+		}
+		cmd := exec.Command(e.pgBin, "serve", "--config", e.cfgPath)
+		cmd.Dir = e.dir
+		c, err := startChild("pgone", cmd, filepath.Join(e.dir, "pgone.log"))
+		if err != nil {
+			return err
+		}
+		if err = e.waitLogin(ctx, c, 30*time.Second); err == nil {
+			e.pgone = c
+			e.onCleanup("stop pgone", func() error { return c.stop(syscall.SIGTERM, 15*time.Second) })
+			e.logf("pgone pid %d on port %d, metrics on %d", c.pid(), e.port, e.httpPort)
+			return nil
+		}
+		_ = c.stop(syscall.SIGKILL, 5*time.Second)
+		lastErr = fmt.Errorf("%w\n%s", err, c.logTail(20))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return lastErr
+}
+
+func (e *Env) waitLogin(ctx context.Context, c *child, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		if c.exited() {
+			return fmt.Errorf("pgone exited: %v", c.err)
+		}
+		err := ping(ctx, e.clientDSN())
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pgone not accepting logins on port %d: %w", e.port, errors.Join(ctx.Err(), err))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func ping(ctx context.Context, dsn string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgconn.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "SELECT 1").ReadAll()
+	return err
+}
+
+// pgoneCommit names what was measured, for the report header.
+func pgoneCommit(ctx context.Context, bin string) string {
+	run := func(name string, args ...string) string {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		out, _ := exec.CommandContext(ctx, name, args...).Output()
+		return strings.TrimSpace(string(out))
+	}
+	commit := run("git", "rev-parse", "--short=12", "HEAD")
+	if commit == "" {
+		commit = "no commit"
+	} else if run("git", "status", "--porcelain", "--untracked-files=no") != "" {
+		commit += " + uncommitted changes"
+	}
+	return fmt.Sprintf("commit %s, binary reports %q", commit, run(bin, "version"))
+}
