@@ -235,6 +235,13 @@ func (l *ledger) record(client int, ids []int64, err error) {
 // the call: pgone serves again, and no writer is stuck.
 func (l *ledger) waitServed(t *testing.T, what string) {
 	t.Helper()
+	if err := l.served(what); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// served is waitServed returning its failure.
+func (l *ledger) served(what string) error {
 	base := make([]int64, len(l.acks))
 	for i := range l.acks {
 		base[i] = l.acks[i].Load()
@@ -248,10 +255,10 @@ func (l *ledger) waitServed(t *testing.T, what string) {
 			}
 		}
 		if behind == 0 {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d writers had no write acknowledged within 30s (errors so far: %s)", what, behind, len(l.acks), l.summary())
+			return fmt.Errorf("%s: %d of %d writers had no write acknowledged within 30s (errors so far: %s)", what, behind, len(l.acks), l.summary())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -43,6 +43,7 @@ func TestFaultOwnCluster(t *testing.T) {
 	t.Run("CommitLost", func(t *testing.T) { testFaultCommitLost(t, cl) })
 	t.Run("MaxConnectionsFull", func(t *testing.T) { testFaultMaxConnectionsFull(t, cl) })
 	t.Run("StopReplica", func(t *testing.T) { testFaultStopReplica(t, cl) })
+	t.Run("ReplicaRefusesLogins", func(t *testing.T) { testFaultReplicaRefusesLogins(t, cl) })
 	t.Run("SIGSTOPReplica", func(t *testing.T) { testFaultSIGSTOPReplica(t, cl) })
 }
 
@@ -429,12 +430,9 @@ func replicaCase(t *testing.T, cl *pgtest.Cluster, db string, mutate func(*confi
 	ownDatabaseOn(t, cl, db)
 	direct := cl.Primary.DSN(appUser, appPassword, db)
 	createLedger(t, direct)
-	replicaConn := connect(t, cl.Replica.DSN(appUser, appPassword, db))
 	eventually(t, "the replica to have the ledger table", func() bool {
-		_, err := replicaConn.Exec(testCtx(t), "SELECT 1 FROM "+ledgerTable+" LIMIT 1")
-		return err == nil
+		return execVia(cl.Replica.DSN(appUser, appPassword, db), "SELECT 1 FROM "+ledgerTable) == nil
 	})
-	replicaConn.Close(context.Background())
 	p := ownFaultProxy(t, cl, db, 4, true, mutate)
 	dsn := p.DSN(appUser, appPassword, db)
 	probe := connect(t, dsn)
@@ -446,6 +444,19 @@ func replicaCase(t *testing.T, cl *pgtest.Cluster, db string, mutate func(*confi
 	l.waitServed(t, "before the replica fault")
 	r.waitServed(t, "before the replica fault", 10*time.Second)
 	return l, r, direct
+}
+
+// execVia connects to dsn and runs sql.
+func execVia(dsn, sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgconn.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	_, err = c.Exec(ctx, sql).ReadAll()
+	return err
 }
 
 // serverPortOf asks which server answers a read, or 0.
@@ -473,6 +484,59 @@ func testFaultStopReplica(t *testing.T, cl *pgtest.Cluster) {
 	}
 	r.waitServed(t, "after the replica started again", 10*time.Second)
 	r.checkCodes(t, "57P01", codeServerLost)
+	l.verify(t, direct)
+}
+
+// testFaultReplicaRefusesLogins: the replica begins a smart shutdown
+// (SIGTERM): its sessions, the monitor's among them, go on, but new logins
+// get 57P03. Reads that need a new replica connection go to the primary;
+// before, they failed with pgone's 53300 ("the server accepts no more
+// connections") although the primary was fine.
+func testFaultReplicaRefusesLogins(t *testing.T, cl *pgtest.Cluster) {
+	const burst = 6
+	l, r, direct := replicaCase(t, cl, "fault_replicalogin", func(c *config.Config) {
+		// The burst's reads overlap (pg_sleep) and stay reads.
+		c.Proxy.Routing.ReadFunctions = []string{"inet_server_port", "pg_sleep"}
+		c.Pool.PoolSize = 10 // the burst below must dial new replica servers
+	})
+	r.stopReaders() // at most 3 replica servers are open now
+	dsn := l.dsn
+	conns := make([]*pgx.Conn, burst)
+	for i := range conns {
+		conns[i] = connect(t, dsn)
+	}
+	if err := cl.Replica.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Fast shutdown ends what the smart one waits for; start it again
+		// for the next case.
+		if err := cl.Replica.Stop(); err != nil {
+			t.Error(err)
+		}
+		if err := cl.Replica.Start(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	eventually(t, "the replica to refuse new logins", func() bool {
+		err := execVia(cl.Replica.DSN(appUser, appPassword, "fault_replicalogin"), "SELECT 1")
+		return codeOf(err) == "57P03"
+	})
+	t.Logf("the replica refuses logins")
+	began := time.Now()
+	errs := make(chan error, burst)
+	for _, c := range conns {
+		go func(c *pgx.Conn) {
+			_, err := c.Exec(testCtx(t), "SELECT pg_sleep(0.2)")
+			errs <- err
+		}(c)
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Errorf("a read while the replica refuses logins: %v; want it served (by the primary)", err)
+		}
+	}
+	t.Logf("burst of %d reads took %s", burst, time.Since(began))
 	l.verify(t, direct)
 }
 

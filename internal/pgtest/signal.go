@@ -106,3 +106,14 @@ func parentPid(pid int) int {
 	}
 	return ppid
 }
+
+// Signal sends sig to the postmaster only: SIGTERM starts a smart shutdown
+// (sessions go on, new logins get 57P03), SIGHUP reloads the config.
+func (s *Server) Signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.exited() {
+		return fmt.Errorf("pgtest: postgres on port %d is not running", s.Port)
+	}
+	return syscall.Kill(s.proc.cmd.Process.Pid, sig)
+}
