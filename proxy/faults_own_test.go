@@ -241,7 +241,7 @@ func testFaultMaxConnectionsFull(t *testing.T, cl *pgtest.Cluster) {
 
 	fillers.fill(t, direct)
 	start := time.Now()
-	pe := pgErrorOf(t, queryVia(p.DSN(appUser, appPassword, "fault_maxconn_other")))
+	pe := pgErrorOf(t, execVia(p.DSN(appUser, appPassword, "fault_maxconn_other"), "SELECT 1"))
 	if pe.Code != codeTooMany || strings.Contains(pe.Message, "too many clients already") {
 		t.Errorf("a new pool on a full server: %s %q, want pgone's 53300 after query_wait_timeout", pe.Code, pe.Message)
 	}
@@ -541,10 +541,12 @@ func testFaultReplicaRefusesLogins(t *testing.T, cl *pgtest.Cluster) {
 }
 
 // testFaultSIGSTOPReplica: every replica process is stopped with SIGSTOP
-// under read and write load. Reads in flight on it end with 57014 at
-// query_timeout, the replica leaves the rotation, and every reader is
-// served within query_timeout and a few check intervals while the replica
-// is still stopped; writers see no error.
+// under read and write load. A read in flight on it ends at query_timeout:
+// 57014 if the server takes the cancel, else 08006 once pgone gives the
+// server up after the cancel's grace period (a read on a replica commits
+// nothing). The replica leaves the rotation, and every reader is served
+// within query_timeout, the grace period and a little more while the
+// replica is still stopped; writers see no error.
 func testFaultSIGSTOPReplica(t *testing.T, cl *pgtest.Cluster) {
 	if !fixCommitMerged {
 		t.Skip(needsFixCommit + "query_timeout: without it, reads on a stopped replica hang until it continues")
@@ -567,10 +569,11 @@ func testFaultSIGSTOPReplica(t *testing.T, cl *pgtest.Cluster) {
 		}
 	}
 	defer resume()
-	r.waitServed(t, "with the replica stopped by SIGSTOP", queryTimeout+3*time.Second)
+	const cancelGrace = time.Second // fix/commit's queryCancelGrace
+	r.waitServed(t, "with the replica stopped by SIGSTOP", queryTimeout+cancelGrace+3*time.Second)
 	l.waitServed(t, "with the replica stopped by SIGSTOP")
 	resume()
-	r.checkCodes(t, codeCanceled)
+	r.checkCodes(t, codeCanceled, codeServerLost)
 	l.verify(t, direct)
 }
 
