@@ -26,7 +26,8 @@ func (s *Server) Kill() error {
 	pid := p.cmd.Process.Pid
 	// A stopped postmaster cannot fork a child we would miss.
 	_ = syscall.Kill(pid, syscall.SIGSTOP)
-	for _, child := range childPids(pid) {
+	children := childPids(pid)
+	for _, child := range children {
 		_ = syscall.Kill(child, syscall.SIGKILL)
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -34,6 +35,16 @@ func (s *Server) Kill() error {
 	case <-p.done:
 	case <-time.After(stopGrace):
 		return fmt.Errorf("pgtest: postgres pid %d survived SIGKILL", pid)
+	}
+	// A backend still dying holds the shared memory a restart needs.
+	deadline := time.Now().Add(stopGrace)
+	for _, child := range children {
+		for alive(child) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("pgtest: postgres child pid %d survived SIGKILL", child)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	s.proc = nil
 	s.logf("pgtest: killed postgres on port %d (pid %d and its children)", s.Port, pid)
@@ -63,6 +74,27 @@ func (s *Server) signalAll(sig syscall.Signal) error {
 		_ = syscall.Kill(child, sig)
 	}
 	return nil
+}
+
+// alive reports whether pid is a process that has not exited (a zombie
+// has exited).
+func alive(pid int) bool {
+	st := procState(pid)
+	return st != "" && st != "Z" && st != "X"
+}
+
+// procState is the state letter of /proc/<pid>/stat ("R", "S", "T", "Z"
+// ...), or "" if there is no such process.
+func procState(pid int) string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return ""
+	}
+	return string(b[i+2])
 }
 
 // childPids lists the processes whose parent is ppid, from /proc.
