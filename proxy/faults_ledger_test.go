@@ -69,7 +69,8 @@ type ledger struct {
 	acked  map[int64]bool
 	failed map[int64]string // id -> code of the error that ended its write
 	codes  map[string]int
-	first  map[string]string // code -> first error text, for the log
+	steps  map[string]map[string]int // code -> step -> count
+	first  map[string]string         // code -> first error text, for the log
 }
 
 // startLedger starts writers clients writing through dsn; each logs in
@@ -87,7 +88,7 @@ func startLedger(t *testing.T, dsn string, writers int) *ledger {
 func startLedgerStopped(t *testing.T, dsn string, writers int) *ledger {
 	t.Helper()
 	l := &ledger{dsn: dsn, stop: make(chan struct{}), acks: make([]atomic.Int64, writers),
-		acked: map[int64]bool{}, failed: map[int64]string{}, codes: map[string]int{}, first: map[string]string{}}
+		acked: map[int64]bool{}, failed: map[int64]string{}, codes: map[string]int{}, steps: map[string]map[string]int{}, first: map[string]string{}}
 	for i := 0; i < writers; i++ {
 		l.conns = append(l.conns, connect(t, dsn))
 	}
@@ -162,7 +163,7 @@ func (l *ledger) reconnect() *pgx.Conn {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, l.dsn)
 	if err != nil {
-		l.record(-1, nil, err)
+		l.record(-1, nil, stepErr(stepConnect, err))
 		select {
 		case <-l.stop:
 		case <-time.After(20 * time.Millisecond): // retry pace, not synchronisation
@@ -179,11 +180,11 @@ func writeIDs(conn *pgx.Conn, client int, ids []int64) error {
 	const insert = "INSERT INTO " + ledgerTable + " (id, client) VALUES ($1, $2)"
 	if len(ids) == 1 {
 		_, err := conn.Exec(ctx, insert, ids[0], client)
-		return stepErr("autocommit INSERT", err)
+		return stepErr(stepAutocommit, err)
 	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return stepErr("BEGIN", err)
+		return stepErr(stepBegin, err)
 	}
 	for i, id := range ids {
 		if _, err := tx.Exec(ctx, insert, id, client); err != nil {
@@ -191,15 +192,41 @@ func writeIDs(conn *pgx.Conn, client int, ids []int64) error {
 			return stepErr(fmt.Sprintf("INSERT %d of the transaction", i+1), err)
 		}
 	}
-	return stepErr("COMMIT", tx.Commit(ctx))
+	return stepErr(stepCommit, tx.Commit(ctx))
 }
 
-// stepErr names the step an error ended, for the log.
+// Steps of a write, as recorded with each error.
+const (
+	stepConnect    = "connect"
+	stepAutocommit = "autocommit INSERT"
+	stepBegin      = "BEGIN"
+	stepCommit     = "COMMIT"
+)
+
+// stepError is an error with the step of the write it ended.
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+// stepErr names the step an error ended.
 func stepErr(step string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s: %w", step, err)
+	return &stepError{step: step, err: err}
+}
+
+// stepOf is the step an error ended, or "".
+func stepOf(err error) string {
+	var se *stepError
+	if errors.As(err, &se) {
+		return se.step
+	}
+	return ""
 }
 
 // codeOf is the SQLSTATE a client saw, or codeNoSQLSTATE.
@@ -223,6 +250,10 @@ func (l *ledger) record(client int, ids []int64, err error) {
 	}
 	code := codeOf(err)
 	l.codes[code]++
+	if l.steps[code] == nil {
+		l.steps[code] = map[string]int{}
+	}
+	l.steps[code][stepOf(err)]++
 	if _, ok := l.first[code]; !ok {
 		l.first[code] = err.Error()
 	}
@@ -277,6 +308,25 @@ func (l *ledger) summary() string {
 		return "none"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// stepsOtherThan lists the steps other than steps at which an error with
+// code ended a write, with counts, or "" if there are none.
+func (l *ledger) stepsOtherThan(code string, steps ...string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ok := map[string]bool{}
+	for _, s := range steps {
+		ok[s] = true
+	}
+	var bad []string
+	for step, n := range l.steps[code] {
+		if !ok[step] {
+			bad = append(bad, fmt.Sprintf("%q x%d", step, n))
+		}
+	}
+	sort.Strings(bad)
+	return strings.Join(bad, ", ")
 }
 
 // verdict is what verify found, for checks a test may gate.
