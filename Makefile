@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 DEMO_ARGS ?=
 
-.PHONY: deps build test demo fmt vet clean fuzz
+.PHONY: deps build test demo fmt vet clean fuzz faults
 
 deps:
 	@GO="$(GO)" bash scripts/deps.sh
@@ -21,6 +21,12 @@ build:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 14m ./...
+
+# The fault matrix alone (proxy/faults*_test.go): kill -9 of the primary,
+# terminated servers, a stopped or SIGSTOPped replica, max_connections full,
+# reloads, SIGTERM drain, a lost COMMIT. `make test` runs it too.
+faults: deps
+	$(GO) test -race -count=1 -run 'TestFault' ./proxy/ ./pool/
 
 demo: deps build
 	bin/pgone demo $(DEMO_ARGS)

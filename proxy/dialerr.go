@@ -34,3 +34,17 @@ func (ss *session) serverUnavailable(err error) error {
 	}
 	return pgerr.New(pgerr.ConnectionFailure, "could not connect to the server for database %q", ss.database)
 }
+
+// replicaUnavailable is serverUnavailable for a replica's pool. Only
+// pgone's own errors (the replica queue's query_wait_timeout, shutdown)
+// pass: a replica that refuses logins because it is shutting down, starting
+// up (57P03) or full (53300) is unreachable like one that refuses TCP, so
+// the read goes to the primary instead of failing with 53300.
+func (ss *session) replicaUnavailable(err error) error {
+	var pe *pgerr.Error
+	if errors.As(err, &pe) || errors.Is(err, context.Canceled) {
+		return ss.serverUnavailable(err)
+	}
+	ss.log.Info("no replica connection for client", "database", ss.database, "user", ss.user, "err", err)
+	return pgerr.New(pgerr.ConnectionFailure, "could not connect to a replica for database %q", ss.database)
+}

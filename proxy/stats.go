@@ -104,6 +104,9 @@ func (ss *session) acquire(ctx context.Context, slot *replicaSlot) (*pool.Conn, 
 	server, err := ss.srv.pools.Acquire(ctx, key, target)
 	ss.stats.waitingSince.Store(0)
 	if err != nil {
+		if slot != nil {
+			return nil, ss.replicaUnavailable(err)
+		}
 		return nil, ss.serverUnavailable(err)
 	}
 	ss.acquired(server, start)

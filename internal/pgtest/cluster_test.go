@@ -163,6 +163,53 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("PauseResumeKill", func(t *testing.T) {
+		pid := c.Primary.Pid()
+		procs := append(childPids(pid), pid)
+		if len(procs) < 3 {
+			t.Fatalf("primary pid %d has children %v; want its background processes", pid, procs[:len(procs)-1])
+		}
+		if err := c.Primary.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range procs {
+			deadline := time.Now().Add(5 * time.Second)
+			// Signal delivery is asynchronous; a child that exited stays a
+			// zombie, since its stopped parent cannot reap it.
+			for alive(p) && procState(p) != "T" && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if st := procState(p); alive(p) && st != "T" {
+				t.Errorf("pid %d in state %q after Pause, want T (stopped)", p, st)
+			}
+		}
+		short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		if conn, err := c.Primary.connect(short); err == nil {
+			conn.Close(ctx)
+			t.Error("a paused server accepted a login")
+		}
+		cancel()
+		if err := c.Primary.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		queryString(t, connectPGX(t, c.Primary), "SELECT 'after resume'")
+		if err := c.Primary.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range procs {
+			if alive(p) {
+				t.Errorf("pid %d still runs after Kill", p)
+			}
+		}
+		if c.Primary.Pid() != 0 {
+			t.Error("Pid is not 0 after Kill")
+		}
+		if err := c.Primary.Start(ctx); err != nil {
+			t.Fatalf("start after kill -9 (crash recovery): %v", err)
+		}
+		queryString(t, connectPGX(t, c.Primary), "SELECT 'after crash recovery'")
+	})
+
 	t.Run("StopReleasesEverything", func(t *testing.T) {
 		ports := []int{c.Primary.Port, c.Replica.Port}
 		pids := []int{c.Primary.Pid(), c.Replica.Pid()}
