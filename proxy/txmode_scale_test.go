@@ -366,6 +366,11 @@ func TestTxModePostgresRestartUnderLoad(t *testing.T) {
 	t.Logf("%d transactions ok, %d failed (in flight at the restart)", ok.Load(), failed.Load())
 }
 
+// TestTxModeSQLPrepareAcrossTransactions: SQL PREPARE pins the client to its
+// server. Between its transactions another client holds a transaction open:
+// were the preparing client's server released, that client would get it
+// (an idle server before a new one) and the EXECUTE would run on another
+// backend, without the statement.
 func TestTxModeSQLPrepareAcrossTransactions(t *testing.T) {
 	t.Parallel()
 	p := txProxy(t, 2, nil)
@@ -375,12 +380,24 @@ func TestTxModeSQLPrepareAcrossTransactions(t *testing.T) {
 	if _, err := c.Exec(ctx, "PREPARE twice(int) AS SELECT $1 * 2", pgx.QueryExecModeSimpleProtocol); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 10; i++ {
+	pid := scanSingle[uint32](t, c, "SELECT pg_backend_pid()")
+	for i := 0; i < 5; i++ {
+		tx, err := other.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var otherPid uint32
+		if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&otherPid); err != nil {
+			t.Fatal(err)
+		}
+		if otherPid == pid {
+			t.Fatalf("another client got backend %d, which the client that ran PREPARE is pinned to", pid)
+		}
 		var v int
 		if err := c.QueryRow(ctx, "EXECUTE twice("+strconv.Itoa(i)+")", pgx.QueryExecModeSimpleProtocol).Scan(&v); err != nil || v != 2*i {
-			t.Fatalf("EXECUTE %d: %v (got %d)", i, err, v)
+			t.Fatalf("EXECUTE %d while another client holds a transaction: %v (got %d)", i, err, v)
 		}
-		if _, err := other.Exec(ctx, "SELECT 1"); err != nil {
+		if err := tx.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
