@@ -1,9 +1,11 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,6 +219,23 @@ func terminateBackend(t *testing.T, admin *pgx.Conn, pid uint32) {
 		_ = admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n)
 		return n == 0
 	})
+	waitBackendExited(t, pid)
+}
+
+// waitBackendExited waits until the server process pid has exited, so its
+// socket is closed and its last words (a FATAL) sent: pg_stat_activity drops
+// the backend a little before that.
+func waitBackendExited(t *testing.T, pid uint32) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("backend process %d to exit", pid), func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return errors.Is(err, os.ErrNotExist)
+		}
+		// pid (comm) state ...: a zombie has closed its sockets.
+		i := bytes.LastIndexByte(stat, ')')
+		return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
+	})
 }
 
 func TestTxModeServerTerminatedBetweenAndDuringTransactions(t *testing.T) {
@@ -230,7 +249,6 @@ func TestTxModeServerTerminatedBetweenAndDuringTransactions(t *testing.T) {
 	terminate := func(pid uint32) {
 		t.Helper()
 		terminateBackend(t, admin, pid)
-		time.Sleep(50 * time.Millisecond)
 	}
 	var pid1, pid2 uint32
 	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid1); err != nil {
@@ -337,19 +355,23 @@ func TestTxModePostgresRestartUnderLoad(t *testing.T) {
 			}
 		}(i)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Every client is under way before the stop.
+	eventually(t, "transactions before the restart", func() bool { return ok.Load() >= 4*clients })
 	if err := own.Primary.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Clients run into the outage before the primary comes back.
+	eventually(t, "a transaction to fail while the primary is down", func() bool { return failed.Load() > 0 })
 	if err := own.Primary.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Transactions that start after the restart must all succeed.
-	time.Sleep(200 * time.Millisecond)
+	// Transactions that start after the restart must all succeed: the
+	// clients first get one through each (what was in flight has ended).
+	restarted := ok.Load()
+	eventually(t, "transactions after the restart", func() bool { return ok.Load() >= restarted+clients })
 	close(afterRestart)
 	before := ok.Load()
-	time.Sleep(time.Second)
+	eventually(t, "more transactions after the restart", func() bool { return ok.Load() >= before+4*clients })
 	close(stop)
 	wg.Wait()
 	if ok.Load() <= before {
