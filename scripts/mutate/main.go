@@ -90,7 +90,7 @@ func run(ctx context.Context, mutants []mutant, timeout time.Duration, verbose b
 		start := time.Now()
 		outcome, out := check(ctx, dir, m, timeout)
 		fmt.Printf("%s (%s)\n", outcome, time.Since(start).Round(time.Second))
-		if verbose || outcome == "invalid" {
+		if verbose || strings.HasPrefix(outcome, "invalid") {
 			fmt.Println(indent(out))
 		}
 		switch outcome {
