@@ -8,7 +8,7 @@
 // copy is removed at the end (also on Ctrl-C). Mutants run one after
 // another without -race, to keep CPU use small.
 //
-// Usage: go run ./scripts/mutate [-list scripts/mutations.txt] [-only substr] [-v]
+// Usage: go run ./scripts/mutate [-list scripts/mutations.txt] [-only regexp] [-v]
 package main
 
 import (
@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -38,7 +39,7 @@ type mutant struct {
 
 func main() {
 	list := flag.String("list", "scripts/mutations.txt", "the mutation list")
-	only := flag.String("only", "", "run only mutants whose name contains this")
+	only := flag.String("only", "", "run only mutants whose name matches this regular expression")
 	timeout := flag.Duration("timeout", 3*time.Minute, "go test -timeout for each mutant")
 	verbose := flag.Bool("v", false, "print the test output of every mutant")
 	flag.Parse()
@@ -48,9 +49,13 @@ func main() {
 		fatal(err)
 	}
 	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fatal(err)
+		}
 		var keep []mutant
 		for _, m := range mutants {
-			if strings.Contains(m.name, *only) {
+			if re.MatchString(m.name) {
 				keep = append(keep, m)
 			}
 		}
