@@ -90,3 +90,12 @@ SOAK_ARGS ?=
 
 soak: deps build
 	$(GO) run ./bench/soak -duration $(SOAK) $(SOAK_ARGS)
+
+# Mutation check (not part of `make test`): plants each fault listed in
+# scripts/mutations.txt in a temporary copy of the tree, one at a time, runs
+# the focused tests named for it, and prints caught/missed and a score.
+# MUTATE_ARGS="-only router" runs a subset; -v prints each test output.
+MUTATE_ARGS ?=
+.PHONY: mutate
+mutate:
+	$(GO) run ./scripts/mutate $(MUTATE_ARGS)

@@ -25,6 +25,13 @@ type fakeServer struct {
 	// closed. Set both before the first connection.
 	cancels    chan uint32
 	holdCancel chan struct{}
+
+	// closing is closed at cleanup; conns are the open sessions, closed then
+	// too, so a test that fails holding a connection ends at once instead
+	// of hanging in cleanup until the package times out.
+	closing chan struct{}
+	mu      sync.Mutex
+	conns   map[net.Conn]bool
 }
 
 func startFakeServer(t *testing.T) *fakeServer {
@@ -33,7 +40,7 @@ func startFakeServer(t *testing.T) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeServer{ln: ln}
+	f := &fakeServer{ln: ln, closing: make(chan struct{}), conns: map[net.Conn]bool{}}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -42,15 +49,37 @@ func startFakeServer(t *testing.T) *fakeServer {
 			if err != nil {
 				return
 			}
+			f.mu.Lock()
+			f.conns[nc] = true
+			select {
+			case <-f.closing: // cleanup has begun: end the session at once
+				nc.Close()
+			default:
+			}
+			f.mu.Unlock()
 			f.wg.Add(1)
 			go func() {
 				defer f.wg.Done()
-				defer nc.Close()
+				defer func() {
+					f.mu.Lock()
+					delete(f.conns, nc)
+					f.mu.Unlock()
+					nc.Close()
+				}()
 				f.session(nc, pid)
 			}()
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); f.wg.Wait() })
+	t.Cleanup(func() {
+		ln.Close()
+		f.mu.Lock()
+		close(f.closing)
+		for nc := range f.conns {
+			nc.Close()
+		}
+		f.mu.Unlock()
+		f.wg.Wait()
+	})
 	return f
 }
 
@@ -62,10 +91,17 @@ func (f *fakeServer) session(nc net.Conn, pid uint32) {
 	}
 	if cr, ok := start.(*pgproto3.CancelRequest); ok {
 		if f.cancels != nil {
-			f.cancels <- cr.ProcessID
+			select {
+			case f.cancels <- cr.ProcessID:
+			case <-f.closing:
+				return
+			}
 		}
 		if f.holdCancel != nil {
-			<-f.holdCancel
+			select {
+			case <-f.holdCancel:
+			case <-f.closing:
+			}
 		}
 		return // PostgreSQL closes a cancel connection without a reply
 	}
@@ -160,7 +196,8 @@ func TestPauseHoldsAcquireUntilResume(t *testing.T) {
 		got <- err
 	}()
 	waitFor(t, "the client to wait at the pause", func() bool { return statusOf(m, key).Waiting == 1 })
-	time.Sleep(50 * time.Millisecond)
+	// Still held once it has waited a while: the pause, not a slow dial.
+	waitFor(t, "the paused client's wait to reach 50ms", func() bool { return statusOf(m, key).MaxWait >= 50*time.Millisecond })
 	select {
 	case err := <-got:
 		t.Fatalf("Acquire returned during PAUSE: %v", err)

@@ -149,12 +149,13 @@ var badInputCases = []badInputCase{
 		}
 		expectFatalThenClose(t, nc, pgproto3.NewFrontend(nc, nc), "08P01", "invalid length of startup packet")
 	}},
-	{"truncated startup packet, then close", func(t *testing.T, p *testProxy) {
+	{"truncated startup packet, then end of input", func(t *testing.T, p *testProxy) {
 		nc := dialProxy(t, p)
 		if _, err := nc.Write(truncatedStartup()); err != nil {
 			t.Fatal(err)
 		}
-		_ = nc.Close()
+		// As PostgreSQL ("incomplete startup packet"): closed without a reply.
+		expectClosedAfterEOF(t, nc, false)
 	}},
 	{"message length below 4 after login", func(t *testing.T, p *testProxy) {
 		c := afterLogin(t, p)
@@ -189,23 +190,80 @@ var badInputCases = []badInputCase{
 		c.send(&pgproto3.PasswordMessage{Password: "again"})
 		expectFatalThenClose(t, c.nc, c.fe, "08P01", "")
 	}},
-	{"truncated message after login, then close", func(t *testing.T, p *testProxy) {
+	{"truncated message after login, then end of input", func(t *testing.T, p *testProxy) {
 		c := afterLogin(t, p)
 		if _, err := c.nc.Write([]byte{'Q', 0, 0, 0, 100, 'S', 'E', 'L'}); err != nil {
 			t.Fatal(err)
 		}
-		_ = c.nc.Close()
+		// Closed, at most with an 08P01: never an answer to half a query.
+		expectClosedAfterEOF(t, c.nc, true)
 	}},
 	{"close in the middle of an extended request", func(t *testing.T, p *testProxy) {
+		// Without a Sync (session mode: PostgreSQL runs an Execute as it
+		// comes): the query stops with the client.
 		c := afterLogin(t, p)
-		c.send(&pgproto3.Parse{Query: "SELECT pg_sleep(0.2)"}, &pgproto3.Bind{}, &pgproto3.Execute{})
+		const sql = "SELECT pg_sleep(60) /* badinput extended */"
+		c.send(&pgproto3.Parse{Query: sql}, &pgproto3.Bind{}, &pgproto3.Execute{})
+		watch := connect(t, directDSN())
+		waitUntil(t, "the query to run on its server", func() bool { return runningQueries(t, watch, sql) == 1 })
 		_ = c.nc.Close()
+		waitQueryGone(t, sql)
 	}},
 	{"close while a query runs", func(t *testing.T, p *testProxy) {
 		c := afterLogin(t, p)
-		c.send(&pgproto3.Query{String: "SELECT pg_sleep(0.2)"})
+		const sql = "SELECT pg_sleep(60) /* badinput running */"
+		c.send(&pgproto3.Query{String: sql})
+		watch := connect(t, directDSN())
+		waitUntil(t, "the query to run on its server", func() bool { return runningQueries(t, watch, sql) == 1 })
 		_ = c.nc.Close()
+		waitQueryGone(t, sql)
 	}},
+}
+
+// expectClosedAfterEOF ends the client's side of nc (half-close: what was
+// sent stays incomplete for good) and expects pgone to close the
+// connection, with an 08P01 ErrorResponse first if allowed, else without a
+// byte.
+func expectClosedAfterEOF(t *testing.T, nc net.Conn, errorAllowed bool) {
+	t.Helper()
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("%T cannot half-close", nc)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(ioTimeout))
+	fe := pgproto3.NewFrontend(nc, nc)
+	m, err := fe.Receive()
+	if err == nil {
+		if er, isErr := m.(*pgproto3.ErrorResponse); !errorAllowed || !isErr || er.Code != "08P01" {
+			t.Fatalf("after an incomplete message and end of input: %T %+v, want the connection closed", m, m)
+		}
+		_, err = fe.Receive()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || !isClosed(err) {
+		t.Fatalf("connection not closed after an incomplete message and end of input: %v", err)
+	}
+}
+
+// runningQueries counts the server sessions running sql.
+func runningQueries(t *testing.T, conn *pgx.Conn, sql string) int {
+	t.Helper()
+	var n int
+	if err := conn.QueryRow(testCtx(t), "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1", sql).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitQueryGone waits until no server session runs sql: a client that left
+// does not leave its query running (pg_sleep(60) does not end by itself
+// within the wait).
+func waitQueryGone(t *testing.T, sql string) {
+	t.Helper()
+	watch := connect(t, directDSN())
+	waitUntil(t, "the query of a client that left to stop", func() bool { return runningQueries(t, watch, sql) == 0 })
 }
 
 // loginTimeoutCases run with client_login_timeout = 500ms.

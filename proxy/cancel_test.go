@@ -153,6 +153,9 @@ func TestCancelRequestWithWrongKey(t *testing.T) {
 	sendCancelRequest(t, addr, pid, wrong)      // right pid, wrong secret
 	sendCancelRequest(t, addr, pid+1, secret)   // wrong pid, right secret
 	sendCancelRequest(t, addr, pid, secret[:3]) // too short: closed without a reply, as PostgreSQL does
+	// The client's key is pgone's own: sent straight to PostgreSQL (the pid
+	// is the server's in session mode) it must not cancel anything.
+	sendCancelRequest(t, net.JoinHostPort(cluster.Primary.Host, strconv.Itoa(cluster.Primary.Port)), pid, secret)
 	if err := <-done; err != nil {
 		t.Fatalf("query hit by a cancel with a wrong key: %v", err)
 	}

@@ -563,11 +563,19 @@ func TestPgxListenNotify(t *testing.T) {
 	notifier := connect(t, directDSN())
 	sent := make(chan error, 1)
 	go func() {
-		time.Sleep(50 * time.Millisecond)
+		// Once the listener's query runs on its server.
+		for deadline := time.Now().Add(ioTimeout); ; {
+			var n int
+			err := notifier.QueryRow(context.Background(),
+				`SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(0.3) /* clpgx late */'`).Scan(&n)
+			if err != nil || n > 0 || time.Now().After(deadline) {
+				break
+			}
+		}
 		_, err := notifier.Exec(context.Background(), `NOTIFY "clpgx chan", 'late'`)
 		sent <- err
 	}()
-	if _, err := listener.Exec(testCtx(t), `SELECT pg_sleep(0.3)`); err != nil {
+	if _, err := listener.Exec(testCtx(t), `SELECT pg_sleep(0.3) /* clpgx late */`); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-sent; err != nil {

@@ -1,9 +1,9 @@
 package proxy_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -34,20 +34,34 @@ func TestIdleClientsHoldNoReadBuffer(t *testing.T) {
 					}
 				}
 				// All idle now: every buffer goes back as its session waits.
-				want := "pgone_proxy_client_read_buffers 0"
-				deadline := time.Now().Add(10 * time.Second)
-				for {
-					text := p.scrape(t)
-					if strings.Contains(text, want+"\n") {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("round %d: %d idle clients, metrics say %q, want %q", round, clients,
-							grepLines(text, "pgone_proxy_client_read_buffers"), want)
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
+				waitReadBuffers(t, p, 0, fmt.Sprintf("round %d: %d idle clients", round, clients))
 			}
+			// A client with half a message sent holds a buffer until the
+			// rest arrives: the gauge counts it, then lets it go.
+			half := connectMsg(t, p.AppDSN())
+			text := "SELECT 1" + strings.Repeat(" ", 87) // body: text and NUL, 96 bytes
+			frame := append([]byte{'Q', 0, 0, 0, 100}, text...)
+			frame = append(frame, 0)
+			if _, err := half.nc.Write(frame[:8]); err != nil {
+				t.Fatal(err)
+			}
+			waitReadBuffers(t, p, 1, "a client with half a message sent")
+			if _, err := half.nc.Write(frame[8:]); err != nil {
+				t.Fatal(err)
+			}
+			half.readUntil(isRFQ)
+			waitReadBuffers(t, p, 0, "after the rest of the message")
 		})
 	}
+}
+
+// waitReadBuffers waits until the read-buffer gauge shows want.
+func waitReadBuffers(t *testing.T, p *observedProxy, want int, when string) {
+	t.Helper()
+	line := fmt.Sprintf("pgone_proxy_client_read_buffers %d\n", want)
+	var text string
+	waitUntil(t, when+": "+line, func() bool {
+		text = p.scrape(t)
+		return strings.Contains(text, line)
+	})
 }

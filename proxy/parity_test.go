@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/proxy"
 )
 
@@ -524,21 +526,58 @@ func compareParamStatus(t *testing.T, direct, proxied map[string]string) {
 }
 
 // TestStartupParameterStatusParity compares the ParameterStatus values a
-// client gets at startup directly and through pgone.
+// client gets at startup directly and through pgone, and the settings the
+// server then has. The pool has one server, so the second client gets the
+// server the first one changed: the reset must have brought its settings
+// back, and pgone must report the defaults again.
 func TestStartupParameterStatusParity(t *testing.T) {
 	t.Parallel()
-	p := startProxy(t, nil)
+	p := startProxy(t, func(c *config.Config) { c.Pool.PoolSize = 1 })
 	direct := connectMsg(t, directDSN())
-	// Twice through pgone: on a new server connection and on a reused one
-	// that a client changed before (the reset must report the defaults again).
+	const settingsSQL = `SELECT pg_backend_pid(), current_setting('application_name'), current_setting('DateStyle'), current_setting('TimeZone')`
+	want := direct.row(settingsSQL)[1:]
 	first := connectMsg(t, p.AppDSN())
 	compareParamStatus(t, direct.params, first.params)
 	first.simpleQuery(`SET application_name = 'changed'; SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Tokyo'`)
+	pid := first.row(settingsSQL)[0]
 	first.send(&pgproto3.Terminate{})
 	_ = first.nc.Close()
 	waitUntil(t, "the server connection to go back to the pool", func() bool { return p.Srv.Clients() == 0 })
 	second := connectMsg(t, p.AppDSN())
 	compareParamStatus(t, direct.params, second.params)
+	got := second.row(settingsSQL)
+	if got[0] != pid {
+		t.Fatalf("second client on backend %s, the first was on %s: the reused connection was not tested", got[0], pid)
+	}
+	if !slices.Equal(got[1:], want) {
+		t.Errorf("settings on the reused server %q, on a new PostgreSQL session %q", got[1:], want)
+	}
+}
+
+// row runs sql with the simple protocol and returns its one row as text.
+func (c *msgConn) row(sql string) []string {
+	c.t.Helper()
+	c.send(&pgproto3.Query{String: sql})
+	var row []string
+	for {
+		m, err := c.receive(ioTimeout)
+		if err != nil {
+			c.t.Fatalf("%s: %v", sql, err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.DataRow:
+			for _, v := range m.Values {
+				row = append(row, string(v))
+			}
+		case *pgproto3.ErrorResponse:
+			c.t.Fatalf("%s: %s", sql, m.Message)
+		case *pgproto3.ReadyForQuery:
+			if row == nil {
+				c.t.Fatalf("%s: no row", sql)
+			}
+			return row
+		}
+	}
 }
 
 // showStartupSettingsSQL reads the settings the startup parameter tests set.

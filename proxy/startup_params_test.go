@@ -402,7 +402,7 @@ func TestTerminatedBackend(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
+		waitBackendExited(t, pid)
 		_, err := victim.Exec(testCtx(t), "SELECT 1")
 		return err
 	}

@@ -1,9 +1,11 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,6 +219,23 @@ func terminateBackend(t *testing.T, admin *pgx.Conn, pid uint32) {
 		_ = admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n)
 		return n == 0
 	})
+	waitBackendExited(t, pid)
+}
+
+// waitBackendExited waits until the server process pid has exited, so its
+// socket is closed and its last words (a FATAL) sent: pg_stat_activity drops
+// the backend a little before that.
+func waitBackendExited(t *testing.T, pid uint32) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("backend process %d to exit", pid), func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return errors.Is(err, os.ErrNotExist)
+		}
+		// pid (comm) state ...: a zombie has closed its sockets.
+		i := bytes.LastIndexByte(stat, ')')
+		return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
+	})
 }
 
 func TestTxModeServerTerminatedBetweenAndDuringTransactions(t *testing.T) {
@@ -230,7 +249,6 @@ func TestTxModeServerTerminatedBetweenAndDuringTransactions(t *testing.T) {
 	terminate := func(pid uint32) {
 		t.Helper()
 		terminateBackend(t, admin, pid)
-		time.Sleep(50 * time.Millisecond)
 	}
 	var pid1, pid2 uint32
 	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid1); err != nil {
@@ -337,19 +355,23 @@ func TestTxModePostgresRestartUnderLoad(t *testing.T) {
 			}
 		}(i)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Every client is under way before the stop.
+	eventually(t, "transactions before the restart", func() bool { return ok.Load() >= 4*clients })
 	if err := own.Primary.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Clients run into the outage before the primary comes back.
+	eventually(t, "a transaction to fail while the primary is down", func() bool { return failed.Load() > 0 })
 	if err := own.Primary.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Transactions that start after the restart must all succeed.
-	time.Sleep(200 * time.Millisecond)
+	// Transactions that start after the restart must all succeed: the
+	// clients first get one through each (what was in flight has ended).
+	restarted := ok.Load()
+	eventually(t, "transactions after the restart", func() bool { return ok.Load() >= restarted+clients })
 	close(afterRestart)
 	before := ok.Load()
-	time.Sleep(time.Second)
+	eventually(t, "more transactions after the restart", func() bool { return ok.Load() >= before+4*clients })
 	close(stop)
 	wg.Wait()
 	if ok.Load() <= before {
@@ -366,6 +388,11 @@ func TestTxModePostgresRestartUnderLoad(t *testing.T) {
 	t.Logf("%d transactions ok, %d failed (in flight at the restart)", ok.Load(), failed.Load())
 }
 
+// TestTxModeSQLPrepareAcrossTransactions: SQL PREPARE pins the client to its
+// server. Between its transactions another client holds a transaction open:
+// were the preparing client's server released, that client would get it
+// (an idle server before a new one) and the EXECUTE would run on another
+// backend, without the statement.
 func TestTxModeSQLPrepareAcrossTransactions(t *testing.T) {
 	t.Parallel()
 	p := txProxy(t, 2, nil)
@@ -375,12 +402,24 @@ func TestTxModeSQLPrepareAcrossTransactions(t *testing.T) {
 	if _, err := c.Exec(ctx, "PREPARE twice(int) AS SELECT $1 * 2", pgx.QueryExecModeSimpleProtocol); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 10; i++ {
+	pid := scanSingle[uint32](t, c, "SELECT pg_backend_pid()")
+	for i := 0; i < 5; i++ {
+		tx, err := other.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var otherPid uint32
+		if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&otherPid); err != nil {
+			t.Fatal(err)
+		}
+		if otherPid == pid {
+			t.Fatalf("another client got backend %d, which the client that ran PREPARE is pinned to", pid)
+		}
 		var v int
 		if err := c.QueryRow(ctx, "EXECUTE twice("+strconv.Itoa(i)+")", pgx.QueryExecModeSimpleProtocol).Scan(&v); err != nil || v != 2*i {
-			t.Fatalf("EXECUTE %d: %v (got %d)", i, err, v)
+			t.Fatalf("EXECUTE %d while another client holds a transaction: %v (got %d)", i, err, v)
 		}
-		if _, err := other.Exec(ctx, "SELECT 1"); err != nil {
+		if err := tx.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}

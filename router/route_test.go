@@ -245,6 +245,7 @@ var routeCases = []routeCase{
 	{sql: "SELECT pg_advisory_lock(1)", want: Decision{Target: P, Reason: ReasonWriteFunction, Pins: pins(PinAdvisoryLock)}},
 	{sql: "SELECT pg_try_advisory_lock(1)", want: Decision{Target: P, Reason: ReasonWriteFunction, Pins: pins(PinAdvisoryLock)}},
 	{sql: "SELECT pg_advisory_lock_shared(1, 2)", want: Decision{Target: P, Reason: ReasonWriteFunction, Pins: pins(PinAdvisoryLock)}},
+	{sql: "SELECT pg_try_advisory_lock_shared(1)", want: Decision{Target: P, Reason: ReasonWriteFunction, Pins: pins(PinAdvisoryLock)}},
 	{sql: "SELECT pg_catalog.pg_advisory_lock(1)", want: Decision{Target: P, Reason: ReasonWriteFunction, Pins: pins(PinAdvisoryLock)}},
 	{sql: "SELECT pg_advisory_xact_lock(1)", want: Decision{Target: P, Reason: ReasonWriteFunction}},
 	{sql: "SELECT pg_try_advisory_xact_lock_shared(1)", want: Decision{Target: P, Reason: ReasonWriteFunction}},

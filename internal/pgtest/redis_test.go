@@ -3,6 +3,7 @@ package pgtest
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"testing"
@@ -21,18 +22,24 @@ func TestRedis(t *testing.T) {
 	for _, step := range []struct{ send, want string }{
 		{"*1\r\n$4\r\nPING\r\n", "+PONG\r\n"},
 		{"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", "+OK\r\n"},
-		// Persistence is off: no RDB snapshots, no AOF.
-		{"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nappendonly\r\n", "*2\r\n"},
+		// Persistence is off: no AOF, no RDB snapshots (the whole reply,
+		// name and value, not just its array header).
+		{"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nappendonly\r\n", "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"},
+		{"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n"},
 	} {
 		if _, err := conn.Write([]byte(step.send)); err != nil {
 			t.Fatal(err)
 		}
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
+		got := make([]byte, len(step.want))
+		if _, err := io.ReadFull(rd, got); err != nil {
+			t.Fatalf("sent %q, read %q: %v", step.send, got, err)
 		}
-		if line != step.want {
-			t.Fatalf("sent %q, got %q, want %q", step.send, line, step.want)
+		if string(got) != step.want {
+			t.Fatalf("sent %q, got %q, want %q", step.send, got, step.want)
+		}
+		if n := rd.Buffered(); n > 0 {
+			rest, _ := rd.Peek(n)
+			t.Fatalf("sent %q, got %q and then %q, want only %q", step.send, got, rest, step.want)
 		}
 	}
 	conn.Close()
