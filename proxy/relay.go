@@ -7,8 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
-
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
@@ -208,8 +207,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 		case 'E':
 			ss.countServerError(frame)
 			frame = ss.sessionQueryCanceled(frame)
-			var er pgproto3.ErrorResponse
-			if er.Decode(wire.Body(frame)) == nil && (er.Severity == "FATAL" || er.Severity == "PANIC") {
+			if pgmsg.IsFatal(wire.Body(frame)) {
 				sawFatal = true
 			}
 		}

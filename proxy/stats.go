@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pool"
 )
@@ -167,21 +168,4 @@ func (ss *session) countReplyLocked(typ byte, frame []byte, forward bool) {
 
 // sqlstateOf returns the SQLSTATE of an ErrorResponse frame without
 // decoding the other fields, or nil.
-func sqlstateOf(frame []byte) []byte {
-	b := wire.Body(frame)
-	for len(b) > 0 && b[0] != 0 {
-		field := b[0]
-		end := 1
-		for end < len(b) && b[end] != 0 {
-			end++
-		}
-		if end == len(b) {
-			return nil
-		}
-		if field == 'C' {
-			return b[1:end]
-		}
-		b = b[end+1:]
-	}
-	return nil
-}
+func sqlstateOf(frame []byte) []byte { return pgmsg.ErrorCode(wire.Body(frame)) }
