@@ -26,7 +26,7 @@ func (c *Conn) Exec(ctx context.Context, sql string) error {
 func (c *Conn) Query(ctx context.Context, sql string) ([][]string, error) {
 	var rows [][]string
 	ready, err := c.simpleQuery(ctx, sql, func(typ byte, body []byte) error {
-		if typ == 'T' {
+		if typ == pgmsg.RowDescription {
 			rows = rows[:0] // a new result: keep only the last
 			return nil
 		}
@@ -49,8 +49,8 @@ func (c *Conn) Query(ctx context.Context, sql string) ([][]string, error) {
 
 // simpleQuery sends sql as one Query message and reads the replies up to
 // ReadyForQuery, the one reply loop of Exec and Query. It records
-// ParameterStatus and the transaction status, passes RowDescription ('T')
-// and DataRow ('D') bodies to onRow when set, and returns the first
+// ParameterStatus and the transaction status, passes RowDescription
+// and DataRow bodies to onRow when set, and returns the first
 // ErrorResponse as a *pgconn.PgError. A FATAL or PANIC ends it at once: no
 // ReadyForQuery follows. ready reports whether ReadyForQuery was read.
 func (c *Conn) simpleQuery(ctx context.Context, sql string, onRow func(typ byte, body []byte) error) (ready bool, err error) {
@@ -72,23 +72,23 @@ func (c *Conn) simpleQuery(ctx context.Context, sql string, onRow func(typ byte,
 		}
 		body := wire.Body(frame)
 		switch typ {
-		case 'T', 'D':
+		case pgmsg.RowDescription, pgmsg.DataRow:
 			if onRow != nil {
 				if err := onRow(typ, body); err != nil {
 					return false, err
 				}
 			}
-		case 'Z':
+		case pgmsg.ReadyForQuery:
 			if len(body) == 1 {
 				c.TxStatus = body[0]
 			}
 			return true, first
-		case 'S':
+		case pgmsg.ParameterStatus:
 			var ps pgproto3.ParameterStatus
 			if err := ps.Decode(body); err == nil {
 				c.Params[ps.Name] = ps.Value
 			}
-		case 'E':
+		case pgmsg.ErrorResponse:
 			pe, err := serverError(body)
 			if err != nil {
 				return false, err

@@ -86,7 +86,7 @@ func (t *sessionStats) readyLocked(status byte) {
 	t.outstanding--
 	t.rec.AddQuery(now.Sub(t.reqStart))
 	t.reqStart = now
-	if status == 'I' {
+	if status == pgmsg.TxIdle {
 		t.rec.AddTransaction(now.Sub(t.xactStart))
 		t.xactStart = time.Time{}
 		if t.outstanding > 0 {
@@ -159,9 +159,9 @@ func (ss *session) countReplyLocked(typ byte, frame []byte, forward bool) {
 	}
 	ss.stats.sentFrame(len(frame))
 	switch typ {
-	case 'Z':
+	case pgmsg.ReadyForQuery:
 		ss.stats.readyLocked(frame[wire.HeaderLen])
-	case 'E':
+	case pgmsg.ErrorResponse:
 		ss.countServerError(frame)
 	}
 }
