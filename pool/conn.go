@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/rawconn"
 	"github.com/pgone/pgone/internal/wire"
 )
@@ -144,7 +145,7 @@ func quoteDSN(s string) string {
 // Reset brings the connection back to a clean session: any open transaction
 // is rolled back and all session state is discarded.
 func (c *Conn) Reset(ctx context.Context) error {
-	if c.TxStatus != 'I' {
+	if c.TxStatus != pgmsg.TxIdle {
 		if err := c.Exec(ctx, "ROLLBACK"); err != nil {
 			return err
 		}
@@ -158,7 +159,7 @@ func (c *Conn) Reset(ctx context.Context) error {
 
 // Rollback ends an open transaction, leaving session state in place.
 func (c *Conn) Rollback(ctx context.Context) error {
-	if c.TxStatus == 'I' {
+	if c.TxStatus == pgmsg.TxIdle {
 		return nil
 	}
 	return c.Exec(ctx, "ROLLBACK")

@@ -2,11 +2,13 @@ package pool
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 )
 
@@ -24,11 +26,11 @@ func (c *Conn) Exec(ctx context.Context, sql string) error {
 func (c *Conn) Query(ctx context.Context, sql string) ([][]string, error) {
 	var rows [][]string
 	ready, err := c.simpleQuery(ctx, sql, func(typ byte, body []byte) error {
-		if typ == 'T' {
+		if typ == pgmsg.RowDescription {
 			rows = rows[:0] // a new result: keep only the last
 			return nil
 		}
-		var dr pgproto3.DataRow
+		var dr pgmsg.DataRowMsg
 		if err := dr.Decode(body); err != nil {
 			return err
 		}
@@ -47,8 +49,8 @@ func (c *Conn) Query(ctx context.Context, sql string) ([][]string, error) {
 
 // simpleQuery sends sql as one Query message and reads the replies up to
 // ReadyForQuery, the one reply loop of Exec and Query. It records
-// ParameterStatus and the transaction status, passes RowDescription ('T')
-// and DataRow ('D') bodies to onRow when set, and returns the first
+// ParameterStatus and the transaction status, passes RowDescription
+// and DataRow bodies to onRow when set, and returns the first
 // ErrorResponse as a *pgconn.PgError. A FATAL or PANIC ends it at once: no
 // ReadyForQuery follows. ready reports whether ReadyForQuery was read.
 func (c *Conn) simpleQuery(ctx context.Context, sql string, onRow func(typ byte, body []byte) error) (ready bool, err error) {
@@ -56,11 +58,7 @@ func (c *Conn) simpleQuery(ctx context.Context, sql string, onRow func(typ byte,
 		_ = c.net.SetDeadline(dl)
 		defer c.net.SetDeadline(time.Time{})
 	}
-	buf, err := (&pgproto3.Query{String: sql}).Encode(nil)
-	if err != nil {
-		return false, err
-	}
-	if _, err := c.w.Write(buf); err != nil {
+	if _, err := c.w.Write(pgmsg.AppendQuery(nil, sql)); err != nil {
 		return false, err
 	}
 	if err := c.w.Flush(); err != nil {
@@ -74,23 +72,23 @@ func (c *Conn) simpleQuery(ctx context.Context, sql string, onRow func(typ byte,
 		}
 		body := wire.Body(frame)
 		switch typ {
-		case 'T', 'D':
+		case pgmsg.RowDescription, pgmsg.DataRow:
 			if onRow != nil {
 				if err := onRow(typ, body); err != nil {
 					return false, err
 				}
 			}
-		case 'Z':
+		case pgmsg.ReadyForQuery:
 			if len(body) == 1 {
 				c.TxStatus = body[0]
 			}
 			return true, first
-		case 'S':
+		case pgmsg.ParameterStatus:
 			var ps pgproto3.ParameterStatus
 			if err := ps.Decode(body); err == nil {
 				c.Params[ps.Name] = ps.Value
 			}
-		case 'E':
+		case pgmsg.ErrorResponse:
 			pe, err := serverError(body)
 			if err != nil {
 				return false, err
@@ -105,11 +103,37 @@ func (c *Conn) simpleQuery(ctx context.Context, sql string, onRow func(typ byte,
 	}
 }
 
-// serverError decodes an ErrorResponse body, the one place pool does.
+// serverError decodes an ErrorResponse body, the one place pool does, into
+// the error pgx clients know (pgconn.ErrorResponseToPgError's mapping).
 func serverError(body []byte) (*pgconn.PgError, error) {
-	var er pgproto3.ErrorResponse
+	var er pgmsg.ErrorMsg
 	if err := er.Decode(body); err != nil {
 		return nil, err
 	}
-	return pgconn.ErrorResponseToPgError(&er), nil
+	return &pgconn.PgError{
+		Severity:            string(er.Severity),
+		SeverityUnlocalized: string(er.SeverityUnlocalized),
+		Code:                string(er.Code),
+		Message:             string(er.Message),
+		Detail:              string(er.Detail),
+		Hint:                string(er.Hint),
+		Position:            atoi32(er.Position),
+		InternalPosition:    atoi32(er.InternalPosition),
+		InternalQuery:       string(er.InternalQuery),
+		Where:               string(er.Where),
+		SchemaName:          string(er.Schema),
+		TableName:           string(er.Table),
+		ColumnName:          string(er.Column),
+		DataTypeName:        string(er.DataType),
+		ConstraintName:      string(er.Constraint),
+		File:                string(er.File),
+		Line:                atoi32(er.Line),
+		Routine:             string(er.Routine),
+	}, nil
+}
+
+// atoi32 reads a decimal error field as pgproto3 does: 0 if it is not one.
+func atoi32(b []byte) int32 {
+	n, _ := strconv.ParseInt(string(b), 10, 32)
+	return int32(n)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgone/pgone/internal/pgmsg"
+	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pgerr"
 )
 
@@ -113,7 +115,7 @@ func (ss *session) runConsole(snap *snapshot, req *startupRequest) {
 	}
 	msgs = append(msgs,
 		&pgproto3.BackendKeyData{ProcessID: ss.cancelKey.pid, SecretKey: secret[:]},
-		&pgproto3.ReadyForQuery{TxStatus: 'I'})
+		&pgproto3.ReadyForQuery{TxStatus: pgmsg.TxIdle})
 	if err := ss.send(msgs...); err != nil {
 		return
 	}
@@ -127,13 +129,13 @@ func (ss *session) runConsole(snap *snapshot, req *startupRequest) {
 			return
 		}
 		switch typ {
-		case 'X':
+		case pgmsg.Terminate:
 			return
-		case 'Q':
+		case pgmsg.Query:
 			if skipping {
 				continue
 			}
-			text, _, _ := cstringAt(frame[5:], 0)
+			text, _, _ := cstringAt(wire.Body(frame), 0)
 			if !ss.consoleBusy(true) {
 				return
 			}
@@ -141,26 +143,26 @@ func (ss *session) runConsole(snap *snapshot, req *startupRequest) {
 			if !ss.consoleBusy(false) || err != nil {
 				return
 			}
-		case 'S':
+		case pgmsg.Sync:
 			skipping = false
-			if ss.send(&pgproto3.ReadyForQuery{TxStatus: 'I'}) != nil {
+			if ss.send(&pgproto3.ReadyForQuery{TxStatus: pgmsg.TxIdle}) != nil {
 				return
 			}
-		case 'P', 'B', 'D', 'E', 'C', 'H', 'F':
-			if skipping || typ == 'H' {
+		case pgmsg.Parse, pgmsg.Bind, pgmsg.Describe, pgmsg.Execute, pgmsg.Close, pgmsg.Flush, pgmsg.FunctionCall:
+			if skipping || typ == pgmsg.Flush {
 				continue
 			}
 			e := pgerr.New(pgerr.FeatureNotSupported, "the pgone admin console supports only the simple query protocol")
 			msgs := []pgproto3.BackendMessage{ss.consoleError(e)}
-			if typ == 'F' {
-				msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+			if typ == pgmsg.FunctionCall {
+				msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: pgmsg.TxIdle})
 			} else {
 				skipping = true
 			}
 			if ss.send(msgs...) != nil {
 				return
 			}
-		case 'd', 'c', 'f':
+		case pgmsg.CopyData, pgmsg.CopyDone, pgmsg.CopyFail:
 			// COPY messages outside COPY are ignored, as PostgreSQL does.
 		default:
 			ss.log.Info("invalid frontend message type", "type", typ, "sqlstate", pgerr.ProtocolViolation)
@@ -200,7 +202,7 @@ func (ss *session) consoleError(err error) *pgproto3.ErrorResponse {
 func (ss *session) consoleQuery(admin bool, text string) error {
 	cmd, err := parseConsoleCommand(text)
 	if err == nil && cmd.verb == "" {
-		return ss.send(&pgproto3.EmptyQueryResponse{}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+		return ss.send(&pgproto3.EmptyQueryResponse{}, &pgproto3.ReadyForQuery{TxStatus: pgmsg.TxIdle})
 	}
 	if err == nil && !admin {
 		err = pgerr.New(pgerr.InsufficientPrivilege, "permission denied: user %q is not in admin_users", ss.user)
@@ -215,7 +217,7 @@ func (ss *session) consoleQuery(admin bool, text string) error {
 	} else if cmd.verb != "show" {
 		ss.log.Info("admin console command", "user", ss.user, "command", strings.TrimSpace(cmd.verb+" "+cmd.arg))
 	}
-	return ss.send(append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})...)
+	return ss.send(append(msgs, &pgproto3.ReadyForQuery{TxStatus: pgmsg.TxIdle})...)
 }
 
 // consoleCommand is a parsed console command: a verb and at most one

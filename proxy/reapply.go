@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 )
 
@@ -88,7 +89,7 @@ func (ss *session) noteReapply(typ byte, frame []byte) bool {
 	}
 	r := &ss.reapply
 	switch typ {
-	case 'Q':
+	case pgmsg.Query:
 		text := cstring(wire.Body(frame))
 		if !ss.mayResetSettings(text) {
 			return false
@@ -99,7 +100,7 @@ func (ss *session) noteReapply(typ byte, frame []byte) bool {
 			return false
 		}
 		return true
-	case 'P':
+	case pgmsg.Parse:
 		body := wire.Body(frame)
 		name := cstring(body)
 		if len(name) == len(body) {
@@ -108,7 +109,7 @@ func (ss *session) noteReapply(typ byte, frame []byte) bool {
 		query := cstring(body[len(name)+1:])
 		setFlag(&r.resetStmts, string(name), ss.mayResetSettings(query))
 		setFlag(&r.copyStmts, string(name), containsFold(query, "copy"))
-	case 'B':
+	case pgmsg.Bind:
 		if len(r.resetStmts) == 0 && len(r.copyStmts) == 0 {
 			return false
 		}
@@ -116,12 +117,12 @@ func (ss *session) noteReapply(typ byte, frame []byte) bool {
 			r.cycleResets = r.cycleResets || r.resetStmts[stmt]
 			r.cycleCopy = r.cycleCopy || r.copyStmts[stmt]
 		}
-	case 'C':
-		if kind, name, ok := targetOf(frame); ok && kind == 'S' {
+	case pgmsg.Close:
+		if kind, name, ok := targetOf(frame); ok && kind == pgmsg.TargetStatement {
 			delete(r.resetStmts, name)
 			delete(r.copyStmts, name)
 		}
-	case 'S':
+	case pgmsg.Sync:
 		resets, copying := r.cycleResets, r.cycleCopy
 		r.cycleResets, r.cycleCopy = false, false
 		if resets && copying {
@@ -177,7 +178,7 @@ func (ss *session) reapplyFrame(typ byte, frame []byte) (skip bool, held []byte)
 	defer ss.mu.Unlock()
 	r := &ss.reapply
 	if r.zsBefore > 0 {
-		if typ == 'Z' {
+		if typ == pgmsg.ReadyForQuery {
 			r.zsBefore--
 			if r.zsBefore == 0 {
 				r.held = append(r.held[:0], frame...)
@@ -186,14 +187,14 @@ func (ss *session) reapplyFrame(typ byte, frame []byte) (skip bool, held []byte)
 		}
 		return false, nil
 	}
-	if typ == 'Z' {
+	if typ == pgmsg.ReadyForQuery {
 		ss.reapplyQueued.Store(false)
 		held, r.held = r.held, nil
 		return true, held
 	}
 	// The client's view of reported settings follows the re-apply, and
 	// notifications are the client's.
-	return typ != 'S' && typ != 'A', nil
+	return typ != pgmsg.ParameterStatus && typ != pgmsg.NotificationResponse, nil
 }
 
 // flushClient sends what the pump has written to the client so far (the

@@ -7,8 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
-
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
@@ -33,7 +32,7 @@ func (ss *session) relay(server *pool.Conn) {
 	// A client that left inside a transaction leaves a server that the next
 	// client must not get: clients expect a fresh backend then (pgxpool
 	// closes such a connection), and the rollback would be the pool's.
-	inTx := ss.txStatus != 'I'
+	inTx := ss.txStatus != pgmsg.TxIdle
 	server.TxStatus = ss.txStatus
 	ss.closed = true
 	ss.mu.Unlock()
@@ -67,47 +66,47 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 			return unsynced
 		}
 		ss.stats.receivedFrame(len(frame))
-		if ss.reapply.due && !unsynced && typ != 'X' {
+		if ss.reapply.due && !unsynced && typ != pgmsg.Terminate {
 			// If nothing of the client's is outstanding the re-apply goes first.
 			if err := ss.writeReapply(w, 0); err != nil {
 				return true
 			}
 		}
 		switch typ {
-		case 'X': // Terminate
+		case pgmsg.Terminate:
 			return unsynced
-		case 'Q', 'S', 'F': // Query, Sync, FunctionCall: each gets a ReadyForQuery
+		case pgmsg.Query, pgmsg.Sync, pgmsg.FunctionCall: // each gets a ReadyForQuery
 			ss.mu.Lock()
 			if ss.draining && ss.stateLocked() == stateIdle {
 				ss.mu.Unlock()
 				ss.terminate(shutdownError())
 				return unsynced
 			}
-			if typ == 'S' && ss.copyIn {
+			if typ == pgmsg.Sync && ss.copyIn {
 				// PostgreSQL ignores a Sync in copy-in mode: no ReadyForQuery.
 				ss.mu.Unlock()
 				break
 			}
 			ss.pending++
 			ss.sessionRequestSentLocked() // query_timeout (timeout.go)
-			if typ == 'S' {
+			if typ == pgmsg.Sync {
 				ss.syncsAfterExecute++
 			}
 			ss.stats.requestLocked(1)
 			ss.mu.Unlock()
 			unsynced = false
-		case 'E': // Execute: may start a COPY FROM STDIN
+		case pgmsg.Execute: // may start a COPY FROM STDIN
 			ss.mu.Lock()
 			ss.syncsAfterExecute = 0
 			ss.mu.Unlock()
 			unsynced = true
-		case 'P', 'B', 'D', 'C', 'H': // Parse, Bind, Describe, Close, Flush
+		case pgmsg.Parse, pgmsg.Bind, pgmsg.Describe, pgmsg.Close, pgmsg.Flush:
 			unsynced = true
-		case 'c', 'f': // CopyDone, CopyFail: copy-in mode ends
+		case pgmsg.CopyDone, pgmsg.CopyFail: // copy-in mode ends
 			ss.mu.Lock()
 			ss.copyIn = false
 			ss.mu.Unlock()
-		case 'd': // CopyData
+		case pgmsg.CopyData:
 		default:
 			ss.log.Info("invalid frontend message type", "type", typ, "sqlstate", pgerr.ProtocolViolation)
 			ss.terminate(pgerr.Fatal(pgerr.ProtocolViolation, "invalid frontend message type %d", typ))
@@ -189,7 +188,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 		closeAfter := false
 		ss.stats.sentFrame(len(frame))
 		switch typ {
-		case 'Z': // ReadyForQuery
+		case pgmsg.ReadyForQuery:
 			ss.mu.Lock()
 			ss.pending--
 			ss.sessionReplyLocked()
@@ -197,7 +196,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			ss.stats.readyLocked(ss.txStatus)
 			closeAfter = ss.draining && ss.stateLocked() == stateIdle
 			ss.mu.Unlock()
-		case 'G': // CopyInResponse
+		case pgmsg.CopyInResponse:
 			// Syncs the client sent after the Execute that started this COPY
 			// reach the server in copy-in mode, which ignores them.
 			ss.mu.Lock()
@@ -205,11 +204,10 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			ss.pending -= ss.syncsAfterExecute
 			ss.syncsAfterExecute = 0
 			ss.mu.Unlock()
-		case 'E':
+		case pgmsg.ErrorResponse:
 			ss.countServerError(frame)
 			frame = ss.sessionQueryCanceled(frame)
-			var er pgproto3.ErrorResponse
-			if er.Decode(wire.Body(frame)) == nil && (er.Severity == "FATAL" || er.Severity == "PANIC") {
+			if pgmsg.IsFatal(wire.Body(frame)) {
 				sawFatal = true
 			}
 		}

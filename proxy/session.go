@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
@@ -151,7 +152,7 @@ func newSession(s *Server, nc net.Conn) *session {
 	ss := &session{
 		srv:      s,
 		log:      s.log.With("client", nc.RemoteAddr().String()),
-		txStatus: 'I',
+		txStatus: pgmsg.TxIdle,
 		prepared: map[string]clientStatement{},
 		shapes:   map[string]uint64{},
 		pumpDone: make(chan *pool.Conn, 1),
@@ -187,7 +188,7 @@ func (ss *session) stateLocked() sessionState {
 		return stateStartup
 	case ss.pending > 0:
 		return stateActive
-	case ss.txStatus != 'I':
+	case ss.txStatus != pgmsg.TxIdle:
 		return stateInTransaction
 	}
 	return stateIdle
@@ -314,7 +315,7 @@ func (a authConn) ReceivePassword() ([]byte, error) {
 	if err != nil {
 		return nil, authReadError(err)
 	}
-	if typ != 'p' {
+	if typ != pgmsg.PasswordMessage {
 		return nil, pgerr.Fatal(pgerr.ProtocolViolation, "expected password response, got message type %d", typ)
 	}
 	return append([]byte(nil), wire.Body(frame)...), nil
@@ -445,7 +446,7 @@ func (ss *session) completeStartup(server *pool.Conn, reported map[string]string
 	}
 	msgs = append(msgs,
 		&pgproto3.BackendKeyData{ProcessID: ss.cancelKey.pid, SecretKey: secret[:]},
-		&pgproto3.ReadyForQuery{TxStatus: 'I'})
+		&pgproto3.ReadyForQuery{TxStatus: pgmsg.TxIdle})
 
 	ss.mu.Lock()
 	ss.server = server
@@ -508,7 +509,7 @@ func (ss *session) abandonServer(server *pool.Conn) {
 // releaseToPool returns a server connection that is idle outside a
 // transaction, keeping its session state for the next transaction-mode client.
 func (ss *session) releaseToPool(server *pool.Conn) {
-	if server.TxStatus != 'I' {
+	if server.TxStatus != pgmsg.TxIdle {
 		ss.releaseServer(server, true)
 		return
 	}

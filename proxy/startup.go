@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/pgerr"
 )
 
@@ -218,7 +219,7 @@ func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
 		case codeSSLRequest:
 			sslDone = true
 			if snap.tls == nil {
-				if err := ss.writeRaw([]byte{'N'}); err != nil {
+				if err := ss.writeRaw([]byte{pgmsg.EncryptionRefused}); err != nil {
 					return nil, err
 				}
 				continue
@@ -228,7 +229,7 @@ func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
 				// injected by a man in the middle (CVE-2021-23214).
 				return nil, pgerr.Fatal(pgerr.ProtocolViolation, "received unencrypted data after SSL request")
 			}
-			if err := ss.writeRaw([]byte{'S'}); err != nil {
+			if err := ss.writeRaw([]byte{pgmsg.SSLAccepted}); err != nil {
 				return nil, err
 			}
 			tc := tls.Server(ss.nc, snap.tls)
@@ -240,7 +241,7 @@ func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
 			gssDone = true // no GSS encryption inside TLS
 		case codeGSSENCRequest:
 			gssDone = true
-			if err := ss.writeRaw([]byte{'N'}); err != nil {
+			if err := ss.writeRaw([]byte{pgmsg.EncryptionRefused}); err != nil {
 				return nil, err
 			}
 		case codeCancelRequest:

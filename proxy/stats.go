@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pool"
 )
@@ -85,7 +86,7 @@ func (t *sessionStats) readyLocked(status byte) {
 	t.outstanding--
 	t.rec.AddQuery(now.Sub(t.reqStart))
 	t.reqStart = now
-	if status == 'I' {
+	if status == pgmsg.TxIdle {
 		t.rec.AddTransaction(now.Sub(t.xactStart))
 		t.xactStart = time.Time{}
 		if t.outstanding > 0 {
@@ -161,30 +162,13 @@ func (ss *session) countReplyLocked(typ byte, frame []byte, forward bool) {
 	}
 	ss.stats.sentFrame(len(frame))
 	switch typ {
-	case 'Z':
+	case pgmsg.ReadyForQuery:
 		ss.stats.readyLocked(frame[wire.HeaderLen])
-	case 'E':
+	case pgmsg.ErrorResponse:
 		ss.countServerError(frame)
 	}
 }
 
 // sqlstateOf returns the SQLSTATE of an ErrorResponse frame without
 // decoding the other fields, or nil.
-func sqlstateOf(frame []byte) []byte {
-	b := wire.Body(frame)
-	for len(b) > 0 && b[0] != 0 {
-		field := b[0]
-		end := 1
-		for end < len(b) && b[end] != 0 {
-			end++
-		}
-		if end == len(b) {
-			return nil
-		}
-		if field == 'C' {
-			return b[1:end]
-		}
-		b = b[end+1:]
-	}
-	return nil
-}
+func sqlstateOf(frame []byte) []byte { return pgmsg.ErrorCode(wire.Body(frame)) }

@@ -884,11 +884,11 @@ func decodeTextRow(frame []byte) []string {
 }
 
 func errorText(frame []byte) string {
-	var er pgproto3.ErrorResponse
-	if er.Decode(wire.Body(frame)) != nil {
+	er, ok := decodeError(frame)
+	if !ok {
 		return "undecodable error"
 	}
-	return er.Code + " " + er.Message
+	return string(er.Code) + " " + string(er.Message)
 }
 
 // serverEndedTx handles the end of a pump that did not release its server.
@@ -1025,9 +1025,9 @@ func (ss *session) endTx() {
 // isStalePlan reports whether an ErrorResponse frame is PostgreSQL's
 // "cached plan must not change result type".
 func isStalePlan(frame []byte) bool {
-	var er pgproto3.ErrorResponse
-	return er.Decode(wire.Body(frame)) == nil && er.Code == string(pgerr.FeatureNotSupported) &&
-		strings.Contains(er.Message, "cached plan must not change result type")
+	er, ok := decodeError(frame)
+	return ok && string(er.Code) == string(pgerr.FeatureNotSupported) &&
+		strings.Contains(string(er.Message), "cached plan must not change result type")
 }
 
 // errStalePlan is PostgreSQL's error for a prepared statement whose result

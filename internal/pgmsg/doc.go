@@ -8,9 +8,15 @@
 // name says which message it is; compare a frame's type only with the
 // constants of its direction.
 //
-// Decoders read a frame (type byte, int32 length, body) without copying
-// where they can; what they return may alias the frame and is valid only as
-// long as the frame is. pgproto3 is the oracle in this package's tests.
+// Each message pgone inspects has a type XxxMsg with Decode(body) and
+// Encode, modelled on pgproto3: Decode resets its receiver first, accepts
+// exactly the bodies pgproto3 accepts (fuzzed against it) and returns
+// ErrMalformed otherwise. Decoders copy nothing: the []byte fields they
+// fill alias the frame and are valid only as long as the frame is (a
+// wire.Reader frame until the next Next); convert with string(...) to keep
+// one. AppendXxx functions encode from strings or bytes without a struct.
+// ErrorCode, ErrorSeverity and IsFatal read one field of an ErrorResponse
+// for hot paths that need no more.
 // The package imports nothing of pgone's and is safe for concurrent use
 // (it has no state).
 package pgmsg

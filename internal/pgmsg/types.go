@@ -50,6 +50,14 @@ const (
 	TargetPortal    byte = 'P'
 )
 
+// One-byte answers to SSLRequest and GSSENCRequest, sent before any
+// message.
+const (
+	SSLAccepted       byte = 'S' // go on with the TLS handshake
+	GSSAccepted       byte = 'G' // go on with GSSAPI encryption
+	EncryptionRefused byte = 'N' // go on unencrypted
+)
+
 // Transaction status in ReadyForQuery.
 const (
 	TxIdle   byte = 'I'

@@ -14,7 +14,7 @@ type Conn interface {
 	// Send encodes, writes and flushes msg.
 	Send(msg pgproto3.BackendMessage) error
 	// ReceivePassword returns the body of the next client message, which
-	// must be of type 'p', and an error otherwise. The body may be reused
+	// must be a pgmsg.PasswordMessage, and an error otherwise. The body may be reused
 	// by the next call.
 	ReceivePassword() ([]byte, error)
 }
