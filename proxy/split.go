@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/router"
@@ -204,10 +205,10 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 	for _, fr := range req.frames {
 		frame := req.buf[fr[0]:fr[1]]
 		switch frame[0] {
-		case 'Q':
+		case pgmsg.Query:
 			text, _, _ := cstringAt(wire.Body(frame), 0)
 			check(text)
-		case 'P':
+		case pgmsg.Parse:
 			// Parsing runs nothing (a replica parses an INSERT too); what
 			// a Bind executes decides.
 			pf, ok := decodeParse(frame)
@@ -216,7 +217,7 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 				break
 			}
 			parsed = append(parsed, [2]string{pf.name, pf.query})
-		case 'B':
+		case pgmsg.Bind:
 			_, name, _, ok := bindStatement(frame)
 			if !ok {
 				read, reason = false, reasonUnnamed
@@ -242,7 +243,7 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 				break
 			}
 			check(text)
-		case 'F':
+		case pgmsg.FunctionCall:
 			read, reason = false, reasonFunctionCall
 		}
 		if !read {
