@@ -55,7 +55,7 @@ func (ss *session) backend(req *request) (*pool.Conn, error) {
 // read and its database splits reads (split.go). It is called with a
 // request in hand.
 func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
-	set := ss.splitFor()
+	set := ss.plan.set
 	ss.mu.Lock()
 	server := ss.heldServerLocked(set, req)
 	draining := ss.draining
@@ -85,8 +85,13 @@ func (ss *session) heldServerLocked(set *replicaSet, req *request) *pool.Conn {
 		// A request for the primary waits for those answers: if they leave
 		// no transaction open the replica is released and the request is
 		// routed afresh; inside a read-only transaction it stays there.
+		waited := false
 		for ss.server == server && (ss.pending > 0 || ss.expect.len() > 0) && !ss.closed {
 			ss.idle.Wait()
+			waited = true
+		}
+		if waited {
+			ss.plan.replan() // those answers may have changed the session
 		}
 		server = ss.server
 	}
@@ -287,6 +292,7 @@ func (ss *session) detachLostLocked() []expectation {
 	}
 	ss.pending = 0
 	ss.txStatus = pgmsg.TxIdle
+	ss.txWrites, ss.txAborted = ss.txWrites[:0], false
 	return waiting
 }
 

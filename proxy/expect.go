@@ -54,6 +54,8 @@ type expectation struct {
 	// out (unix ns, 0: never).
 	seq      uint64
 	deadline int64
+	// view follows the request for the hooks (hooks.go); nil without hooks.
+	view *requestView
 }
 
 // completes reports whether a backend message of type typ is the last

@@ -199,7 +199,7 @@ func (ss *session) boundText(frame []byte, parsed [][2]string) (text string, ok 
 // transaction block (inTx) or not, and whether a block is open after it.
 // Plain statements are told by their first words, without parsing (texts
 // with inlined literals would each cost a parse); others by the router,
-// whose cache has them already (routeText parsed them when sent).
+// from the request's plan (plan.go).
 func (ss *session) statementOutcome(text string, inTx bool) (o outcome, inTxAfter bool) {
 	alone := outcomeWrite // a statement outside a block commits by itself
 	if inTx {
@@ -228,7 +228,7 @@ func (ss *session) statementOutcome(text string, inTx bool) (o outcome, inTxAfte
 		}
 		return alone, inTx // a read or a write, run inside the block or committed alone
 	}
-	d := ss.srv.router.Route(text, router.Session{InTransaction: inTx})
+	d := ss.decide(text) // plan.go
 	switch {
 	case d.Statements > 1 && d.Tx != router.TxNone:
 		// Tx is the last transaction statement: an earlier one may commit.
@@ -247,7 +247,8 @@ func (ss *session) statementOutcome(text string, inTx bool) (o outcome, inTxAfte
 		return outcomeNone, true
 	case d.Reason == router.ReasonEmpty || d.Reason == router.ReasonParseError:
 		return outcomeNone, false
-	case d.Target == router.TargetReplica:
+	case d.Target == router.TargetReplica || d.Reason == router.ReasonSerializable:
+		// A read (one the serializable default keeps on the primary too).
 		return outcomeNone, false
 	}
 	return outcomeWrite, false

@@ -144,13 +144,10 @@ func (ss *session) statementLocked(text string) Classification {
 	return d
 }
 
-// routeText classifies a statement and applies what it does to the
-// session: pins.
+// routeText classifies a statement (from the request's plan) and applies
+// what it does to the session: pins.
 func (ss *session) routeText(text string) Classification {
-	var d Classification
-	if ss.srv.classifier != nil {
-		d = ss.srv.classifier.Classify(text, ss.txStatus != pgmsg.TxIdle)
-	}
+	d := ss.effectsOf(text) // plan.go
 	if len(d.Pins) > 0 && !ss.pinned {
 		ss.pinned = true
 		ss.log.Info("client pinned to its server connection", "reason", d.Pins[0])

@@ -34,6 +34,8 @@ type reply struct {
 	closeAfter bool   // shutdown: close the client once this is written
 	settled    bool   // inline: everything sent is answered; stop reading
 	handOff    bool   // inline: a pump goroutine reads on
+	// done: the request the hooks follow is answered (hooks.go).
+	done *requestView
 }
 
 // pumpLoop forwards server replies in transaction mode, matching them to
@@ -63,6 +65,9 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 		ss.mu.Unlock()
 		werr := ss.deliverLocked(server, &r, fr.HasFrame())
 		ss.wmu.Unlock()
+		if r.done != nil {
+			ss.afterReplyHooks(r.done)
+		}
 		if !ss.afterReply(server, &r, werr, inline) {
 			return
 		}
@@ -106,6 +111,7 @@ func (ss *session) handleReplyLocked(server *pool.Conn, typ byte, frame []byte) 
 		}
 	}
 	e := ss.expect.front()
+	v, ends := ss.followedLocked(typ, e)
 	var r reply
 	switch {
 	case typ == pgmsg.NoticeResponse || typ == pgmsg.NotificationResponse || typ == pgmsg.ParameterStatus:
@@ -121,12 +127,28 @@ func (ss *session) handleReplyLocked(server *pool.Conn, typ byte, frame []byte) 
 	default:
 		r = ss.onReplyLocked(e, typ, frame)
 	}
+	if v != nil {
+		r.done = ss.sampleReplyLocked(v, typ, &r, ends) // hooks.go
+	}
 	ss.countReplyLocked(typ, r.frame, r.forward)
 	ss.wakeStatementWaiterLocked()
 	r.closeAfter = typ == pgmsg.ReadyForQuery && ss.draining && ss.stateLocked() == stateIdle
 	// Inline reading hands over to a pump goroutine for COPY FROM.
 	r.handOff = typ == pgmsg.CopyInResponse || typ == pgmsg.CopyBothResponse
 	return r
+}
+
+// followedLocked returns the view of the request a reply belongs to when
+// hooks follow it, and whether the reply is one of its ReadyForQuery.
+func (ss *session) followedLocked(typ byte, e *expectation) (*requestView, bool) {
+	if ss.srv.hooks == nil {
+		return nil, false
+	}
+	q := ss.expect.request()
+	if q == nil || q.view == nil {
+		return nil, false
+	}
+	return q.view, typ == pgmsg.ReadyForQuery && q == e
 }
 
 // onErrorLocked handles an ErrorResponse answering e.

@@ -184,17 +184,23 @@ func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
 // executes (simple Query texts, the statements its Binds use) is a read,
 // and something runs. reason is the router's or pgone's word for it.
 func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reason string) {
-	snap := ss.srv.snap.Load()
-	rs := router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.functions(), WriteFunctions: snap.writeFuncs, ReadFunctions: snap.readFuncs,
-		DefaultSerializable: serializableSetting(ss.settingsKey) || set.mon.SerializableDefault(ss.target.User)}
+	p := &ss.plan // set is p.set: the plan routes for it
+	if !p.splitDone {
+		p.read, p.reason = ss.splitVerdict(req)
+		p.splitDone = true
+	}
+	return p.read, p.reason
+}
+
+// splitVerdict is requestIsRead's answer, from the request's plan.
+func (ss *session) splitVerdict(req *request) (read bool, reason string) {
 	read = true
 	check := func(text string) {
 		if router.PlainRead(text) {
 			reason = router.ReasonRead.String()
 			return
 		}
-		d := ss.srv.router.Route(text, rs)
-		logUnparsed(ss.log, d, text)
+		d := ss.decide(text) // plan.go
 		reason = d.Reason.String()
 		read = d.Target == router.TargetReplica
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"os"
+	"time"
 
 	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/pgerr"
@@ -47,11 +48,24 @@ func (ss *session) serveRequest(req *request, last byte, out *[]byte) error {
 	if answered, err := ss.intercept(req, last); answered { // request.go
 		return err
 	}
+	ss.plan.begin(ss.splitFor()) // plan.go: decisions are taken as stages ask
+	var view *requestView
+	if h := ss.srv.hooks; h != nil {
+		var answered bool
+		if view, answered = ss.beforeSend(h, req); answered { // hooks.go
+			return nil
+		}
+	}
+	start := time.Now()
 	server, err := ss.backend(req) // backend.go: returns with ss.mu held
 	if err != nil {
 		return ss.failRequest(err, req.syncs)
 	}
+	before := ss.expect.len()
 	*out = ss.renderMarkedLocked(server, req, (*out)[:0]) // render.go, lost.go
+	if view != nil {
+		ss.watchRequestLocked(view, before, time.Since(start))
+	}
 	ss.stats.requestLocked(req.syncs)
 	ss.mu.Unlock()
 	_ = ss.writeServer(server, *out, true) // a failed write shows as a failed read
