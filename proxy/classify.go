@@ -30,7 +30,8 @@ type Classification struct {
 // SetClassifier replaces the statement classifier; call it before Serve.
 func (s *Server) SetClassifier(c Classifier) { s.classifier = c }
 
-// routerClassifier adapts the router (decisions cached by text) to Classifier.
+// routerClassifier adapts the router (decisions cached by text) to
+// Classifier and Decider.
 type routerClassifier struct {
 	r   *router.Router
 	log *slog.Logger
@@ -42,8 +43,18 @@ func (c routerClassifier) Classify(text string, inTransaction bool) Classificati
 		// every text new to the decision cache: no parse needed.
 		return Classification{}
 	}
-	d := c.r.Route(text, router.Session{InTransaction: inTransaction})
+	return classificationOf(c.Decide(text, router.Session{InTransaction: inTransaction}))
+}
+
+// Decide routes text (Decider): the request plan's one call per statement.
+func (c routerClassifier) Decide(text string, s router.Session) router.Decision {
+	d := c.r.Route(text, s)
 	logUnparsed(c.log, d, text)
+	return d
+}
+
+// classificationOf is what transaction pooling needs of a decision.
+func classificationOf(d router.Decision) Classification {
 	out := Classification{
 		ChangesSettings: d.ChangesSettings,
 		DiscardAll:      d.DiscardAll,

@@ -3,6 +3,7 @@ package proxy
 import (
 	"strings"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/pool"
 )
 
@@ -17,7 +18,7 @@ func (ss *session) renderQueryLocked(out []byte, st *pool.SessionState, frame []
 	ss.stmts.unnamed = nil
 	st.UnnamedOwner = ss.ownerID() // neither has one now
 	if name, ok := deallocateName(text); ok {
-		if cs, known := ss.prepared[name]; known && ss.txStatus != 'E' {
+		if cs, known := ss.prepared[name]; known && ss.txStatus != pgmsg.TxFailed {
 			return ss.renderDeallocateLocked(out, st, name, cs, e)
 		}
 		if n := ss.unknownStatementName(name); n != name {
@@ -45,8 +46,8 @@ func (ss *session) renderDeallocateLocked(out []byte, st *pool.SessionState, cli
 	} else {
 		out = ss.injectParse(out, st, cs)
 		ss.expect.items[len(ss.expect.items)-1].quiet = true // the Parse just queued
-		out = append(out, 'S', 0, 0, 0, 4)
-		ss.expect.push(expectation{kind: 'S', injected: true})
+		out = append(out, pgmsg.Sync, 0, 0, 0, 4)
+		ss.expect.push(expectation{kind: pgmsg.Sync, injected: true})
 		ss.pending++
 	}
 	st.ForgetPrepared(name)

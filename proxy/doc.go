@@ -36,6 +36,41 @@
 // request outstanding, and that server goes back to its pool only once the
 // cancel is done (cancel.go, pool Conn.StartCancel).
 //
+// Transaction mode is a request pipeline, one file per stage, read top to
+// bottom in relayTx and serveRequest (txrelay.go):
+//
+//   - request (request.go): collect a whole request (up to Sync, Query,
+//     FunctionCall or Flush, or 1 MiB of it), COPY data passed straight
+//     through; intercept what needs no server (the next request after a
+//     transaction was lost, Parses and Closes pgone answers itself);
+//   - plan (plan.go): the router's decision per statement, taken once and
+//     only when a stage asks (the lexical fast paths still skip parsing);
+//     split routing, session effects and pins, lost-server outcomes and the
+//     hooks all read it;
+//   - hooks before send (hooks.go): BeforeSend may answer the request;
+//   - backend (backend.go, shapes.go): the held server, or one acquired on
+//     the plan's route (primary, or a replica for a read), the wait for it,
+//     the prelude that brings it to the client's settings, the result-shape
+//     check of prepared statements new to it; writes to it; its loss; the
+//     end of the session;
+//   - render (render.go, statements.go, deallocate.go): the prelude, then
+//     the request with statement names mapped and Parses injected, then a
+//     settings snapshot if settings changed; every message sent is an
+//     expectation (expect.go) so that replies can be matched;
+//   - replies (replies.go, inline.go): read inline by the session goroutine
+//     for a quick answer, else by a pump goroutine; each frame goes to the
+//     handler of its kind (ErrorResponse, ReadyForQuery, any other reply),
+//     which returns a reply value: forward or swallow, release the server;
+//     then who reads next, the write to the client, the release at
+//     ReadyForQuery I;
+//   - hooks after reply and after commit (hooks.go): AfterReply with rows,
+//     bytes, server and wait time; AfterCommit with the tables a committed
+//     transaction wrote.
+//
+// Hooks (Server.SetHooks) are the extension points for the result cache and
+// the tuner. They see a read-only PlanView; a hook that panics is logged and
+// the request goes on; with no hooks the pipeline builds no view.
+//
 // In transaction mode a server that dies under a request is answered for
 // (lost.go): each waiting request gets one error, then ReadyForQuery;
 // 08007 (outcome unknown) when the request may have committed, 08006
@@ -43,8 +78,9 @@
 // modes) cancels a request on its server, and gives up the server if the
 // cancel goes unanswered.
 //
-// Concurrency: a session's state belongs to its goroutine; the only state it
-// shares with its server pump is guarded by session.mu, and writes to the
-// client are serialized by session.wmu. Server holds the registry of
+// Concurrency: a session's state belongs to its goroutine (the plan among
+// it); the only state it shares with its server pump is guarded by
+// session.mu, writes to the client are serialized by session.wmu, and
+// writes to the server by session.swmu. Server holds the registry of
 // sessions and cancel keys under Server.mu.
 package proxy

@@ -1,5 +1,7 @@
 package proxy
 
+import "github.com/pgone/pgone/internal/pgmsg"
+
 // expectation is one message pgone sent to the server in transaction mode,
 // in order, so the server pump can tell which reply answers which message:
 // replies to messages pgone injected are swallowed, and an error skips the
@@ -52,24 +54,26 @@ type expectation struct {
 	// out (unix ns, 0: never).
 	seq      uint64
 	deadline int64
+	// view follows the request for the hooks (hooks.go); nil without hooks.
+	view *requestView
 }
 
 // completes reports whether a backend message of type typ is the last
 // reply to a frontend message of kind kind.
 func completes(kind, typ byte) bool {
 	switch kind {
-	case 'P':
-		return typ == '1'
-	case 'B':
-		return typ == '2'
-	case 'C':
-		return typ == '3'
-	case 'D':
-		return typ == 'T' || typ == 'n'
-	case 'E':
-		return typ == 'C' || typ == 'I' || typ == 's'
-	case 'S', 'Q', 'F':
-		return typ == 'Z'
+	case pgmsg.Parse:
+		return typ == pgmsg.ParseComplete
+	case pgmsg.Bind:
+		return typ == pgmsg.BindComplete
+	case pgmsg.Close:
+		return typ == pgmsg.CloseComplete
+	case pgmsg.Describe:
+		return typ == pgmsg.RowDescription || typ == pgmsg.NoData
+	case pgmsg.Execute:
+		return typ == pgmsg.CommandComplete || typ == pgmsg.EmptyQueryResponse || typ == pgmsg.PortalSuspended
+	case pgmsg.Sync, pgmsg.Query, pgmsg.FunctionCall:
+		return typ == pgmsg.ReadyForQuery
 	}
 	return false
 }
@@ -98,11 +102,7 @@ func (q *expectQueue) open() bool {
 	if q.len() == 0 {
 		return false
 	}
-	switch q.items[len(q.items)-1].kind {
-	case 'S', 'Q', 'F':
-		return false
-	}
-	return true
+	return !pgmsg.EndsRequest(q.items[len(q.items)-1].kind)
 }
 
 // skipUnanswered removes the expectations ahead of the first Sync, Query
@@ -111,7 +111,7 @@ func (q *expectQueue) open() bool {
 // appends them to dst in order, for undoing what their sending was assumed
 // to do.
 func (q *expectQueue) skipUnanswered(dst []expectation) []expectation {
-	if e := q.front(); e == nil || e.kind == 'S' || e.kind == 'Q' || e.kind == 'F' {
+	if e := q.front(); e == nil || pgmsg.EndsRequest(e.kind) {
 		return dst
 	}
 	return q.takeToSync(dst)
@@ -144,7 +144,7 @@ func (q *expectQueue) request() *expectation {
 
 // endsRequest reports whether e is a client's Sync, Query or FunctionCall.
 func (e *expectation) endsRequest() bool {
-	return !e.injected && (e.kind == 'S' || e.kind == 'Q' || e.kind == 'F')
+	return !e.injected && pgmsg.EndsRequest(e.kind)
 }
 
 // takeToSync removes the expectations an error made the server skip:
@@ -152,7 +152,7 @@ func (e *expectation) endsRequest() bool {
 // to the next Sync. It appends them to dst in order, for undoing what
 // their sending was assumed to do.
 func (q *expectQueue) takeToSync(dst []expectation) []expectation {
-	for e := q.front(); e != nil && e.kind != 'S' && e.kind != 'Q' && e.kind != 'F'; e = q.front() {
+	for e := q.front(); e != nil && !pgmsg.EndsRequest(e.kind); e = q.front() {
 		if e.shape != nil {
 			e.shape <- 0
 		}
@@ -170,7 +170,7 @@ func (q *expectQueue) dropSyncsAfterFront() int {
 	}
 	i := q.head + 1
 	j := i
-	for j < len(q.items) && q.items[j].kind == 'S' && !q.items[j].injected {
+	for j < len(q.items) && q.items[j].kind == pgmsg.Sync && !q.items[j].injected {
 		j++
 	}
 	n := j - i

@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
@@ -94,7 +95,7 @@ func (ss *session) renderMarkedLocked(server *pool.Conn, req *request, out []byt
 // server nobody reads (no pump). When it reports true it has detached the
 // server, discarded it and unlocked ss.mu.
 func (ss *session) serverDiedIdleLocked(server *pool.Conn, req *request) bool {
-	if ss.txStatus == 'I' || ss.pending != 0 || ss.expect.len() != 0 || ss.pumping || ss.pinned {
+	if ss.txStatus == pgmsg.TxIdle || ss.pending != 0 || ss.expect.len() != 0 || ss.pumping || ss.pinned {
 		return false
 	}
 	var buf [8]outcome
@@ -107,7 +108,7 @@ func (ss *session) serverDiedIdleLocked(server *pool.Conn, req *request) bool {
 	}
 	ss.server = nil
 	ss.releasedLocked()
-	ss.txStatus = 'I'
+	ss.txStatus = pgmsg.TxIdle
 	ss.mu.Unlock()
 	ss.srv.pools.Discard(server)
 	ss.log.Warn("server connection lost while the client was idle in its transaction",
@@ -129,7 +130,7 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 		}
 		return outcomes
 	}
-	inTx := ss.txStatus != 'I' && ss.pending == 0 && ss.expect.len() == 0
+	inTx := ss.txStatus != pgmsg.TxIdle && ss.pending == 0 && ss.expect.len() == 0
 	var parsedBuf [4][2]string
 	parsed := parsedBuf[:0] // statements this request parses: name, text
 	portal, bound := "", false
@@ -137,18 +138,18 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 	for _, fr := range req.frames {
 		frame := req.buf[fr[0]:fr[1]]
 		switch frame[0] {
-		case 'Q':
+		case pgmsg.Query:
 			text, _, _ := cstringAt(wire.Body(frame), 0)
 			o, after := ss.statementOutcome(text, inTx)
 			outcomes = append(outcomes, o)
 			inTx = after
-		case 'P':
+		case pgmsg.Parse:
 			if pf, ok := decodeParse(frame); ok {
 				parsed = append(parsed, [2]string{pf.name, pf.query})
 			}
-		case 'B':
+		case pgmsg.Bind:
 			portal, bound = ss.boundText(frame, parsed)
-		case 'E':
+		case pgmsg.Execute:
 			if !bound {
 				// A portal of an earlier request: its statement is unknown.
 				segment = outcomeCommit
@@ -157,13 +158,13 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 			o, after := ss.statementOutcome(portal, inTx)
 			segment = max(segment, o)
 			inTx = after
-		case 'F':
+		case pgmsg.FunctionCall:
 			o := outcomeNone
 			if !inTx {
 				o = outcomeWrite
 			}
 			outcomes = append(outcomes, o)
-		case 'S':
+		case pgmsg.Sync:
 			if ss.copyIn {
 				continue // no ReadyForQuery: renderLocked expects none
 			}
@@ -198,7 +199,7 @@ func (ss *session) boundText(frame []byte, parsed [][2]string) (text string, ok 
 // transaction block (inTx) or not, and whether a block is open after it.
 // Plain statements are told by their first words, without parsing (texts
 // with inlined literals would each cost a parse); others by the router,
-// whose cache has them already (routeText parsed them when sent).
+// from the request's plan (plan.go).
 func (ss *session) statementOutcome(text string, inTx bool) (o outcome, inTxAfter bool) {
 	alone := outcomeWrite // a statement outside a block commits by itself
 	if inTx {
@@ -227,7 +228,7 @@ func (ss *session) statementOutcome(text string, inTx bool) (o outcome, inTxAfte
 		}
 		return alone, inTx // a read or a write, run inside the block or committed alone
 	}
-	d := ss.srv.router.Route(text, router.Session{InTransaction: inTx})
+	d := ss.decide(text) // plan.go
 	switch {
 	case d.Statements > 1 && d.Tx != router.TxNone:
 		// Tx is the last transaction statement: an earlier one may commit.
@@ -246,7 +247,8 @@ func (ss *session) statementOutcome(text string, inTx bool) (o outcome, inTxAfte
 		return outcomeNone, true
 	case d.Reason == router.ReasonEmpty || d.Reason == router.ReasonParseError:
 		return outcomeNone, false
-	case d.Target == router.TargetReplica:
+	case d.Target == router.TargetReplica || d.Reason == router.ReasonSerializable:
+		// A read (one the serializable default keeps on the primary too).
 		return outcomeNone, false
 	}
 	return outcomeWrite, false
@@ -288,7 +290,7 @@ func leadingWords(text string) (first, second string) {
 // marks the request answered only when it does, so that serverEndedTx
 // sends every other waiting request its error.
 func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
-	if typ != 'E' {
+	if typ != pgmsg.ErrorResponse {
 		return typ, frame
 	}
 	var er pgproto3.ErrorResponse
@@ -304,7 +306,7 @@ func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
 		n := pgproto3.NoticeResponse(er)
 		n.Severity, n.SeverityUnlocalized = "WARNING", "WARNING"
 		if out, err := n.Encode(nil); err == nil {
-			return 'N', out
+			return pgmsg.NoticeResponse, out
 		}
 		return typ, frame
 	}
@@ -339,7 +341,7 @@ func lostAnswers(waiting []expectation) (msgs []pgproto3.BackendMessage, inDoubt
 			msgs = append(msgs, pgerr.ToResponse(lostError(e.outcome != outcomeNone)))
 		}
 		inDoubt = inDoubt || e.outcome != outcomeNone
-		msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+		msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: pgmsg.TxIdle})
 	}
 	return msgs, inDoubt
 }

@@ -95,6 +95,9 @@ type session struct {
 	// stmts is the client's unnamed statement and the like (statements.go),
 	// guarded by mu like prepared while a pump runs.
 	stmts statementState
+	// plan is the plan of the request being served (transaction mode,
+	// plan.go); only the session goroutine touches it.
+	plan plan
 	// pumpDone returns the server from a pump stopped by endTx, or nil if
 	// the pump closed it.
 	pumpDone chan *pool.Conn
@@ -131,6 +134,10 @@ type session struct {
 	deadlineArmed     bool              // an idle timeout deadline is set on the client
 	idle              *sync.Cond        // on mu: a reply came or the server left (see ensureServer)
 	qt                queryTimer        // query_timeout (timeout.go)
+	// With hooks (hooks.go): the tables the client's open transaction
+	// wrote, and whether it failed or rolls back.
+	txWrites  []string
+	txAborted bool
 
 	// The read/write split (split.go), also guarded by mu. The session
 	// goroutine reads them without mu while it holds no server (no pump).

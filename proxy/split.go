@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/router"
@@ -183,17 +184,23 @@ func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
 // executes (simple Query texts, the statements its Binds use) is a read,
 // and something runs. reason is the router's or pgone's word for it.
 func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reason string) {
-	snap := ss.srv.snap.Load()
-	rs := router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.functions(), WriteFunctions: snap.writeFuncs, ReadFunctions: snap.readFuncs,
-		DefaultSerializable: serializableSetting(ss.settingsKey) || set.mon.SerializableDefault(ss.target.User)}
+	p := &ss.plan // set is p.set: the plan routes for it
+	if !p.splitDone {
+		p.read, p.reason = ss.splitVerdict(req)
+		p.splitDone = true
+	}
+	return p.read, p.reason
+}
+
+// splitVerdict is requestIsRead's answer, from the request's plan.
+func (ss *session) splitVerdict(req *request) (read bool, reason string) {
 	read = true
 	check := func(text string) {
 		if router.PlainRead(text) {
 			reason = router.ReasonRead.String()
 			return
 		}
-		d := ss.srv.router.Route(text, rs)
-		logUnparsed(ss.log, d, text)
+		d := ss.decide(text) // plan.go
 		reason = d.Reason.String()
 		read = d.Target == router.TargetReplica
 	}
@@ -204,10 +211,10 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 	for _, fr := range req.frames {
 		frame := req.buf[fr[0]:fr[1]]
 		switch frame[0] {
-		case 'Q':
+		case pgmsg.Query:
 			text, _, _ := cstringAt(wire.Body(frame), 0)
 			check(text)
-		case 'P':
+		case pgmsg.Parse:
 			// Parsing runs nothing (a replica parses an INSERT too); what
 			// a Bind executes decides.
 			pf, ok := decodeParse(frame)
@@ -216,7 +223,7 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 				break
 			}
 			parsed = append(parsed, [2]string{pf.name, pf.query})
-		case 'B':
+		case pgmsg.Bind:
 			_, name, _, ok := bindStatement(frame)
 			if !ok {
 				read, reason = false, reasonUnnamed
@@ -242,7 +249,7 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 				break
 			}
 			check(text)
-		case 'F':
+		case pgmsg.FunctionCall:
 			read, reason = false, reasonFunctionCall
 		}
 		if !read {

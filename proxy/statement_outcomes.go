@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pool"
 )
@@ -32,12 +33,12 @@ func (ss *session) serverErrorLocked(st *pool.SessionState, e *expectation, fram
 		frame = ss.clientNamesInError(frame, e.client, server)
 	}
 	switch e.kind {
-	case 'Q':
+	case pgmsg.Query:
 		if e.closed != nil {
 			// A translated DEALLOCATE failed: nothing was deallocated.
 			ss.undoLocked(st, *e, false)
 		}
-	case 'F', 'S':
+	case pgmsg.FunctionCall, pgmsg.Sync:
 	default:
 		skipped := ss.expect.takeToSync(nil)
 		for i := len(skipped) - 1; i >= 0; i-- {
@@ -52,19 +53,19 @@ func (ss *session) serverErrorLocked(st *pool.SessionState, e *expectation, fram
 func (ss *session) undoLocked(st *pool.SessionState, e expectation, failed bool) {
 	if e.unnamed {
 		st.UnnamedOwner = 0 // not known: the next use prepares it again
-		if e.kind == 'P' && e.unnamedSet != nil && ss.stmts.unnamed == e.unnamedSet {
+		if e.kind == pgmsg.Parse && e.unnamedSet != nil && ss.stmts.unnamed == e.unnamedSet {
 			ss.stmts.unnamed = e.unnamedPrev
 			if failed {
 				ss.stmts.unnamed = nil // PostgreSQL drops the old one before parsing
 			}
 		}
-		if e.kind == 'C' && !e.injected && ss.stmts.unnamed == nil {
+		if e.kind == pgmsg.Close && !e.injected && ss.stmts.unnamed == nil {
 			ss.stmts.unnamed = e.unnamedPrev
 		}
 		return
 	}
 	switch e.kind {
-	case 'P':
+	case pgmsg.Parse:
 		if e.statement != "" {
 			st.ForgetPrepared(e.statement) // never created
 		}
@@ -74,7 +75,7 @@ func (ss *session) undoLocked(st *pool.SessionState, e expectation, failed bool)
 				delete(ss.shapes, e.client)
 			}
 		}
-	case 'C', 'Q':
+	case pgmsg.Close, pgmsg.Query:
 		if e.statement != "" {
 			st.AddPrepared(e.statement, 0) // still there
 		}
@@ -185,7 +186,7 @@ func (ss *session) dependsOnOutstandingLocked(req *request) bool {
 		frame := req.buf[fr[0]:fr[1]]
 		name, uses := "", false
 		switch frame[0] {
-		case 'P':
+		case pgmsg.Parse:
 			if pf, ok := decodeParse(frame); ok {
 				if pf.name == "" {
 					parsedUnnamed = true
@@ -193,13 +194,13 @@ func (ss *session) dependsOnOutstandingLocked(req *request) bool {
 				}
 				name, uses = pf.name, true
 			}
-		case 'B':
+		case pgmsg.Bind:
 			_, n, _, ok := bindStatement(frame)
 			name, uses = n, ok
-		case 'D', 'C':
+		case pgmsg.Describe, pgmsg.Close:
 			kind, n, ok := targetOf(frame)
-			name, uses = n, ok && kind == 'S' && (n != "" || frame[0] == 'D')
-		case 'Q':
+			name, uses = n, ok && kind == pgmsg.TargetStatement && (n != "" || frame[0] == pgmsg.Describe)
+		case pgmsg.Query:
 			text, _, _ := cstringAt(wire.Body(frame), 0)
 			name, uses = deallocateName(text)
 		}
@@ -214,4 +215,4 @@ func (ss *session) dependsOnOutstandingLocked(req *request) bool {
 }
 
 // endsSpan reports whether a message of kind ends what an error skips.
-func endsSpan(kind byte) bool { return kind == 'S' || kind == 'Q' || kind == 'F' }
+func endsSpan(kind byte) bool { return pgmsg.EndsRequest(kind) }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/pool"
 )
 
@@ -142,7 +143,7 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 	pf, ok := decodeParse(frame)
 	if !ok || !wellFormedParamTypes(pf.rest) {
 		// The server rejects it before it touches any statement.
-		ss.expect.push(expectation{kind: 'P'})
+		ss.expect.push(expectation{kind: pgmsg.Parse})
 		return append(out, frame...)
 	}
 	// Pins and settings changes of a prepared statement apply when it is
@@ -156,7 +157,7 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 		prev := ss.stmts.unnamed
 		ss.stmts.unnamed = &cs
 		st.UnnamedOwner = ss.ownerID()
-		ss.expect.push(expectation{kind: 'P', unnamed: true, unnamedSet: &cs, unnamedPrev: prev})
+		ss.expect.push(expectation{kind: pgmsg.Parse, unnamed: true, unnamedSet: &cs, unnamedPrev: prev})
 		return append(out, frame...)
 	}
 	if old, taken := ss.prepared[pf.name]; taken {
@@ -168,14 +169,14 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 	name := ss.srv.statementName(cs.server)
 	if st.HasPrepared(name) {
 		// Re-parse under the shared name: close it first (replies swallowed).
-		out = encodeTarget(out, 'C', 'S', name)
-		ss.expect.push(expectation{kind: 'C', injected: true, statement: name})
+		out = encodeTarget(out, pgmsg.Close, pgmsg.TargetStatement, name)
+		ss.expect.push(expectation{kind: pgmsg.Close, injected: true, statement: name})
 	} else if evict := st.AddPrepared(name, maxServerStatements); evict != "" {
-		out = encodeTarget(out, 'C', 'S', evict)
-		ss.expect.push(expectation{kind: 'C', injected: true, statement: evict})
+		out = encodeTarget(out, pgmsg.Close, pgmsg.TargetStatement, evict)
+		ss.expect.push(expectation{kind: pgmsg.Close, injected: true, statement: evict})
 	}
 	out = encodeParse(out, name, cs.query, cs.rest)
-	ss.expect.push(expectation{kind: 'P', statement: name, base: cs.server, client: pf.name, creates: true})
+	ss.expect.push(expectation{kind: pgmsg.Parse, statement: name, base: cs.server, client: pf.name, creates: true})
 	return out
 }
 
@@ -190,7 +191,7 @@ func (ss *session) renderDuplicateParseLocked(out []byte, st *pool.SessionState,
 		out = ss.injectParse(out, st, old)
 	}
 	out = encodeParse(out, name, old.query, old.rest)
-	ss.expect.push(expectation{kind: 'P', client: client, base: old.server})
+	ss.expect.push(expectation{kind: pgmsg.Parse, client: client, base: old.server})
 	return out
 }
 
@@ -236,11 +237,11 @@ func (ss *session) ensureUnnamedLocked(out []byte, st *pool.SessionState) []byte
 	}
 	st.UnnamedOwner = id
 	if cs := ss.stmts.unnamed; cs != nil && cs.server != unnamedTooLarge {
-		ss.expect.push(expectation{kind: 'P', injected: true, unnamed: true})
+		ss.expect.push(expectation{kind: pgmsg.Parse, injected: true, unnamed: true})
 		return encodeParse(out, "", cs.query, cs.rest)
 	}
-	ss.expect.push(expectation{kind: 'C', injected: true, unnamed: true})
-	return encodeTarget(out, 'C', 'S', "")
+	ss.expect.push(expectation{kind: pgmsg.Close, injected: true, unnamed: true})
+	return encodeTarget(out, pgmsg.Close, pgmsg.TargetStatement, "")
 }
 
 // renderBindLocked renders a Bind, naming the server-side statement.
@@ -249,11 +250,11 @@ func (ss *session) renderBindLocked(out []byte, st *pool.SessionState, frame []b
 	switch {
 	case !ok:
 		out = append(out, frame...)
-		ss.expect.push(expectation{kind: 'B'})
+		ss.expect.push(expectation{kind: pgmsg.Bind})
 	case name == "":
 		out = ss.ensureUnnamedLocked(out, st)
 		out = append(out, frame...)
-		ss.expect.push(expectation{kind: 'B'})
+		ss.expect.push(expectation{kind: pgmsg.Bind})
 		if u := ss.stmts.unnamed; u != nil {
 			ss.markSettingsChangeLocked(u.query)
 		}
@@ -261,7 +262,7 @@ func (ss *session) renderBindLocked(out []byte, st *pool.SessionState, frame []b
 		var stmt string
 		out, stmt = ss.ensureNamedLocked(out, st, name)
 		out = rewriteBind(out, frame, pe, se, stmt)
-		ss.expect.push(expectation{kind: 'B', base: ss.prepared[name].server, client: name})
+		ss.expect.push(expectation{kind: pgmsg.Bind, base: ss.prepared[name].server, client: name})
 		ss.markSettingsChangeLocked(ss.prepared[name].query)
 	}
 	return out
@@ -280,18 +281,18 @@ func (ss *session) markSettingsChangeLocked(query string) {
 func (ss *session) renderDescribeLocked(out []byte, st *pool.SessionState, frame []byte) []byte {
 	kind, name, ok := targetOf(frame)
 	switch {
-	case !ok || kind != 'S':
+	case !ok || kind != pgmsg.TargetStatement:
 		out = append(out, frame...)
-		ss.expect.push(expectation{kind: 'D'})
+		ss.expect.push(expectation{kind: pgmsg.Describe})
 	case name == "":
 		out = ss.ensureUnnamedLocked(out, st)
 		out = append(out, frame...)
-		ss.expect.push(expectation{kind: 'D'})
+		ss.expect.push(expectation{kind: pgmsg.Describe})
 	default:
 		var stmt string
 		out, stmt = ss.ensureNamedLocked(out, st, name)
-		out = encodeTarget(out, 'D', 'S', stmt)
-		ss.expect.push(expectation{kind: 'D', shapeOf: name, client: name})
+		out = encodeTarget(out, pgmsg.Describe, pgmsg.TargetStatement, stmt)
+		ss.expect.push(expectation{kind: pgmsg.Describe, shapeOf: name, client: name})
 	}
 	return out
 }
@@ -300,17 +301,17 @@ func (ss *session) renderDescribeLocked(out []byte, st *pool.SessionState, frame
 func (ss *session) renderCloseLocked(out []byte, st *pool.SessionState, frame []byte) []byte {
 	kind, name, ok := targetOf(frame)
 	switch {
-	case !ok || kind != 'S':
+	case !ok || kind != pgmsg.TargetStatement:
 		out = append(out, frame...)
-		ss.expect.push(expectation{kind: 'C'})
+		ss.expect.push(expectation{kind: pgmsg.Close})
 	case name == "":
 		prev := ss.stmts.unnamed
 		ss.stmts.unnamed = nil
 		st.UnnamedOwner = ss.ownerID() // the server's is closed too
 		out = append(out, frame...)
-		ss.expect.push(expectation{kind: 'C', unnamed: true, unnamedPrev: prev})
+		ss.expect.push(expectation{kind: pgmsg.Close, unnamed: true, unnamedPrev: prev})
 	default:
-		e := expectation{kind: 'C', client: name}
+		e := expectation{kind: pgmsg.Close, client: name}
 		target := ss.unknownStatementName(name)
 		if cs, known := ss.prepared[name]; known {
 			delete(ss.prepared, name)
@@ -322,7 +323,7 @@ func (ss *session) renderCloseLocked(out []byte, st *pool.SessionState, frame []
 				e.statement = target
 			}
 		}
-		out = encodeTarget(out, 'C', 'S', target)
+		out = encodeTarget(out, pgmsg.Close, pgmsg.TargetStatement, target)
 		ss.expect.push(e)
 	}
 	return out

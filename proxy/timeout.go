@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
@@ -189,7 +190,7 @@ func (ss *session) nextDeadlineLocked() int64 {
 // cancelled for query_timeout, so the client knows why: PostgreSQL says
 // "canceling statement due to user request".
 func (ss *session) queryCanceledLocked(typ byte, frame []byte) []byte {
-	if typ != 'E' || ss.qt.canceled == 0 {
+	if typ != pgmsg.ErrorResponse || ss.qt.canceled == 0 {
 		return frame
 	}
 	if e := ss.expect.request(); e == nil || e.seq != ss.qt.canceled {

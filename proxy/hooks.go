@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/pgone/pgone/internal/pgmsg"
+	"github.com/pgone/pgone/internal/wire"
+	"github.com/pgone/pgone/router"
+)
+
+// Hooks are the request pipeline's extension points in transaction mode,
+// for the result cache and the tuner. A session calls them from its own
+// goroutine or its pump, one call at a time; an implementation shared by
+// sessions must be safe for concurrent use. A hook's panic is recovered and
+// logged: it never fails the request. With no hooks set (the default) the
+// pipeline builds no view and calls nothing.
+type Hooks interface {
+	// BeforeSend is called once a request is planned, before a server is
+	// acquired, when the session holds no server and waits for no reply.
+	// ok true answers the request without a server: answer is the whole
+	// reply (ending with one ReadyForQuery, status I, per Sync or Query),
+	// written to the client as is. The cache's lookup goes here.
+	BeforeSend(ctx context.Context, p *PlanView) (answer []byte, ok bool)
+	// AfterReply is called when the last ReadyForQuery of a request sent
+	// to a server has been written to the client. The cache's fill and the
+	// tuner's samples go here.
+	AfterReply(ctx context.Context, p *PlanView, r ReplySample)
+	// AfterCommit is called after AfterReply when a request ended a
+	// transaction (or an implicit one) that committed writes through pgone.
+	// Cache invalidation goes here.
+	AfterCommit(ctx context.Context, c CommitInfo)
+}
+
+// SetHooks sets the pipeline's hooks; nil removes them. Call it before
+// Serve.
+func (s *Server) SetHooks(h Hooks) { s.hooks = h }
+
+// PlanView is a read-only view of a request's plan (plan.go): one router
+// decision per statement the request runs, in order.
+type PlanView struct {
+	database, user string
+	stmts          []StatementPlan
+}
+
+// StatementPlan is the router's decision on one statement of a request.
+// The table slices are shared with the router's cache: do not modify them.
+type StatementPlan struct {
+	Text        string
+	Target      router.Target
+	Reason      router.Reason
+	ReadTables  []string
+	WriteTables []string
+	Cacheable   bool
+	Fingerprint uint64
+	Tx          router.TxEffect
+}
+
+// Database and User are the client's pool: who may see the result.
+func (v *PlanView) Database() string { return v.database }
+func (v *PlanView) User() string     { return v.user }
+
+// Len is the number of statements planned; Statement returns the i-th.
+func (v *PlanView) Len() int                      { return len(v.stmts) }
+func (v *PlanView) Statement(i int) StatementPlan { return v.stmts[i] }
+
+// ReplySample is what a request's replies were.
+type ReplySample struct {
+	Rows       int           // DataRows forwarded
+	Bytes      int           // bytes forwarded to the client
+	ServerTime time.Duration // from the request's write to its last ReadyForQuery
+	WaitTime   time.Duration // waiting for a server (and for earlier replies it depends on)
+	Failed     bool          // an ErrorResponse reached the client
+	TxStatus   byte          // of the last ReadyForQuery
+	Replica    bool          // it ran on a replica
+}
+
+// CommitInfo is a committed transaction's writes.
+type CommitInfo struct {
+	Database, User string
+	WriteTables    []string // sorted, unique
+}
+
+// requestView follows one request through the replies for the hooks. It
+// is built by the session goroutine and, once the request is sent, changed
+// only by the reply handlers under ss.mu.
+type requestView struct {
+	plan     PlanView
+	ends     int // the request's Syncs and Queries still waiting for ReadyForQuery
+	sent     time.Time
+	sample   ReplySample
+	writes   []string // tables the request's statements write
+	rollback bool     // it runs ROLLBACK
+	commit   *CommitInfo
+}
+
+// beforeSend plans the whole request and offers it to BeforeSend. It
+// returns the view the reply handlers fill, or answered when the hook
+// answered the request.
+func (ss *session) beforeSend(h Hooks, req *request) (v *requestView, answered bool) {
+	ss.planAll(req)
+	v = &requestView{plan: PlanView{database: ss.poolKey.Database, user: ss.poolKey.User}}
+	for _, st := range ss.plan.stmts {
+		d := st.d
+		v.plan.stmts = append(v.plan.stmts, StatementPlan{Text: st.text, Target: d.Target, Reason: d.Reason,
+			ReadTables: d.ReadTables, WriteTables: d.WriteTables, Cacheable: d.Cacheable, Fingerprint: d.Fingerprint, Tx: d.Tx})
+		v.writes = append(v.writes, d.WriteTables...)
+		v.rollback = v.rollback || d.Tx == router.TxRollback
+	}
+	ss.mu.Lock()
+	idle := ss.server == nil && ss.pending == 0 && ss.expect.len() == 0
+	ss.mu.Unlock()
+	if !idle {
+		return v, false
+	}
+	answer, ok := ss.callBeforeSend(h, &v.plan)
+	if !ok {
+		return v, false
+	}
+	if err := ss.writeRaw(answer); err != nil {
+		ss.terminate(nil)
+	}
+	return nil, true
+}
+
+// watchRequestLocked attaches v to the request ends rendered since the
+// expectation queue held before of them, and starts its clock.
+func (ss *session) watchRequestLocked(v *requestView, before int, wait time.Duration) {
+	for k, added := 0, ss.expect.appended(ss.expect.len()-before); k < len(added); k++ {
+		if e := &added[k]; e.endsRequest() {
+			e.view = v
+			v.ends++
+		}
+	}
+	v.sample.WaitTime = wait
+	v.sample.Replica = ss.slot != nil
+	v.sent = time.Now()
+}
+
+// sampleReplyLocked accounts a reply to the request v follows; at its last
+// ReadyForQuery (ends) it completes the sample and tells whether the
+// transaction committed writes. It returns v when the request is done.
+func (ss *session) sampleReplyLocked(v *requestView, typ byte, r *reply, ends bool) *requestView {
+	if r.forward {
+		v.sample.Bytes += len(r.frame)
+		switch typ {
+		case pgmsg.DataRow:
+			v.sample.Rows++
+		case pgmsg.ErrorResponse:
+			v.sample.Failed = true
+		}
+	}
+	if !ends {
+		return nil
+	}
+	if v.ends--; v.ends > 0 {
+		return nil
+	}
+	v.sample.ServerTime = time.Since(v.sent)
+	v.sample.TxStatus = r.frame[wire.HeaderLen]
+	ss.txWrites = append(ss.txWrites, v.writes...)
+	ss.txAborted = ss.txAborted || v.sample.Failed || v.rollback || v.sample.TxStatus == pgmsg.TxFailed
+	if v.sample.TxStatus == pgmsg.TxIdle {
+		if !ss.txAborted && len(ss.txWrites) > 0 {
+			tables := slices.Clone(ss.txWrites)
+			slices.Sort(tables)
+			v.commit = &CommitInfo{Database: v.plan.database, User: v.plan.user, WriteTables: slices.Compact(tables)}
+		}
+		ss.txWrites, ss.txAborted = ss.txWrites[:0], false
+	}
+	return v
+}
+
+// afterReplyHooks calls AfterReply, and AfterCommit if the request
+// committed writes.
+func (ss *session) afterReplyHooks(v *requestView) {
+	h := ss.srv.hooks
+	ctx := ss.srv.ctx
+	ss.guardHook("AfterReply", func() { h.AfterReply(ctx, &v.plan, v.sample) })
+	if v.commit != nil {
+		ss.guardHook("AfterCommit", func() { h.AfterCommit(ctx, *v.commit) })
+	}
+}
+
+func (ss *session) callBeforeSend(h Hooks, p *PlanView) (answer []byte, ok bool) {
+	ss.guardHook("BeforeSend", func() { answer, ok = h.BeforeSend(ss.srv.ctx, p) })
+	return answer, ok && len(answer) > 0
+}
+
+// guardHook runs a hook call; a panic is logged, not passed on.
+func (ss *session) guardHook(name string, call func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			ss.log.Error("hook panicked; the request goes on without it", "hook", name, "panic", p)
+		}
+	}()
+	call()
+}

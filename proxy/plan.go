@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"github.com/pgone/pgone/internal/pgmsg"
+	"github.com/pgone/pgone/internal/wire"
+	"github.com/pgone/pgone/router"
+)
+
+// The plan stage of transaction mode. A request's plan holds the router's
+// decision for each statement text the request runs or prepares, taken
+// once: split routing (split.go), rendering (session effects and pins,
+// render.go), the outcome of a lost server (lost.go) and the hooks all
+// read it, so router.Route runs at most once per statement and request.
+// Decisions are taken lazily, when a stage first asks: the fast lexical
+// paths (router.PlainRead, router.NoSessionEffects) still spare the parse
+// of texts with inlined literals. With hooks set, every statement is
+// planned before the request is sent (planAll).
+//
+// The router sees the session as the split does (pg_proc volatility,
+// configured functions, default read only and serializable), outside a
+// transaction block: the decisions' session effects, tables, fingerprint
+// and transaction control do not depend on it, and the split routes only
+// outside transaction blocks. A request that waits for earlier pipelined
+// replies before it can leave a replica (heldServerLocked) is planned
+// again, since those replies may change the session.
+
+// Decider is a Classifier that also gives the router's whole decision for
+// a text in a session state. The default classifier is one; the plan uses
+// it so that each statement is routed once. With a Classifier that is not a
+// Decider, the plan asks the router directly and session effects come from
+// the Classifier.
+type Decider interface {
+	Classifier
+	Decide(text string, s router.Session) router.Decision
+}
+
+// plan is the plan of the request being served. It belongs to the session
+// goroutine.
+type plan struct {
+	set     *replicaSet    // the split of the session's database, or nil
+	session router.Session // the router's view of the session, once ready
+	ready   bool
+	stmts   []plannedStatement
+	// split is the split's verdict on the request (requestIsRead), once
+	// splitDone.
+	splitDone bool
+	read      bool
+	reason    string
+}
+
+// plannedStatement is one statement text and the router's decision on it.
+type plannedStatement struct {
+	text string
+	d    router.Decision
+}
+
+// begin starts the plan of a new request.
+func (p *plan) begin(set *replicaSet) {
+	clear(p.stmts) // drop the texts and the router's slices
+	*p = plan{set: set, stmts: p.stmts[:0]}
+}
+
+// replan forgets the decisions taken: the session changed under the
+// request.
+func (p *plan) replan() { p.begin(p.set) }
+
+// decide returns the router's decision on text, routing it on first use.
+// Called by the session goroutine, with or without ss.mu.
+func (ss *session) decide(text string) router.Decision {
+	p := &ss.plan
+	for i := range p.stmts {
+		if p.stmts[i].text == text {
+			return p.stmts[i].d
+		}
+	}
+	if !p.ready {
+		p.session, p.ready = ss.routerSession(p.set), true
+	}
+	var d router.Decision
+	if dc, ok := ss.srv.classifier.(Decider); ok {
+		d = dc.Decide(text, p.session)
+	} else {
+		d = ss.srv.router.Route(text, p.session)
+		logUnparsed(ss.log, d, text)
+	}
+	p.stmts = append(p.stmts, plannedStatement{text: text, d: d})
+	return d
+}
+
+// routerSession is the session as the router sees it for the plan.
+func (ss *session) routerSession(set *replicaSet) router.Session {
+	if set == nil {
+		return router.Session{}
+	}
+	snap := ss.srv.snap.Load()
+	return router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.functions(),
+		WriteFunctions: snap.writeFuncs, ReadFunctions: snap.readFuncs,
+		DefaultSerializable: serializableSetting(ss.settingsKey) || set.mon.SerializableDefault(ss.target.User)}
+}
+
+// planAll decides every statement req runs: its simple Query texts and the
+// statements its Binds use. The hooks see them all.
+func (ss *session) planAll(req *request) {
+	var parsedBuf [4][2]string
+	parsed := parsedBuf[:0]
+	for i := range req.frames {
+		frame := req.frame(i)
+		switch frame[0] {
+		case pgmsg.Query:
+			text, _, _ := cstringAt(wire.Body(frame), 0)
+			ss.decide(text)
+		case pgmsg.Parse:
+			if pf, ok := decodeParse(frame); ok {
+				parsed = append(parsed, [2]string{pf.name, pf.query})
+			}
+		case pgmsg.Bind:
+			if text, ok := ss.boundText(frame, parsed); ok {
+				ss.decide(text)
+			}
+		}
+	}
+}
+
+// effectsOf is what a statement about to be sent does to the session: from
+// the plan (the default classifier), or from a substituted Classifier.
+func (ss *session) effectsOf(text string) Classification {
+	switch c := ss.srv.classifier.(type) {
+	case nil:
+		return Classification{}
+	case Decider:
+		if router.NoSessionEffects(text) {
+			// Plain DML and queries, often with inlined literals that make
+			// every text new to the decision cache: no parse needed.
+			return Classification{}
+		}
+		return classificationOf(ss.decide(text))
+	default:
+		return c.Classify(text, ss.txStatus != pgmsg.TxIdle)
+	}
+}
