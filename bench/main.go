@@ -23,20 +23,21 @@ func main() {
 
 // options are the command-line flags.
 type options struct {
-	quick      bool
-	out        string
-	record     bool
-	reps       int
-	duration   time.Duration
-	scale      int
-	poolSize   int
-	targets    string
-	pgoneModes string
-	pgoneBin   string
-	workloads  string
-	clients    string
-	keep       bool
-	render     string
+	quick        bool
+	out          string
+	record       bool
+	reps         int
+	duration     time.Duration
+	scale        int
+	poolSize     int
+	targets      string
+	pgoneModes   string
+	pgoneBin     string
+	pgoneBaseBin string
+	workloads    string
+	clients      string
+	keep         bool
+	render       string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -53,6 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.targets, "targets", "direct,pgbouncer,pgpool,pgone", "targets in interleaving order: direct, pgbouncer, pgpool, pgone, pgone-<mode>")
 	fs.StringVar(&o.pgoneModes, "pgone-modes", "transaction", "pgone pool modes to measure: one mode names the target pgone, several make a target pgone-<mode> each")
 	fs.StringVar(&o.pgoneBin, "pgone", "bin/pgone", "pgone binary to measure (make build)")
+	fs.StringVar(&o.pgoneBaseBin, "pgone-base", "", "a second pgone binary (e.g. built from an earlier commit), measured as target pgone-base in the first of -pgone-modes, interleaved with the others: before/after in one run")
 	fs.StringVar(&o.workloads, "workloads", "", "comma-separated workload names to run (default all)")
 	fs.StringVar(&o.clients, "clients", "", "comma-separated client counts to use for every selected workload instead of its own")
 	fs.StringVar(&o.render, "render", "", "run nothing: rewrite the markdown and chart in -out from a saved latest.json")
@@ -100,7 +102,9 @@ type Env struct {
 
 	pgbench  string
 	pgoneBin string
-	threads  int // pgbench -j upper bound
+	// pgoneBaseBin is the binary of target pgone-base, "" if none.
+	pgoneBaseBin string
+	threads      int // pgbench -j upper bound
 
 	user, password, db string
 	poolSize           int
@@ -193,18 +197,19 @@ func run(args []string, stdout io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env := &Env{
-		began:      time.Now(),
-		out:        stdout,
-		user:       "bench",
-		password:   "bench",
-		db:         "bench",
-		poolSize:   o.poolSize,
-		pgoneBin:   o.pgoneBin,
-		duration:   o.duration,
-		reps:       o.reps,
-		threads:    max(2, runtime.NumCPU()),
-		pgSettings: map[string]string{"max_connections": "2000"},
-		idleStall:  5 * time.Second,
+		began:        time.Now(),
+		out:          stdout,
+		user:         "bench",
+		password:     "bench",
+		db:           "bench",
+		poolSize:     o.poolSize,
+		pgoneBin:     o.pgoneBin,
+		pgoneBaseBin: o.pgoneBaseBin,
+		duration:     o.duration,
+		reps:         o.reps,
+		threads:      max(2, runtime.NumCPU()),
+		pgSettings:   map[string]string{"max_connections": "2000"},
+		idleStall:    5 * time.Second,
 
 		connMsPerClient: map[string]float64{},
 	}
@@ -261,6 +266,14 @@ func benchmark(ctx context.Context, env *Env, o options, plan []Cell) (*Report, 
 	// Children run in their own directories.
 	if abs, err := filepath.Abs(env.pgoneBin); err == nil {
 		env.pgoneBin = abs
+	}
+	if env.pgoneBaseBin != "" {
+		if _, err := os.Stat(env.pgoneBaseBin); err != nil {
+			return nil, fmt.Errorf("pgone-base binary: %w", err)
+		}
+		if abs, err := filepath.Abs(env.pgoneBaseBin); err == nil {
+			env.pgoneBaseBin = abs
+		}
 	}
 	if limit, err := raiseFileLimit(); err != nil {
 		env.logf("warning: cannot raise the open-file limit: %v", err)

@@ -262,8 +262,16 @@ log_disconnections = off
 // the first of env.pgoneModes; "pgone-<mode>" runs that mode.
 func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 	mode := PoolMode(strings.TrimPrefix(name, "pgone-"))
+	bin := env.pgoneBin
 	if name == "pgone" {
 		mode = env.pgoneModes[0]
+	}
+	if name == "pgone-base" {
+		// The same config under an earlier build: a before/after pair.
+		if env.pgoneBaseBin == "" {
+			return nil, fmt.Errorf("target pgone-base needs -pgone-base BINARY")
+		}
+		mode, bin = env.pgoneModes[0], env.pgoneBaseBin
 	}
 	if mode != Session && mode != Transaction {
 		return nil, fmt.Errorf("pool mode %q: want session or transaction", mode)
@@ -275,7 +283,7 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 	t := &Target{
 		Name: name,
 		Setup: fmt.Sprintf("%s (%s), pool_mode=%s, pool_size=%d, max_server_connections=%d (3 pools), database %s with consistency primary_only (no split) and %s_split with the read/write split on (read_your_writes, transaction mode only), server_idle_timeout and server_lifetime 24h, sslmode=disable to the servers, log level warn",
-			env.pgoneBin, env.versions.pgone, mode, env.poolSize, 3*env.poolSize, env.db, env.db),
+			bin, versionOf(bin, env), mode, env.poolSize, 3*env.poolSize, env.db, env.db),
 		db: func(w PoolMode) (string, string) {
 			if w != Split {
 				return env.db, string(mode)
@@ -295,7 +303,7 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 		if err := os.WriteFile(path, []byte(pgoneConfig(env, mode, port, httpPort)), 0o600); err != nil {
 			return nil, err
 		}
-		cmd := env.acct.command(dir, env.pgoneBin, "serve", "--config", path)
+		cmd := env.acct.command(dir, bin, "serve", "--config", path)
 		cmd.SysProcAttr.Credential = nil // pgone may run as root
 		return startChild(name, cmd, filepath.Join(dir, "pgone.log"), syscall.SIGTERM)
 	}, env.db)
@@ -411,4 +419,18 @@ func pingSQL(ctx context.Context, dsn string) error {
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(ctx, "SELECT 1").ReadAll()
 	return err
+}
+
+// versionOf is the version line of a pgone binary: the measured one's is
+// known; pgone-base's is asked.
+func versionOf(bin string, env *Env) string {
+	if bin == env.pgoneBin {
+		return env.versions.pgone
+	}
+	out, err := runQuiet(context.Background(), bin, "version")
+	if err != nil && out == "" {
+		return fmt.Sprintf("unknown (%v)", err)
+	}
+	line, _, _ := strings.Cut(out, "\n")
+	return strings.TrimSpace(line)
 }
