@@ -75,10 +75,24 @@ func readRegressRun(target, dir string) (*regressRun, error) {
 			continue
 		}
 		if current != "" {
-			r.Diffs[current] = append(r.Diffs[current], line)
+			r.Diffs[current] = append(r.Diffs[current], shortDiffHeader(line))
 		}
 	}
 	return r, sc.Err()
+}
+
+// diffFileRE matches a unified diff's file line: path, tab, timestamp.
+var diffFileRE = regexp.MustCompile(`^(---|\+\+\+) (\S+)\t.*$`)
+
+// shortDiffHeader keeps the last two parts of a diff's file line
+// ("--- expected/guc.out"): which expected file was compared matters (a
+// test may have alternatives, guc_1.out), the local paths and times do not.
+func shortDiffHeader(line string) string {
+	m := diffFileRE.FindStringSubmatch(line)
+	if m == nil {
+		return line
+	}
+	return m[1] + " " + filepath.Join(filepath.Base(filepath.Dir(m[2])), filepath.Base(m[2]))
 }
 
 // reconnectRE matches a psql reconnect (\c, \connect) in a test's SQL.

@@ -20,8 +20,8 @@ parallel group (2 tests, in groups of 4):  guc stats
 `
 
 const sampleRegressDiffs = `diff -U3 /src/expected/guc.out /out/results/guc.out
---- /src/expected/guc.out
-+++ /out/results/guc.out
+--- /src/expected/guc.out	2026-05-11 19:49:58.000000000 +0000
++++ /out/results/guc.out	2026-12-03 10:10:18.326073903 +0000
 @@ -551,9 +551,9 @@
 +ERROR:  invalid configuration parameter name "plpgsql.extra_foo_warnings"
 diff -U3 /src/expected/stats.out /out/results/stats.out
@@ -58,6 +58,9 @@ func TestReadRegressRunSplitsStatusAndDiffsPerTest(t *testing.T) {
 	}
 	if len(r.Diffs["guc"]) != 4 || len(r.Diffs["stats"]) != 3 {
 		t.Errorf("diff lines: guc %d (want 4), stats %d (want 3)", len(r.Diffs["guc"]), len(r.Diffs["stats"]))
+	}
+	if got := strings.Join(r.Diffs["guc"][:2], "|"); got != "--- expected/guc.out|+++ results/guc.out" {
+		t.Errorf("guc's diff header %q, want the short paths", got)
 	}
 	if r.Tail != "1 of 3 tests failed." {
 		t.Errorf("tail %q", r.Tail)
