@@ -111,7 +111,7 @@ func regressCause(diff []string, sql string) string {
 	case regexp.MustCompile(`(?i)datestyle|timezone|intervalstyle`).MatchString(text):
 		return "startup parameters: check that RESET returns to the startup values"
 	case reconnectRE.MatchString(sql):
-		return "backend reuse: the test reconnects (\\c) and expects a new backend; session mode hands back a pooled one"
+		return "backend reuse: the test reconnects (\\c) and expects a new backend; pgone hands back a pooled one"
 	}
 	return "not categorised: read the diff"
 }
