@@ -99,3 +99,14 @@ MUTATE_ARGS ?=
 .PHONY: mutate
 mutate:
 	$(GO) run ./scripts/mutate $(MUTATE_ARGS)
+
+# PostgreSQL 15's own regression suite (pg_regress, parallel schedule,
+# --use-existing) against PostgreSQL directly and through pgone in session
+# mode (about a minute each); writes bench/results/pg-regress-DATE.md. The
+# tests come from `apt-get source postgresql-15` (needs a deb-src line; the
+# script says how). PG_REGRESS_TARGETS="session" reruns one target (also: tx).
+# Not part of `make test`.
+PG_REGRESS_TARGETS ?=
+.PHONY: pg-regress
+pg-regress: deps
+	@GO="$(GO)" bash scripts/pg-regress.sh $(PG_REGRESS_TARGETS)

@@ -7,12 +7,18 @@
 //	    of it (except for the direct target), writes the PGX_TEST_* variables
 //	    to FILE as shell exports, and serves until SIGTERM or SIGINT; then it
 //	    stops pgone and PostgreSQL and removes the cluster directory.
+//	    With -suite regress (scripts/pg-regress.sh) it creates PostgreSQL's
+//	    regression database instead, pgone serves every database ("*") under
+//	    the superuser's own login, and FILE holds PGHOST, PGPORT, PGUSER...
 //	pgxsuite summarize -out FILE TARGET=RESULTS.json ...
 //	    reads `go test -json` output per target and writes a Markdown summary:
 //	    counts per target, and the tests that fail through pgone but not
 //	    directly.
+//	pgxsuite regress-summary -out FILE TARGET=DIR ...
+//	    the same for PostgreSQL's regression suite (scripts/pg-regress.sh):
+//	    DIR.out is pg_regress's output, DIR/regression.diffs its diffs.
 //
-// It is a developer tool, not part of pgone: no tests run it and `make test`
+// It is a developer tool, not part of pgone: its unit tests start nothing and `make test`
 // does not start it.
 package main
 
@@ -28,7 +34,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: pgxsuite up|summarize [flags]")
+		fmt.Fprintln(stderr, "usage: pgxsuite up|summarize|regress-summary [flags]")
 		return 2
 	}
 	switch args[0] {
@@ -36,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdUp(args[1:], stderr)
 	case "summarize":
 		return cmdSummarize(args[1:], stdout, stderr)
+	case "regress-summary":
+		return cmdRegressSummary(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "pgxsuite: unknown command %q\n", args[0])
 	return 2

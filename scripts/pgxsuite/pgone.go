@@ -59,7 +59,7 @@ func startPgone(ctx context.Context, o upOptions, c *pgtest.Cluster, logger *log
 		return nil, fmt.Errorf("start pgone: %w", err)
 	}
 	logger.Printf("pgone pid %d on 127.0.0.1:%d (%s)", cmd.Process.Pid, port, o.target)
-	if err := waitAccepting(ctx, p); err != nil {
+	if err := waitAccepting(ctx, o, p); err != nil {
 		p.stop(logger)
 		return nil, err
 	}

@@ -44,6 +44,7 @@ type upOptions struct {
 	metricsFile string
 	poolSize    int
 	consistency string
+	suite       string // suitePgx or suiteRegress: what the servers are set up for
 }
 
 func cmdUp(args []string, stderr io.Writer) int {
@@ -57,6 +58,7 @@ func cmdUp(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.metricsFile, "metrics", "", "file for pgone's /metrics as it was just before pgone stops")
 	fs.IntVar(&o.poolSize, "pool-size", 20, "pgone pool_size")
 	fs.StringVar(&o.consistency, "consistency", "", "split: the database's consistency level (default: pgone's default)")
+	fs.StringVar(&o.suite, "suite", suitePgx, "pgx (pgx's test database and roles) or regress (PostgreSQL's regression database, a superuser login, every database through pgone)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,6 +66,10 @@ func cmdUp(args []string, stderr io.Writer) int {
 	case targetDirect, targetSession, targetTx, targetSplit:
 	default:
 		fmt.Fprintf(stderr, "pgxsuite up: -target must be direct, session, tx or split, got %q\n", o.target)
+		return 2
+	}
+	if o.suite != suitePgx && o.suite != suiteRegress {
+		fmt.Fprintf(stderr, "pgxsuite up: -suite must be %s or %s, got %q\n", suitePgx, suiteRegress, o.suite)
 		return 2
 	}
 	if o.envFile == "" {
@@ -96,7 +102,7 @@ func up(o upOptions, logger *log.Logger) (err error) {
 		}
 		logger.Printf("stopped PostgreSQL, removed %s", cluster.Dir)
 	}()
-	if err := setupTestDatabase(ctx, cluster); err != nil {
+	if err := o.setup(ctx, cluster); err != nil {
 		return err
 	}
 	if cluster.Replica != nil {
@@ -122,7 +128,7 @@ func up(o upOptions, logger *log.Logger) (err error) {
 		}()
 		host, port = "127.0.0.1", p.port
 	}
-	if err := writeEnv(o.envFile, host, port); err != nil {
+	if err := o.writeEnv(host, port); err != nil {
 		return err
 	}
 	logger.Printf("ready: %s:%d (%s); serving until SIGTERM", host, port, o.target)
@@ -160,9 +166,8 @@ func setupTestDatabase(ctx context.Context, c *pgtest.Cluster) error {
 	return nil
 }
 
-// writeEnv writes the PGX_TEST_* exports through a temp file and a rename, so
-// a reader polling for the file never sees half of it.
-func writeEnv(path, host string, port int) error {
+// pgxEnv is the PGX_TEST_* variables pgx's tests read.
+func pgxEnv(host string, port int) [][2]string {
 	dsn := func(user string, extra string) string {
 		s := fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s", host, port, user, testPassword, testDatabase)
 		if extra != "" {
@@ -170,11 +175,16 @@ func writeEnv(path, host string, port int) error {
 		}
 		return s
 	}
-	vars := [][2]string{
+	return [][2]string{
 		{"PGX_TEST_DATABASE", dsn(mainUser, "")},
 		{"PGX_TEST_TCP_CONN_STRING", dsn(mainUser, "")},
 		{"PGX_TEST_SCRAM_PASSWORD_CONN_STRING", dsn(scramUser, "channel_binding=disable")},
 	}
+}
+
+// writeExports writes shell exports through a temp file and a rename, so a
+// reader polling for the file never sees half of it.
+func writeExports(path string, vars [][2]string) error {
 	var b strings.Builder
 	for _, kv := range vars {
 		fmt.Fprintf(&b, "export %s='%s'\n", kv[0], kv[1])
@@ -188,6 +198,9 @@ func writeEnv(path, host string, port int) error {
 
 // pgoneConfig is the YAML config for a pgone target.
 func pgoneConfig(o upOptions, c *pgtest.Cluster, port, httpPort int) string {
+	if o.suite == suiteRegress {
+		return regressPgoneConfig(o, c, port, httpPort)
+	}
 	mode := "transaction"
 	if o.target == targetSession {
 		mode = "session"
@@ -225,10 +238,11 @@ http:
 }
 
 // waitAccepting polls pgone until a login and `select 1` succeed.
-func waitAccepting(ctx context.Context, p *pgoneProcess) error {
+func waitAccepting(ctx context.Context, o upOptions, p *pgoneProcess) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", p.port, mainUser, testPassword, testDatabase)
+	user, password, dbname := o.login()
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", p.port, user, password, dbname)
 	var last error
 	for {
 		if p.exited() {
