@@ -19,14 +19,6 @@ import (
 // while a fault happens, then reads the table straight from the primary and
 // checks what pgone told each client against what is committed.
 
-// fixCommitMerged turns on the checks that need branch fix/commit
-// (query_timeout, and 08007 when a commit's outcome is unknown). Flip it
-// once that branch is on main.
-const fixCommitMerged = false
-
-// needsFixCommit is the skip reason of the checks fixCommitMerged gates.
-const needsFixCommit = "needs fix/commit: "
-
 // Client-visible codes the fault tests name.
 const (
 	codeServerLost     = "08006" // pgone: server lost, nothing committed
@@ -418,8 +410,5 @@ func (v verdict) requireNoRollbackClaimForCommitted(t *testing.T) {
 	}
 	msg := fmt.Sprintf("%d writes answered 08006 (rolled back) are committed on the primary, e.g. id %d; want 08007",
 		len(v.lostButCommitted), v.lostButCommitted[0])
-	if !fixCommitMerged {
-		t.Skip(needsFixCommit + msg)
-	}
 	t.Error(msg)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -199,9 +198,6 @@ func checkCommitLost(t *testing.T, c *pgx.Conn, direct string, id int64, err err
 	case codeOutcomeUnknown:
 	case codeServerLost:
 		msg := fmt.Sprintf("committed row answered 08006 (%v); want 08007", err)
-		if !fixCommitMerged {
-			t.Skip(needsFixCommit + msg)
-		}
 		t.Error(msg)
 	default:
 		t.Errorf("commit in flight when its server died: %v (%s), want 08007", err, code)
@@ -548,9 +544,6 @@ func testFaultReplicaRefusesLogins(t *testing.T, cl *pgtest.Cluster) {
 // within query_timeout, the grace period and a little more while the
 // replica is still stopped; writers see no error.
 func testFaultSIGSTOPReplica(t *testing.T, cl *pgtest.Cluster) {
-	if !fixCommitMerged {
-		t.Skip(needsFixCommit + "query_timeout: without it, reads on a stopped replica hang until it continues")
-	}
 	const queryTimeout = time.Second
 	l, r, direct := replicaCase(t, cl, "fault_sigstop", func(c *config.Config) {
 		c.Proxy.Routing.ReadFunctions = []string{"inet_server_port"}
@@ -569,7 +562,7 @@ func testFaultSIGSTOPReplica(t *testing.T, cl *pgtest.Cluster) {
 		}
 	}
 	defer resume()
-	const cancelGrace = time.Second // fix/commit's queryCancelGrace
+	const cancelGrace = time.Second // timeout.go's queryCancelGrace
 	r.waitServed(t, "with the replica stopped by SIGSTOP", queryTimeout+cancelGrace+3*time.Second)
 	l.waitServed(t, "with the replica stopped by SIGSTOP")
 	resume()
@@ -577,13 +570,8 @@ func testFaultSIGSTOPReplica(t *testing.T, cl *pgtest.Cluster) {
 	l.verify(t, direct)
 }
 
-// setQueryTimeout sets proxy limits' QueryTimeout (branch fix/commit) by
-// reflection, so that this file builds before that branch is merged.
+// setQueryTimeout sets pgone's query_timeout.
 func setQueryTimeout(t *testing.T, c *config.Config, d time.Duration) {
 	t.Helper()
-	f := reflect.ValueOf(&c.Proxy.Limits).Elem().FieldByName("QueryTimeout")
-	if !f.IsValid() || f.Type() != reflect.TypeOf(time.Duration(0)) {
-		t.Fatal("proxy.Limits has no QueryTimeout; fixCommitMerged is set but fix/commit is not merged")
-	}
-	f.Set(reflect.ValueOf(d))
+	c.Proxy.Limits.QueryTimeout = d
 }

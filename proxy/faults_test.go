@@ -73,12 +73,6 @@ func TestFaultTerminateAllServerConnections(t *testing.T) {
 			t.Fatalf("round %d: pgone held no server connection to terminate", round)
 		}
 		if err := l.served("after pg_terminate_backend of every server"); err != nil {
-			if !fixCommitMerged {
-				// On main, a client idle in a transaction whose server was
-				// terminated can hang at its next statement (the server's
-				// FATAL stays unread); fix/commit's lost.go answers it.
-				t.Skip(needsFixCommit + err.Error())
-			}
 			t.Fatal(err)
 		}
 	}
