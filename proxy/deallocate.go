@@ -15,7 +15,7 @@ import (
 // statement. e is the Query's expectation.
 func (ss *session) renderQueryLocked(out []byte, st *pool.SessionState, frame []byte, text string, e expectation) []byte {
 	ss.stmts.unnamed = nil
-	st.UnnamedOwner = ss.ownerID() // neither has one now
+	st.UnnamedOwner = ss.newUnnamedOwnerID() // neither has one now; other servers' are stale
 	if name, ok := deallocateName(text); ok {
 		if cs, known := ss.prepared[name]; known && ss.txStatus != 'E' {
 			return ss.renderDeallocateLocked(out, st, name, cs, e)

@@ -47,6 +47,17 @@ func (ss *session) ownerID() uint64 {
 	return ss.stmts.id
 }
 
+// newUnnamedOwnerID gives the session a new owner id when its unnamed
+// statement changes (Parse, Close, simple Query) and returns it: a server
+// that holds the client's previous unnamed statement holds it under the
+// old id, so the next Bind or Describe there parses the current one again
+// (or closes it) instead of running the previous one. The server the
+// change is sent to is then owned under the new id.
+func (ss *session) newUnnamedOwnerID() uint64 {
+	ss.stmts.id = sessionIDs.Add(1)
+	return ss.stmts.id
+}
+
 // closeUnnamedWithoutServer drops the client's unnamed statement while it
 // holds no server: with a new owner id, no server holds its unnamed
 // statement any more, so its next use gets the server's closed.
@@ -155,7 +166,7 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 		}
 		prev := ss.stmts.unnamed
 		ss.stmts.unnamed = &cs
-		st.UnnamedOwner = ss.ownerID()
+		st.UnnamedOwner = ss.newUnnamedOwnerID()
 		ss.expect.push(expectation{kind: 'P', unnamed: true, unnamedSet: &cs, unnamedPrev: prev})
 		return append(out, frame...)
 	}
@@ -306,7 +317,7 @@ func (ss *session) renderCloseLocked(out []byte, st *pool.SessionState, frame []
 	case name == "":
 		prev := ss.stmts.unnamed
 		ss.stmts.unnamed = nil
-		st.UnnamedOwner = ss.ownerID() // the server's is closed too
+		st.UnnamedOwner = ss.newUnnamedOwnerID() // the server's is closed too; others' are stale
 		out = append(out, frame...)
 		ss.expect.push(expectation{kind: 'C', unnamed: true, unnamedPrev: prev})
 	default:
