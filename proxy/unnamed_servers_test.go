@@ -11,73 +11,113 @@ import (
 )
 
 // TestTxModeUnnamedStatementAcrossServers: without the split, a client
-// parses its unnamed statement A on server S1, then a new unnamed
-// statement B on S2 (S1 held by another client), then binds B on S1 (S2
-// held). S1 still holds A, which the client has replaced: B must run
-// there (parsed again), not A.
+// parses its unnamed statement A on server S1, then replaces it on S2 (S1
+// held by another client): with a new unnamed statement B, a Close of the
+// unnamed statement, or a simple Query (which drops it). Then it binds the
+// unnamed statement on S1 (S2 held). S1 still holds A, which the client no
+// longer has: B must run there (parsed again), or the client gets 26000
+// as from PostgreSQL; never A.
 func TestTxModeUnnamedStatementAcrossServers(t *testing.T) {
 	t.Parallel()
 	p := txProxy(t, 2, nil)
-	ctx := testCtx(t)
-	x := connectMsg(t, p.AppDSN())
-	// The holders use named statements only: a simple Query would drop
-	// the server's unnamed statement.
-	holders := []*pgx.Conn{connect(t, p.AppDSN()), connect(t, p.AppDSN())}
-	for _, h := range holders {
+	for _, tc := range []struct {
+		name    string
+		replace []pgproto3.FrontendMessage
+		want    string // B's row (the server's pid), or the error's SQLSTATE
+	}{
+		{"parse", []pgproto3.FrontendMessage{&pgproto3.Parse{Query: "SELECT pg_backend_pid()"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{}}, "pid"},
+		// pgone answers a lone Close itself; with a Parse of a statement no
+		// server has seen, the Close goes to S2.
+		{"close", []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S'}, &pgproto3.Sync{}}, "26000"},
+		{"close on a server", []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S'}, &pgproto3.Parse{Name: "n", Query: "SELECT 'unnamed close'"}, &pgproto3.Sync{}}, "26000"},
+		{"query", []pgproto3.FrontendMessage{&pgproto3.Query{String: "SELECT 1"}}, "26000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := connectMsg(t, p.AppDSN())
+			h := newServerHolders(t, p.AppDSN())
+			x.send(&pgproto3.Parse{Query: "SELECT pg_backend_pid(), $1::int"},
+				&pgproto3.Bind{Parameters: [][]byte{[]byte("7")}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+			rows, _ := unnamedRows(t, x)
+			s1 := rows[0][0]
+			// Hold S1, so that x's next request runs on S2.
+			h1, pid := h.hold()
+			if fmt.Sprint(pid) != s1 {
+				h2, _ := h.hold() // S1, the only idle server
+				h.release(h1)
+				h1 = h2
+			}
+			x.send(tc.replace...)
+			if _, code := unnamedRows(t, x); code != "" {
+				t.Fatalf("replacing A on S2: %s", code)
+			}
+			// Hold S2 and free S1, so that x's next request runs on S1.
+			h.hold()
+			h.release(h1)
+			x.send(&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+			rows, code := unnamedRows(t, x)
+			got, want := code, tc.want
+			if want == "pid" {
+				got, want = fmt.Sprint(rows), fmt.Sprintf("[[%s]]", s1)
+			}
+			if got != want {
+				t.Errorf("Bind of the unnamed statement on S1 (pid %s): got rows %q, error %q; want %s", s1, rows, code, want)
+			}
+		})
+	}
+}
+
+// serverHolders hold servers of a transaction-mode pool in transactions.
+// They use named statements only: a simple Query would drop the server's
+// unnamed statement.
+type serverHolders struct {
+	t     *testing.T
+	conns []*pgx.Conn
+}
+
+func newServerHolders(t *testing.T, dsn string) *serverHolders {
+	h := &serverHolders{t: t, conns: []*pgx.Conn{connect(t, dsn), connect(t, dsn)}}
+	for _, c := range h.conns {
 		for _, sql := range []string{"BEGIN", "COMMIT"} {
-			if _, err := h.Prepare(ctx, sql, sql); err != nil {
+			if _, err := c.Prepare(testCtx(t), sql, sql); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	// hold begins a transaction on a free holder and returns it and its
-	// server's pid.
-	hold := func() (*pgx.Conn, int) {
-		for _, h := range holders {
-			if h.PgConn().TxStatus() == 'I' {
-				var pid int
-				if _, err := h.Exec(ctx, "BEGIN"); err != nil {
-					t.Fatal(err)
-				}
-				if err := h.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-					t.Fatal(err)
-				}
-				return h, pid
-			}
-		}
-		t.Fatal("no free holder")
-		return nil, 0
-	}
-	release := func(h *pgx.Conn) {
-		if _, err := h.Exec(ctx, "COMMIT"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	x.send(&pgproto3.Parse{Query: "SELECT pg_backend_pid(), $1::int"},
-		&pgproto3.Bind{Parameters: [][]byte{[]byte("7")}}, &pgproto3.Execute{}, &pgproto3.Sync{})
-	s1 := unnamedRows(t, x)[0][0]
-	// Hold S1, so that x's next request runs on S2.
-	h1, pid := hold()
-	if fmt.Sprint(pid) != s1 {
-		h2, _ := hold() // S1, the only idle server
-		release(h1)
-		h1 = h2
-	}
-	x.send(&pgproto3.Parse{Query: "SELECT pg_backend_pid()"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{})
-	unnamedRows(t, x)
+	return h
+}
 
-	// Hold S2 and free S1, so that x's next request runs on S1.
-	hold()
-	release(h1)
-	x.send(&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
-	if got := unnamedRows(t, x); len(got) != 1 || len(got[0]) != 1 || got[0][0] != s1 {
-		t.Errorf("Bind of statement B on S1 (pid %s): got rows %q, want [[%s]]", s1, got, s1)
+// hold begins a transaction on a free holder and returns it and its
+// server's pid.
+func (h *serverHolders) hold() (*pgx.Conn, int) {
+	h.t.Helper()
+	ctx := testCtx(h.t)
+	for _, c := range h.conns {
+		if c.PgConn().TxStatus() != 'I' {
+			continue
+		}
+		var pid int
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			h.t.Fatal(err)
+		}
+		if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			h.t.Fatal(err)
+		}
+		return c, pid
+	}
+	h.t.Fatal("no free holder")
+	return nil, 0
+}
+
+func (h *serverHolders) release(c *pgx.Conn) {
+	h.t.Helper()
+	if _, err := c.Exec(testCtx(h.t), "COMMIT"); err != nil {
+		h.t.Fatal(err)
 	}
 }
 
-// unnamedRows reads up to ReadyForQuery and returns the rows as text; an
-// error fails the test.
-func unnamedRows(t *testing.T, c *msgConn) (rows [][]string) {
+// unnamedRows reads up to ReadyForQuery and returns the rows as text and
+// the SQLSTATE of an error ("" if none).
+func unnamedRows(t *testing.T, c *msgConn) (rows [][]string, code string) {
 	t.Helper()
 	for {
 		m, err := c.receive(ioTimeout)
@@ -92,9 +132,9 @@ func unnamedRows(t *testing.T, c *msgConn) (rows [][]string) {
 			}
 			rows = append(rows, row)
 		case *pgproto3.ErrorResponse:
-			t.Fatalf("ERROR %s: %s", m.Code, m.Message)
+			code = m.Code
 		case *pgproto3.ReadyForQuery:
-			return rows
+			return rows, code
 		}
 	}
 }
