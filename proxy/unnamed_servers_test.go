@@ -203,3 +203,24 @@ func describeExecQueries(t *testing.T, conn *pgx.Conn, c, iterations int) error 
 	}
 	return nil
 }
+
+// TestTxModeUnnamedStatementAfterStartupOnServer: a client whose startup
+// parameters the server does not report logs in on a server, whose
+// unnamed statement its startup queries drop. Another client with the
+// same settings that parsed its unnamed statement on that server in its
+// previous request must get it parsed again, not 26000.
+func TestTxModeUnnamedStatementAfterStartupOnServer(t *testing.T) {
+	t.Parallel()
+	p := txProxy(t, 1, nil)
+	dsn := p.AppDSN() + " statement_timeout=0"
+	a := connectMsg(t, dsn)
+	a.send(&pgproto3.Parse{Query: "SELECT 'a', $1::int"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{})
+	if _, code := unnamedRows(t, a); code != "" {
+		t.Fatalf("Parse+Describe: %s", code)
+	}
+	connectMsg(t, dsn) // logs in on the pool's only server
+	a.send(&pgproto3.Bind{Parameters: [][]byte{[]byte("7")}}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if rows, code := unnamedRows(t, a); fmt.Sprint(rows) != "[[a 7]]" || code != "" {
+		t.Errorf("Bind after another client's login: got rows %q, error %q; want [[a 7]]", rows, code)
+	}
+}
