@@ -14,8 +14,9 @@ import (
 // unnamed statement, and translates DEALLOCATE of a protocol-level
 // statement. e is the Query's expectation.
 func (ss *session) renderQueryLocked(out []byte, st *pool.SessionState, frame []byte, text string, e expectation) []byte {
+	ss.unnamedChangedLocked()
 	ss.stmts.unnamed = nil
-	st.UnnamedOwner = ss.newUnnamedOwnerID() // neither has one now; other servers' are stale
+	st.UnnamedOwner = ss.ownerID() // neither has one now
 	if name, ok := deallocateName(text); ok {
 		if cs, known := ss.prepared[name]; known && ss.txStatus != 'E' {
 			return ss.renderDeallocateLocked(out, st, name, cs, e)

@@ -47,16 +47,12 @@ func (ss *session) ownerID() uint64 {
 	return ss.stmts.id
 }
 
-// newUnnamedOwnerID gives the session a new owner id when its unnamed
-// statement changes (Parse, Close, simple Query) and returns it: a server
-// that holds the client's previous unnamed statement holds it under the
-// old id, so the next Bind or Describe there parses the current one again
-// (or closes it) instead of running the previous one. The server the
-// change is sent to is then owned under the new id.
-func (ss *session) newUnnamedOwnerID() uint64 {
-	ss.stmts.id = sessionIDs.Add(1)
-	return ss.stmts.id
-}
+// unnamedChangedLocked is called when the client's unnamed statement
+// changes (Parse, Close, simple Query): the session's next ownerID is a new
+// id. A server that holds the client's previous unnamed statement holds it
+// under the old id, so the next Bind or Describe there parses the current
+// one again (or closes it) instead of running the previous one.
+func (ss *session) unnamedChangedLocked() { ss.stmts.id = 0 }
 
 // closeUnnamedWithoutServer drops the client's unnamed statement while it
 // holds no server: with a new owner id, no server holds its unnamed
@@ -164,9 +160,10 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 		if len(pf.query) <= maxUnnamedText {
 			cs = newClientStatement(pf)
 		}
+		ss.unnamedChangedLocked()
 		prev := ss.stmts.unnamed
 		ss.stmts.unnamed = &cs
-		st.UnnamedOwner = ss.newUnnamedOwnerID()
+		st.UnnamedOwner = ss.ownerID()
 		ss.expect.push(expectation{kind: 'P', unnamed: true, unnamedSet: &cs, unnamedPrev: prev})
 		return append(out, frame...)
 	}
@@ -316,8 +313,9 @@ func (ss *session) renderCloseLocked(out []byte, st *pool.SessionState, frame []
 		ss.expect.push(expectation{kind: 'C'})
 	case name == "":
 		prev := ss.stmts.unnamed
+		ss.unnamedChangedLocked()
 		ss.stmts.unnamed = nil
-		st.UnnamedOwner = ss.newUnnamedOwnerID() // the server's is closed too; others' are stale
+		st.UnnamedOwner = ss.ownerID() // the server's is closed too
 		out = append(out, frame...)
 		ss.expect.push(expectation{kind: 'C', unnamed: true, unnamedPrev: prev})
 	default:
