@@ -15,6 +15,7 @@ import (
 // unnamed statement, and translates DEALLOCATE of a protocol-level
 // statement. e is the Query's expectation.
 func (ss *session) renderQueryLocked(out []byte, st *pool.SessionState, frame []byte, text string, e expectation) []byte {
+	ss.unnamedChangedLocked()
 	ss.stmts.unnamed = nil
 	st.UnnamedOwner = ss.ownerID() // neither has one now
 	if name, ok := deallocateName(text); ok {

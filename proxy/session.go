@@ -384,6 +384,7 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		// Apply the startup parameters and read back the session settings:
 		// they are what every server this client gets is brought to.
 		actx, acancel := context.WithTimeout(ctx, snap.poolCfg.ServerConnectTimeout)
+		server.State.UnnamedOwner = 0 // the queries below drop the unnamed statement
 		if server.State.Settings != "" {
 			err = server.Exec(actx, "RESET ALL")
 		}

@@ -48,6 +48,13 @@ func (ss *session) ownerID() uint64 {
 	return ss.stmts.id
 }
 
+// unnamedChangedLocked is called when the client's unnamed statement
+// changes (Parse, Close, simple Query): the session's next ownerID is a new
+// id. A server that holds the client's previous unnamed statement holds it
+// under the old id, so the next Bind or Describe there parses the current
+// one again (or closes it) instead of running the previous one.
+func (ss *session) unnamedChangedLocked() { ss.stmts.id = 0 }
+
 // closeUnnamedWithoutServer drops the client's unnamed statement while it
 // holds no server: with a new owner id, no server holds its unnamed
 // statement any more, so its next use gets the server's closed.
@@ -154,6 +161,7 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 		if len(pf.query) <= maxUnnamedText {
 			cs = newClientStatement(pf)
 		}
+		ss.unnamedChangedLocked()
 		prev := ss.stmts.unnamed
 		ss.stmts.unnamed = &cs
 		st.UnnamedOwner = ss.ownerID()
@@ -306,6 +314,7 @@ func (ss *session) renderCloseLocked(out []byte, st *pool.SessionState, frame []
 		ss.expect.push(expectation{kind: pgmsg.Close})
 	case name == "":
 		prev := ss.stmts.unnamed
+		ss.unnamedChangedLocked()
 		ss.stmts.unnamed = nil
 		st.UnnamedOwner = ss.ownerID() // the server's is closed too
 		out = append(out, frame...)
