@@ -339,10 +339,18 @@ func (w *walker) ddl(m protoreflect.Message) {
 			}
 		}
 	case *pg_query.CreateFunctionStmt:
-		if !w.deferred {
-			if names := n.GetFuncname(); len(names) > 1 && names[0].GetString_().GetSval() == "pg_temp" {
-				w.pins.add(PinTempTable)
-			}
+		w.tempObject(n.GetFuncname())
+	case *pg_query.CreateRangeStmt:
+		w.tempObject(n.GetTypeName())
+	case *pg_query.CreateEnumStmt:
+		w.tempObject(n.GetTypeName())
+	case *pg_query.CreateDomainStmt:
+		w.tempObject(n.GetDomainname())
+	case *pg_query.DefineStmt:
+		w.tempObject(n.GetDefnames())
+	case *pg_query.CompositeTypeStmt:
+		if rv := n.GetTypevar(); rv != nil && !w.deferred && rv.GetSchemaname() == "pg_temp" {
+			w.pins.add(PinTempTable)
 		}
 	default:
 		if stmtReason(string(m.Descriptor().Name())) != ReasonDDL {
@@ -350,6 +358,15 @@ func (w *walker) ddl(m protoreflect.Message) {
 		}
 	}
 	w.deferred = true
+}
+
+// tempObject pins an object created in the session's temporary schema
+// (pg_temp.name): a function, type, domain, aggregate or operator there
+// lives on one server only.
+func (w *walker) tempObject(names []*pg_query.Node) {
+	if !w.deferred && len(names) > 1 && names[0].GetString_().GetSval() == "pg_temp" {
+		w.pins.add(PinTempTable)
+	}
 }
 
 // with walks a WITH clause ahead of its statement so the CTE names are in
