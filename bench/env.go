@@ -32,15 +32,18 @@ type machine struct {
 	Hostname string  `json:"hostname"`
 }
 
-func collectVersions(ctx context.Context, pgBinDir, pgoneBin string) versions {
-	first := func(name string, args ...string) string {
-		out, err := runQuiet(ctx, name, args...)
-		if err != nil && out == "" {
-			return fmt.Sprintf("unknown (%v)", err)
-		}
-		line, _, _ := strings.Cut(out, "\n")
-		return strings.TrimSpace(line)
+// firstLine is the first line a program prints, or why it printed none.
+func firstLine(ctx context.Context, name string, args ...string) string {
+	out, err := runQuiet(ctx, name, args...)
+	if err != nil && out == "" {
+		return fmt.Sprintf("unknown (%v)", err)
 	}
+	line, _, _ := strings.Cut(out, "\n")
+	return strings.TrimSpace(line)
+}
+
+func collectVersions(ctx context.Context, pgBinDir, pgoneBin string) versions {
+	first := func(name string, args ...string) string { return firstLine(ctx, name, args...) }
 	v := versions{
 		Postgres: first(filepath.Join(pgBinDir, "postgres"), "--version"),
 		Go:       runtime.Version(),

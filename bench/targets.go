@@ -427,10 +427,5 @@ func versionOf(bin string, env *Env) string {
 	if bin == env.pgoneBin {
 		return env.versions.pgone
 	}
-	out, err := runQuiet(context.Background(), bin, "version")
-	if err != nil && out == "" {
-		return fmt.Sprintf("unknown (%v)", err)
-	}
-	line, _, _ := strings.Cut(out, "\n")
-	return strings.TrimSpace(line)
+	return firstLine(context.Background(), bin, "version")
 }
