@@ -2,7 +2,11 @@ package pool
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Catalog facts the router needs from the primary, loaded by the replica
@@ -89,31 +93,16 @@ func (m *Monitor) SerializableDefault(role string) bool {
 // stored what it read.
 func (m *Monitor) loadFunctions(conns []*Conn) bool {
 	gen := m.beginFunctionsLoad() // before the query: it must see every DDL invalidated later
-	timeout := max(m.cfg.Interval, 5*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), max(m.cfg.Interval, 5*time.Second))
 	defer cancel()
-	if conns[0] == nil {
-		cfg := m.connCfg
-		cfg.ServerConnectTimeout = timeout
-		c, err := dial(ctx, &cfg, m.primary)
-		if err != nil {
-			m.log.Debug("replica monitor: loading functions failed", "err", err)
-			return false
-		}
-		conns[0] = c
-	}
-	rows, err := conns[0].Query(ctx, functionsQuery)
+	rows, err := m.queryRows(ctx, conns, 0, m.primary, functionsQuery)
 	if err != nil {
-		conns[0].close()
-		conns[0] = nil
-		m.log.Warn("replica monitor: loading function volatility from pg_proc failed", "err", err)
+		m.logLoadFailure("loading function volatility from pg_proc failed", err)
 		return false
 	}
-	roleRows, err := conns[0].Query(ctx, serializableRolesQuery)
+	roleRows, err := m.queryRows(ctx, conns, 0, m.primary, serializableRolesQuery)
 	if err != nil {
-		conns[0].close()
-		conns[0] = nil
-		m.log.Warn("replica monitor: loading role settings from pg_db_role_setting failed", "err", err)
+		m.logLoadFailure("loading role settings from pg_db_role_setting failed", err)
 		return false
 	}
 	serializable := map[string]bool{}
@@ -134,4 +123,15 @@ func (m *Monitor) loadFunctions(conns []*Conn) bool {
 		}
 	}
 	return m.storeFunctions(gen, funcs, serializable)
+}
+
+// logLoadFailure logs a failed load: a primary that cannot be reached at
+// debug level (the rounds report it, and the load is retried each round),
+// any other failure as a warning.
+func (m *Monitor) logLoadFailure(msg string, err error) {
+	level := slog.LevelWarn
+	if _, unreachable := errors.AsType[*pgconn.ConnectError](err); unreachable {
+		level = slog.LevelDebug
+	}
+	m.log.Log(context.Background(), level, "replica monitor: "+msg, "err", err)
 }

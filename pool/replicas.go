@@ -152,14 +152,13 @@ type Monitor struct {
 
 // lsnSample is the primary's WAL position at a time.
 type lsnSample struct {
-	at  time.Time // when the answer came
-	lsn LSN       // the end of the last record inserted then (= insert)
-	// sent is when the question was sent and insert the primary's
-	// pg_current_wal_insert_lsn() then: every transaction that committed
+	// sent is when the question was sent, at when the answer came, and
+	// insert the primary's pg_current_wal_insert_lsn() between them, the
+	// end of the last record inserted: every transaction that committed
 	// before sent ends at or before insert, also with synchronous_commit
 	// off (its commit record is inserted, maybe not yet written).
-	sent   time.Time
-	insert LSN
+	sent, at time.Time
+	insert   LSN
 }
 
 // ReplicaView is what one round of checks found, for routing reads: the
@@ -350,7 +349,7 @@ func (m *Monitor) round(conns []*Conn) {
 	if perr == nil {
 		m.primaryLSN = primaryLSN
 		m.advanceReplayable(primaryLSN, positions[1])
-		m.history = append(m.history, lsnSample{at: primaryAt, lsn: positions[1], sent: sent, insert: positions[1]})
+		m.history = append(m.history, lsnSample{sent: sent, at: primaryAt, insert: positions[1]})
 		// Keep enough history to tell lag up to twice the limit.
 		horizon := primaryAt.Add(-2*max(m.cfg.MaxLag, 5*m.cfg.Interval) - m.cfg.Interval)
 		drop := 0
@@ -456,7 +455,7 @@ func (m *Monitor) lagLocked(replay LSN, now time.Time) (int64, time.Duration) {
 	}
 	lag := now.Sub(m.history[0].at) // behind everything remembered
 	for k := len(m.history) - 1; k >= 0; k-- {
-		if m.history[k].lsn <= replay {
+		if m.history[k].insert <= replay {
 			lag = now.Sub(m.history[k].at)
 			break
 		}
@@ -469,23 +468,37 @@ func query[T any](m *Monitor, conns []*Conn, i int, t Target, timeout time.Durat
 	var zero T
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	rows, err := m.queryRows(ctx, conns, i, t, sql)
+	if err == nil && (len(rows) != 1 || len(rows[0]) == 0) {
+		err = errors.New("unexpected reply to the check query")
+		conns[i].close()
+		conns[i] = nil
+	}
+	if err != nil {
+		return zero, err
+	}
+	return decode(rows[0])
+}
+
+// queryRows runs sql on the monitor's connection conns[i] to t, dialing it
+// first (within ctx) if there is none. A failed query closes the
+// connection: the next one dials again.
+func (m *Monitor) queryRows(ctx context.Context, conns []*Conn, i int, t Target, sql string) ([][]string, error) {
 	if conns[i] == nil {
 		cfg := m.connCfg
-		cfg.ServerConnectTimeout = timeout
+		if dl, ok := ctx.Deadline(); ok {
+			cfg.ServerConnectTimeout = time.Until(dl)
+		}
 		c, err := dial(ctx, &cfg, t)
 		if err != nil {
-			return zero, err
+			return nil, err
 		}
 		conns[i] = c
 	}
 	rows, err := conns[i].Query(ctx, sql)
-	if err == nil && (len(rows) != 1 || len(rows[0]) == 0) {
-		err = errors.New("unexpected reply to the check query")
-	}
 	if err != nil {
 		conns[i].close()
 		conns[i] = nil
-		return zero, err
 	}
-	return decode(rows[0])
+	return rows, err
 }
