@@ -30,13 +30,9 @@ func (c *Conn) Query(ctx context.Context, sql string) ([][]string, error) {
 			rows = rows[:0] // a new result: keep only the last
 			return nil
 		}
-		var dr pgmsg.DataRowMsg
-		if err := dr.Decode(body); err != nil {
-			return err
-		}
-		row := make([]string, len(dr.Values))
-		for i, v := range dr.Values {
-			row[i] = string(v)
+		row := pgmsg.TextValues(body)
+		if row == nil {
+			return pgmsg.ErrMalformed
 		}
 		rows = append(rows, row)
 		return nil
