@@ -165,7 +165,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("PauseResumeKill", func(t *testing.T) {
 		pid := c.Primary.Pid()
-		procs := append(childPids(pid), pid)
+		procs := append(c.Primary.ChildPids(), pid)
 		if len(procs) < 3 {
 			t.Fatalf("primary pid %d has children %v; want its background processes", pid, procs[:len(procs)-1])
 		}

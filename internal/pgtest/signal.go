@@ -86,15 +86,21 @@ func alive(pid int) bool {
 // procState is the state letter of /proc/<pid>/stat ("R", "S", "T", "Z"
 // ...), or "" if there is no such process.
 func procState(pid int) string {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return ""
+	state, _ := procStat(pid)
+	return state
+}
+
+// ChildPids lists the processes the server's postmaster has forked
+// (backends and background processes), for a test that signals some of
+// them itself; nil if the server is not running. Kill, Pause and Resume
+// already cover the whole server.
+func (s *Server) ChildPids() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.exited() {
+		return nil
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return ""
-	}
-	return string(b[i+2])
+	return childPids(s.proc.cmd.Process.Pid)
 }
 
 // childPids lists the processes whose parent is ppid, from /proc.
@@ -109,34 +115,35 @@ func childPids(ppid int) []int {
 		if err != nil {
 			continue
 		}
-		if parentPid(pid) == ppid {
+		if _, parent := procStat(pid); parent == ppid {
 			out = append(out, pid)
 		}
 	}
 	return out
 }
 
-// parentPid reads the fourth field of /proc/<pid>/stat; the second, the
-// command name in parentheses, may contain spaces, so fields are counted
-// after its closing parenthesis.
-func parentPid(pid int) int {
+// procStat reads the state letter and the parent pid, the third and fourth
+// fields of /proc/<pid>/stat; ("", -1) if there is no such process. The
+// second field, the command name in parentheses, may contain spaces, so
+// fields are counted after its closing parenthesis.
+func procStat(pid int) (state string, ppid int) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return -1
+		return "", -1
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return -1
+		return "", -1
 	}
 	fields := bytes.Fields(b[i+1:])
 	if len(fields) < 2 {
-		return -1
+		return "", -1
 	}
-	ppid, err := strconv.Atoi(string(fields[1]))
+	ppid, err = strconv.Atoi(string(fields[1]))
 	if err != nil {
-		return -1
+		ppid = -1
 	}
-	return ppid
+	return string(fields[0]), ppid
 }
 
 // Signal sends sig to the postmaster only: SIGTERM starts a smart shutdown
