@@ -26,7 +26,8 @@
 // Children get a parent-death signal (postgres: SIGQUIT, an immediate
 // shutdown; redis: SIGTERM), so a test binary that is killed or times out does
 // not leave servers running. Callers still own signal handling: on Ctrl-C,
-// `pgone demo` calls Stop.
+// `pgone demo` calls Stop. StartProcess supervises any other child the same
+// way (a benchmark's pgone or pgbouncer).
 //
 // # Root
 //

@@ -15,20 +15,23 @@ import (
 	"time"
 )
 
-// process is one supervised child. done closes when it has exited; err is
-// its exit error and is valid only after done is closed.
-type process struct {
+// Process is a child process supervised as pgtest supervises its servers:
+// forked from an OS thread that lives as long as the child, so a parent
+// death signal set in cmd.SysProcAttr.Pdeathsig fires only when the whole
+// parent process dies. Benchmarks and tools that start servers of their
+// own (pgone, pgbouncer) use it too.
+type Process struct {
 	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	done chan struct{} // closed once the child has exited
+	err  error         // cmd.Wait's result; valid once done is closed
 }
 
-// startProcess starts cmd and waits for it in a goroutine that stays locked
+// StartProcess starts cmd and waits for it in a goroutine that stays locked
 // to the OS thread that forked it: Linux delivers the parent-death signal
 // when that thread exits, not the process, so the thread must outlive the
 // child unless the whole process dies.
-func startProcess(cmd *exec.Cmd) (*process, error) {
-	p := &process{cmd: cmd, done: make(chan struct{})}
+func StartProcess(cmd *exec.Cmd) (*Process, error) {
+	p := &Process{cmd: cmd, done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -47,7 +50,20 @@ func startProcess(cmd *exec.Cmd) (*process, error) {
 	return p, nil
 }
 
-func (p *process) exited() bool {
+// Pid is the child's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed once the child has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err is the child's exit error (cmd.Wait's), valid once Done is closed.
+func (p *Process) Err() error {
+	<-p.done
+	return p.err
+}
+
+// Exited reports whether the child has exited.
+func (p *Process) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -56,10 +72,10 @@ func (p *process) exited() bool {
 	}
 }
 
-// stop sends sig, waits up to grace for the exit, then SIGKILLs. It returns
-// nil if the process exited cleanly on sig.
-func (p *process) stop(sig syscall.Signal, grace time.Duration) error {
-	if p.exited() {
+// Stop sends sig, waits up to grace for the exit, then SIGKILLs. It returns
+// nil if the process had exited or exits cleanly on sig.
+func (p *Process) Stop(sig syscall.Signal, grace time.Duration) error {
+	if p.Exited() {
 		return nil
 	}
 	_ = p.cmd.Process.Signal(sig)

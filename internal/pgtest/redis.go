@@ -25,7 +25,7 @@ type Redis struct {
 	logFile string
 
 	mu   sync.Mutex
-	proc *process // nil once stopped
+	proc *Process // nil once stopped
 }
 
 // StartRedis starts redis-server on 127.0.0.1 and a free port in a temp
@@ -73,7 +73,7 @@ func (r *Redis) start(ctx context.Context, bin string) error {
 	cmd.Dir = r.dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	p, err := startProcess(cmd)
+	p, err := StartProcess(cmd)
 	logFile.Close()
 	if err != nil {
 		return fmt.Errorf("pgtest: start redis-server: %w", err)
@@ -86,7 +86,7 @@ func (r *Redis) start(ctx context.Context, bin string) error {
 	defer cancel()
 	var lastErr error
 	for {
-		if p.exited() {
+		if p.Exited() {
 			if logSays(r.logFile, offset, "Address already in use") {
 				return errAddrInUse
 			}
@@ -133,7 +133,7 @@ func (r *Redis) Stop() error {
 	defer r.mu.Unlock()
 	var errs []error
 	if r.proc != nil {
-		if err := r.proc.stop(syscall.SIGTERM, stopGrace); err != nil {
+		if err := r.proc.Stop(syscall.SIGTERM, stopGrace); err != nil {
 			errs = append(errs, fmt.Errorf("pgtest: stop redis-server: %w", err))
 		}
 		r.proc = nil

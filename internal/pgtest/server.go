@@ -41,7 +41,7 @@ type Server struct {
 	logf   func(format string, args ...any)
 
 	mu   sync.Mutex
-	proc *process // nil when stopped
+	proc *Process // nil when stopped
 }
 
 // DSN returns a keyword/value connection string for this server.
@@ -64,7 +64,7 @@ func quoteDSN(v string) string {
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc != nil && !s.proc.exited() {
+	if s.proc != nil && !s.proc.Exited() {
 		return nil
 	}
 	s.proc = nil
@@ -83,7 +83,7 @@ func (s *Server) Stop() error {
 	}
 	s.proc = nil
 	start := time.Now()
-	if err := p.stop(syscall.SIGINT, stopGrace); err != nil {
+	if err := p.Stop(syscall.SIGINT, stopGrace); err != nil {
 		return fmt.Errorf("pgtest: stop postgres on port %d: %v", s.Port, err)
 	}
 	s.logf("pgtest: stopped postgres on port %d in %s", s.Port, time.Since(start).Round(time.Millisecond))
@@ -94,7 +94,7 @@ func (s *Server) Stop() error {
 func (s *Server) Pid() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if s.proc == nil || s.proc.Exited() {
 		return 0
 	}
 	return s.proc.cmd.Process.Pid
@@ -136,13 +136,13 @@ func (s *Server) startLocked(ctx context.Context) error {
 	// immediately instead of living on as an orphan.
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	p, err := startProcess(cmd)
+	p, err := StartProcess(cmd)
 	logFile.Close()
 	if err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
 	if err := s.waitReady(ctx, p, offset); err != nil {
-		_ = p.stop(syscall.SIGQUIT, 5*time.Second)
+		_ = p.Stop(syscall.SIGQUIT, 5*time.Second)
 		return err
 	}
 	s.proc = p
@@ -152,12 +152,12 @@ func (s *Server) startLocked(ctx context.Context) error {
 
 // waitReady polls until the server accepts a superuser login, the process
 // exits, or ctx (capped at 60s) ends.
-func (s *Server) waitReady(ctx context.Context, p *process, logOffset int64) error {
+func (s *Server) waitReady(ctx context.Context, p *Process, logOffset int64) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	var lastErr error
 	for {
-		if p.exited() {
+		if p.Exited() {
 			if logSays(s.LogFile, logOffset, "Address already in use") {
 				return fmt.Errorf("pgtest: postgres port %d: %w", s.Port, errAddrInUse)
 			}

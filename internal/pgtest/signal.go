@@ -20,7 +20,7 @@ func (s *Server) Kill() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.proc
-	if p == nil || p.exited() {
+	if p == nil || p.Exited() {
 		return nil
 	}
 	pid := p.cmd.Process.Pid
@@ -63,7 +63,7 @@ func (s *Server) Resume() error { return s.signalAll(syscall.SIGCONT) }
 func (s *Server) signalAll(sig syscall.Signal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if s.proc == nil || s.proc.Exited() {
 		return fmt.Errorf("pgtest: postgres on port %d is not running", s.Port)
 	}
 	pid := s.proc.cmd.Process.Pid
@@ -97,7 +97,7 @@ func procState(pid int) string {
 func (s *Server) ChildPids() []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if s.proc == nil || s.proc.Exited() {
 		return nil
 	}
 	return childPids(s.proc.cmd.Process.Pid)
@@ -151,7 +151,7 @@ func procStat(pid int) (state string, ppid int) {
 func (s *Server) Signal(sig syscall.Signal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if s.proc == nil || s.proc.Exited() {
 		return fmt.Errorf("pgtest: postgres on port %d is not running", s.Port)
 	}
 	return syscall.Kill(s.proc.cmd.Process.Pid, sig)
