@@ -92,7 +92,7 @@ func (c *Conn) simpleQuery(ctx context.Context, sql string, onRow func(typ byte,
 			if first == nil {
 				first = pe
 			}
-			if pe.Severity == "FATAL" || pe.Severity == "PANIC" {
+			if pgmsg.IsFatal(body) { // by the unlocalized severity: lc_messages translates the other
 				return false, first
 			}
 		}

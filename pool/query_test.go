@@ -7,6 +7,7 @@ import (
 	"net"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -76,6 +77,15 @@ func TestExecStopsAtFatal(t *testing.T) {
 	)
 	if rows, err := c.Query(context.Background(), "select"); rows != nil || !errors.As(err, &pe) || pe.Code != "XX000" {
 		t.Fatalf("Query: %v %v, want no rows and the PANIC", rows, err)
+	}
+	// lc_messages translates the severity; the unlocalized one (V) says FATAL.
+	c = scriptedConn(t,
+		&pgproto3.ErrorResponse{Severity: "ВАЖНО", SeverityUnlocalized: "FATAL", Code: "57P01", Message: "terminating connection"},
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Exec(ctx, "select"); !errors.As(err, &pe) || pe.Code != "57P01" {
+		t.Fatalf("Exec with a localized FATAL: %v, want the 57P01", err)
 	}
 	c = scriptedConn(t, &pgproto3.CommandComplete{CommandTag: []byte("SET")}, &pgproto3.ReadyForQuery{TxStatus: 'T'})
 	if err := c.Exec(context.Background(), "set"); err != nil || c.TxStatus != 'T' {
