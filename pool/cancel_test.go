@@ -39,6 +39,13 @@ func TestCancelHoldsConnectionUntilDone(t *testing.T) {
 	}
 	released := make(chan struct{})
 	go func() { m.Release(c); close(released) }()
+	// Release must still be waiting: the cancel could land on the next
+	// client's query. (A bounded wait for something that must not happen.)
+	select {
+	case <-released:
+		t.Fatal("Release returned while the cancel was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
 	f.holdCancel <- struct{}{} // the server closes the cancel connection
 	if err := <-sent; err != nil {
 		t.Fatal(err)
