@@ -2,12 +2,13 @@ package pool
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/pgone/pgone/internal/pgmsg"
 )
 
 // cancelState keeps a connection from its next client while a cancel
@@ -69,12 +70,7 @@ func (c *Conn) Cancel(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	msg := make([]byte, 0, 16+len(c.SecretKey))
-	msg = binary.BigEndian.AppendUint32(msg, uint32(12+len(c.SecretKey)))
-	msg = binary.BigEndian.AppendUint32(msg, 80877102)
-	msg = binary.BigEndian.AppendUint32(msg, c.PID)
-	msg = append(msg, c.SecretKey...)
-	if _, err := nc.Write(msg); err != nil {
+	if _, err := nc.Write(pgmsg.AppendCancelRequest(nil, c.PID, c.SecretKey)); err != nil {
 		c.cancel.unsure.Store(true)
 		return err
 	}

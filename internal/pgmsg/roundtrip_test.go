@@ -2,6 +2,7 @@ package pgmsg_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -209,5 +210,21 @@ func TestDecodersDoNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per decode round", allocs)
+	}
+}
+
+func TestCancelRequestAsPgproto3(t *testing.T) {
+	want := pgproto3.CancelRequest{ProcessID: 4242, SecretKey: []byte{1, 2, 3, 4}}
+	sameFrame(t, "AppendCancelRequest", pgmsg.AppendCancelRequest(nil, want.ProcessID, want.SecretKey), encode(t, &want))
+	var sr pgproto3.SSLRequest
+	var gr pgproto3.GSSEncRequest
+	for _, c := range []struct {
+		name string
+		code uint32
+		msg  interface{ Encode([]byte) ([]byte, error) }
+	}{{"SSLRequest", pgmsg.SSLRequestCode, &sr}, {"GSSENCRequest", pgmsg.GSSENCRequestCode, &gr}} {
+		if got := encode(t, c.msg)[4:]; !bytes.Equal(got, binary.BigEndian.AppendUint32(nil, c.code)) {
+			t.Errorf("%s code: pgproto3 sends %x, pgmsg has %d", c.name, got, c.code)
+		}
 	}
 }
