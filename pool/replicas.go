@@ -116,10 +116,9 @@ type Monitor struct {
 	// with each state change.
 	OnChange func(replica int, from, to ReplicaStatus)
 
-	mu         sync.Mutex
-	status     []ReplicaStatus
-	primaryLSN LSN
-	history    []lsnSample // the primary's positions over the last checks, oldest first
+	mu      sync.Mutex
+	status  []ReplicaStatus
+	history []lsnSample // the primary's positions over the last checks, oldest first
 	// replayable is the newest record end known flushed on the primary;
 	// unflushed are sampled record ends past the flush position then,
 	// oldest first (see advanceReplayable).
@@ -240,13 +239,6 @@ func (m *Monitor) Status() []ReplicaStatus {
 // round ends. It is cheap enough to call for every routed request.
 func (m *Monitor) View() *ReplicaView { return m.view.Load() }
 
-// PrimaryLSN is the primary's WAL position at the last check.
-func (m *Monitor) PrimaryLSN() LSN {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.primaryLSN
-}
-
 // WaitCheck waits for the next round of checks to finish.
 func (m *Monitor) WaitCheck(ctx context.Context) error {
 	m.mu.Lock()
@@ -310,7 +302,6 @@ func (m *Monitor) round(conns []*Conn) {
 		}
 		return p, nil
 	}, "SELECT pg_catalog.pg_current_wal_flush_lsn()::text, pg_catalog.pg_current_wal_insert_lsn()::text")
-	primaryLSN := positions[0]
 	if perr != nil {
 		// Without the primary's position lag cannot be measured; the
 		// replicas are still checked for reachability and recovery.
@@ -347,8 +338,7 @@ func (m *Monitor) round(conns []*Conn) {
 	var changes [][3]any
 	m.mu.Lock()
 	if perr == nil {
-		m.primaryLSN = primaryLSN
-		m.advanceReplayable(primaryLSN, positions[1])
+		m.advanceReplayable(positions[0], positions[1])
 		m.history = append(m.history, lsnSample{sent: sent, at: primaryAt, insert: positions[1]})
 		// Keep enough history to tell lag up to twice the limit.
 		horizon := primaryAt.Add(-2*max(m.cfg.MaxLag, 5*m.cfg.Interval) - m.cfg.Interval)

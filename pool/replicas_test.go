@@ -93,8 +93,8 @@ func TestMonitorReplicaDownAndBack(t *testing.T) {
 	c := pgtest.New(t, pgtest.Options{Replica: true})
 	m, changes := monitorOf(t, c, 10*time.Second)
 	st := waitState(t, m, ReplicaHealthy, 10*time.Second)
-	if st.ReplayLSN == 0 || m.PrimaryLSN() == 0 {
-		t.Fatalf("healthy replica with replay LSN %v, primary LSN %v", st.ReplayLSN, m.PrimaryLSN())
+	if fence, ok := m.View().FenceAfter(time.Time{}); st.ReplayLSN == 0 || !ok || fence == 0 {
+		t.Fatalf("healthy replica with replay LSN %v, primary's first fence %v (%v)", st.ReplayLSN, fence, ok)
 	}
 	if !st.Usable() {
 		t.Fatal("a healthy replica is not usable")
