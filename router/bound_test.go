@@ -272,7 +272,7 @@ func TestRouteSmallStack(t *testing.T) {
 		return
 	}
 	cmd := exec.Command("sh", "-c", `ulimit -s 1024 && exec "$0" "$@"`, os.Args[0], "-test.run=^TestRouteSmallStack$", "-test.count=1")
-	cmd.Env = append(os.Environ(), smallStackEnv+"=1")
+	cmd.Env = append(childEnv(), smallStackEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child with a 1 MB stack died: %v\n%s", err, firstLines(string(out), 6))
