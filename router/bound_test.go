@@ -211,6 +211,12 @@ func TestRouteUnparsed(t *testing.T) {
 		{"long_temp", "select 1 as temp, '" + big + "'", ReasonTooLong, true, pins(PinTempTable), false},
 		{"long_do", "do $$ begin listen x; perform pg_advisory_lock(1); end $$ /*" + big + "*/", ReasonTooLong, true, pins(PinListen, PinAdvisoryLock), false},
 		{"long_multi", "unlisten x; prepare p as select 1; select '" + big + "'", ReasonTooLong, true, pins(PinPrepare), true},
+		// A quote in a comment, a quoted identifier or a dollar quote opens
+		// no literal: what follows is still scanned.
+		{"long_quote_in_comment", "insert into t values (1) -- don't\n; listen x; select '" + big + "'", ReasonTooLong, true, pins(PinListen), false},
+		{"long_quote_in_block_comment", "select 1 /* it's */; set role x; select '" + big + "'", ReasonTooLong, true, pins(PinSessionAuthorization), false},
+		{"long_quote_in_identifier", `select 1 as "it's"; select pg_advisory_lock(1); select '` + big + "'", ReasonTooLong, true, pins(PinAdvisoryLock), false},
+		{"long_quote_in_dollar", "select $$it's$$; create temp table x (a int); select '" + big + "'", ReasonTooLong, true, pins(PinTempTable), false},
 		{"deep", deep, ReasonTooComplex, false, nil, false},
 		{"deep_temp", deep + " as temp", ReasonTooComplex, true, pins(PinTempTable), false},
 		{"deep_role", "set role x; " + deep, ReasonTooComplex, true, pins(PinSessionAuthorization), false},

@@ -222,54 +222,89 @@ func isBlank(c byte) bool {
 // whether it may UNLISTEN, for texts too long or deep to parse
 // (bound.go). It errs toward pinning: a needless pin costs pool
 // efficiency, a missed one breaks the client. Every word counts, in
-// comments and dollar-quoted bodies too (DO, CREATE FUNCTION); only when
-// the text starts with a plain statement keyword (SELECT, INSERT...) are
-// single-quoted literals skipped, so that bulk data mentioning "role" or
-// "temp" does not pin a loader.
+// comments, quoted identifiers and dollar-quoted bodies too (DO, CREATE
+// FUNCTION); only when the text starts with a plain statement keyword
+// (SELECT, INSERT...) are single-quoted literals skipped, so that bulk data
+// mentioning "role" or "temp" does not pin a loader. A quote inside a
+// comment, quoted identifier or dollar quote opens no literal there.
 func lexicalPins(text string) (pins pinSet, unlisten bool) {
+	var p pinScan
+	p.scan(text, true)
+	return p.pins, p.unlisten
+}
+
+// pinScan is the state of lexicalPins.
+type pinScan struct {
+	pins               pinSet
+	unlisten           bool
+	first, skipLiteral bool // the first word was read; it was a plain keyword
+}
+
+// scan reads the words of text. With code set, text is SQL and, after a
+// plain first keyword, its single-quoted literals are skipped; else every
+// word of text counts.
+func (p *pinScan) scan(text string, code bool) {
 	var w lexWord
-	first, skipLiterals := true, false
-	flush := func() {
-		b, _, ok := w.take()
-		if !ok {
-			return
-		}
-		// A long word is its first 32 bytes: enough for the prefix and
-		// substring tests, never equal to a short keyword.
-		word := string(b)
-		if first {
-			first, skipLiterals = false, plainFirstWord[word]
-		}
-		switch {
-		case word == "listen":
-			pins.add(PinListen)
-		case word == "unlisten":
-			unlisten = true
-		case word == "temp" || word == "temporary" || strings.HasPrefix(word, "pg_temp"):
-			pins.add(PinTempTable)
-		case word == "hold":
-			pins.add(PinHoldCursor)
-		case word == "prepare":
-			pins.add(PinPrepare)
-		case word == "role" || word == "authorization":
-			pins.add(PinSessionAuthorization)
-		case word == "load":
-			pins.add(PinLoad)
-		case strings.Contains(word, "advisory"):
-			pins.add(PinAdvisoryLock)
-		}
-	}
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if w.add(c) {
 			continue
 		}
 		eString := w.n == 1 && w.buf[0] == 'e'
-		flush()
-		if c == '\'' && skipLiterals {
+		p.word(&w)
+		if !code || !p.skipLiteral {
+			continue
+		}
+		end := i
+		switch {
+		case c == '\'':
 			i = skipQuoted(text, i, eString)
+			continue
+		case c == '"':
+			end = skipQuoted(text, i, false)
+		case c == '$':
+			end = skipDollar(text, i)
+		case c == '-' && i+1 < len(text) && text[i+1] == '-':
+			end = skipLineComment(text, i)
+		case c == '/' && i+1 < len(text) && text[i+1] == '*':
+			end = skipBlockComment(text, i)
+		}
+		if end > i {
+			p.scan(text[i+1:end+1], false)
+			i = end
 		}
 	}
-	flush()
-	return pins, unlisten
+	p.word(&w)
+}
+
+// word takes the word w holds, if any. A long word is its first 32 bytes:
+// enough for the prefix and substring tests, never equal to a short
+// keyword.
+func (p *pinScan) word(w *lexWord) {
+	b, _, ok := w.take()
+	if !ok {
+		return
+	}
+	word := string(b)
+	if !p.first {
+		p.first, p.skipLiteral = true, plainFirstWord[word]
+	}
+	switch {
+	case word == "listen":
+		p.pins.add(PinListen)
+	case word == "unlisten":
+		p.unlisten = true
+	case word == "temp" || word == "temporary" || strings.HasPrefix(word, "pg_temp"):
+		p.pins.add(PinTempTable)
+	case word == "hold":
+		p.pins.add(PinHoldCursor)
+	case word == "prepare":
+		p.pins.add(PinPrepare)
+	case word == "role" || word == "authorization":
+		p.pins.add(PinSessionAuthorization)
+	case word == "load":
+		p.pins.add(PinLoad)
+	case strings.Contains(word, "advisory"):
+		p.pins.add(PinAdvisoryLock)
+	}
 }
