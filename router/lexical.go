@@ -111,11 +111,34 @@ var plainFirstWord = map[string]bool{
 // ON CONFLICT DO are everyday DML.
 func riskyWord(w string) bool {
 	switch w {
-	case "set_config", "temp", "temporary", "listen", "unlisten", "hold",
-		"prepare", "deallocate", "discard", "reset", "role", "authorization", "load":
+	case "set_config", "unlisten", "deallocate", "discard", "reset":
 		return true
 	}
-	return strings.Contains(w, "advisory") || strings.HasPrefix(w, "pg_temp")
+	_, pins := pinWord(w)
+	return pins
+}
+
+// pinWord returns the pin a word may stand for in a text read without
+// parsing (lexicalPins), so that NoSessionEffects and lexicalPins agree on
+// the words that pin.
+func pinWord(w string) (Pin, bool) {
+	switch {
+	case w == "listen":
+		return PinListen, true
+	case w == "temp" || w == "temporary" || strings.HasPrefix(w, "pg_temp"):
+		return PinTempTable, true
+	case w == "hold":
+		return PinHoldCursor, true
+	case w == "prepare":
+		return PinPrepare, true
+	case w == "role" || w == "authorization":
+		return PinSessionAuthorization, true
+	case w == "load":
+		return PinLoad, true
+	case strings.Contains(w, "advisory"):
+		return PinAdvisoryLock, true
+	}
+	return 0, false
 }
 
 // PlainRead reports, from the text alone and without parsing, that Route
@@ -289,22 +312,9 @@ func (p *pinScan) word(w *lexWord) {
 	if !p.first {
 		p.first, p.skipLiteral = true, plainFirstWord[word]
 	}
-	switch {
-	case word == "listen":
-		p.pins.add(PinListen)
-	case word == "unlisten":
+	if word == "unlisten" {
 		p.unlisten = true
-	case word == "temp" || word == "temporary" || strings.HasPrefix(word, "pg_temp"):
-		p.pins.add(PinTempTable)
-	case word == "hold":
-		p.pins.add(PinHoldCursor)
-	case word == "prepare":
-		p.pins.add(PinPrepare)
-	case word == "role" || word == "authorization":
-		p.pins.add(PinSessionAuthorization)
-	case word == "load":
-		p.pins.add(PinLoad)
-	case strings.Contains(word, "advisory"):
-		p.pins.add(PinAdvisoryLock)
+	} else if pin, ok := pinWord(word); ok {
+		p.pins.add(pin)
 	}
 }
