@@ -281,9 +281,9 @@ const smallStackEnv = "PGONE_ROUTER_SMALL_STACK_CHILD"
 func TestRouteSmallStack(t *testing.T) {
 	if os.Getenv(smallStackEnv) != "" {
 		r := NewRouter(0)
-		for _, n := range []int{2900, r.depthLimit - 10} {
+		for _, n := range []int{2900, parseDepthLimit - 10} {
 			d := r.Route(chain("select (", "1", "+", n, ")"), Session{})
-			fmt.Printf("limit=%d n=%d reason=%s\n", r.depthLimit, n, d.Reason)
+			fmt.Printf("limit=%d n=%d reason=%s\n", parseDepthLimit, n, d.Reason)
 		}
 		return
 	}
