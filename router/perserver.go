@@ -81,8 +81,11 @@ func isServerView(schema, rel string) bool {
 
 // serverWord reports a word that may name a server-dependent view, for
 // the lexical checks (a word longer than lexWord keeps is its prefix).
+// PlainRead asks it of every word of every simple-protocol read: the
+// "pg_" test, which every such view passes, spares most words the map
+// lookup and the prefix scans.
 func serverWord(w string) bool {
-	return serverViews[w] || hasAnyPrefix(w, serverViewPrefixes)
+	return strings.HasPrefix(w, "pg_") && (serverViews[w] || hasAnyPrefix(w, serverViewPrefixes))
 }
 
 // isServerCall reports a call of a server-dependent built-in that the
