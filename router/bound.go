@@ -1,7 +1,5 @@
 package router
 
-import "strings"
-
 // pg_query runs PostgreSQL's C parser inside pgone's process, on the C
 // stack of the calling thread. Its output stage (the parse tree turned into
 // protobuf) recurses once per tree level with no depth check, so a text
@@ -236,98 +234,4 @@ func depthEstimate(text string, limit int) int {
 	}
 	flush()
 	return s.max
-}
-
-// skipQuoted returns the index of the quote closing the literal or quoted
-// identifier opened at text[i] (a doubled quote stays inside; in an E'...'
-// string a backslash escapes the next byte), or the last index when it is
-// unterminated (pg_query then fails to lex it).
-func skipQuoted(text string, i int, backslash bool) int {
-	q := text[i]
-	stops := text[i : i+1] // the quote
-	if backslash {
-		stops = `'\` // only E'...' strings take backslash escapes
-	}
-	for j := i + 1; j < len(text); j++ {
-		k := strings.IndexAny(text[j:], stops) // a fast scan: literals can be huge
-		if k < 0 {
-			break
-		}
-		j += k
-		switch {
-		case text[j] == '\\':
-			j++
-		case j+1 < len(text) && text[j+1] == q:
-			j++ // a doubled quote stays inside
-		default:
-			return j
-		}
-	}
-	return len(text) - 1
-}
-
-// skipDollar skips a dollar-quoted string ($$...$$, $tag$...$tag$) or a
-// parameter ($1) starting at text[i] and returns the index of its last
-// byte. A '$' inside a word never gets here: lexWord takes it.
-func skipDollar(text string, i int) int {
-	j := i + 1
-	for j < len(text) && text[j] >= '0' && text[j] <= '9' {
-		j++
-	}
-	if j > i+1 {
-		return j - 1 // a parameter
-	}
-	for j < len(text) && isTagByte(text[j], j == i+1) {
-		j++
-	}
-	if j >= len(text) || text[j] != '$' {
-		return i // not a dollar quote: pg_query rejects a lone '$'
-	}
-	tag := text[i : j+1]
-	end := indexFrom(text, tag, j+1)
-	if end < 0 {
-		return len(text) - 1
-	}
-	return end + len(tag) - 1
-}
-
-// isTagByte reports bytes of a dollar-quote tag: an identifier without '$'.
-func isTagByte(c byte, first bool) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80 ||
-		!first && c >= '0' && c <= '9'
-}
-
-func skipLineComment(text string, i int) int {
-	for j := i + 2; j < len(text); j++ {
-		if text[j] == '\n' || text[j] == '\r' {
-			return j
-		}
-	}
-	return len(text) - 1
-}
-
-// skipBlockComment skips a /* */ comment; PostgreSQL's nest.
-func skipBlockComment(text string, i int) int {
-	depth := 0
-	for j := i; j+1 < len(text); j++ {
-		switch {
-		case text[j] == '/' && text[j+1] == '*':
-			depth++
-			j++
-		case text[j] == '*' && text[j+1] == '/':
-			depth--
-			j++
-			if depth == 0 {
-				return j
-			}
-		}
-	}
-	return len(text) - 1
-}
-
-func indexFrom(s, sub string, from int) int {
-	if k := strings.Index(s[from:], sub); k >= 0 {
-		return from + k
-	}
-	return -1
 }

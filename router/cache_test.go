@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 func TestCacheParsesOnce(t *testing.T) {
@@ -144,5 +145,16 @@ func TestCacheBoundsTextBytes(t *testing.T) {
 	}
 	if n := r.Len(); n < 100 {
 		t.Fatalf("only %d long texts cached", n)
+	}
+}
+
+// TestCacheShardSize: shards are whole cache lines, so that two shards'
+// mutexes and counters never share one (the padding's purpose).
+func TestCacheShardSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the padding is sized for 64-bit platforms")
+	}
+	if n := unsafe.Sizeof(cacheShard{}); n%64 != 0 {
+		t.Fatalf("cacheShard is %d bytes, not a multiple of 64", n)
 	}
 }

@@ -75,15 +75,7 @@ func classify(f funcRef, s *Session) volClass {
 // isBuiltinWrite reports functions that write, take locks, change settings
 // or fail on a hot standby. No config can send them to a replica.
 func isBuiltinWrite(name string) bool {
-	if builtinWrite[name] {
-		return true
-	}
-	for _, p := range builtinWritePrefixes {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
+	return builtinWrite[name] || hasAnyPrefix(name, builtinWritePrefixes)
 }
 
 var builtinWritePrefixes = []string{"pg_advisory_", "pg_try_advisory_", "lo_", "dblink", "pg_stat_reset"}

@@ -111,11 +111,34 @@ var plainFirstWord = map[string]bool{
 // ON CONFLICT DO are everyday DML.
 func riskyWord(w string) bool {
 	switch w {
-	case "set_config", "temp", "temporary", "listen", "unlisten", "hold",
-		"prepare", "deallocate", "discard", "reset", "role", "authorization", "load":
+	case "set_config", "unlisten", "deallocate", "discard", "reset":
 		return true
 	}
-	return strings.Contains(w, "advisory") || strings.HasPrefix(w, "pg_temp")
+	_, pins := pinWord(w)
+	return pins
+}
+
+// pinWord returns the pin a word may stand for in a text read without
+// parsing (lexicalPins), so that NoSessionEffects and lexicalPins agree on
+// the words that pin.
+func pinWord(w string) (Pin, bool) {
+	switch {
+	case w == "listen":
+		return PinListen, true
+	case w == "temp" || w == "temporary" || strings.HasPrefix(w, "pg_temp"):
+		return PinTempTable, true
+	case w == "hold":
+		return PinHoldCursor, true
+	case w == "prepare":
+		return PinPrepare, true
+	case w == "role" || w == "authorization":
+		return PinSessionAuthorization, true
+	case w == "load":
+		return PinLoad, true
+	case strings.Contains(w, "advisory"):
+		return PinAdvisoryLock, true
+	}
+	return 0, false
 }
 
 // PlainRead reports, from the text alone and without parsing, that Route
@@ -218,58 +241,179 @@ func isBlank(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
 
+// The skip functions below read literals, quoted identifiers, dollar
+// quotes and comments as PostgreSQL's lexer does with
+// standard_conforming_strings on (as pg_query does); the depth scan
+// (bound.go) and lexicalPins use them.
+
+// skipQuoted returns the index of the quote closing the literal or quoted
+// identifier opened at text[i] (a doubled quote stays inside; in an E'...'
+// string a backslash escapes the next byte), or the last index when it is
+// unterminated (pg_query then fails to lex it).
+func skipQuoted(text string, i int, backslash bool) int {
+	q := text[i]
+	stops := text[i : i+1] // the quote
+	if backslash {
+		stops = `'\` // only E'...' strings take backslash escapes
+	}
+	for j := i + 1; j < len(text); j++ {
+		k := strings.IndexAny(text[j:], stops) // a fast scan: literals can be huge
+		if k < 0 {
+			break
+		}
+		j += k
+		switch {
+		case text[j] == '\\':
+			j++
+		case j+1 < len(text) && text[j+1] == q:
+			j++ // a doubled quote stays inside
+		default:
+			return j
+		}
+	}
+	return len(text) - 1
+}
+
+// skipDollar skips a dollar-quoted string ($$...$$, $tag$...$tag$) or a
+// parameter ($1) starting at text[i] and returns the index of its last
+// byte. A '$' inside a word never gets here: lexWord takes it.
+func skipDollar(text string, i int) int {
+	j := i + 1
+	for j < len(text) && text[j] >= '0' && text[j] <= '9' {
+		j++
+	}
+	if j > i+1 {
+		return j - 1 // a parameter
+	}
+	for j < len(text) && isTagByte(text[j], j == i+1) {
+		j++
+	}
+	if j >= len(text) || text[j] != '$' {
+		return i // not a dollar quote: pg_query rejects a lone '$'
+	}
+	tag := text[i : j+1]
+	end := indexFrom(text, tag, j+1)
+	if end < 0 {
+		return len(text) - 1
+	}
+	return end + len(tag) - 1
+}
+
+// isTagByte reports bytes of a dollar-quote tag: an identifier without '$'.
+func isTagByte(c byte, first bool) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80 ||
+		!first && c >= '0' && c <= '9'
+}
+
+func skipLineComment(text string, i int) int {
+	for j := i + 2; j < len(text); j++ {
+		if text[j] == '\n' || text[j] == '\r' {
+			return j
+		}
+	}
+	return len(text) - 1
+}
+
+// skipBlockComment skips a /* */ comment; PostgreSQL's nest.
+func skipBlockComment(text string, i int) int {
+	depth := 0
+	for j := i; j+1 < len(text); j++ {
+		switch {
+		case text[j] == '/' && text[j+1] == '*':
+			depth++
+			j++
+		case text[j] == '*' && text[j+1] == '/':
+			depth--
+			j++
+			if depth == 0 {
+				return j
+			}
+		}
+	}
+	return len(text) - 1
+}
+
+func indexFrom(s, sub string, from int) int {
+	if k := strings.Index(s[from:], sub); k >= 0 {
+		return from + k
+	}
+	return -1
+}
+
 // lexicalPins finds, without parsing, every pin a text may create and
 // whether it may UNLISTEN, for texts too long or deep to parse
 // (bound.go). It errs toward pinning: a needless pin costs pool
 // efficiency, a missed one breaks the client. Every word counts, in
-// comments and dollar-quoted bodies too (DO, CREATE FUNCTION); only when
-// the text starts with a plain statement keyword (SELECT, INSERT...) are
-// single-quoted literals skipped, so that bulk data mentioning "role" or
-// "temp" does not pin a loader.
+// comments, quoted identifiers and dollar-quoted bodies too (DO, CREATE
+// FUNCTION); only when the text starts with a plain statement keyword
+// (SELECT, INSERT...) are single-quoted literals skipped, so that bulk data
+// mentioning "role" or "temp" does not pin a loader. A quote inside a
+// comment, quoted identifier or dollar quote opens no literal there.
 func lexicalPins(text string) (pins pinSet, unlisten bool) {
+	var p pinScan
+	p.scan(text, true)
+	return p.pins, p.unlisten
+}
+
+// pinScan is the state of lexicalPins.
+type pinScan struct {
+	pins               pinSet
+	unlisten           bool
+	first, skipLiteral bool // the first word was read; it was a plain keyword
+}
+
+// scan reads the words of text. With code set, text is SQL and, after a
+// plain first keyword, its single-quoted literals are skipped; else every
+// word of text counts.
+func (p *pinScan) scan(text string, code bool) {
 	var w lexWord
-	first, skipLiterals := true, false
-	flush := func() {
-		b, _, ok := w.take()
-		if !ok {
-			return
-		}
-		// A long word is its first 32 bytes: enough for the prefix and
-		// substring tests, never equal to a short keyword.
-		word := string(b)
-		if first {
-			first, skipLiterals = false, plainFirstWord[word]
-		}
-		switch {
-		case word == "listen":
-			pins.add(PinListen)
-		case word == "unlisten":
-			unlisten = true
-		case word == "temp" || word == "temporary" || strings.HasPrefix(word, "pg_temp"):
-			pins.add(PinTempTable)
-		case word == "hold":
-			pins.add(PinHoldCursor)
-		case word == "prepare":
-			pins.add(PinPrepare)
-		case word == "role" || word == "authorization":
-			pins.add(PinSessionAuthorization)
-		case word == "load":
-			pins.add(PinLoad)
-		case strings.Contains(word, "advisory"):
-			pins.add(PinAdvisoryLock)
-		}
-	}
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if w.add(c) {
 			continue
 		}
 		eString := w.n == 1 && w.buf[0] == 'e'
-		flush()
-		if c == '\'' && skipLiterals {
+		p.word(&w)
+		if !code || !p.skipLiteral {
+			continue
+		}
+		end := i
+		switch {
+		case c == '\'':
 			i = skipQuoted(text, i, eString)
+			continue
+		case c == '"':
+			end = skipQuoted(text, i, false)
+		case c == '$':
+			end = skipDollar(text, i)
+		case c == '-' && i+1 < len(text) && text[i+1] == '-':
+			end = skipLineComment(text, i)
+		case c == '/' && i+1 < len(text) && text[i+1] == '*':
+			end = skipBlockComment(text, i)
+		}
+		if end > i {
+			p.scan(text[i+1:end+1], false)
+			i = end
 		}
 	}
-	flush()
-	return pins, unlisten
+	p.word(&w)
+}
+
+// word takes the word w holds, if any. A long word is its first 32 bytes:
+// enough for the prefix and substring tests, never equal to a short
+// keyword.
+func (p *pinScan) word(w *lexWord) {
+	b, _, ok := w.take()
+	if !ok {
+		return
+	}
+	word := string(b)
+	if !p.first {
+		p.first, p.skipLiteral = true, plainFirstWord[word]
+	}
+	if word == "unlisten" {
+		p.unlisten = true
+	} else if pin, ok := pinWord(word); ok {
+		p.pins.add(pin)
+	}
 }

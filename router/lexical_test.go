@@ -1,6 +1,9 @@
 package router
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestNoSessionEffects(t *testing.T) {
 	t.Parallel()
@@ -154,5 +157,19 @@ func TestPlainReadAgreesWithRoute(t *testing.T) {
 	}
 	if passed < 15 {
 		t.Errorf("only %d of %d routing cases pass the lexical read check: it is too strict to help", passed, len(routeCases))
+	}
+}
+
+// TestServerWordNamesStartWithPg: serverWord skips words without the
+// "pg_" prefix, so every server-dependent view name must have it.
+func TestServerWordNamesStartWithPg(t *testing.T) {
+	names := append([]string(nil), serverViewPrefixes...)
+	for v := range serverViews {
+		names = append(names, v)
+	}
+	for _, v := range names {
+		if !strings.HasPrefix(v, "pg_") || !serverWord(v) {
+			t.Errorf("%q: serverWord misses it", v)
+		}
 	}
 }

@@ -15,27 +15,9 @@ import "strings"
 // inet_server_port to see which server answers). Only built-in names
 // count: unqualified or in pg_catalog, as functions are matched elsewhere.
 //
-// Functions (exact names, then prefixes):
-//
-//	pg_backend_pid pg_blocking_pids pg_safe_snapshot_blocking_pids
-//	pg_isolation_test_session_is_blocked pg_my_temp_schema
-//	pg_postmaster_start_time pg_conf_load_time pg_jit_available
-//	pg_listening_channels pg_notification_queue_usage pg_trigger_depth
-//	txid_current_if_assigned txid_current_snapshot txid_status
-//	pg_xact_status pg_xact_commit_timestamp pg_xact_commit_timestamp_origin
-//	pg_last_committed_xact inet_client_addr inet_client_port inet_server_addr
-//	inet_server_port
-//	pg_get_wal_replay_pause_state pg_get_replication_slots pg_lock_status
-//	pg_prepared_xact pg_cursor pg_prepared_statement
-//	pg_get_backend_memory_contexts pg_get_shmem_allocations
-//	pg_show_all_settings pg_show_all_file_settings pg_hba_file_rules
-//	pg_ident_file_mappings pg_replication_origin_progress
-//	pg_replication_origin_session_progress pg_tablespace_location
-//	pg_current_* (pg_current_wal_lsn, pg_current_snapshot, pg_current_logfile...)
-//	pg_last_* (pg_last_wal_replay_lsn, pg_last_xact_replay_timestamp...)
-//	pg_is_* (pg_is_in_recovery, pg_is_wal_replay_paused...)
-//	pg_stat_* (pg_stat_get_activity, pg_stat_get_*, pg_stat_file...)
-//	pg_control_* pg_ls_* pg_read_* pg_wal_replay_*
+// The functions are serverFuncs (exact names) and serverFuncPrefixes
+// (pg_current_*, pg_last_*, pg_is_*, pg_stat_*...); the views serverViews
+// and serverViewPrefixes (pg_stat_*, pg_statio_*), below.
 //
 // inet_client_addr/port are listed with inet_server_addr/port: the client
 // of a server connection is pgone, on another socket per server.
@@ -46,15 +28,6 @@ import "strings"
 // ReasonWriteFunction first; a read that also calls a volatile function
 // is ReasonVolatileFunction (it may write); otherwise ReasonServerDependent,
 // which tells the proxy the statement only reads.
-//
-// Views (exact names, then prefixes):
-//
-//	pg_locks pg_prepared_xacts pg_replication_slots
-//	pg_replication_origin_status pg_backend_memory_contexts
-//	pg_shmem_allocations pg_file_settings pg_hba_file_rules
-//	pg_ident_file_mappings pg_settings pg_cursors pg_prepared_statements
-//	pg_stat_* (pg_stat_activity, pg_stat_replication, pg_stat_user_tables,
-//	pg_stat_statements...) pg_statio_*
 //
 // Not listed: SHOW and current_setting() (session settings, which pgone
 // replays on every server), version(), catalog tables (pg_class... are
@@ -108,8 +81,11 @@ func isServerView(schema, rel string) bool {
 
 // serverWord reports a word that may name a server-dependent view, for
 // the lexical checks (a word longer than lexWord keeps is its prefix).
+// PlainRead asks it of every word of every simple-protocol read: the
+// "pg_" test, which every such view passes, spares most words the map
+// lookup and the prefix scans.
 func serverWord(w string) bool {
-	return serverViews[w] || hasAnyPrefix(w, serverViewPrefixes)
+	return strings.HasPrefix(w, "pg_") && (serverViews[w] || hasAnyPrefix(w, serverViewPrefixes))
 }
 
 // isServerCall reports a call of a server-dependent built-in that the

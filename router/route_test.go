@@ -36,6 +36,8 @@ var (
 	defRO          = Session{DefaultReadOnly: true}
 	defROTx        = Session{InTransaction: true, DefaultReadOnly: true}
 	defROTxRW      = Session{InTransaction: true, DefaultReadOnly: true, TxReadWrite: true}
+	defSer         = Session{DefaultSerializable: true}
+	roSerTx        = Session{InTransaction: true, TxReadOnly: true, DefaultSerializable: true}
 )
 
 func tl(names ...string) []string { return names }
@@ -423,6 +425,23 @@ var routeCases = []routeCase{
 	{sql: "COMMIT", s: rwTx, want: Decision{Target: P, Reason: ReasonTransactionControl, Tx: TxCommit}},
 	{sql: "COMMIT", s: defROTx, want: Decision{Target: R, Reason: ReasonTransactionControl, Tx: TxCommit}},
 	{sql: "COMMIT", s: defROTxRW, want: Decision{Target: P, Reason: ReasonTransactionControl, Tx: TxCommit}},
+
+	// Serializable: a standby refuses it ("cannot use serializable mode in
+	// a hot standby"), so what would go to a replica goes to the primary at
+	// that level, named by BEGIN, START TRANSACTION or SET TRANSACTION, or
+	// by the session's default isolation. Other levels keep their replica.
+	{sql: "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY", want: Decision{Target: P, Reason: ReasonSerializable, Tx: TxBegin, TxReadOnly: true}},
+	{sql: "begin transaction isolation level serializable, read only, deferrable", want: Decision{Target: P, Reason: ReasonSerializable, Tx: TxBegin, TxReadOnly: true}},
+	{sql: "START TRANSACTION READ ONLY ISOLATION LEVEL SERIALIZABLE", want: Decision{Target: P, Reason: ReasonSerializable, Tx: TxBegin, TxReadOnly: true}},
+	{sql: "BEGIN ISOLATION LEVEL SERIALIZABLE", s: defRO, want: Decision{Target: P, Reason: ReasonSerializable, Tx: TxBegin}},
+	{sql: "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", s: roTx, want: Decision{Target: P, Reason: ReasonSerializable, Tx: TxSetTransaction}},
+	{sql: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", want: Decision{Target: R, Reason: ReasonTransactionControl, Tx: TxBegin, TxReadOnly: true}},
+	{sql: "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", s: roTx, want: Decision{Target: R, Reason: ReasonTransactionControl, Tx: TxSetTransaction}},
+	{sql: "SELECT 1", s: defSer, want: Decision{Target: P, Reason: ReasonSerializable, Cacheable: true}},
+	{sql: "BEGIN READ ONLY", s: defSer, want: Decision{Target: P, Reason: ReasonSerializable, Tx: TxBegin, TxReadOnly: true}},
+	{sql: "SELECT 1", s: roSerTx, want: Decision{Target: P, Reason: ReasonSerializable, Cacheable: true}},
+	{sql: "COMMIT", s: roSerTx, want: Decision{Target: P, Reason: ReasonSerializable, Tx: TxCommit}},
+	{sql: "INSERT INTO t VALUES (1)", s: defSer, want: Decision{Target: P, Reason: ReasonWrite, WriteTables: tl("t")}},
 
 	// Session state: explicit transactions.
 	{sql: "SELECT * FROM t", s: rwTx, want: Decision{Target: P, Reason: ReasonTransaction, Cacheable: true, ReadTables: tl("t")}},

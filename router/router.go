@@ -17,14 +17,13 @@ type Router struct {
 	uncached atomic.Uint64
 	// tooLong and tooComplex count texts routed unparsed (bound.go).
 	tooLong, tooComplex atomic.Uint64
-	depthLimit          int
 }
 
 // NewRouter returns a Router that keeps the analysis of up to cacheSize
 // distinct texts (least recently used evicted). cacheSize <= 0 turns the
 // cache off: every call parses.
 func NewRouter(cacheSize int) *Router {
-	r := &Router{depthLimit: parseDepthLimit}
+	r := &Router{}
 	if cacheSize > 0 {
 		r.cache = newTextCache(cacheSize)
 	}
@@ -65,7 +64,7 @@ func (r *Router) analysisFor(text string) *analysis {
 // analyzeBounded parses text if it is within the parse bounds, else
 // returns the unparsed analysis and counts it.
 func (r *Router) analyzeBounded(text string) *analysis {
-	reason, over := overBound(text, r.depthLimit)
+	reason, over := overBound(text, parseDepthLimit)
 	if !over {
 		return analyze(text)
 	}
