@@ -294,8 +294,13 @@ func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
 	if typ != pgmsg.ErrorResponse {
 		return typ, frame
 	}
-	var er pgproto3.ErrorResponse
-	if er.Decode(wire.Body(frame)) != nil || (er.Severity != "FATAL" && er.Severity != "PANIC") {
+	// The unlocalized severity: a server's lc_messages may translate the
+	// other.
+	if !pgmsg.IsFatal(wire.Body(frame)) {
+		return typ, frame
+	}
+	er, ok := decodeError(frame)
+	if !ok {
 		return typ, frame
 	}
 	ss.serverFatal = true
@@ -304,25 +309,24 @@ func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
 	}
 	e := ss.expect.request()
 	if e == nil {
-		n := pgproto3.NoticeResponse(er)
-		n.Severity, n.SeverityUnlocalized = "WARNING", "WARNING"
-		if out, err := n.Encode(nil); err == nil {
-			return pgmsg.NoticeResponse, out
-		}
-		return typ, frame
+		er.Severity, er.SeverityUnlocalized = severityWarning, severityWarning
+		return pgmsg.NoticeResponse, er.Encode(nil, pgmsg.NoticeResponse)
 	}
 	if e.outcome == outcomeCommit {
-		out, err := pgerr.ToResponse(errOutcomeUnknown.WithDetail("The server said: " + er.Message)).Encode(nil)
+		out, err := pgerr.ToResponse(errOutcomeUnknown.WithDetail("The server said: " + string(er.Message))).Encode(nil)
 		if err == nil {
 			return typ, out
 		}
 	}
-	er.Severity, er.SeverityUnlocalized = pgerr.SeverityError, pgerr.SeverityError
-	if out, err := er.Encode(nil); err == nil {
-		return typ, out
-	}
-	return typ, frame
+	er.Severity, er.SeverityUnlocalized = severityError, severityError
+	return typ, er.Encode(nil, pgmsg.ErrorResponse)
 }
+
+// Severities of the errors pgone rewrites.
+var (
+	severityError   = []byte(pgerr.SeverityError)
+	severityWarning = []byte("WARNING")
+)
 
 // errorForwardedLocked records that an ErrorResponse reached the client
 // for its oldest waiting request.
