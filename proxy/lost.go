@@ -134,13 +134,14 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 	var parsedBuf [4][2]string
 	parsed := parsedBuf[:0] // statements this request parses: name, text
 	portal, bound := "", false
+	var portalLex lexed
 	segment := outcomeNone // what the extended-protocol request so far may have done
 	for _, fr := range req.frames {
 		frame := req.buf[fr[0]:fr[1]]
 		switch frame[0] {
 		case pgmsg.Query:
 			text, _, _ := cstringAt(wire.Body(frame), 0)
-			o, after := ss.statementOutcome(text, inTx)
+			o, after := ss.statementOutcome(text, ss.lexOf(text), inTx)
 			outcomes = append(outcomes, o)
 			inTx = after
 		case pgmsg.Parse:
@@ -148,14 +149,14 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 				parsed = append(parsed, [2]string{pf.name, pf.query})
 			}
 		case pgmsg.Bind:
-			portal, bound = ss.boundText(frame, parsed)
+			portal, portalLex, bound = ss.boundText(frame, parsed)
 		case pgmsg.Execute:
 			if !bound {
 				// A portal of an earlier request: its statement is unknown.
 				segment = outcomeCommit
 				continue
 			}
-			o, after := ss.statementOutcome(portal, inTx)
+			o, after := ss.statementOutcome(portal, portalLex, inTx)
 			segment = max(segment, o)
 			inTx = after
 		case pgmsg.FunctionCall:
@@ -175,40 +176,40 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 	return outcomes
 }
 
-// boundText returns the text of the statement a Bind uses: parsed in this
-// request, or a named statement of the client. ok is false when unknown
-// (the unnamed statement of an earlier request).
-func (ss *session) boundText(frame []byte, parsed [][2]string) (text string, ok bool) {
+// boundText returns the text of the statement a Bind uses, and lexText of
+// it: parsed in this request, or a named statement of the client. ok is
+// false when unknown (the unnamed statement of an earlier request).
+func (ss *session) boundText(frame []byte, parsed [][2]string) (text string, lx lexed, ok bool) {
 	_, name, _, ok := bindStatement(frame)
 	if !ok {
-		return "", false
+		return "", lexed{}, false
 	}
 	for i := len(parsed) - 1; i >= 0; i-- {
 		if parsed[i][0] == name {
-			return parsed[i][1], true
+			return parsed[i][1], ss.lexOf(parsed[i][1]), true
 		}
 	}
 	if name == "" {
-		return "", false
+		return "", lexed{}, false
 	}
 	cs, ok := ss.prepared[name]
-	return cs.query, ok
+	return cs.query, cs.lex, ok
 }
 
 // statementOutcome tells what running text may leave behind, in a
 // transaction block (inTx) or not, and whether a block is open after it.
 // Plain statements are told by their first words, without parsing (texts
 // with inlined literals would each cost a parse); others by the router,
-// from the request's plan (plan.go).
-func (ss *session) statementOutcome(text string, inTx bool) (o outcome, inTxAfter bool) {
+// from the request's plan (plan.go). lx is lexText(text).
+func (ss *session) statementOutcome(text string, lx lexed, inTx bool) (o outcome, inTxAfter bool) {
 	alone := outcomeWrite // a statement outside a block commits by itself
 	if inTx {
 		alone = outcomeNone
 	}
-	if router.PlainRead(text) {
+	if lx.plainRead {
 		return outcomeNone, inTx
 	}
-	if router.NoSessionEffects(text) {
+	if lx.noEffects {
 		first, second := leadingWords(text)
 		switch first {
 		case "begin", "start":
@@ -293,8 +294,13 @@ func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
 	if typ != pgmsg.ErrorResponse {
 		return typ, frame
 	}
-	var er pgproto3.ErrorResponse
-	if er.Decode(wire.Body(frame)) != nil || (er.Severity != "FATAL" && er.Severity != "PANIC") {
+	// The unlocalized severity: a server's lc_messages may translate the
+	// other.
+	if !pgmsg.IsFatal(wire.Body(frame)) {
+		return typ, frame
+	}
+	er, ok := decodeError(frame)
+	if !ok {
 		return typ, frame
 	}
 	ss.serverFatal = true
@@ -303,25 +309,24 @@ func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
 	}
 	e := ss.expect.request()
 	if e == nil {
-		n := pgproto3.NoticeResponse(er)
-		n.Severity, n.SeverityUnlocalized = "WARNING", "WARNING"
-		if out, err := n.Encode(nil); err == nil {
-			return pgmsg.NoticeResponse, out
-		}
-		return typ, frame
+		er.Severity, er.SeverityUnlocalized = severityWarning, severityWarning
+		return pgmsg.NoticeResponse, er.Encode(nil, pgmsg.NoticeResponse)
 	}
 	if e.outcome == outcomeCommit {
-		out, err := pgerr.ToResponse(errOutcomeUnknown.WithDetail("The server said: " + er.Message)).Encode(nil)
+		out, err := pgerr.ToResponse(errOutcomeUnknown.WithDetail("The server said: " + string(er.Message))).Encode(nil)
 		if err == nil {
 			return typ, out
 		}
 	}
-	er.Severity, er.SeverityUnlocalized = pgerr.SeverityError, pgerr.SeverityError
-	if out, err := er.Encode(nil); err == nil {
-		return typ, out
-	}
-	return typ, frame
+	er.Severity, er.SeverityUnlocalized = severityError, severityError
+	return typ, er.Encode(nil, pgmsg.ErrorResponse)
 }
+
+// Severities of the errors pgone rewrites.
+var (
+	severityError   = []byte(pgerr.SeverityError)
+	severityWarning = []byte("WARNING")
+)
 
 // errorForwardedLocked records that an ErrorResponse reached the client
 // for its oldest waiting request.

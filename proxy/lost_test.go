@@ -336,3 +336,30 @@ func TestTxModeFatalToPgonesOwnStatementStillAnswersRequest(t *testing.T) {
 		t.Fatalf("request behind pgone's failed settings statement: want one 08006 error then ReadyForQuery, got %q", reply)
 	}
 }
+
+// TestTxModeLocalizedFatalOnCommit: a server whose lc_messages is not
+// English sends FATAL with a localized severity and "FATAL" only in the
+// unlocalized field. Answering a COMMIT it is still a FATAL: the client
+// gets 08007 (the commit's outcome is unknown), not the server's error as
+// if the commit had failed.
+func TestTxModeLocalizedFatalOnCommit(t *testing.T) {
+	s := startScripted(t, func(c *scriptedConn) {
+		c.serveUntil(queryIs("COMMIT"), false)
+		c.be.Send(&pgproto3.ErrorResponse{Severity: "ВАЖНО", SeverityUnlocalized: "FATAL", Code: "57P01",
+			Message: "terminating connection due to administrator command"})
+		_ = c.be.Flush()
+	})
+	p := s.proxyTo(t, nil)
+	c := connectMsg(t, p.DSN(appUser, appPassword, "fake"))
+	for _, sql := range []string{"BEGIN", "INSERT INTO t VALUES (1)"} {
+		if errs := errorsIn(c.simpleQuery(sql)); len(errs) > 0 {
+			t.Fatalf("%s: %v", sql, errs)
+		}
+	}
+	c.send(&pgproto3.Query{String: "COMMIT"})
+	reply := c.readUntil(isRFQ)
+	errs := errorsIn(reply)
+	if len(errs) != 1 || !strings.Contains(errs[0], `"Code":"08007"`) {
+		t.Fatalf("COMMIT answered by a localized FATAL: got %q; want one 08007 error then ReadyForQuery", reply)
+	}
+}

@@ -46,7 +46,7 @@ func TestStatementOutcome(t *testing.T) {
 		{"SELEC oops", false, none, false},
 	}
 	for _, tt := range tests {
-		got, txAt := ss.statementOutcome(tt.text, tt.inTx)
+		got, txAt := ss.statementOutcome(tt.text, lexText(tt.text), tt.inTx)
 		if got != tt.want || txAt != tt.txAt {
 			t.Errorf("statementOutcome(%q, inTx=%v) = %v, %v; want %v, %v", tt.text, tt.inTx, got, txAt, tt.want, tt.txAt)
 		}

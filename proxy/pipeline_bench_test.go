@@ -19,7 +19,8 @@ import (
 // BenchmarkTxModeRequest sends one request at a time through pgone's
 // transaction-mode pipeline to a scripted server (collect, plan, backend,
 // render, write, replies, release): a simple Query, and an extended
-// Parse/Bind/Execute/Sync of the unnamed statement. Allocations are the
+// Parse/Bind/Execute/Sync of the unnamed statement, and a Bind/Execute/Sync
+// of a named statement prepared once. Allocations are the
 // whole process's (client, pgone, fake server); compare them between
 // versions, not as an absolute.
 func BenchmarkTxModeRequest(b *testing.B) {
@@ -45,10 +46,33 @@ func BenchmarkTxModeRequest(b *testing.B) {
 	} {
 		extended, _ = m.Encode(extended)
 	}
+	// prepared: a named statement, prepared once, then Bind/Execute/Sync
+	// per request (pgbench -M prepared).
+	var prepare []byte
+	for _, m := range []pgproto3.FrontendMessage{
+		&pgproto3.Parse{Name: "s1", Query: "SELECT $1::int"},
+		&pgproto3.Sync{},
+	} {
+		prepare, _ = m.Encode(prepare)
+	}
+	if _, err := nc.Write(prepare); err != nil {
+		b.Fatal(err)
+	}
+	if err := readToReady(br); err != nil {
+		b.Fatal(err)
+	}
+	var prepared []byte
+	for _, m := range []pgproto3.FrontendMessage{
+		&pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("1")}},
+		&pgproto3.Execute{},
+		&pgproto3.Sync{},
+	} {
+		prepared, _ = m.Encode(prepared)
+	}
 	for _, bc := range []struct {
 		name string
 		req  []byte
-	}{{"simple", simple}, {"extended", extended}} {
+	}{{"simple", simple}, {"extended", extended}, {"prepared", prepared}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {

@@ -41,6 +41,7 @@ type plan struct {
 	session router.Session // the router's view of the session, once ready
 	ready   bool
 	stmts   []plannedStatement
+	lexed   []lexedText // lexOf's memo
 	// split is the split's verdict on the request (requestIsRead), once
 	// splitDone.
 	splitDone bool
@@ -57,7 +58,50 @@ type plannedStatement struct {
 // begin starts the plan of a new request.
 func (p *plan) begin(set *replicaSet) {
 	clear(p.stmts) // drop the texts and the router's slices
-	*p = plan{set: set, stmts: p.stmts[:0]}
+	clear(p.lexed)
+	*p = plan{set: set, stmts: p.stmts[:0], lexed: p.lexed[:0]}
+}
+
+// lexed is what the router's lexical fast paths say of a statement text.
+// Each scans the whole text (a microsecond or two for pgbench's SELECT),
+// and the outcome (lost.go), the split and rendering all ask: a prepared
+// statement keeps its answers from when it was prepared
+// (clientStatement.lex), and a request's other texts are scanned once
+// (lexOf).
+type lexed struct {
+	plainRead bool // router.PlainRead
+	noEffects bool // router.NoSessionEffects
+}
+
+// lexText scans text with the router's fast paths.
+func lexText(text string) lexed {
+	return lexed{plainRead: router.PlainRead(text), noEffects: router.NoSessionEffects(text)}
+}
+
+// lexedText is an entry of the plan's lexOf memo.
+type lexedText struct {
+	text string
+	lx   lexed
+}
+
+// maxLexed bounds lexOf's memo: a request of many texts (pipelined
+// Queries) scans the later ones again rather than searching a long list.
+const maxLexed = 8
+
+// lexOf returns what the fast paths say of text, scanning it on its first
+// use in the request.
+func (ss *session) lexOf(text string) lexed {
+	p := &ss.plan
+	for i := range p.lexed {
+		if p.lexed[i].text == text {
+			return p.lexed[i].lx
+		}
+	}
+	lx := lexText(text)
+	if len(p.lexed) < maxLexed {
+		p.lexed = append(p.lexed, lexedText{text: text, lx: lx})
+	}
+	return lx
 }
 
 // replan forgets the decisions taken: the session changed under the
@@ -114,7 +158,7 @@ func (ss *session) planAll(req *request) {
 				parsed = append(parsed, [2]string{pf.name, pf.query})
 			}
 		case pgmsg.Bind:
-			if text, ok := ss.boundText(frame, parsed); ok {
+			if text, _, ok := ss.boundText(frame, parsed); ok {
 				ss.decide(text)
 			}
 		}
@@ -122,13 +166,14 @@ func (ss *session) planAll(req *request) {
 }
 
 // effectsOf is what a statement about to be sent does to the session: from
-// the plan (the default classifier), or from a substituted Classifier.
-func (ss *session) effectsOf(text string) Classification {
+// the plan (the default classifier), or from a substituted Classifier. lx
+// is lexText(text).
+func (ss *session) effectsOf(text string, lx lexed) Classification {
 	switch c := ss.srv.classifier.(type) {
 	case nil:
 		return Classification{}
 	case Decider:
-		if router.NoSessionEffects(text) {
+		if lx.noEffects {
 			// Plain DML and queries, often with inlined literals that make
 			// every text new to the decision cache: no parse needed.
 			return Classification{}

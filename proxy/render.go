@@ -79,7 +79,7 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 // statement (deallocate.go).
 func (ss *session) renderSimpleQueryLocked(out []byte, st *pool.SessionState, frame []byte) []byte {
 	text, _, _ := cstringAt(wire.Body(frame), 0)
-	d := ss.statementLocked(text)
+	d := ss.statementLocked(text, ss.lexOf(text))
 	e := expectation{kind: pgmsg.Query}
 	if d.DiscardAll || d.DeallocateAll {
 		clear(ss.prepared)
@@ -118,7 +118,7 @@ func (ss *session) takePreludeLocked(server *pool.Conn, out []byte) []byte {
 // What the statement does to the session applies now if pgone answered
 // its Parse itself (answerWithoutServer).
 func (ss *session) injectParse(out []byte, st *pool.SessionState, cs clientStatement) []byte {
-	ss.statementLocked(cs.query)
+	ss.statementLocked(cs.query, cs.lex)
 	name := ss.srv.statementName(cs.server)
 	if evict := st.AddPrepared(name, maxServerStatements); evict != "" {
 		out = encodeTarget(out, pgmsg.Close, pgmsg.TargetStatement, evict)
@@ -132,8 +132,8 @@ func (ss *session) injectParse(out []byte, st *pool.SessionState, cs clientState
 // statementLocked classifies a statement about to be sent and applies
 // what it does to the session: pins, a settings snapshot after the
 // request, and, after DDL, fresh function volatility for routing.
-func (ss *session) statementLocked(text string) Classification {
-	d := ss.routeText(text)
+func (ss *session) statementLocked(text string, lx lexed) Classification {
+	d := ss.routeText(text, lx)
 	if d.ChangesSettings {
 		ss.settingsDirty = true
 	}
@@ -146,8 +146,8 @@ func (ss *session) statementLocked(text string) Classification {
 
 // routeText classifies a statement (from the request's plan) and applies
 // what it does to the session: pins.
-func (ss *session) routeText(text string) Classification {
-	d := ss.effectsOf(text) // plan.go
+func (ss *session) routeText(text string, lx lexed) Classification {
+	d := ss.effectsOf(text, lx) // plan.go
 	if len(d.Pins) > 0 && !ss.pinned {
 		ss.pinned = true
 		ss.log.Info("client pinned to its server connection", "reason", d.Pins[0])

@@ -19,6 +19,7 @@ type clientStatement struct {
 	server string // server-side name
 	query  string
 	rest   []byte // parameter types, as in the Parse
+	lex    lexed  // lexText(query), taken when it is prepared
 }
 
 // request is a client request being collected: whole frames, copied.
@@ -159,7 +160,7 @@ func (ss *session) answerWithoutServer(req *request) bool {
 		switch frame[0] {
 		case pgmsg.Parse:
 			pf, _ := decodeParse(frame)
-			ss.prepared[pf.name] = newClientStatement(pf)
+			ss.prepared[pf.name] = newClientStatement(pf, lexText(pf.query))
 			reply = append(reply, pgmsg.ParseComplete, 0, 0, 0, 4)
 		case pgmsg.Close:
 			_, name, _ := targetOf(frame)

@@ -195,8 +195,8 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 // splitVerdict is requestIsRead's answer, from the request's plan.
 func (ss *session) splitVerdict(req *request) (read bool, reason string) {
 	read = true
-	check := func(text string) {
-		if router.PlainRead(text) {
+	check := func(text string, lx lexed) {
+		if lx.plainRead {
 			reason = router.ReasonRead.String()
 			return
 		}
@@ -213,7 +213,7 @@ func (ss *session) splitVerdict(req *request) (read bool, reason string) {
 		switch frame[0] {
 		case pgmsg.Query:
 			text, _, _ := cstringAt(wire.Body(frame), 0)
-			check(text)
+			check(text, ss.lexOf(text))
 		case pgmsg.Parse:
 			// Parsing runs nothing (a replica parses an INSERT too); what
 			// a Bind executes decides.
@@ -230,25 +230,27 @@ func (ss *session) splitVerdict(req *request) (read bool, reason string) {
 				break
 			}
 			text, found := "", false
+			var lx lexed
 			for i := len(parsed) - 1; i >= 0 && !found; i-- {
 				if parsed[i][0] == name {
 					text, found = parsed[i][1], true
+					lx = ss.lexOf(text)
 				}
 			}
 			if !found && name != "" {
 				var cs clientStatement
 				cs, found = ss.prepared[name]
-				text = cs.query
+				text, lx = cs.query, cs.lex
 			} else if !found && ss.stmts.unnamed != nil && ss.stmts.unnamed.query != "" {
 				// The client's unnamed statement of an earlier request:
 				// renderLocked parses it again where it runs.
-				text, found = ss.stmts.unnamed.query, true
+				text, lx, found = ss.stmts.unnamed.query, ss.stmts.unnamed.lex, true
 			}
 			if !found {
 				read, reason = false, reasonUnnamed
 				break
 			}
-			check(text)
+			check(text, lx)
 		case pgmsg.FunctionCall:
 			read, reason = false, reasonFunctionCall
 		}

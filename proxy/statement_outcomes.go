@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgproto3"
-
 	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pool"
@@ -98,8 +96,8 @@ func (ss *session) clientNamesInError(frame []byte, client, base string) []byte 
 	if !bytes.Contains(frame, pgoneQuoted) {
 		return frame
 	}
-	var er pgproto3.ErrorResponse
-	if er.Decode(wire.Body(frame)) != nil {
+	er, ok := decodeError(frame)
+	if !ok {
 		return frame
 	}
 	pairs := make([]string, 0, 4+2*len(ss.prepared))
@@ -111,13 +109,10 @@ func (ss *session) clientNamesInError(frame []byte, client, base string) []byte 
 		pairs = append(pairs, `"`+ss.srv.statementName(cs.server)+`"`, `"`+c+`"`)
 	}
 	r := strings.NewReplacer(pairs...)
-	er.Message, er.Detail, er.Hint = r.Replace(er.Message), r.Replace(er.Detail), r.Replace(er.Hint)
-	er.Where = r.Replace(er.Where)
-	out, err := er.Encode(nil)
-	if err != nil {
-		return frame
+	for _, f := range []*[]byte{&er.Message, &er.Detail, &er.Hint, &er.Where} {
+		*f = []byte(r.Replace(string(*f)))
 	}
-	return out
+	return er.Encode(nil, pgmsg.ErrorResponse)
 }
 
 // waitForStatementOutcomes holds a request that uses a statement whose

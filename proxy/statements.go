@@ -116,8 +116,9 @@ func wellFormedParamTypes(rest []byte) bool {
 }
 
 // newClientStatement copies what a client Parse defines.
-func newClientStatement(pf parseFrame) clientStatement {
-	return clientStatement{server: serverStatementName(pf.query, pf.rest), query: pf.query, rest: append([]byte(nil), pf.rest...)}
+func newClientStatement(pf parseFrame, lx lexed) clientStatement {
+	return clientStatement{server: serverStatementName(pf.query, pf.rest), query: pf.query,
+		rest: append([]byte(nil), pf.rest...), lex: lx}
 }
 
 // answerableParse reports whether pgone may answer a client's named Parse
@@ -155,11 +156,12 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 	}
 	// Pins and settings changes of a prepared statement apply when it is
 	// prepared.
-	ss.statementLocked(pf.query)
+	lx := ss.lexOf(pf.query)
+	ss.statementLocked(pf.query, lx)
 	if pf.name == "" {
 		cs := clientStatement{server: unnamedTooLarge}
 		if len(pf.query) <= maxUnnamedText {
-			cs = newClientStatement(pf)
+			cs = newClientStatement(pf, lx)
 		}
 		ss.unnamedChangedLocked()
 		prev := ss.stmts.unnamed
@@ -171,7 +173,7 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 	if old, taken := ss.prepared[pf.name]; taken {
 		return ss.renderDuplicateParseLocked(out, st, pf.name, old)
 	}
-	cs := newClientStatement(pf)
+	cs := newClientStatement(pf, lx)
 	ss.prepared[pf.name] = cs
 	delete(ss.shapes, pf.name)
 	name := ss.srv.statementName(cs.server)
@@ -264,14 +266,15 @@ func (ss *session) renderBindLocked(out []byte, st *pool.SessionState, frame []b
 		out = append(out, frame...)
 		ss.expect.push(expectation{kind: pgmsg.Bind})
 		if u := ss.stmts.unnamed; u != nil {
-			ss.markSettingsChangeLocked(u.query)
+			ss.markSettingsChangeLocked(u)
 		}
 	default:
 		var stmt string
 		out, stmt = ss.ensureNamedLocked(out, st, name)
 		out = rewriteBind(out, frame, pe, se, stmt)
-		ss.expect.push(expectation{kind: pgmsg.Bind, base: ss.prepared[name].server, client: name})
-		ss.markSettingsChangeLocked(ss.prepared[name].query)
+		cs := ss.prepared[name]
+		ss.expect.push(expectation{kind: pgmsg.Bind, base: cs.server, client: name})
+		ss.markSettingsChangeLocked(&cs)
 	}
 	return out
 }
@@ -279,8 +282,8 @@ func (ss *session) renderBindLocked(out []byte, st *pool.SessionState, frame []b
 // markSettingsChangeLocked marks the session's settings for a snapshot
 // when a bound statement changes them: a prepared RESET or SET acts when it
 // runs, not when it is prepared.
-func (ss *session) markSettingsChangeLocked(query string) {
-	if ss.routeText(query).ChangesSettings {
+func (ss *session) markSettingsChangeLocked(cs *clientStatement) {
+	if ss.routeText(cs.query, cs.lex).ChangesSettings {
 		ss.settingsDirty = true
 	}
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
-
 	"github.com/pgone/pgone/internal/pgmsg"
-	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
 )
@@ -203,17 +200,15 @@ func (ss *session) queryCanceledLocked(typ byte, frame []byte) []byte {
 // rewriteQueryCanceled turns a 57014 ErrorResponse frame into one saying
 // query_timeout (ok); other frames come back as they are.
 func rewriteQueryCanceled(frame []byte) (out []byte, ok bool) {
-	var er pgproto3.ErrorResponse
-	if er.Decode(wire.Body(frame)) != nil || er.Code != string(pgerr.QueryCanceled) {
+	er, ok := decodeError(frame)
+	if !ok || string(er.Code) != string(pgerr.QueryCanceled) {
 		return frame, false
 	}
-	er.Message = "canceling statement due to query_timeout"
-	out, err := er.Encode(nil)
-	if err != nil {
-		return frame, false
-	}
-	return out, true
+	er.Message = queryTimeoutMessage
+	return er.Encode(nil, pgmsg.ErrorResponse), true
 }
+
+var queryTimeoutMessage = []byte("canceling statement due to query_timeout")
 
 // sessionRequestSentLocked times a request a session-mode client sent:
 // from now if it is the only one outstanding.

@@ -50,13 +50,14 @@ func (ss *session) serveRequest(req *request, last byte, out *[]byte) error {
 	}
 	ss.plan.begin(ss.splitFor()) // plan.go: decisions are taken as stages ask
 	var view *requestView
+	var start time.Time // when the hooks' view began waiting for a server
 	if h := ss.srv.hooks; h != nil {
 		var answered bool
 		if view, answered = ss.beforeSend(h, req); answered { // hooks.go
 			return nil
 		}
+		start = time.Now()
 	}
-	start := time.Now()
 	server, err := ss.backend(req) // backend.go: returns with ss.mu held
 	if err != nil {
 		return ss.failRequest(err, req.syncs)
