@@ -97,18 +97,11 @@ func (c *Config) splitImpossible() []string {
 	return out
 }
 
-// anyUserInTransactionMode mirrors the session's choice of mode: the
-// user's pool_mode, else the database's, else pool.mode.
+// anyUserInTransactionMode reports whether some user's clients of db get
+// transaction mode, as the session chooses it (proxy.Config.PoolModeFor).
 func (c *Config) anyUserInTransactionMode(db proxy.Database) bool {
-	for _, u := range c.Proxy.Users {
-		mode := c.Pool.Mode
-		if db.PoolMode != "" {
-			mode = db.PoolMode
-		}
-		if u.PoolMode != "" {
-			mode = u.PoolMode
-		}
-		if mode == pool.ModeTransaction {
+	for name := range c.Proxy.Users {
+		if c.Proxy.PoolModeFor(db, name, c.Pool.Mode) == pool.ModeTransaction {
 			return true
 		}
 	}

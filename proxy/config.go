@@ -152,6 +152,30 @@ type Database struct {
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
 
+// DatabaseFor returns the entry that serves a client-visible database
+// name: its own, else the wildcard's; ok is false when neither exists.
+// Every per-database setting (server, pool size and mode, query_timeout)
+// is resolved through it, so they cannot disagree on which entry applies.
+func (c *Config) DatabaseFor(name string) (db Database, ok bool) {
+	if db, ok = c.Databases[name]; ok {
+		return db, true
+	}
+	db, ok = c.Databases[WildcardDatabase]
+	return db, ok
+}
+
+// PoolModeFor is the pool mode of a client of db logging in as user: the
+// user's pool_mode, else the database's, else def (pool.mode).
+func (c *Config) PoolModeFor(db Database, user string, def pool.Mode) pool.Mode {
+	if u := c.Users[user]; u.PoolMode != "" {
+		return u.PoolMode
+	}
+	if db.PoolMode != "" {
+		return db.PoolMode
+	}
+	return def
+}
+
 // Replica is a streaming replica of a database's primary.
 type Replica struct {
 	Host string `yaml:"host"`

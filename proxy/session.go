@@ -331,32 +331,20 @@ func (a authConn) ReceivePassword() ([]byte, error) {
 // attach acquires a server connection, applies the client's startup
 // parameters to it and completes the client's startup.
 func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, error) {
-	db, ok := snap.cfg.Databases[req.database]
-	dbname := req.database
-	if ok && db.DBName != "" {
-		dbname = db.DBName
-	}
-	if !ok {
-		db, ok = snap.cfg.Databases[WildcardDatabase]
-		if ok && db.DBName != "" {
-			dbname = db.DBName
-		}
-	}
+	db, ok := snap.cfg.DatabaseFor(req.database)
 	if !ok {
 		return nil, pgerr.Fatal(pgerr.InvalidCatalogName, "database %q does not exist", req.database)
+	}
+	dbname := db.DBName
+	if dbname == "" {
+		dbname = req.database
 	}
 	target := pool.Target{Host: db.Host, Port: db.Port, Database: dbname, User: db.User, Password: db.Password}
 	if target.User == "" {
 		target.User = req.user
 		target.Password = snap.cfg.Users[req.user].Password
 	}
-	ss.mode = snap.poolCfg.Mode
-	if db.PoolMode != "" {
-		ss.mode = db.PoolMode
-	}
-	if u := snap.cfg.Users[req.user]; u.PoolMode != "" {
-		ss.mode = u.PoolMode
-	}
+	ss.mode = snap.cfg.PoolModeFor(db, req.user, snap.poolCfg.Mode)
 	ss.poolKey = pool.Key{Database: req.database, User: req.user}
 	ss.target, ss.startupParams = target, req.params
 	ctx, cancel := context.WithCancel(ss.srv.ctx)
