@@ -210,23 +210,10 @@ func (ss *session) run() {
 	}
 	defer ss.srv.unregister(ss)
 
-	loggedIn, err := ss.srv.beginLogin(snap.cfg.Limits.MaxLoginsInProgress)
-	if err != nil {
-		// Not logged one by one: this is what a flood of sockets looks like.
-		ss.log.Debug("client refused: too many logins in progress")
-		_ = ss.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		ss.terminate(err)
-		return
-	}
-	defer loggedIn()
 	if t := snap.cfg.Limits.ClientLoginTimeout; t > 0 {
 		_ = ss.nc.SetDeadline(time.Now().Add(t))
 	}
-	req, err := ss.startup(snap)
-	if err == nil {
-		err = ss.login(snap, req)
-	}
-	loggedIn()
+	req, err := ss.logIn(snap) // prelogin.go
 	if err != nil {
 		ss.failStartup(err)
 		return
@@ -256,6 +243,12 @@ func (ss *session) run() {
 func (ss *session) failStartup(err error) {
 	switch {
 	case errors.Is(err, errCancelHandled):
+		return
+	case errors.Is(err, errTooManyLogins):
+		// Not logged one by one: this is what a flood of sockets looks like.
+		ss.log.Debug("client refused: too many logins in progress")
+		_ = ss.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		ss.terminate(err)
 		return
 	case errors.Is(err, io.EOF):
 		ss.log.Debug("client closed during startup")
