@@ -377,12 +377,7 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		}
 		acancel()
 		if err != nil {
-			ss.releaseServer(server, pgerr.CodeOf(err) != "")
-			if pgerr.CodeOf(err) == "" {
-				ss.log.Info("server connection lost during startup", "server", server.Addr(), "err", err)
-				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost")
-			}
-			return nil, err
+			return nil, ss.startupQueryFailed(server, err)
 		}
 		ss.settingsKey = settingsKeyOf(rows)
 		ss.defaultReadOnly = readOnlyDefault(rows)
@@ -392,12 +387,7 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		err := server.Exec(actx, sql)
 		acancel()
 		if err != nil {
-			ss.releaseServer(server, true)
-			if pgerr.CodeOf(err) == "" {
-				ss.log.Info("server connection lost during startup", "server", server.Addr(), "err", err)
-				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost")
-			}
-			return nil, err
+			return nil, ss.startupQueryFailed(server, err)
 		}
 	}
 	reported := server.Params
@@ -409,6 +399,22 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		return nil, err
 	}
 	return server, nil
+}
+
+// startupQueryFailed gives back a server whose startup query failed and
+// returns what the client is told. With PostgreSQL's error the server is
+// at ReadyForQuery and is cleaned for the pool; otherwise (a timeout, a
+// lost connection) the query's reply may still be on its way, so the
+// server is closed after a cancel: a reset sent behind that reply would
+// read it as its own and leave its own reply to the next client.
+func (ss *session) startupQueryFailed(server *pool.Conn, err error) error {
+	if pgerr.CodeOf(err) != "" {
+		ss.releaseServer(server, true)
+		return err
+	}
+	ss.releaseServer(server, false)
+	ss.log.Info("server connection lost during startup", "server", server.Addr(), "err", err)
+	return pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost")
 }
 
 // completeStartup sends the client AuthenticationOk, the ParameterStatus
