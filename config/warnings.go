@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 
@@ -74,7 +76,7 @@ func (c *Config) httpBeyondLoopback() []string {
 // replicas are never monitored, so never used.
 func (c *Config) splitImpossible() []string {
 	var out []string
-	for _, name := range sortedNames(c.Proxy.Databases) {
+	for _, name := range slices.Sorted(maps.Keys(c.Proxy.Databases)) {
 		db := c.Proxy.Databases[name]
 		if len(db.Replicas) == 0 || db.Consistency == proxy.PrimaryOnly {
 			continue
@@ -97,18 +99,11 @@ func (c *Config) splitImpossible() []string {
 	return out
 }
 
-// anyUserInTransactionMode mirrors the session's choice of mode: the
-// user's pool_mode, else the database's, else pool.mode.
+// anyUserInTransactionMode reports whether some user's clients of db get
+// transaction mode, as the session chooses it (proxy.Config.PoolModeFor).
 func (c *Config) anyUserInTransactionMode(db proxy.Database) bool {
-	for _, u := range c.Proxy.Users {
-		mode := c.Pool.Mode
-		if db.PoolMode != "" {
-			mode = db.PoolMode
-		}
-		if u.PoolMode != "" {
-			mode = u.PoolMode
-		}
-		if mode == pool.ModeTransaction {
+	for name := range c.Proxy.Users {
+		if c.Proxy.PoolModeFor(db, name, c.Pool.Mode) == pool.ModeTransaction {
 			return true
 		}
 	}
@@ -129,13 +124,4 @@ func loopbackOnly(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -94,18 +94,8 @@ func (s *Server) poolRows() []poolRow {
 
 // poolModeFor is the pool mode attach chooses for a client of db as user.
 func poolModeFor(snap *snapshot, db, user string) pool.Mode {
-	mode := snap.poolCfg.Mode
-	d, ok := snap.cfg.Databases[db]
-	if !ok {
-		d = snap.cfg.Databases[WildcardDatabase]
-	}
-	if d.PoolMode != "" {
-		mode = d.PoolMode
-	}
-	if u := snap.cfg.Users[user]; u.PoolMode != "" {
-		mode = u.PoolMode
-	}
-	return mode
+	d, _ := snap.cfg.DatabaseFor(db)
+	return snap.cfg.PoolModeFor(d, user, snap.poolCfg.Mode)
 }
 
 func (s *Server) showPools() resultSet {
@@ -256,10 +246,7 @@ func (s *Server) showDatabases() resultSet {
 	}
 	sort.Strings(sorted)
 	for _, name := range sorted {
-		db, ok := snap.cfg.Databases[name]
-		if !ok {
-			db = snap.cfg.Databases[WildcardDatabase]
-		}
+		db, _ := snap.cfg.DatabaseFor(name)
 		dbname := db.DBName
 		if dbname == "" {
 			dbname = name

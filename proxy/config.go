@@ -2,7 +2,8 @@ package proxy
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -150,6 +151,30 @@ type Database struct {
 	// QueryTimeout overrides limits.query_timeout for this database; 0
 	// keeps it.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+}
+
+// DatabaseFor returns the entry that serves a client-visible database
+// name: its own, else the wildcard's; ok is false when neither exists.
+// Every per-database setting (server, pool size and mode, query_timeout)
+// is resolved through it, so they cannot disagree on which entry applies.
+func (c *Config) DatabaseFor(name string) (db Database, ok bool) {
+	if db, ok = c.Databases[name]; ok {
+		return db, true
+	}
+	db, ok = c.Databases[WildcardDatabase]
+	return db, ok
+}
+
+// PoolModeFor is the pool mode of a client of db logging in as user: the
+// user's pool_mode, else the database's, else def (pool.mode).
+func (c *Config) PoolModeFor(db Database, user string, def pool.Mode) pool.Mode {
+	if u := c.Users[user]; u.PoolMode != "" {
+		return u.PoolMode
+	}
+	if db.PoolMode != "" {
+		return db.PoolMode
+	}
+	return def
 }
 
 // Replica is a streaming replica of a database's primary.
@@ -364,11 +389,4 @@ func (c *Config) Validate() []error {
 	return errs
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -4,14 +4,10 @@ import "github.com/pgone/pgone/pool"
 
 // poolSize is the configured size of the pools of a client-visible
 // database: its pool_size, or the "*" entry's when it has no entry of its
-// own (as attach resolves it), else the default pool_size. A replica's pool
+// own (Config.DatabaseFor), else the default pool_size. A replica's pool
 // has its primary's size.
 func (snap *snapshot) poolSize(database string) int {
-	db, ok := snap.cfg.Databases[database]
-	if !ok {
-		db = snap.cfg.Databases[WildcardDatabase]
-	}
-	if db.PoolSize > 0 {
+	if db, _ := snap.cfg.DatabaseFor(database); db.PoolSize > 0 {
 		return db.PoolSize
 	}
 	return snap.poolCfg.PoolSize

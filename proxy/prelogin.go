@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"sync"
 
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pgerr"
@@ -15,19 +14,25 @@ import (
 // max_message_size says for logged-in clients.
 const maxAuthMessage = 65535
 
-// beginLogin counts a connection that has not finished startup and
-// authentication. Beyond limit it refuses it, so that unauthenticated
-// sockets, which each hold at most a startup packet and an authentication
-// message, cannot exhaust pgone's memory. done ends the count; it may be
-// called more than once.
-func (s *Server) beginLogin(limit int) (done func(), err error) {
-	if s.loggingIn.Add(1) > int64(limit) {
-		s.loggingIn.Add(-1)
-		return nil, pgerr.Fatal(pgerr.TooManyConnections,
-			"sorry, too many clients are logging in already (max_logins_in_progress)")
+// errTooManyLogins refuses a connection beyond max_logins_in_progress.
+var errTooManyLogins = pgerr.Fatal(pgerr.TooManyConnections,
+	"sorry, too many clients are logging in already (max_logins_in_progress)")
+
+// logIn runs startup and authentication, counted in Server.loggingIn while
+// they last. Beyond max_logins_in_progress it refuses the connection, so
+// that unauthenticated sockets, which each hold at most a startup packet
+// and an authentication message, cannot exhaust pgone's memory.
+func (ss *session) logIn(snap *snapshot) (*startupRequest, error) {
+	if ss.srv.loggingIn.Add(1) > int64(snap.cfg.Limits.MaxLoginsInProgress) {
+		ss.srv.loggingIn.Add(-1)
+		return nil, errTooManyLogins
 	}
-	var once sync.Once
-	return func() { once.Do(func() { s.loggingIn.Add(-1) }) }, nil
+	defer ss.srv.loggingIn.Add(-1)
+	req, err := ss.startup(snap)
+	if err != nil {
+		return nil, err
+	}
+	return req, ss.login(snap, req)
 }
 
 // authReadError turns a framing error of an authentication message into

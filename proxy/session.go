@@ -210,23 +210,10 @@ func (ss *session) run() {
 	}
 	defer ss.srv.unregister(ss)
 
-	loggedIn, err := ss.srv.beginLogin(snap.cfg.Limits.MaxLoginsInProgress)
-	if err != nil {
-		// Not logged one by one: this is what a flood of sockets looks like.
-		ss.log.Debug("client refused: too many logins in progress")
-		_ = ss.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		ss.terminate(err)
-		return
-	}
-	defer loggedIn()
 	if t := snap.cfg.Limits.ClientLoginTimeout; t > 0 {
 		_ = ss.nc.SetDeadline(time.Now().Add(t))
 	}
-	req, err := ss.startup(snap)
-	if err == nil {
-		err = ss.login(snap, req)
-	}
-	loggedIn()
+	req, err := ss.logIn(snap) // prelogin.go
 	if err != nil {
 		ss.failStartup(err)
 		return
@@ -256,6 +243,12 @@ func (ss *session) run() {
 func (ss *session) failStartup(err error) {
 	switch {
 	case errors.Is(err, errCancelHandled):
+		return
+	case errors.Is(err, errTooManyLogins):
+		// Not logged one by one: this is what a flood of sockets looks like.
+		ss.log.Debug("client refused: too many logins in progress")
+		_ = ss.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		ss.terminate(err)
 		return
 	case errors.Is(err, io.EOF):
 		ss.log.Debug("client closed during startup")
@@ -331,32 +324,20 @@ func (a authConn) ReceivePassword() ([]byte, error) {
 // attach acquires a server connection, applies the client's startup
 // parameters to it and completes the client's startup.
 func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, error) {
-	db, ok := snap.cfg.Databases[req.database]
-	dbname := req.database
-	if ok && db.DBName != "" {
-		dbname = db.DBName
-	}
-	if !ok {
-		db, ok = snap.cfg.Databases[WildcardDatabase]
-		if ok && db.DBName != "" {
-			dbname = db.DBName
-		}
-	}
+	db, ok := snap.cfg.DatabaseFor(req.database)
 	if !ok {
 		return nil, pgerr.Fatal(pgerr.InvalidCatalogName, "database %q does not exist", req.database)
+	}
+	dbname := db.DBName
+	if dbname == "" {
+		dbname = req.database
 	}
 	target := pool.Target{Host: db.Host, Port: db.Port, Database: dbname, User: db.User, Password: db.Password}
 	if target.User == "" {
 		target.User = req.user
 		target.Password = snap.cfg.Users[req.user].Password
 	}
-	ss.mode = snap.poolCfg.Mode
-	if db.PoolMode != "" {
-		ss.mode = db.PoolMode
-	}
-	if u := snap.cfg.Users[req.user]; u.PoolMode != "" {
-		ss.mode = u.PoolMode
-	}
+	ss.mode = snap.cfg.PoolModeFor(db, req.user, snap.poolCfg.Mode)
 	ss.poolKey = pool.Key{Database: req.database, User: req.user}
 	ss.target, ss.startupParams = target, req.params
 	ctx, cancel := context.WithCancel(ss.srv.ctx)
@@ -396,12 +377,7 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		}
 		acancel()
 		if err != nil {
-			ss.releaseServer(server, pgerr.CodeOf(err) != "")
-			if pgerr.CodeOf(err) == "" {
-				ss.log.Info("server connection lost during startup", "server", server.Addr(), "err", err)
-				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost")
-			}
-			return nil, err
+			return nil, ss.startupQueryFailed(server, err)
 		}
 		ss.settingsKey = settingsKeyOf(rows)
 		ss.defaultReadOnly = readOnlyDefault(rows)
@@ -411,12 +387,7 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		err := server.Exec(actx, sql)
 		acancel()
 		if err != nil {
-			ss.releaseServer(server, true)
-			if pgerr.CodeOf(err) == "" {
-				ss.log.Info("server connection lost during startup", "server", server.Addr(), "err", err)
-				return nil, pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost")
-			}
-			return nil, err
+			return nil, ss.startupQueryFailed(server, err)
 		}
 	}
 	reported := server.Params
@@ -428,6 +399,22 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 		return nil, err
 	}
 	return server, nil
+}
+
+// startupQueryFailed gives back a server whose startup query failed and
+// returns what the client is told. With PostgreSQL's error the server is
+// at ReadyForQuery and is cleaned for the pool; otherwise (a timeout, a
+// lost connection) the query's reply may still be on its way, so the
+// server is closed after a cancel: a reset sent behind that reply would
+// read it as its own and leave its own reply to the next client.
+func (ss *session) startupQueryFailed(server *pool.Conn, err error) error {
+	if pgerr.CodeOf(err) != "" {
+		ss.releaseServer(server, true)
+		return err
+	}
+	ss.releaseServer(server, false)
+	ss.log.Info("server connection lost during startup", "server", server.Addr(), "err", err)
+	return pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost")
 }
 
 // completeStartup sends the client AuthenticationOk, the ParameterStatus
