@@ -247,6 +247,23 @@ func queryValue(ctx context.Context, dsn, sql string) (string, error) {
 
 // query runs sql on a fresh connection to dsn and returns its rows as text.
 func query(ctx context.Context, dsn, sql string) ([][]string, error) {
+	res, err := lastResult(ctx, dsn, sql)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]string, len(res.Rows))
+	for i, r := range res.Rows {
+		out[i] = make([]string, len(r))
+		for j, v := range r {
+			out[i][j] = string(v)
+		}
+	}
+	return out, nil
+}
+
+// lastResult runs sql (simple protocol) on a fresh connection to dsn and
+// returns the result of its last statement.
+func lastResult(ctx context.Context, dsn, sql string) (*pgconn.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	conn, err := pgconn.Connect(ctx, dsn)
@@ -261,13 +278,5 @@ func query(ctx context.Context, dsn, sql string) ([][]string, error) {
 	if len(results) == 0 {
 		return nil, fmt.Errorf("%q returned no result", sql)
 	}
-	res := results[len(results)-1]
-	out := make([][]string, len(res.Rows))
-	for i, r := range res.Rows {
-		out[i] = make([]string, len(r))
-		for j, v := range r {
-			out[i][j] = string(v)
-		}
-	}
-	return out, nil
+	return results[len(results)-1], nil
 }
