@@ -11,10 +11,12 @@ GO="${GO:-go}"
 FUZZTIME="${FUZZTIME:-30s}"
 cd "$(dirname "$0")/.."
 
-mapfile -t targets < <(grep -rl --include='*_test.go' '^func Fuzz' . |
-	while read -r f; do
-		dir="$(dirname "$f")"
-		grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed "s|^func |$dir |"
+# The module's own packages only (go list): bench/work holds a copy of pgx
+# after make pgx-suite, a module of its own with fuzz targets of its own.
+mapfile -t targets < <($GO list -f '{{.Dir}}' ./... |
+	while read -r abs; do
+		dir=".${abs#"$PWD"}"
+		cat "$abs"/*_test.go 2>/dev/null | grep -o '^func Fuzz[A-Za-z0-9_]*' | sed "s|^func |$dir |" || true
 	done | sort)
 
 cache="$($GO env GOCACHE)/fuzz"
