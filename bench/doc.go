@@ -29,6 +29,6 @@
 // interleaved loop), workloads.go (what runs; adding a workload is one
 // struct literal), targets.go (starting each target), pgbench.go and
 // clients.go (running a cell), proc.go (/proc accounting; child processes
-// and logins are bench/internal/proc, shared with bench/soak), report.go
-// and chart.go (results), env.go (versions and machine).
+// and logins are bench/proc, shared with bench/soak and scripts/pgxsuite),
+// report.go and chart.go (results), env.go (versions and machine).
 package main

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pgone/pgone/bench/internal/proc"
+	"github.com/pgone/pgone/bench/proc"
 )
 
 // versions are the versions of everything measured, for the results header.

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgone/pgone/bench/internal/proc"
+	"github.com/pgone/pgone/bench/proc"
 )
 
 // osAccount is the unprivileged OS user pgbouncer and pgpool run as: both

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgone/pgone/bench/internal/proc"
+	"github.com/pgone/pgone/bench/proc"
 	"github.com/pgone/pgone/internal/pgtest"
 )
 

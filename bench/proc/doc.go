@@ -1,6 +1,7 @@
-// Package proc runs the long-lived processes of the bench (bench/) and the
-// soak (bench/soak/): pgone, PgBouncer, pgpool-II. Both commands are main
-// packages, so what they share lives here rather than in either one.
+// Package proc runs the long-lived processes of the bench (bench/), the
+// soak (bench/soak/) and the pgx and pg_regress suites' helper
+// (scripts/pgxsuite): pgone, PgBouncer, pgpool-II. All three are main
+// packages, so what they share lives here rather than in any of them.
 //
 // A Child runs in its own process group, so a Ctrl-C on the terminal
 // reaches only the command, which stops its children in order; the parent
