@@ -265,10 +265,8 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 		mode = env.pgoneModes[0]
 	}
 	if name == "pgone-base" {
-		// The same config under an earlier build: a before/after pair.
-		if env.pgoneBaseBin == "" {
-			return nil, fmt.Errorf("target pgone-base needs -pgone-base BINARY")
-		}
+		// The same config under an earlier build: a before/after pair
+		// (parseFlags made sure -pgone-base names it).
 		mode, bin = env.pgoneModes[0], env.pgoneBaseBin
 	}
 	if mode != Session && mode != Transaction {
