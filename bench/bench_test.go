@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/xml"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,5 +216,25 @@ func TestWithClientsReplacesCounts(t *testing.T) {
 	}
 	if _, err := withClients(plan, []string{"x"}); err == nil {
 		t.Fatal("a bad client count was accepted")
+	}
+}
+
+// TestParseFlagsPgoneBase: -pgone-base without the target pgone-base
+// would build nothing to compare; the target without the flag has no
+// binary to run. Both are refused before anything starts.
+func TestParseFlagsPgoneBase(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"-targets", "pgbouncer,pgone-base,pgone", "-pgone-base", "/tmp/pgone-old"}, true},
+		{[]string{"-targets", "pgbouncer,pgone"}, true},
+		{[]string{"-targets", "pgbouncer,pgone", "-pgone-base", "/tmp/pgone-old"}, false},
+		{[]string{"-targets", "pgone-base,pgone"}, false},
+	} {
+		_, err := parseFlags(tc.args, io.Discard)
+		if (err == nil) != tc.ok {
+			t.Errorf("parseFlags(%q) = %v, want ok %v", tc.args, err, tc.ok)
+		}
 	}
 }

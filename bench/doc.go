@@ -28,7 +28,7 @@
 // Files: main.go (flags, setup, teardown), plan.go (warm-up and the
 // interleaved loop), workloads.go (what runs; adding a workload is one
 // struct literal), targets.go (starting each target), pgbench.go and
-// clients.go (running a cell), proc.go (child processes, /proc
-// accounting), report.go and chart.go (results), env.go (versions and
-// machine).
+// clients.go (running a cell), proc.go (/proc accounting; child processes
+// and logins are bench/proc, shared with bench/soak and scripts/pgxsuite),
+// report.go and chart.go (results), env.go (versions and machine).
 package main

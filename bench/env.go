@@ -3,12 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/pgone/pgone/bench/proc"
 )
 
 // versions are the versions of everything measured, for the results header.
@@ -32,18 +33,8 @@ type machine struct {
 	Hostname string  `json:"hostname"`
 }
 
-// firstLine is the first line a program prints, or why it printed none.
-func firstLine(ctx context.Context, name string, args ...string) string {
-	out, err := runQuiet(ctx, name, args...)
-	if err != nil && out == "" {
-		return fmt.Sprintf("unknown (%v)", err)
-	}
-	line, _, _ := strings.Cut(out, "\n")
-	return strings.TrimSpace(line)
-}
-
 func collectVersions(ctx context.Context, pgBinDir, pgoneBin string) versions {
-	first := func(name string, args ...string) string { return firstLine(ctx, name, args...) }
+	first := func(name string, args ...string) string { return proc.FirstLine(ctx, name, args...) }
 	v := versions{
 		Postgres: first(filepath.Join(pgBinDir, "postgres"), "--version"),
 		Go:       runtime.Version(),
@@ -60,14 +51,7 @@ func collectVersions(ctx context.Context, pgBinDir, pgoneBin string) versions {
 	if p, err := findProgram("redis-server", ""); err == nil {
 		v.Redis = first(p, "--version")
 	}
-	v.pgone = first(pgoneBin, "version")
-	commit := first("git", "rev-parse", "--short=12", "HEAD")
-	if strings.Contains(commit, "unknown") || strings.Contains(commit, "fatal") {
-		commit = "no commit"
-	} else if dirty, _ := runQuiet(ctx, "git", "status", "--porcelain", "--untracked-files=no"); dirty != "" {
-		commit += " + uncommitted changes"
-	}
-	v.Pgone = fmt.Sprintf("commit %s, binary reports %q", commit, v.pgone)
+	v.Pgone, v.pgone = proc.Describe(ctx, pgoneBin)
 	return v
 }
 

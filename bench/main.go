@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -54,7 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.targets, "targets", "direct,pgbouncer,pgpool,pgone", "targets in interleaving order: direct, pgbouncer, pgpool, pgone, pgone-<mode>")
 	fs.StringVar(&o.pgoneModes, "pgone-modes", "transaction", "pgone pool modes to measure: one mode names the target pgone, several make a target pgone-<mode> each")
 	fs.StringVar(&o.pgoneBin, "pgone", "bin/pgone", "pgone binary to measure (make build)")
-	fs.StringVar(&o.pgoneBaseBin, "pgone-base", "", "a second pgone binary (e.g. built from an earlier commit), measured as target pgone-base in the first of -pgone-modes, interleaved with the others: before/after in one run")
+	fs.StringVar(&o.pgoneBaseBin, "pgone-base", "", "a second pgone binary (e.g. built from an earlier commit), measured as target pgone-base (name it in -targets) in the first of -pgone-modes, interleaved with the others: before/after in one run")
 	fs.StringVar(&o.workloads, "workloads", "", "comma-separated workload names to run (default all)")
 	fs.StringVar(&o.clients, "clients", "", "comma-separated client counts to use for every selected workload instead of its own")
 	fs.StringVar(&o.render, "render", "", "run nothing: rewrite the markdown and chart in -out from a saved latest.json")
@@ -89,6 +90,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.reps < 1 {
 		return o, fmt.Errorf("-reps must be at least 1")
+	}
+	if slices.Contains(splitList(o.targets), "pgone-base") != (o.pgoneBaseBin != "") {
+		return o, fmt.Errorf("-pgone-base BINARY and the target pgone-base in -targets go together (e.g. -targets pgbouncer,pgone-base,pgone)")
 	}
 	return o, nil
 }

@@ -2,113 +2,18 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgone/pgone/bench/proc"
 )
-
-// child is one long-running process the bench started (pgbouncer, pgpool,
-// pgone). It runs in its own process group, so a Ctrl-C on the terminal
-// reaches only the bench, which then stops children in order; the parent
-// death signal stops it if the bench itself is killed.
-type child struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	err     error
-}
-
-// startChild starts cmd with its output in logPath. The goroutine that forks
-// stays locked to its OS thread until the child exits: Linux sends the
-// parent death signal when the forking thread ends, not the process.
-func startChild(name string, cmd *exec.Cmd, logPath string, deathSig syscall.Signal) (*child, error) {
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Setpgid = true
-	cmd.SysProcAttr.Pdeathsig = deathSig
-	c := &child{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	err = <-started
-	logFile.Close()
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	return c, nil
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends sig to the child, waits up to grace, then SIGKILLs the child's
-// process group (its own forks, such as pgpool's children, included).
-func (c *child) stop(sig syscall.Signal, grace time.Duration) error {
-	pgid := c.pid()
-	if !c.exited() {
-		_ = c.cmd.Process.Signal(sig)
-		select {
-		case <-c.done:
-		case <-time.After(grace):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-c.done
-			return fmt.Errorf("%s (pid %d) ignored %s for %s; killed", c.name, pgid, sig, grace)
-		}
-	}
-	// Forks that outlived the leader (they would hold ports) go too.
-	if len(treePids(pgid, true)) > 0 {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	}
-	return nil
-}
-
-// logTail returns the last lines of the child's log, for error messages.
-func (c *child) logTail() string { return tailFile(c.logPath, 20) }
-
-func tailFile(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return "--- " + path + " ---\n" + strings.Join(all, "\n")
-}
 
 // osAccount is the unprivileged OS user pgbouncer and pgpool run as: both
 // refuse to run as root. Not root: they run as the caller.
@@ -201,79 +106,6 @@ type usage struct {
 // clockTick is USER_HZ, 100 on every Linux architecture Go supports.
 const clockTick = 100.0
 
-// procStat is the part of /proc/PID/stat the bench reads.
-type procStat struct {
-	ppid, pgid int
-	cpuTicks   int64 // utime+stime+cutime+cstime
-}
-
-func readStat(pid int) (procStat, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, false
-	}
-	// The command name is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime is field 14.
-	if len(f) < 15 {
-		return procStat{}, false
-	}
-	var st procStat
-	st.ppid, _ = strconv.Atoi(f[1])
-	st.pgid, _ = strconv.Atoi(f[2])
-	for _, k := range []int{11, 12, 13, 14} {
-		v, _ := strconv.ParseInt(f[k], 10, 64)
-		st.cpuTicks += v
-	}
-	return st, true
-}
-
-// treePids returns root and its live descendants; withGroup adds members of
-// root's process group (children a daemon re-parented).
-func treePids(root int, withGroup bool) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	parent := map[int]int{}
-	var inGroup []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, ok := readStat(pid)
-		if !ok {
-			continue
-		}
-		parent[pid] = st.ppid
-		if withGroup && st.pgid == root && pid != root {
-			inGroup = append(inGroup, pid)
-		}
-	}
-	var out []int
-	seen := map[int]bool{}
-	for pid := range parent {
-		for p, depth := pid, 0; p > 1 && depth < 64; p, depth = parent[p], depth+1 {
-			if p == root {
-				out = append(out, pid)
-				seen[pid] = true
-				break
-			}
-		}
-	}
-	for _, pid := range inGroup {
-		if !seen[pid] {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 // treeUsage sums CPU over root's tree: utime+stime+cutime+cstime of every
 // live process counts each exited process once, in whoever reaped it. Memory
 // is the private resident memory (RssAnon) of every process plus the file
@@ -285,13 +117,13 @@ func treeUsage(roots ...int) usage {
 		if root <= 0 {
 			continue
 		}
-		for _, pid := range treePids(root, false) {
-			st, ok := readStat(pid)
+		for _, pid := range proc.TreePids(root, false) {
+			st, ok := proc.ReadStat(pid)
 			if !ok {
 				continue
 			}
 			u.procs++
-			u.cpu += float64(st.cpuTicks) / clockTick
+			u.cpu += float64(st.CPUTicks) / clockTick
 			anon, file, shmem := readRSS(pid)
 			u.rssKB += anon
 			if pid == root {
@@ -379,14 +211,6 @@ func (s *sampler) finish() int64 {
 	return s.peakKB
 }
 
-// runQuiet runs a short command and returns its trimmed output.
-func runQuiet(ctx context.Context, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
-}
-
 // findProgram looks for name in the PostgreSQL bin dir, then in dirs, then
 // on PATH, skipping Debian's pg_wrapper links.
 func findProgram(name, pgBinDir string, dirs ...string) (string, error) {
@@ -410,7 +234,7 @@ func findProgram(name, pgBinDir string, dirs ...string) (string, error) {
 // tree to any of ports on 127.0.0.1: the server connections a pooler holds.
 func serverConns(root int, ports []int) int {
 	inodes := map[string]bool{}
-	for _, pid := range treePids(root, false) {
+	for _, pid := range proc.TreePids(root, false) {
 		dir := fmt.Sprintf("/proc/%d/fd", pid)
 		fds, err := os.ReadDir(dir)
 		if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,8 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/pgone/pgone/bench/proc"
 	"github.com/pgone/pgone/internal/pgtest"
 )
 
@@ -40,7 +38,7 @@ type Target struct {
 	// the mode the target really runs it in ("" when it has none).
 	db func(mode PoolMode) (dbname, runsAs string)
 	// proc is the proxy process; nil for direct.
-	proc *child
+	proc *proc.Child
 	stop func() error
 }
 
@@ -49,13 +47,13 @@ func (t *Target) proxyPid() int {
 	if t.proc == nil {
 		return 0
 	}
-	return t.proc.pid()
+	return t.proc.Pid()
 }
 
 // alive reports an error if the proxy process has exited.
 func (t *Target) alive() error {
-	if t.proc != nil && t.proc.exited() {
-		return fmt.Errorf("%s exited (%v)\n%s", t.Name, t.proc.err, t.proc.logTail())
+	if t.proc != nil && t.proc.Exited() {
+		return fmt.Errorf("%s exited (%v)\n%s", t.Name, t.proc.Err(), t.proc.LogTail())
 	}
 	return nil
 }
@@ -152,18 +150,18 @@ stats_period = 600
 `, dbs[Transaction], p, env.db, dbs[Session], p, env.db, port,
 			filepath.Join(dir, "userlist.txt"), env.maxClients, env.poolSize)
 	}
-	err = startOnFreePort(ctx, env, t, func(port int) (*child, error) {
+	err = startOnFreePort(ctx, env, t, func(port int) (*proc.Child, error) {
 		ini := filepath.Join(dir, "pgbouncer.ini")
 		if err := env.acct.writeFile(ini, conf(port)); err != nil {
 			return nil, err
 		}
-		return startChild("pgbouncer", env.acct.command(dir, bin, ini), filepath.Join(dir, "pgbouncer.log"), syscall.SIGTERM)
+		return proc.Start("pgbouncer", env.acct.command(dir, bin, ini), filepath.Join(dir, "pgbouncer.log"), syscall.SIGTERM)
 	}, dbs[Transaction])
 	if err != nil {
 		return nil, err
 	}
 	// SIGTERM: immediate shutdown (SIGINT would wait for clients).
-	t.stop = func() error { return t.proc.stop(syscall.SIGTERM, 10*time.Second) }
+	t.stop = func() error { return t.proc.Stop(syscall.SIGTERM, 10*time.Second) }
 	return t, nil
 }
 
@@ -236,7 +234,7 @@ log_disconnections = off
 `, port, pcpPort, dir, 4096/env.poolSize+1, env.poolSize,
 			env.cluster.Primary.Port, env.cluster.Replica.Port, pgtest.SuperUser, pgtest.SuperPassword)
 	}
-	err = startOnFreePort(ctx, env, t, func(port int) (*child, error) {
+	err = startOnFreePort(ctx, env, t, func(port int) (*proc.Child, error) {
 		pcpPort, err := pgtest.FreePort()
 		if err != nil {
 			return nil, err
@@ -248,13 +246,13 @@ log_disconnections = off
 		os.Remove(filepath.Join(dir, "pgpool_status")) // a stale status could mark a node down
 		cmd := env.acct.command(dir, bin, "-n", "-f", path, "-F", filepath.Join(dir, "pcp.conf"), "-a", filepath.Join(dir, "pool_hba.conf"))
 		// SIGQUIT is pgpool's immediate shutdown: it also ends its children.
-		return startChild("pgpool", cmd, filepath.Join(dir, "pgpool.log"), syscall.SIGQUIT)
+		return proc.Start("pgpool", cmd, filepath.Join(dir, "pgpool.log"), syscall.SIGQUIT)
 	}, env.db)
 	if err != nil {
 		return nil, err
 	}
 	// SIGQUIT: immediate shutdown; a fast one can take long with 300 children.
-	t.stop = func() error { return t.proc.stop(syscall.SIGQUIT, 15*time.Second) }
+	t.stop = func() error { return t.proc.Stop(syscall.SIGQUIT, 15*time.Second) }
 	return t, nil
 }
 
@@ -267,10 +265,8 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 		mode = env.pgoneModes[0]
 	}
 	if name == "pgone-base" {
-		// The same config under an earlier build: a before/after pair.
-		if env.pgoneBaseBin == "" {
-			return nil, fmt.Errorf("target pgone-base needs -pgone-base BINARY")
-		}
+		// The same config under an earlier build: a before/after pair
+		// (parseFlags made sure -pgone-base names it).
 		mode, bin = env.pgoneModes[0], env.pgoneBaseBin
 	}
 	if mode != Session && mode != Transaction {
@@ -294,7 +290,7 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 			return env.db + "_split", "transaction, split"
 		},
 	}
-	err := startOnFreePort(ctx, env, t, func(port int) (*child, error) {
+	err := startOnFreePort(ctx, env, t, func(port int) (*proc.Child, error) {
 		httpPort, err := pgtest.FreePort()
 		if err != nil {
 			return nil, err
@@ -305,12 +301,12 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 		}
 		cmd := env.acct.command(dir, bin, "serve", "--config", path)
 		cmd.SysProcAttr.Credential = nil // pgone may run as root
-		return startChild(name, cmd, filepath.Join(dir, "pgone.log"), syscall.SIGTERM)
+		return proc.Start(name, cmd, filepath.Join(dir, "pgone.log"), syscall.SIGTERM)
 	}, env.db)
 	if err != nil {
 		return nil, err
 	}
-	t.stop = func() error { return t.proc.stop(syscall.SIGTERM, 15*time.Second) }
+	t.stop = func() error { return t.proc.Stop(syscall.SIGTERM, 15*time.Second) }
 	return t, nil
 }
 
@@ -361,64 +357,15 @@ http:
 }
 
 // startOnFreePort starts a target on a free port and waits until a client
-// can log in to db through it, retrying with a new port if the process dies
-// early (another process may have taken the port).
-func startOnFreePort(ctx context.Context, env *Env, t *Target, start func(port int) (*child, error), db string) error {
-	var lastErr error
-	for attempt := 1; attempt <= 3; attempt++ {
-		port, err := pgtest.FreePort()
-		if err != nil {
-			return err
-		}
-		c, err := start(port)
-		if err != nil {
-			return err
-		}
-		t.Port, t.proc = port, c
-		err = waitLogin(ctx, env, t, db, 60*time.Second)
-		if err == nil {
-			return nil
-		}
-		_ = c.stop(syscall.SIGKILL, 5*time.Second)
-		lastErr = fmt.Errorf("%w\n%s", err, c.logTail())
-		if ctx.Err() != nil || !c.exited() {
-			break
-		}
-	}
-	return lastErr
-}
-
-// waitLogin polls until env.user can log in through t and run SELECT 1.
-func waitLogin(ctx context.Context, env *Env, t *Target, db string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var lastErr error
-	for {
-		if t.proc != nil && t.proc.exited() {
-			return fmt.Errorf("%s exited: %v", t.Name, t.proc.err)
-		}
-		lastErr = pingSQL(ctx, env.dsn(t.Port, db))
-		if lastErr == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not accepting logins on port %d: %v", t.Name, t.Port, errors.Join(ctx.Err(), lastErr))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func pingSQL(ctx context.Context, dsn string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	conn, err := pgconn.Connect(ctx, dsn)
+// can log in to db through it (see proc.StartOnFreePort).
+func startOnFreePort(ctx context.Context, env *Env, t *Target, start func(port int) (*proc.Child, error), db string) error {
+	dsn := func(port int) string { return env.dsn(port, db) }
+	c, port, err := proc.StartOnFreePort(ctx, start, dsn, 60*time.Second)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, "SELECT 1").ReadAll()
-	return err
+	t.Port, t.proc = port, c
+	return nil
 }
 
 // versionOf is the version line of a pgone binary: the measured one's is
@@ -427,5 +374,5 @@ func versionOf(bin string, env *Env) string {
 	if bin == env.pgoneBin {
 		return env.versions.pgone
 	}
-	return firstLine(context.Background(), bin, "version")
+	return proc.FirstLine(context.Background(), bin, "version")
 }

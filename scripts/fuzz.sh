@@ -11,18 +11,47 @@ GO="${GO:-go}"
 FUZZTIME="${FUZZTIME:-30s}"
 cd "$(dirname "$0")/.."
 
-mapfile -t targets < <(grep -rl --include='*_test.go' '^func Fuzz' . |
-	while read -r f; do
-		dir="$(dirname "$f")"
-		grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed "s|^func |$dir |"
+# The module's own packages only (go list): bench/work holds a copy of pgx
+# after make pgx-suite, a module of its own with fuzz targets of its own.
+mapfile -t targets < <($GO list -f '{{.Dir}}' ./... |
+	while read -r abs; do
+		dir=".${abs#"$PWD"}"
+		cat "$abs"/*_test.go 2>/dev/null | grep -o '^func Fuzz[A-Za-z0-9_]*' | sed "s|^func |$dir |" || true
 	done | sort)
 
 cache="$($GO env GOCACHE)/fuzz"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+flaked=()
+# inputs counts the files in a corpus directory (0 if there is none).
+inputs() {
+	if [[ -d "$1" ]]; then
+		find "$1" -type f | wc -l
+	else
+		echo 0
+	fi
+}
 module="$($GO list -m)"
 for t in "${targets[@]}"; do
 	read -r dir name <<<"$t"
 	echo "== $dir $name ($FUZZTIME)"
-	$GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$dir"
+	corpus="$dir/testdata/fuzz/$name"
+	before="$(inputs "$corpus")"
+	if ! $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$dir" 2>&1 | tee "$log"; then
+		# Go's fuzz coordinator fails with "context deadline exceeded" when
+		# -fuzztime ends while it is still replaying the corpus for its
+		# baseline coverage (a large corpus on a loaded machine). Those inputs
+		# are the seeds plain go test replays, so that is no finding; a
+		# failure while fuzzing, or a failing input written, is.
+		if [[ "$(inputs "$corpus")" == "$before" ]] &&
+			grep -q '^    context deadline exceeded$' "$log" &&
+			grep '^fuzz: elapsed' "$log" | tail -1 | grep -q 'gathering baseline coverage'; then
+			echo "fuzz: $dir $name: -fuzztime $FUZZTIME ended while replaying the corpus (go test replays it); not a failure"
+			flaked+=("$dir $name")
+		else
+			exit 1
+		fi
+	fi
 	if [[ "${FUZZ_SAVE:-}" == 1 ]]; then
 		src="$cache/$module/${dir#./}/$name"
 		src="${src%/.}"
@@ -32,4 +61,4 @@ for t in "${targets[@]}"; do
 		fi
 	fi
 done
-echo "fuzz: ${#targets[@]} targets, $FUZZTIME each: no failure"
+echo "fuzz: ${#targets[@]} targets, $FUZZTIME each: no failure${flaked[0]:+ (${#flaked[@]} ended before fuzzing: ${flaked[*]})}"

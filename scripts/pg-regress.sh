@@ -27,8 +27,8 @@
 # (pg_regress's output dir: regression.out, regression.diffs, results/),
 # TARGET.out (pg_regress's stdout), TARGET-pgone.log, TARGET-up.log.
 # The cluster and pgone are started by scripts/pgxsuite (`up -suite
-# regress`), which stops them on SIGTERM; this script stops that helper, and
-# pg_regress, on every exit path.
+# regress`), which stops them on SIGTERM; scripts/suite-helper.sh stops
+# that helper, and pg_regress, on every exit path.
 set -euo pipefail
 
 GO="${GO:-go}"
@@ -54,24 +54,9 @@ for t in ${targets[@]+"${targets[@]}"}; do
 	esac
 done
 
-helper_pid=""
-tests_pid=""
-stop_tests() {
-	if [[ -n "$tests_pid" ]]; then
-		kill -TERM -- "-$tests_pid" 2>/dev/null || true
-		wait "$tests_pid" 2>/dev/null || true
-		tests_pid=""
-	fi
-}
-stop_helper() {
-	if [[ -n "$helper_pid" ]]; then
-		kill -TERM "$helper_pid" 2>/dev/null || true
-		wait "$helper_pid" 2>/dev/null || true
-		helper_pid=""
-	fi
-}
-trap 'stop_tests; stop_helper' EXIT
-trap 'exit 130' INT TERM
+suite=pg-regress
+# shellcheck source=scripts/suite-helper.sh
+source scripts/suite-helper.sh
 
 bindir="${PGONE_PG_BINDIR:-$(pg_config --bindir)}"
 pkglibdir="$(dirname "$bindir")/lib"
@@ -142,20 +127,7 @@ run_target() {
 	# The server (OS user postgres) writes COPY TO files into results/.
 	mkdir -p "$out/results"
 	chmod 0777 "$out" "$out/results"
-	"$work/pgxsuite" up -suite regress -target "$t" -pgone "$root/bin/pgone" -env "$env" \
-		-log "$work/$t-pgone.log" -metrics "$work/$t.metrics" -pool-size "${PG_REGRESS_POOL_SIZE:-20}" \
-		2>"$work/$t-up.log" &
-	helper_pid=$!
-	while [[ ! -f "$env" ]]; do
-		if ! kill -0 "$helper_pid" 2>/dev/null; then
-			wait "$helper_pid" || true
-			helper_pid=""
-			echo "pg-regress: $t: the servers did not start:" >&2
-			cat "$work/$t-up.log" >&2
-			return 1
-		fi
-		sleep 0.2
-	done
+	start_helper "$t" -suite regress -pool-size "${PG_REGRESS_POOL_SIZE:-20}" || return 1
 	echo "pg-regress: $t: running pg_regress ($(date -u +%H:%M:%S)Z)"
 	local sched
 	sched="$(schedule)"
@@ -170,10 +142,8 @@ run_target() {
 			>"$work/$t.out" 2>&1
 	) &
 	tests_pid=$!
-	wait "$tests_pid" || true # failing tests are the point; the summary reports them
-	tests_pid=""
-	stop_helper
-	echo "pgone $(git describe --always --dirty 2>/dev/null || echo unknown) ($(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo '?')), pool_size ${PG_REGRESS_POOL_SIZE:-20}; pg_regress --use-existing --schedule=$(basename "$sched") --max-connections=${PG_REGRESS_MAX_CONN:-4}" >"$work/$t.meta"
+	finish_tests
+	echo "$(pgone_revision), pool_size ${PG_REGRESS_POOL_SIZE:-20}; pg_regress --use-existing --schedule=$(basename "$sched") --max-connections=${PG_REGRESS_MAX_CONN:-4}" >"$work/$t.meta"
 	echo "pg-regress: $t: $(grep -E 'tests (passed|failed)' "$work/$t.out" | sed 's/^ *//; s/ *$//' | head -1) ($(date -u +%H:%M:%S)Z)"
 }
 

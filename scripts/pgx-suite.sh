@@ -27,9 +27,9 @@
 # TARGET.meta, TARGET.metrics (pgone's /metrics at the end), TARGET-pgone.log,
 # TARGET-up.log). Tests run with -p 1 and without -race.
 # The cluster and pgone are started by scripts/pgxsuite (Go), which stops
-# them on SIGTERM; this script stops that helper on every exit path. The
-# TLS, unix-socket, md5/plain-password and OAuth variables stay unset, so
-# pgx skips those tests.
+# them on SIGTERM; scripts/suite-helper.sh stops that helper on every exit
+# path. The TLS, unix-socket, md5/plain-password and OAuth variables stay
+# unset, so pgx skips those tests.
 set -euo pipefail
 
 GO="${GO:-go}"
@@ -56,28 +56,9 @@ for t in "${targets[@]}"; do
 	esac
 done
 
-# Both children run in the background and the script waits for them, so a
-# signal reaches the traps at once: go test in its own process group (setsid)
-# so that stopping it also stops the test binary it runs, then the helper,
-# which stops pgone and PostgreSQL.
-helper_pid=""
-tests_pid=""
-stop_tests() {
-	if [[ -n "$tests_pid" ]]; then
-		kill -TERM -- "-$tests_pid" 2>/dev/null || true
-		wait "$tests_pid" 2>/dev/null || true
-		tests_pid=""
-	fi
-}
-stop_helper() {
-	if [[ -n "$helper_pid" ]]; then
-		kill -TERM "$helper_pid" 2>/dev/null || true
-		wait "$helper_pid" 2>/dev/null || true
-		helper_pid=""
-	fi
-}
-trap 'stop_tests; stop_helper' EXIT
-trap 'exit 130' INT TERM
+suite=pgx-suite
+# shellcheck source=scripts/suite-helper.sh
+source scripts/suite-helper.sh
 
 echo "pgx-suite: building bin/pgone and the helper"
 $GO build -o bin/pgone ./cmd/pgone
@@ -105,21 +86,8 @@ fi
 run_target() {
 	local t="$1" env="$work/$1.env"
 	rm -f "$env" "$work/$t.json" "$work/$t.metrics"
-	"$work/pgxsuite" up -target "$t" -pgone "$root/bin/pgone" -env "$env" \
-		-log "$work/$t-pgone.log" -metrics "$work/$t.metrics" -pool-size "${PGX_SUITE_POOL_SIZE:-20}" \
-		${PGX_SUITE_CONSISTENCY:+-consistency "$PGX_SUITE_CONSISTENCY"} \
-		2>"$work/$t-up.log" &
-	helper_pid=$!
-	while [[ ! -f "$env" ]]; do
-		if ! kill -0 "$helper_pid" 2>/dev/null; then
-			wait "$helper_pid" || true
-			helper_pid=""
-			echo "pgx-suite: $t: the servers did not start:" >&2
-			cat "$work/$t-up.log" >&2
-			return 1
-		fi
-		sleep 0.2
-	done
+	start_helper "$t" -pool-size "${PGX_SUITE_POOL_SIZE:-20}" \
+		${PGX_SUITE_CONSISTENCY:+-consistency "$PGX_SUITE_CONSISTENCY"} || return 1
 	echo "pgx-suite: $t: running pgx's tests ($(date -u +%H:%M:%S)Z)"
 	local args=(-json -p 1 -count=1 -timeout "${PGX_SUITE_TIMEOUT:-15m}")
 	if [[ -n "${PGX_SUITE_RUN:-}" ]]; then
@@ -135,10 +103,8 @@ run_target() {
 		exec setsid $GO test "${args[@]}" ${PGX_SUITE_PKGS:-./...} >"$work/$t.json" 2>"$work/$t-build.log"
 	) &
 	tests_pid=$!
-	wait "$tests_pid" || true # failing tests are the point; the summary reports them
-	tests_pid=""
-	stop_helper
-	echo "pgone $(git describe --always --dirty 2>/dev/null || echo unknown) ($(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo '?')), pool_size ${PGX_SUITE_POOL_SIZE:-20}$([[ $t == split ]] && echo ", consistency ${PGX_SUITE_CONSISTENCY:-default}"); go test ${args[*]} ${PGX_SUITE_PKGS:-./...}" >"$work/$t.meta"
+	finish_tests
+	echo "$(pgone_revision), pool_size ${PGX_SUITE_POOL_SIZE:-20}$([[ $t == split ]] && echo ", consistency ${PGX_SUITE_CONSISTENCY:-default}"); go test ${args[*]} ${PGX_SUITE_PKGS:-./...}" >"$work/$t.meta"
 	echo "pgx-suite: $t: done ($(date -u +%H:%M:%S)Z)"
 }
 

@@ -39,8 +39,9 @@
 // not the id, so a write applied twice is stored twice and counted rather
 // than turned into a unique violation the client might never see.
 //
-// Files: main.go (flags, the run), env.go (cluster, pgone, cleanup),
-// proc.go (child processes), clients.go (writers, readers, the ledger),
-// faults.go (the schedule), observe.go (metrics, admin console, leak
-// check), verify.go (the ledger check), report.go (the markdown).
+// Files: main.go (flags, the run), env.go (cluster, pgone, cleanup; the
+// child process through bench/proc, shared with the bench),
+// clients.go (writers, readers, the ledger), faults.go (the schedule),
+// observe.go (metrics, admin console, leak check), verify.go (the ledger
+// check), report.go (the markdown).
 package main

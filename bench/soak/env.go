@@ -2,19 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgone/pgone/bench/proc"
 	"github.com/pgone/pgone/internal/pgtest"
 )
 
@@ -38,7 +37,7 @@ type Env struct {
 	o       options
 	dir     string
 	cluster *pgtest.Cluster
-	pgone   *child
+	pgone   *proc.Child
 	pgBin   string
 	cfgPath string
 
@@ -216,83 +215,25 @@ func (e *Env) writeConfig(size int) error {
 // retrying with new ports if it dies early (a port was taken).
 func (e *Env) startPgone(ctx context.Context) error {
 	e.cfgPath = filepath.Join(e.dir, "pgone.yaml")
-	var lastErr error
-	for attempt := 1; attempt <= 3; attempt++ {
+	start := func(port int) (*proc.Child, error) {
 		var err error
-		if e.port, err = pgtest.FreePort(); err != nil {
-			return err
-		}
 		if e.httpPort, err = pgtest.FreePort(); err != nil {
-			return err
+			return nil, err
 		}
+		e.port = port
 		if err := e.writeConfig(e.o.poolSize); err != nil {
-			return err
+			return nil, err
 		}
 		cmd := exec.Command(e.pgBin, "serve", "--config", e.cfgPath)
 		cmd.Dir = e.dir
-		c, err := startChild("pgone", cmd, filepath.Join(e.dir, "pgone.log"))
-		if err != nil {
-			return err
-		}
-		if err = e.waitLogin(ctx, c, 30*time.Second); err == nil {
-			e.pgone = c
-			e.onCleanup("stop pgone", func() error { return c.stop(syscall.SIGTERM, 15*time.Second) })
-			e.logf("pgone pid %d on port %d, metrics on %d", c.pid(), e.port, e.httpPort)
-			return nil
-		}
-		_ = c.stop(syscall.SIGKILL, 5*time.Second)
-		lastErr = fmt.Errorf("%w\n%s", err, c.logTail(20))
-		if ctx.Err() != nil {
-			break
-		}
+		return proc.Start("pgone", cmd, filepath.Join(e.dir, "pgone.log"), syscall.SIGTERM)
 	}
-	return lastErr
-}
-
-func (e *Env) waitLogin(ctx context.Context, c *child, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		if c.exited() {
-			return fmt.Errorf("pgone exited: %v", c.err)
-		}
-		err := ping(ctx, e.clientDSN())
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("pgone not accepting logins on port %d: %w", e.port, errors.Join(ctx.Err(), err))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func ping(ctx context.Context, dsn string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	conn, err := pgconn.Connect(ctx, dsn)
+	c, _, err := proc.StartOnFreePort(ctx, start, func(int) string { return e.clientDSN() }, 30*time.Second)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, "SELECT 1").ReadAll()
-	return err
-}
-
-// pgoneCommit names what was measured, for the report header.
-func pgoneCommit(ctx context.Context, bin string) string {
-	run := func(name string, args ...string) string {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		out, _ := exec.CommandContext(ctx, name, args...).Output()
-		return strings.TrimSpace(string(out))
-	}
-	commit := run("git", "rev-parse", "--short=12", "HEAD")
-	if commit == "" {
-		commit = "no commit"
-	} else if run("git", "status", "--porcelain", "--untracked-files=no") != "" {
-		commit += " + uncommitted changes"
-	}
-	return fmt.Sprintf("commit %s, binary reports %q", commit, run(bin, "version"))
+	e.pgone = c
+	e.onCleanup("stop pgone", func() error { return c.Stop(syscall.SIGTERM, 15*time.Second) })
+	e.logf("pgone pid %d on port %d, metrics on %d", c.Pid(), e.port, e.httpPort)
+	return nil
 }

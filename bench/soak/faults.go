@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgone/pgone/bench/proc"
 	"github.com/pgone/pgone/internal/pgtest"
 )
 
@@ -138,7 +138,7 @@ func killBackends(ctx context.Context, e *Env) (string, error) {
 		return "", err
 	}
 	ours := map[int]bool{}
-	for _, p := range childPids(pm) {
+	for _, p := range proc.TreePids(pm, false) {
 		ours[p] = true
 	}
 	killed, active := 0, 0
@@ -156,7 +156,7 @@ func killBackends(ctx context.Context, e *Env) (string, error) {
 	}
 	// Wait for crash recovery: the primary takes logins again.
 	deadline := time.Now().Add(60 * time.Second)
-	for ping(ctx, directDSN(e.cluster.Primary, "postgres")) != nil {
+	for proc.Ping(ctx, directDSN(e.cluster.Primary, "postgres")) != nil {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return "", fmt.Errorf("primary not accepting logins 60s after the kill")
 		}
@@ -181,28 +181,15 @@ func restartPrimary(ctx context.Context, e *Env) (string, error) {
 	return fmt.Sprintf("primary down %s, back as pid %d", e.o.outage, e.cluster.Primary.Pid()), nil
 }
 
-// freezeReplica stops every process of the replica with SIGSTOP (the
-// postmaster first, so it forks nothing meanwhile) for o.outage, then
-// resumes them, also when ctx ends early.
+// freezeReplica stops every process of the replica with SIGSTOP for
+// o.outage, then resumes them, also when ctx ends early.
 func freezeReplica(ctx context.Context, e *Env) (string, error) {
-	pm := e.cluster.Replica.Pid()
-	if pm == 0 {
-		return "", errors.New("replica is not running")
-	}
-	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+	if err := e.cluster.Replica.Pause(); err != nil {
 		return "", err
 	}
-	pids := append([]int{pm}, childPids(pm)...)
-	for _, p := range pids[1:] {
-		_ = syscall.Kill(p, syscall.SIGSTOP)
-	}
-	defer func() {
-		for i := len(pids) - 1; i >= 0; i-- {
-			_ = syscall.Kill(pids[i], syscall.SIGCONT)
-		}
-	}()
+	defer func() { _ = e.cluster.Replica.Resume() }()
 	pause(ctx, e.o.outage)
-	return fmt.Sprintf("replica's %d processes stopped for %s", len(pids), e.o.outage), nil
+	return fmt.Sprintf("replica's processes stopped for %s", e.o.outage), nil
 }
 
 // reloadPoolSize rewrites pgone's config with the other pool size, sends
@@ -215,7 +202,7 @@ func reloadPoolSize(ctx context.Context, e *Env) (string, error) {
 	if err := e.writeConfig(to); err != nil {
 		return "", err
 	}
-	if err := e.pgone.signal(syscall.SIGHUP); err != nil {
+	if err := e.pgone.Signal(syscall.SIGHUP); err != nil {
 		return "", err
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -260,6 +247,23 @@ func queryValue(ctx context.Context, dsn, sql string) (string, error) {
 
 // query runs sql on a fresh connection to dsn and returns its rows as text.
 func query(ctx context.Context, dsn, sql string) ([][]string, error) {
+	res, err := lastResult(ctx, dsn, sql)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]string, len(res.Rows))
+	for i, r := range res.Rows {
+		out[i] = make([]string, len(r))
+		for j, v := range r {
+			out[i][j] = string(v)
+		}
+	}
+	return out, nil
+}
+
+// lastResult runs sql (simple protocol) on a fresh connection to dsn and
+// returns the result of its last statement.
+func lastResult(ctx context.Context, dsn, sql string) (*pgconn.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	conn, err := pgconn.Connect(ctx, dsn)
@@ -274,13 +278,5 @@ func query(ctx context.Context, dsn, sql string) ([][]string, error) {
 	if len(results) == 0 {
 		return nil, fmt.Errorf("%q returned no result", sql)
 	}
-	res := results[len(results)-1]
-	out := make([][]string, len(res.Rows))
-	for i, r := range res.Rows {
-		out[i] = make([]string, len(r))
-		for j, v := range r {
-			out[i][j] = string(v)
-		}
-	}
-	return out, nil
+	return results[len(results)-1], nil
 }

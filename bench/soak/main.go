@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgone/pgone/bench/proc"
 	"github.com/pgone/pgone/internal/pgtest"
 )
 
@@ -144,7 +144,8 @@ func soak(ctx context.Context, e *Env) (*report, error) {
 	if err := e.start(ctx); err != nil {
 		return nil, err
 	}
-	rep := &report{o: e.o, Started: time.Now(), Pgone: pgoneCommit(ctx, e.pgBin), Postgres: postgresVersion(ctx)}
+	rep := &report{o: e.o, Started: time.Now(), Postgres: postgresVersion(ctx)}
+	rep.Pgone, _ = proc.Describe(ctx, e.pgBin)
 	base, err := e.idleGoroutines(ctx)
 	if err != nil {
 		return nil, err
@@ -163,8 +164,8 @@ func soak(ctx context.Context, e *Env) (*report, error) {
 	if s, err := e.scrape(ctx); err == nil {
 		rep.EndOfLoad = &s
 	}
-	rep.Alive = !e.pgone.exited()
-	rep.ServingErr = ping(ctx, e.clientDSN())
+	rep.Alive = !e.pgone.Exited()
+	rep.ServingErr = proc.Ping(ctx, e.clientDSN())
 	if e.o.plant {
 		release, err := plantFaults(ctx, e, ledgers)
 		if err != nil {
@@ -268,11 +269,5 @@ func postgresVersion(ctx context.Context) string {
 	if err != nil {
 		return err.Error()
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(dir, "postgres"), "--version").Output()
-	if err != nil {
-		return err.Error()
-	}
-	return strings.TrimSpace(string(out))
+	return proc.FirstLine(ctx, filepath.Join(dir, "postgres"), "--version")
 }

@@ -10,29 +10,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/pgone/pgone/internal/pgtest"
 )
 
 // admin runs a command on pgone's admin console and returns its rows by
 // column name.
 func (e *Env) admin(ctx context.Context, sql string) ([]map[string]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	conn, err := pgconn.Connect(ctx, e.adminDSN())
+	res, err := lastResult(ctx, e.adminDSN(), sql)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.Background())
-	results, err := conn.Exec(ctx, sql).ReadAll()
-	if err != nil {
-		return nil, err
-	}
-	if len(results) == 0 {
-		return nil, fmt.Errorf("%s: no result", sql)
-	}
-	res := results[0]
 	out := make([]map[string]string, len(res.Rows))
 	for i, r := range res.Rows {
 		out[i] = map[string]string{}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -22,24 +23,33 @@ type verdict struct {
 // verifyLedger reads every id and its count on the primary directly, as
 // the superuser, and checks each writer's ledger against it.
 func verifyLedger(ctx context.Context, e *Env, ledgers []*ledger) (verdict, error) {
-	var v verdict
 	rows, err := query(ctx, directDSN(e.cluster.Primary, database), "SELECT id, count(*) FROM ledger GROUP BY id")
 	if err != nil {
-		return v, fmt.Errorf("read the ledger on the primary: %w", err)
+		return verdict{}, fmt.Errorf("read the ledger on the primary: %w", err)
 	}
 	stored := make(map[int64]int, len(rows))
 	for _, r := range rows {
 		id, err1 := strconv.ParseInt(r[0], 10, 64)
 		n, err2 := strconv.Atoi(r[1])
 		if err1 != nil || err2 != nil {
-			return v, fmt.Errorf("ledger row %q", r)
+			return verdict{}, fmt.Errorf("ledger row %q", r)
 		}
 		stored[id] = n
+	}
+	return judgeLedger(stored, ledgers), nil
+}
+
+// judgeLedger checks the writers' ledgers against stored, the number of
+// rows the table holds for each id.
+func judgeLedger(stored map[int64]int, ledgers []*ledger) verdict {
+	var v verdict
+	for id, n := range stored {
 		v.Rows += n
 		if n > 1 {
 			v.Twice = append(v.Twice, id)
 		}
 	}
+	slices.Sort(v.Twice)
 	attempted := map[int64]bool{}
 	for _, l := range ledgers {
 		v.Acked += len(l.acked)
@@ -72,5 +82,5 @@ func verifyLedger(ctx context.Context, e *Env, ledgers []*ledger) (verdict, erro
 			v.Unrecorded++
 		}
 	}
-	return v, nil
+	return v
 }

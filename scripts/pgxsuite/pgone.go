@@ -9,107 +9,80 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"syscall"
 	"time"
 
+	"github.com/pgone/pgone/bench/proc"
 	"github.com/pgone/pgone/internal/pgtest"
 )
 
 // pgoneProcess is the pgone child of `pgxsuite up`.
 type pgoneProcess struct {
-	port     int
-	httpPort int
-	cmd      *exec.Cmd
-	done     chan struct{} // closed once the child has exited
+	*proc.Child
+	port, httpPort int
 }
 
 // startPgone writes the target's config into the cluster directory, starts
-// `pgone serve` on free ports and waits until it answers a query.
+// `pgone serve` on free ports and waits until it answers a query. The log
+// file starts with the config.
 func startPgone(ctx context.Context, o upOptions, c *pgtest.Cluster, logger *log.Logger) (*pgoneProcess, error) {
-	port, err := pgtest.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	httpPort, err := pgtest.FreePort()
-	if err != nil {
+	logPath := o.logFile
+	if logPath == "" {
+		logPath = "/dev/stderr"
+	} else if err := os.WriteFile(logPath, nil, 0o644); err != nil {
 		return nil, err
 	}
 	cfgPath := filepath.Join(c.Dir, "pgone.yaml")
-	cfg := pgoneConfig(o, c, port, httpPort)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return nil, err
-	}
-	var out io.Writer = os.Stderr
-	if o.logFile != "" {
-		f, err := os.Create(o.logFile)
-		if err != nil {
+	p := &pgoneProcess{}
+	start := func(port int) (*proc.Child, error) {
+		var err error
+		if p.httpPort, err = pgtest.FreePort(); err != nil {
 			return nil, err
 		}
-		defer f.Close() // the child has its own descriptor
-		fmt.Fprint(f, cfg)
-		out = f
+		cfg := pgoneConfig(o, c, port, p.httpPort)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			return nil, err
+		}
+		if o.logFile != "" {
+			if err := appendFile(o.logFile, cfg); err != nil {
+				return nil, err
+			}
+		}
+		return proc.Start("pgone", exec.Command(o.pgone, "serve", "--config", cfgPath), logPath, syscall.SIGTERM)
 	}
-	cmd := exec.Command(o.pgone, "serve", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = out, out
-	// If this process dies without stopping pgone, pgone gets SIGTERM.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	p := &pgoneProcess{port: port, httpPort: httpPort, cmd: cmd, done: make(chan struct{})}
-	if err := p.start(); err != nil {
-		return nil, fmt.Errorf("start pgone: %w", err)
+	user, password, dbname := o.login()
+	dsn := func(port int) string {
+		return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", port, user, password, dbname)
 	}
-	logger.Printf("pgone pid %d on 127.0.0.1:%d (%s)", cmd.Process.Pid, port, o.target)
-	if err := waitAccepting(ctx, o, p); err != nil {
-		p.stop(logger)
+	child, port, err := proc.StartOnFreePort(ctx, start, dsn, 30*time.Second)
+	if err != nil {
 		return nil, err
 	}
+	p.Child, p.port = child, port
+	logger.Printf("pgone pid %d on 127.0.0.1:%d (%s)", p.Pid(), port, o.target)
 	return p, nil
 }
 
-// start runs the child from a goroutine locked to its OS thread: Linux sends
-// the parent-death signal when the forking thread exits, so that thread must
-// live as long as the child.
-func (p *pgoneProcess) start() error {
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := p.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	return <-started
-}
-
-func (p *pgoneProcess) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
 	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // stop sends SIGTERM (pgone drains clients for its shutdown_timeout of 5s)
 // and SIGKILLs after 15s.
 func (p *pgoneProcess) stop(logger *log.Logger) {
-	if p.exited() {
+	if err := p.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
+		logger.Print(err)
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		logger.Printf("stopped pgone pid %d", p.cmd.Process.Pid)
-		return
-	case <-time.After(15 * time.Second):
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-	logger.Printf("killed pgone pid %d: no exit within 15s of SIGTERM", p.cmd.Process.Pid)
+	logger.Printf("stopped pgone pid %d", p.Pid())
 }
 
 // saveMetrics writes pgone's /metrics to path: the route and error counters

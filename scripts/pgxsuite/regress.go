@@ -41,7 +41,7 @@ func (o upOptions) writeEnv(host string, port int) error {
 	return writeExports(o.envFile, pgxEnv(host, port))
 }
 
-// login is the user, password and database waitAccepting tries.
+// login is the user, password and database startPgone waits to log in with.
 func (o upOptions) login() (user, password, dbname string) {
 	if o.suite == suiteRegress {
 		return pgtest.SuperUser, pgtest.SuperPassword, regressDatabase

@@ -127,32 +127,13 @@ func cmdRegressSummary(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var runs []*regressRun
-	for _, a := range fs.Args() {
-		target, dir, ok := strings.Cut(a, "=")
-		if !ok {
-			fmt.Fprintf(stderr, "pgxsuite regress-summary: want TARGET=DIR, got %q\n", a)
-			return 2
-		}
-		run, err := readRegressRun(target, dir)
-		if err != nil {
-			fmt.Fprintln(stderr, "pgxsuite regress-summary:", err)
-			return 1
-		}
-		runs = append(runs, run)
+	runs, code := readRuns(fs, "TARGET=DIR", readRegressRun, stderr)
+	if code != 0 {
+		return code
 	}
 	var b strings.Builder
 	writeRegressSummary(&b, runs, notes, *diffLines, *sqlDir)
-	if *out == "" {
-		fmt.Fprint(stdout, b.String())
-		return 0
-	}
-	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
-		fmt.Fprintln(stderr, "pgxsuite regress-summary:", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, "wrote", *out)
-	return 0
+	return writeOutput(fs.Name(), *out, b.String(), stdout, stderr)
 }
 
 func writeRegressSummary(b *strings.Builder, runs []*regressRun, notes []string, diffLines int, sqlDir string) {

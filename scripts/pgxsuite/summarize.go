@@ -33,31 +33,46 @@ func cmdSummarize(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var runs []*targetRun
-	for _, a := range fs.Args() {
-		target, path, ok := strings.Cut(a, "=")
-		if !ok {
-			fmt.Fprintf(stderr, "pgxsuite summarize: want TARGET=FILE, got %q\n", a)
-			return 2
-		}
-		run, err := readRun(target, path)
-		if err != nil {
-			fmt.Fprintln(stderr, "pgxsuite summarize:", err)
-			return 1
-		}
-		runs = append(runs, run)
+	runs, code := readRuns(fs, "TARGET=FILE", readRun, stderr)
+	if code != 0 {
+		return code
 	}
 	var b strings.Builder
 	writeSummary(&b, runs, notes)
-	if *out == "" {
-		fmt.Fprint(stdout, b.String())
+	return writeOutput(fs.Name(), *out, b.String(), stdout, stderr)
+}
+
+// readRuns reads each TARGET=PATH argument of fs with read. On an error it
+// prints it and returns a non-zero exit code.
+func readRuns[R any](fs *flag.FlagSet, want string, read func(target, path string) (R, error), stderr io.Writer) ([]R, int) {
+	var runs []R
+	for _, a := range fs.Args() {
+		target, path, ok := strings.Cut(a, "=")
+		if !ok {
+			fmt.Fprintf(stderr, "pgxsuite %s: want %s, got %q\n", fs.Name(), want, a)
+			return nil, 2
+		}
+		run, err := read(target, path)
+		if err != nil {
+			fmt.Fprintf(stderr, "pgxsuite %s: %v\n", fs.Name(), err)
+			return nil, 1
+		}
+		runs = append(runs, run)
+	}
+	return runs, 0
+}
+
+// writeOutput writes text to the file out, or to stdout if out is "".
+func writeOutput(cmd, out, text string, stdout, stderr io.Writer) int {
+	if out == "" {
+		fmt.Fprint(stdout, text)
 		return 0
 	}
-	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
-		fmt.Fprintln(stderr, "pgxsuite summarize:", err)
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		fmt.Fprintf(stderr, "pgxsuite %s: %v\n", cmd, err)
 		return 1
 	}
-	fmt.Fprintln(stdout, "wrote", *out)
+	fmt.Fprintln(stdout, "wrote", out)
 	return 0
 }
 

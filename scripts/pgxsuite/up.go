@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -235,32 +233,4 @@ log:
 http:
   listen: "127.0.0.1:%[10]d"
 `, o.target, port, testDatabase, db.String(), mainUser, scramUser, testPassword, mode, o.poolSize, httpPort)
-}
-
-// waitAccepting polls pgone until a login and `select 1` succeed.
-func waitAccepting(ctx context.Context, o upOptions, p *pgoneProcess) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	user, password, dbname := o.login()
-	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable", p.port, user, password, dbname)
-	var last error
-	for {
-		if p.exited() {
-			return errors.New("pgone exited during startup (see its log)")
-		}
-		conn, err := pgconn.Connect(ctx, dsn)
-		if err == nil {
-			_, err = conn.Exec(ctx, "select 1").ReadAll()
-			conn.Close(context.Background())
-			if err == nil {
-				return nil
-			}
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("pgone on port %d not ready: %v", p.port, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
