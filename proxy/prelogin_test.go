@@ -5,7 +5,6 @@ import (
 	"net"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -17,7 +16,6 @@ import (
 func rawStartup(t *testing.T, p *testProxy, user string) (net.Conn, *pgproto3.Frontend) {
 	t.Helper()
 	nc := dialProxy(t, p)
-	_ = nc.SetDeadline(time.Now().Add(ioTimeout))
 	fe := pgproto3.NewFrontend(nc, nc)
 	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
 		Parameters: map[string]string{"user": user, "database": appDB}})
