@@ -128,10 +128,7 @@ func TestTxModeQueryTimeoutServerIgnoresCancel(t *testing.T) {
 func TestTxModeQueryTimeoutFreesClientOnStoppedReplica(t *testing.T) {
 	ctx := testCtx(t)
 	const db = "qtreplica"
-	replicaDatabase(t, cluster, db)
-	p := splitProxy(t, cluster, db, func(c *config.Config) { c.Proxy.Limits.QueryTimeout = time.Second })
-	conn := connect(t, p.DSN(appUser, appPassword, db))
-	waitForReplicaReads(t, conn, cluster)
+	_, conn := readySplit(t, db, func(c *config.Config) { c.Proxy.Limits.QueryTimeout = time.Second })
 
 	const slow = "SELECT count(*) FROM generate_series(1, 2000000000)"
 	type result struct {
