@@ -194,3 +194,18 @@ func testCtx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// poolsOf adds up the server connections (open, idle) and the clients
+// (waiting, canceling) of every pool pgone has for db.
+func poolsOf(p *testProxy, db string) pool.Stats {
+	var sum pool.Stats
+	for _, s := range p.Pools.Stats() {
+		if s.Key.Database == db {
+			sum.Open += s.Open
+			sum.Idle += s.Idle
+			sum.Waiting += s.Waiting
+			sum.Canceling += s.Canceling
+		}
+	}
+	return sum
+}
