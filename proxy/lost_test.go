@@ -107,23 +107,16 @@ func TestTxModeServerLostReportsOutcome(t *testing.T) {
 // results" in pgbench after kill -9 of the primary).
 func TestTxModeUnsolicitedFatalThenRequestGetsError(t *testing.T) {
 	s := startScripted(t, func(c *scriptedConn) {
-		msg, err := c.next()
-		if err != nil {
-			return
-		}
-		if q, ok := msg.(*pgproto3.Query); !ok || q.String != "BEGIN" {
-			if c.answer(msg) == nil {
-				c.serveUntil(func(pgproto3.FrontendMessage) bool { return false }, false)
-			}
+		begin, ok := c.takeBegin()
+		if !ok {
 			return
 		}
 		// BEGIN is answered only once the next query is here: pgone's
 		// session goroutine must have handed the replies to its pump
 		// goroutine, which goes on reading the server while the client
-		// idles in the transaction. (Receive reuses its messages: copy.)
-		begin := *msg.(*pgproto3.Query)
+		// idles in the transaction.
 		second, err := c.next()
-		if err != nil || c.answer(&begin) != nil || c.answer(second) != nil {
+		if err != nil || c.answer(begin) != nil || c.answer(second) != nil {
 			return
 		}
 		c.sendFatal()
@@ -233,14 +226,7 @@ func TestTxModeInDoubtCommitOnRealServer(t *testing.T) {
 // unflushed, and the client waited forever.
 func TestTxModeReplyFlushedWhenMoreFollowsReady(t *testing.T) {
 	s := startScripted(t, func(c *scriptedConn) {
-		msg, err := c.next()
-		if err != nil {
-			return
-		}
-		if q, ok := msg.(*pgproto3.Query); !ok || q.String != "BEGIN" {
-			if c.answer(msg) == nil {
-				c.serveUntil(func(pgproto3.FrontendMessage) bool { return false }, false)
-			}
+		if _, ok := c.takeBegin(); !ok {
 			return
 		}
 		c.tx = 'T'
