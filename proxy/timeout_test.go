@@ -60,22 +60,30 @@ func TestTxModeQueryTimeout(t *testing.T) {
 	}
 }
 
-// TestTxModeQueryTimeoutPerUser: a user's query_timeout wins over the
-// global one (here: none), and a database's applies to its clients.
-func TestTxModeQueryTimeoutPerUser(t *testing.T) {
+// TestTxModeQueryTimeoutPerUserAndDatabase: a database's query_timeout
+// applies to its clients, a user's own wins over it, and a database
+// without one (the "*" entry here, and no global value) leaves requests
+// alone.
+func TestTxModeQueryTimeoutPerUserAndDatabase(t *testing.T) {
 	ctx := testCtx(t)
 	p := txProxy(t, 2, func(c *config.Config) {
+		d := c.Proxy.Databases[appDB]
+		d.QueryTimeout = 200 * time.Millisecond
+		c.Proxy.Databases[appDB] = d
 		u := c.Proxy.Users["scramuser"]
-		u.QueryTimeout = 200 * time.Millisecond
+		u.QueryTimeout = 10 * time.Second
 		c.Proxy.Users["scramuser"] = u
 	})
-	timed := connect(t, p.DSN("scramuser", "scramuser-pw", appDB))
-	if _, err := timed.Exec(ctx, "SELECT pg_sleep(5)"); pgerr(err) != "57014" {
-		t.Errorf("scramuser (query_timeout 200ms): %v; want 57014", err)
+	if _, err := p.Connect(t).Exec(ctx, "SELECT pg_sleep(5)"); pgerr(err) != "57014" {
+		t.Errorf("app on %s (the database's query_timeout 200ms): %v; want 57014", appDB, err)
 	}
-	untimed := p.Connect(t)
+	own := connect(t, p.DSN("scramuser", "scramuser-pw", appDB))
+	if _, err := own.Exec(ctx, "SELECT pg_sleep(0.5)"); err != nil {
+		t.Errorf("scramuser on %s (its own query_timeout 10s over the database's 200ms): %v", appDB, err)
+	}
+	untimed := connect(t, p.DSN(appUser, appPassword, "postgres"))
 	if _, err := untimed.Exec(ctx, "SELECT pg_sleep(0.5)"); err != nil {
-		t.Errorf("app (no query_timeout): %v", err)
+		t.Errorf("app on postgres (no query_timeout): %v", err)
 	}
 }
 
