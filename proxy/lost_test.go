@@ -18,6 +18,7 @@ import (
 // scripted server dies right after the request reaches it, which a real
 // server cannot be made to do on cue.
 func TestTxModeServerLostReportsOutcome(t *testing.T) {
+	t.Parallel()
 	extended := func(sql string) []pgproto3.FrontendMessage {
 		return []pgproto3.FrontendMessage{
 			&pgproto3.Parse{Query: sql}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
@@ -106,6 +107,7 @@ func TestTxModeServerLostReportsOutcome(t *testing.T) {
 // its own error before ReadyForQuery, not ReadyForQuery alone ("no
 // results" in pgbench after kill -9 of the primary).
 func TestTxModeUnsolicitedFatalThenRequestGetsError(t *testing.T) {
+	t.Parallel()
 	s := startScripted(t, func(c *scriptedConn) {
 		begin, ok := c.takeBegin()
 		if !ok {
@@ -163,6 +165,7 @@ func TestTxModeUnsolicitedFatalThenRequestGetsError(t *testing.T) {
 // committed, so the client must hear 08007 (outcome unknown), not "rolled
 // back"; it then keeps working on another server.
 func TestTxModeInDoubtCommitOnRealServer(t *testing.T) {
+	// Not parallel: synchronous_standby_names is set for the whole cluster.
 	ctx := testCtx(t)
 	ownDatabase(t, "indoubt")
 	direct := connect(t, cluster.Primary.DSN(appUser, appPassword, "indoubt"))
@@ -225,6 +228,7 @@ func TestTxModeInDoubtCommitOnRealServer(t *testing.T) {
 // client at once. The inline reader used to stop there with the reply
 // unflushed, and the client waited forever.
 func TestTxModeReplyFlushedWhenMoreFollowsReady(t *testing.T) {
+	t.Parallel()
 	s := startScripted(t, func(c *scriptedConn) {
 		if _, ok := c.takeBegin(); !ok {
 			return
@@ -250,6 +254,7 @@ func TestTxModeReplyFlushedWhenMoreFollowsReady(t *testing.T) {
 // the COMMIT ran and the transaction is gone, so the answer is 08006
 // "rolled back", not "outcome unknown".
 func TestTxModeServerDiedWhileIdleInTransaction(t *testing.T) {
+	t.Parallel()
 	died := make(chan struct{})
 	var once sync.Once
 	s := startScripted(t, func(c *scriptedConn) {
@@ -284,6 +289,7 @@ func TestTxModeServerDiedWhileIdleInTransaction(t *testing.T) {
 // replies to its own statements, so the FATAL does not reach the client;
 // the client's request must still get its error, then ReadyForQuery.
 func TestTxModeFatalToPgonesOwnStatementStillAnswersRequest(t *testing.T) {
+	t.Parallel()
 	s := startScripted(t, func(c *scriptedConn) {
 		for {
 			msg, err := c.be.Receive()

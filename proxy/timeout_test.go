@@ -19,6 +19,7 @@ import (
 // saying query_timeout, quickly; the server's statement is gone (not just
 // the client's wait); the same server serves the client's next query.
 func TestTxModeQueryTimeout(t *testing.T) {
+	// Not parallel: it counts every active pg_sleep(5) on the primary.
 	ctx := testCtx(t)
 	p := txProxy(t, 1, func(c *config.Config) { c.Proxy.Limits.QueryTimeout = 200 * time.Millisecond })
 	conn := p.Connect(t)
@@ -65,6 +66,7 @@ func TestTxModeQueryTimeout(t *testing.T) {
 // without one (the "*" entry here, and no global value) leaves requests
 // alone.
 func TestTxModeQueryTimeoutPerUserAndDatabase(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	p := txProxy(t, 2, func(c *config.Config) {
 		d := c.Proxy.Databases[appDB]
@@ -100,6 +102,7 @@ func pgerr(err error) string {
 // period; the client gets the error of a lost server (here a read: 08006)
 // and its next request runs on a new server.
 func TestTxModeQueryTimeoutServerIgnoresCancel(t *testing.T) {
+	t.Parallel()
 	s := startScripted(t, func(c *scriptedConn) {
 		c.serveUntil(queryIs("SELECT * FROM slow"), false)
 		_, _ = c.next() // hangs until pgone closes the connection
@@ -134,6 +137,8 @@ func TestTxModeQueryTimeoutServerIgnoresCancel(t *testing.T) {
 // nothing committed) instead of hanging until the replica wakes, and its
 // next read works.
 func TestTxModeQueryTimeoutFreesClientOnStoppedReplica(t *testing.T) {
+	// Not parallel: a stopped backend on the shared replica may hold up
+	// its replay, which other tests wait for.
 	ctx := testCtx(t)
 	const db = "qtreplica"
 	_, conn := readySplit(t, db, func(c *config.Config) { c.Proxy.Limits.QueryTimeout = time.Second })
@@ -180,6 +185,7 @@ func TestTxModeQueryTimeoutFreesClientOnStoppedReplica(t *testing.T) {
 // running statement on the client's own server: 57014 saying
 // query_timeout, and the session (same server) goes on.
 func TestSessionModeQueryTimeout(t *testing.T) {
+	// Not parallel: TestTxModeQueryTimeout counts its pg_sleep(5).
 	ctx := testCtx(t)
 	p := startProxy(t, func(c *config.Config) {
 		c.Pool.Mode = pool.ModeSession
@@ -213,6 +219,7 @@ func TestSessionModeQueryTimeout(t *testing.T) {
 // period, and with it the client, which gets FATAL 08006 rather than
 // waiting on.
 func TestSessionModeQueryTimeoutServerIgnoresCancel(t *testing.T) {
+	t.Parallel()
 	s := startScripted(t, func(c *scriptedConn) {
 		c.serveUntil(queryIs("SELECT * FROM slow"), false)
 		_, _ = c.next() // hangs until pgone closes the connection
