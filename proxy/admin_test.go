@@ -719,7 +719,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if _, err := conn.Exec(testCtx(t), "LISTEN pgone_metrics_test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := connectErrOf(p.DSN(appUser, "wrong", appDB)); err == nil {
+	if err := connectErr(t, p.DSN(appUser, "wrong", appDB)); err == nil {
 		t.Fatal("login with a wrong password succeeded")
 	}
 
@@ -756,16 +756,6 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if strings.Contains(text, "SELECT") || strings.Contains(text, "wrong") {
 		t.Error("metrics carry query text or a password")
 	}
-}
-
-func connectErrOf(dsn string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgconn.Connect(ctx, dsn)
-	if err == nil {
-		c.Close(ctx)
-	}
-	return err
 }
 
 func grepLines(text, prefix string) string {
