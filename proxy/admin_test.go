@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -43,52 +41,27 @@ type observedProxy struct {
 // metrics on a fresh registry and setup run on the Server before Serve.
 func startObservedProxy(t *testing.T, mutate func(*config.Config), setup func(*proxy.Server)) *observedProxy {
 	t.Helper()
+	reg := prometheus.NewRegistry()
+	p := serveProxy(t, validConfig(t, adminConfig(), mutate), testLog(), func(p *testProxy) {
+		if err := p.Pools.RegisterMetrics(reg); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Srv.RegisterMetrics(reg); err != nil {
+			t.Fatal(err)
+		}
+		if setup != nil {
+			setup(p.Srv)
+		}
+	})
+	return &observedProxy{testProxy: p, Reg: reg}
+}
+
+// adminConfig is baseConfig with the console's admin user.
+func adminConfig() *config.Config {
 	cfg := baseConfig()
 	cfg.Proxy.Users[adminUser] = proxy.User{Password: adminPassword}
 	cfg.Proxy.AdminUsers = []string{adminUser}
-	if mutate != nil {
-		mutate(cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("test config: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	pools := pool.NewManager(cfg.Pool, log)
-	srv, err := proxy.New(cfg.Proxy, cfg.Pool, pools, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	if err := pools.RegisterMetrics(reg); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.RegisterMetrics(reg); err != nil {
-		t.Fatal(err)
-	}
-	if setup != nil {
-		setup(srv)
-	}
-	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-		pools.Close()
-	})
-	addr := ln.Addr().(*net.TCPAddr)
-	return &observedProxy{
-		testProxy: &testProxy{Host: "127.0.0.1", Port: addr.Port, Cfg: cfg, Srv: srv, Pools: pools},
-		Reg:       reg,
-	}
+	return cfg
 }
 
 // scrape returns the metrics as Prometheus would read them.
@@ -746,7 +719,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if _, err := conn.Exec(testCtx(t), "LISTEN pgone_metrics_test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := connectErrOf(p.DSN(appUser, "wrong", appDB)); err == nil {
+	if err := connectErr(t, p.DSN(appUser, "wrong", appDB)); err == nil {
 		t.Fatal("login with a wrong password succeeded")
 	}
 
@@ -783,16 +756,6 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	if strings.Contains(text, "SELECT") || strings.Contains(text, "wrong") {
 		t.Error("metrics carry query text or a password")
 	}
-}
-
-func connectErrOf(dsn string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgconn.Connect(ctx, dsn)
-	if err == nil {
-		c.Close(ctx)
-	}
-	return err
 }
 
 func grepLines(text, prefix string) string {

@@ -58,13 +58,15 @@ func healthyClient(t *testing.T, p *testProxy) (stop func() (int, []error)) {
 	}
 }
 
-// dialProxy opens a plain TCP connection to p, closed at the end of the test.
+// dialProxy opens a plain TCP connection to p with an ioTimeout deadline,
+// closed at the end of the test.
 func dialProxy(t *testing.T, p *testProxy) net.Conn {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", p.Host, p.Port), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	_ = nc.SetDeadline(time.Now().Add(ioTimeout))
 	t.Cleanup(func() { _ = nc.Close() })
 	return nc
 }

@@ -16,7 +16,8 @@ import (
 	"github.com/pgone/pgone/proxy"
 )
 
-// cancelVia sends a CancelRequest to addr and waits for the close.
+// cancelVia sends a CancelRequest to addr and waits for the close, as
+// libpq does; it returns an error if anything else comes back.
 func cancelVia(addr string, pid uint32, secret []byte) error {
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strconv"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/pool"
@@ -100,21 +98,8 @@ func TestCancelRunningQuery(t *testing.T) {
 // other side closes the connection, as libpq does.
 func sendCancelRequest(t *testing.T, addr string, pid uint32, secret []byte) {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
-	msg, err := (&pgproto3.CancelRequest{ProcessID: pid, SecretKey: secret}).Encode(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := nc.Write(msg); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := io.Copy(io.Discard, nc); err != nil || n != 0 {
-		t.Fatalf("after CancelRequest: read %d bytes, %v; want a plain close", n, err)
+	if err := cancelVia(addr, pid, secret); err != nil {
+		t.Fatalf("%v; want a plain close", err)
 	}
 }
 

@@ -66,7 +66,7 @@ func TestServerFullClientWaits(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- queryVia(dsn) }()
 			waitUntil(t, "pgone to try the server", func() bool {
-				return poolOpen(p, "full") > 0
+				return poolsOf(p, "full").Open > 0
 			})
 			blocker.Close(context.Background())
 			if err := <-done; err != nil {
@@ -74,16 +74,6 @@ func TestServerFullClientWaits(t *testing.T) {
 			}
 		})
 	}
-}
-
-// poolOpen is the number of server connections open or being dialed for db.
-func poolOpen(p *testProxy, db string) int {
-	for _, s := range p.Pools.Stats() {
-		if s.Key.Database == db {
-			return s.Open
-		}
-	}
-	return 0
 }
 
 // queryVia connects to dsn and runs one query.

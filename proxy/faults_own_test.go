@@ -224,11 +224,11 @@ func testFaultMaxConnectionsFull(t *testing.T, cl *pgtest.Cluster) {
 	// every server pgone needs is a new connection.
 	l := startLedgerStopped(t, p.DSN(appUser, appPassword, db), faultWriters)
 	super := connect(t, cl.Primary.DSN("postgres", "postgres", "postgres"))
-	terminateServersOn(t, super, db)
+	terminateServers(t, super, db)
 
 	fillers := fillServer(t, direct)
 	l.start()
-	eventually(t, "writers to queue for a server", func() bool { return waitingFor(p, db) > 0 })
+	eventually(t, "writers to queue for a server", func() bool { return poolsOf(p, db).Waiting > 0 })
 	if n := l.ackTotal(); n != 0 {
 		t.Fatalf("%d writes acknowledged while the server was full", n)
 	}
@@ -247,20 +247,6 @@ func testFaultMaxConnectionsFull(t *testing.T, cl *pgtest.Cluster) {
 	fillers.release(-1)
 	l.waitServed(t, "after the server had room again")
 	l.verify(t, direct) // no writer saw any error
-}
-
-// terminateServersOn is terminateServers for any cluster's superuser conn.
-func terminateServersOn(t *testing.T, super *pgx.Conn, db string) { terminateServers(t, super, db) }
-
-// waitingFor is the number of clients waiting for a server of db.
-func waitingFor(p *testProxy, db string) int {
-	n := 0
-	for _, s := range p.Pools.Stats() {
-		if s.Key.Database == db {
-			n += s.Waiting
-		}
-	}
-	return n
 }
 
 // fillers hold direct connections that take a server's free slots.

@@ -103,17 +103,34 @@ func baseConfig() *config.Config {
 // when the test ends.
 func startProxy(t testing.TB, mutate func(*config.Config)) *testProxy {
 	t.Helper()
-	cfg := baseConfig()
+	return serveProxy(t, validConfig(t, baseConfig(), mutate), testLog(), nil)
+}
+
+// validConfig is cfg changed by mutate, validated as pgone serve would.
+func validConfig(t testing.TB, cfg *config.Config, mutate func(*config.Config)) *config.Config {
+	t.Helper()
 	if mutate != nil {
 		mutate(cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return cfg
+}
+
+// testLog discards pgone's log, or shows it at debug level under -v.
+func testLog() *slog.Logger {
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// serveProxy builds pgone from cfg, runs before (if any) on it once it
+// listens and before it serves (where cmd wires metrics and hooks), and
+// stops it when the test ends.
+func serveProxy(t testing.TB, cfg *config.Config, log *slog.Logger, before func(*testProxy)) *testProxy {
+	t.Helper()
 	pools := pool.NewManager(cfg.Pool, log)
 	srv, err := proxy.New(cfg.Proxy, cfg.Pool, pools, log)
 	if err != nil {
@@ -122,6 +139,11 @@ func startProxy(t testing.TB, mutate func(*config.Config)) *testProxy {
 	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
 	if err != nil {
 		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	p := &testProxy{Host: "127.0.0.1", Port: addr.Port, Cfg: cfg, Srv: srv, Pools: pools}
+	if before != nil {
+		before(p)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -132,8 +154,7 @@ func startProxy(t testing.TB, mutate func(*config.Config)) *testProxy {
 		<-done
 		pools.Close()
 	})
-	addr := ln.Addr().(*net.TCPAddr)
-	return &testProxy{Host: "127.0.0.1", Port: addr.Port, Cfg: cfg, Srv: srv, Pools: pools}
+	return p
 }
 
 // DSN is a keyword/value connection string to the proxy.
@@ -172,4 +193,19 @@ func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// poolsOf adds up the server connections (open, idle) and the clients
+// (waiting, canceling) of every pool pgone has for db.
+func poolsOf(p *testProxy, db string) pool.Stats {
+	var sum pool.Stats
+	for _, s := range p.Pools.Stats() {
+		if s.Key.Database == db {
+			sum.Open += s.Open
+			sum.Idle += s.Idle
+			sum.Waiting += s.Waiting
+			sum.Canceling += s.Canceling
+		}
+	}
+	return sum
 }

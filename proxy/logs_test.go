@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"log/slog"
 	"net"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/internal/logx"
-	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/proxy"
 )
 
@@ -55,46 +53,8 @@ func (l *logLines) matching(subs ...string) []string {
 // `pgone serve` writes it (text through logx), to out.
 func startLoggedProxy(t *testing.T, out io.Writer, opts logx.Options, mutate func(*config.Config)) *testProxy {
 	t.Helper()
-	cfg := baseConfig()
-	cfg.Proxy.Users[adminUser] = proxy.User{Password: adminPassword}
-	cfg.Proxy.AdminUsers = []string{adminUser}
-	if mutate != nil {
-		mutate(cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("test config: %v", err)
-	}
 	log := slog.New(logx.New(slog.NewTextHandler(out, nil), opts))
-	pools := pool.NewManager(cfg.Pool, log)
-	srv, err := proxy.New(cfg.Proxy, cfg.Pool, pools, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-		pools.Close()
-	})
-	addr := ln.Addr().(*net.TCPAddr)
-	return &testProxy{Host: "127.0.0.1", Port: addr.Port, Cfg: cfg, Srv: srv, Pools: pools}
-}
-
-func (p *testProxy) dialRaw(t *testing.T) net.Conn {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", net.JoinHostPort(p.Host, strconv.Itoa(p.Port)), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = nc.SetDeadline(time.Now().Add(ioTimeout))
-	return nc
+	return serveProxy(t, validConfig(t, adminConfig(), mutate), log, nil)
 }
 
 var repeatedCount = regexp.MustCompile(`repeated=(\d+)`)
@@ -124,20 +84,12 @@ func TestLogBogusCancelFloodIsAggregatedWithClientAddress(t *testing.T) {
 	p := startLoggedProxy(t, &out, logx.Options{Interval: time.Second, Burst: 5}, nil)
 	const flood = 1000
 	const msg = "cancel request for unknown key ignored"
+	addr := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
+	secret := []byte{0xde, 0xad, 0xbe, 0xef}
 	for i := 0; i < flood; i++ {
-		nc := p.dialRaw(t)
-		req := make([]byte, 16)
-		binary.BigEndian.PutUint32(req[0:], 16)
-		binary.BigEndian.PutUint32(req[4:], 80877102)
-		binary.BigEndian.PutUint32(req[8:], uint32(1_000_000+i))
-		binary.BigEndian.PutUint32(req[12:], 0xdeadbeef)
-		if _, err := nc.Write(req); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadAll(nc); err != nil { // pgone closes a cancel connection without a reply
+		if err := cancelVia(addr, uint32(1_000_000+i), secret); err != nil { // pgone closes a cancel connection without a reply
 			t.Fatalf("cancel %d: %v", i, err)
 		}
-		nc.Close()
 	}
 	waitUntil(t, "every bogus cancel logged or counted", func() bool { _, _, n := out.accounted(msg); return n == flood })
 	full, summaries, _ := out.accounted(msg)
@@ -184,7 +136,7 @@ func TestLogConnectionLinesNameTheClient(t *testing.T) {
 	t.Parallel()
 	var out logLines
 	p := startLoggedProxy(t, &out, logx.Options{}, nil)
-	nc := p.dialRaw(t)
+	nc := dialProxy(t, p)
 	defer nc.Close()
 	fe := pgproto3.NewFrontend(nc, nc)
 	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
@@ -221,7 +173,7 @@ func TestLogLoginTimeoutsAreAggregated(t *testing.T) {
 	const msg = "client_login_timeout expired"
 	var wg sync.WaitGroup
 	for i := 0; i < silent; i++ {
-		nc := p.dialRaw(t)
+		nc := dialProxy(t, p)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

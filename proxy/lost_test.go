@@ -18,6 +18,7 @@ import (
 // scripted server dies right after the request reaches it, which a real
 // server cannot be made to do on cue.
 func TestTxModeServerLostReportsOutcome(t *testing.T) {
+	t.Parallel()
 	extended := func(sql string) []pgproto3.FrontendMessage {
 		return []pgproto3.FrontendMessage{
 			&pgproto3.Parse{Query: sql}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
@@ -106,24 +107,18 @@ func TestTxModeServerLostReportsOutcome(t *testing.T) {
 // its own error before ReadyForQuery, not ReadyForQuery alone ("no
 // results" in pgbench after kill -9 of the primary).
 func TestTxModeUnsolicitedFatalThenRequestGetsError(t *testing.T) {
+	t.Parallel()
 	s := startScripted(t, func(c *scriptedConn) {
-		msg, err := c.next()
-		if err != nil {
-			return
-		}
-		if q, ok := msg.(*pgproto3.Query); !ok || q.String != "BEGIN" {
-			if c.answer(msg) == nil {
-				c.serveUntil(func(pgproto3.FrontendMessage) bool { return false }, false)
-			}
+		begin, ok := c.takeBegin()
+		if !ok {
 			return
 		}
 		// BEGIN is answered only once the next query is here: pgone's
 		// session goroutine must have handed the replies to its pump
 		// goroutine, which goes on reading the server while the client
-		// idles in the transaction. (Receive reuses its messages: copy.)
-		begin := *msg.(*pgproto3.Query)
+		// idles in the transaction.
 		second, err := c.next()
-		if err != nil || c.answer(&begin) != nil || c.answer(second) != nil {
+		if err != nil || c.answer(begin) != nil || c.answer(second) != nil {
 			return
 		}
 		c.sendFatal()
@@ -170,6 +165,7 @@ func TestTxModeUnsolicitedFatalThenRequestGetsError(t *testing.T) {
 // committed, so the client must hear 08007 (outcome unknown), not "rolled
 // back"; it then keeps working on another server.
 func TestTxModeInDoubtCommitOnRealServer(t *testing.T) {
+	// Not parallel: synchronous_standby_names is set for the whole cluster.
 	ctx := testCtx(t)
 	ownDatabase(t, "indoubt")
 	direct := connect(t, cluster.Primary.DSN(appUser, appPassword, "indoubt"))
@@ -232,15 +228,9 @@ func TestTxModeInDoubtCommitOnRealServer(t *testing.T) {
 // client at once. The inline reader used to stop there with the reply
 // unflushed, and the client waited forever.
 func TestTxModeReplyFlushedWhenMoreFollowsReady(t *testing.T) {
+	t.Parallel()
 	s := startScripted(t, func(c *scriptedConn) {
-		msg, err := c.next()
-		if err != nil {
-			return
-		}
-		if q, ok := msg.(*pgproto3.Query); !ok || q.String != "BEGIN" {
-			if c.answer(msg) == nil {
-				c.serveUntil(func(pgproto3.FrontendMessage) bool { return false }, false)
-			}
+		if _, ok := c.takeBegin(); !ok {
 			return
 		}
 		c.tx = 'T'
@@ -264,6 +254,7 @@ func TestTxModeReplyFlushedWhenMoreFollowsReady(t *testing.T) {
 // the COMMIT ran and the transaction is gone, so the answer is 08006
 // "rolled back", not "outcome unknown".
 func TestTxModeServerDiedWhileIdleInTransaction(t *testing.T) {
+	t.Parallel()
 	died := make(chan struct{})
 	var once sync.Once
 	s := startScripted(t, func(c *scriptedConn) {
@@ -298,6 +289,7 @@ func TestTxModeServerDiedWhileIdleInTransaction(t *testing.T) {
 // replies to its own statements, so the FATAL does not reach the client;
 // the client's request must still get its error, then ReadyForQuery.
 func TestTxModeFatalToPgonesOwnStatementStillAnswersRequest(t *testing.T) {
+	t.Parallel()
 	s := startScripted(t, func(c *scriptedConn) {
 		for {
 			msg, err := c.be.Receive()

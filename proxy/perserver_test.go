@@ -12,10 +12,7 @@ import (
 func TestSplitServerDependentReadsOnPrimary(t *testing.T) {
 	t.Parallel()
 	const db = "perserver"
-	replicaDatabase(t, cluster, db)
-	p := splitProxy(t, cluster, db, nil)
-	reader := connect(t, p.DSN(appUser, appPassword, db))
-	waitForReplicaReads(t, reader, cluster)
+	p, reader := readySplit(t, db, nil)
 	ctx := testCtx(t)
 	primary, replica := cluster.Primary.Port, cluster.Replica.Port
 

@@ -8,22 +8,38 @@ import (
 
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/proxy"
 )
 
+// reloadPoolSize reloads p with its own config but pool_size size.
+func reloadPoolSize(p *testProxy, size int) error {
+	cfg := *p.Cfg
+	cfg.Pool.PoolSize = size
+	return p.Srv.Reload(cfg.Proxy, cfg.Pool)
+}
+
 // TestTxModeReloadPoolSizeDownAndUpUnderLoad reloads pool_size 20 -> 4
-// while 20 transaction-mode clients are busy: once their in-flight
-// requests end, the pool holds at most 4 servers (SHOW POOLS and
-// pg_stat_activity agree), and clients keep being served. A reload back to
-// 20 lets the pool grow to 20 again. Before the pool owned its size, every
-// Acquire re-imposed the size each session saw at login, so 20 stayed.
+// with the console's RELOAD while 20 transaction-mode clients are busy:
+// once their in-flight requests end, the pool holds at most 4 servers
+// (SHOW POOLS and pg_stat_activity agree), and clients keep being served.
+// A RELOAD back to 20 lets the pool grow to 20 again. Before the pool
+// owned its size, every Acquire re-imposed the size each session saw at
+// login, so 20 stayed.
 func TestTxModeReloadPoolSizeDownAndUpUnderLoad(t *testing.T) {
 	t.Parallel()
 	const db, clients = "poolresize", 20
 	ownDatabase(t, db)
+	// RELOAD as cmd wires it: reread the file (here: the next pool_size)
+	// and apply it with Server.Reload.
+	var nextSize atomic.Int64
+	var live atomic.Pointer[testProxy]
 	p := startObservedProxy(t, func(c *config.Config) {
 		c.Pool.Mode = pool.ModeTransaction
 		c.Pool.PoolSize = clients
-	}, nil)
+	}, func(s *proxy.Server) {
+		s.SetReloader(func() error { return reloadPoolSize(live.Load(), int(nextSize.Load())) })
+	})
+	live.Store(p.testProxy)
 	admin := p.console(t, adminUser, adminPassword)
 	super := connect(t, cluster.Primary.DSN("postgres", "postgres", "postgres"))
 	backends := func() int {
@@ -66,10 +82,9 @@ func TestTxModeReloadPoolSizeDownAndUpUnderLoad(t *testing.T) {
 
 	reload := func(size int) {
 		t.Helper()
-		cfg := *p.Cfg
-		cfg.Pool.PoolSize = size
-		if err := p.Srv.Reload(cfg.Proxy, cfg.Pool); err != nil {
-			t.Fatalf("reload pool_size %d: %v", size, err)
+		nextSize.Store(int64(size))
+		if _, err := admin.Exec(testCtx(t), "RELOAD").ReadAll(); err != nil {
+			t.Fatalf("RELOAD to pool_size %d: %v", size, err)
 		}
 	}
 	reload(4)

@@ -182,6 +182,25 @@ func (c *scriptedConn) serveUntil(dies func(pgproto3.FrontendMessage) bool, fata
 	}
 }
 
+// takeBegin serves a connection whose first message is not a simple BEGIN
+// as a healthy server would, to its end, and returns false. On the one
+// that starts with BEGIN it returns a copy of it (Receive reuses its
+// messages), unanswered, for the script to play out.
+func (c *scriptedConn) takeBegin() (*pgproto3.Query, bool) {
+	msg, err := c.next()
+	if err != nil {
+		return nil, false
+	}
+	if q, ok := msg.(*pgproto3.Query); ok && q.String == "BEGIN" {
+		begin := *q
+		return &begin, true
+	}
+	if c.answer(msg) == nil {
+		c.serveUntil(func(pgproto3.FrontendMessage) bool { return false }, false)
+	}
+	return nil, false
+}
+
 func (c *scriptedConn) sendFatal() {
 	c.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "57P01",
 		Message: "terminating connection due to administrator command"})

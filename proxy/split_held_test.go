@@ -68,9 +68,7 @@ func isError(m pgproto3.BackendMessage) bool {
 func TestSplitSyncAfterFlushedReplicaPipeline(t *testing.T) {
 	t.Parallel()
 	const db = "splitheld"
-	replicaDatabase(t, cluster, db)
-	p := splitProxy(t, cluster, db, nil)
-	waitForReplicaReads(t, connect(t, p.DSN(appUser, appPassword, db)), cluster)
+	p, _ := readySplit(t, db, nil)
 	c := connectMsg(t, p.DSN(appUser, appPassword, db))
 	replica := strconv.Itoa(cluster.Replica.Port)
 
@@ -108,9 +106,7 @@ func TestSplitSyncAfterFlushedReplicaPipeline(t *testing.T) {
 func TestSplitExecuteSyncContinuesReplicaPipeline(t *testing.T) {
 	t.Parallel()
 	const db = "splitexec"
-	replicaDatabase(t, cluster, db)
-	p := splitProxy(t, cluster, db, nil)
-	waitForReplicaReads(t, connect(t, p.DSN(appUser, appPassword, db)), cluster)
+	p, _ := readySplit(t, db, nil)
 	c := connectMsg(t, p.DSN(appUser, appPassword, db))
 	c.send(&pgproto3.Parse{Query: portQuery}, &pgproto3.Bind{}, &pgproto3.Flush{})
 	got, _ := receiveTypes(t, c, "Parse+Bind+Flush", func(m pgproto3.BackendMessage) bool {
@@ -197,10 +193,7 @@ func TestSplitClientLeavesWhileRequestHeld(t *testing.T) {
 func TestSplitPgxLargeReadAndPipelineError(t *testing.T) {
 	t.Parallel()
 	const db = "splitlarge"
-	replicaDatabase(t, cluster, db)
-	p := splitProxy(t, cluster, db, nil)
-	conn := connect(t, p.DSN(appUser, appPassword, db))
-	waitForReplicaReads(t, conn, cluster)
+	_, conn := readySplit(t, db, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), heldReplyTimeout)
 	defer cancel()
 
@@ -287,10 +280,7 @@ func TestSplitPgxLargeReadAndPipelineError(t *testing.T) {
 func TestSplitPgxHugeRequests(t *testing.T) {
 	t.Parallel()
 	const db = "splithuge"
-	replicaDatabase(t, cluster, db)
-	p := splitProxy(t, cluster, db, nil)
-	conn := connect(t, p.DSN(appUser, appPassword, db))
-	waitForReplicaReads(t, conn, cluster)
+	_, conn := readySplit(t, db, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -16,11 +16,8 @@ import (
 func TestSplitSerializableOnPrimary(t *testing.T) {
 	t.Parallel()
 	const db = "splitserial"
-	replicaDatabase(t, cluster, db)
-	p := splitProxy(t, cluster, db, nil)
+	p, plain := readySplit(t, db, nil)
 	ctx := testCtx(t)
-	plain := connect(t, p.DSN(appUser, appPassword, db))
-	waitForReplicaReads(t, plain, cluster)
 	primary := cluster.Primary.Port
 
 	tx, err := plain.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadOnly})

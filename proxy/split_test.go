@@ -69,6 +69,17 @@ func waitForReplicaReads(t *testing.T, conn *pgx.Conn, cl *pgtest.Cluster) {
 	})
 }
 
+// readySplit is splitProxy on a new database db of the shared cluster, and
+// a client on it whose reads already reach the replica.
+func readySplit(t *testing.T, db string, mutate func(*config.Config)) (*observedProxy, *pgx.Conn) {
+	t.Helper()
+	replicaDatabase(t, cluster, db)
+	p := splitProxy(t, cluster, db, mutate)
+	conn := connect(t, p.DSN(appUser, appPassword, db))
+	waitForReplicaReads(t, conn, cluster)
+	return p, conn
+}
+
 // replicaDatabase creates db on the cluster (owned by app) and waits until
 // the replica has it.
 func replicaDatabase(t *testing.T, cl *pgtest.Cluster, db string) {

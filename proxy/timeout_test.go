@@ -19,6 +19,7 @@ import (
 // saying query_timeout, quickly; the server's statement is gone (not just
 // the client's wait); the same server serves the client's next query.
 func TestTxModeQueryTimeout(t *testing.T) {
+	// Not parallel: it counts every active pg_sleep(5) on the primary.
 	ctx := testCtx(t)
 	p := txProxy(t, 1, func(c *config.Config) { c.Proxy.Limits.QueryTimeout = 200 * time.Millisecond })
 	conn := p.Connect(t)
@@ -60,22 +61,31 @@ func TestTxModeQueryTimeout(t *testing.T) {
 	}
 }
 
-// TestTxModeQueryTimeoutPerUser: a user's query_timeout wins over the
-// global one (here: none), and a database's applies to its clients.
-func TestTxModeQueryTimeoutPerUser(t *testing.T) {
+// TestTxModeQueryTimeoutPerUserAndDatabase: a database's query_timeout
+// applies to its clients, a user's own wins over it, and a database
+// without one (the "*" entry here, and no global value) leaves requests
+// alone.
+func TestTxModeQueryTimeoutPerUserAndDatabase(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	p := txProxy(t, 2, func(c *config.Config) {
+		d := c.Proxy.Databases[appDB]
+		d.QueryTimeout = 200 * time.Millisecond
+		c.Proxy.Databases[appDB] = d
 		u := c.Proxy.Users["scramuser"]
-		u.QueryTimeout = 200 * time.Millisecond
+		u.QueryTimeout = 10 * time.Second
 		c.Proxy.Users["scramuser"] = u
 	})
-	timed := connect(t, p.DSN("scramuser", "scramuser-pw", appDB))
-	if _, err := timed.Exec(ctx, "SELECT pg_sleep(5)"); pgerr(err) != "57014" {
-		t.Errorf("scramuser (query_timeout 200ms): %v; want 57014", err)
+	if _, err := p.Connect(t).Exec(ctx, "SELECT pg_sleep(5)"); pgerr(err) != "57014" {
+		t.Errorf("app on %s (the database's query_timeout 200ms): %v; want 57014", appDB, err)
 	}
-	untimed := p.Connect(t)
+	own := connect(t, p.DSN("scramuser", "scramuser-pw", appDB))
+	if _, err := own.Exec(ctx, "SELECT pg_sleep(0.5)"); err != nil {
+		t.Errorf("scramuser on %s (its own query_timeout 10s over the database's 200ms): %v", appDB, err)
+	}
+	untimed := connect(t, p.DSN(appUser, appPassword, "postgres"))
 	if _, err := untimed.Exec(ctx, "SELECT pg_sleep(0.5)"); err != nil {
-		t.Errorf("app (no query_timeout): %v", err)
+		t.Errorf("app on postgres (no query_timeout): %v", err)
 	}
 }
 
@@ -92,6 +102,7 @@ func pgerr(err error) string {
 // period; the client gets the error of a lost server (here a read: 08006)
 // and its next request runs on a new server.
 func TestTxModeQueryTimeoutServerIgnoresCancel(t *testing.T) {
+	t.Parallel()
 	s := startScripted(t, func(c *scriptedConn) {
 		c.serveUntil(queryIs("SELECT * FROM slow"), false)
 		_, _ = c.next() // hangs until pgone closes the connection
@@ -126,12 +137,11 @@ func TestTxModeQueryTimeoutServerIgnoresCancel(t *testing.T) {
 // nothing committed) instead of hanging until the replica wakes, and its
 // next read works.
 func TestTxModeQueryTimeoutFreesClientOnStoppedReplica(t *testing.T) {
+	// Not parallel: a stopped backend on the shared replica may hold up
+	// its replay, which other tests wait for.
 	ctx := testCtx(t)
 	const db = "qtreplica"
-	replicaDatabase(t, cluster, db)
-	p := splitProxy(t, cluster, db, func(c *config.Config) { c.Proxy.Limits.QueryTimeout = time.Second })
-	conn := connect(t, p.DSN(appUser, appPassword, db))
-	waitForReplicaReads(t, conn, cluster)
+	_, conn := readySplit(t, db, func(c *config.Config) { c.Proxy.Limits.QueryTimeout = time.Second })
 
 	const slow = "SELECT count(*) FROM generate_series(1, 2000000000)"
 	type result struct {
@@ -175,6 +185,7 @@ func TestTxModeQueryTimeoutFreesClientOnStoppedReplica(t *testing.T) {
 // running statement on the client's own server: 57014 saying
 // query_timeout, and the session (same server) goes on.
 func TestSessionModeQueryTimeout(t *testing.T) {
+	// Not parallel: TestTxModeQueryTimeout counts its pg_sleep(5).
 	ctx := testCtx(t)
 	p := startProxy(t, func(c *config.Config) {
 		c.Pool.Mode = pool.ModeSession
@@ -208,6 +219,7 @@ func TestSessionModeQueryTimeout(t *testing.T) {
 // period, and with it the client, which gets FATAL 08006 rather than
 // waiting on.
 func TestSessionModeQueryTimeoutServerIgnoresCancel(t *testing.T) {
+	t.Parallel()
 	s := startScripted(t, func(c *scriptedConn) {
 		c.serveUntil(queryIs("SELECT * FROM slow"), false)
 		_, _ = c.next() // hangs until pgone closes the connection

@@ -151,9 +151,7 @@ func unnamedRows(t *testing.T, c *msgConn) (rows [][]string, code string) {
 func TestSplitPgxDescribeExecIsolation(t *testing.T) {
 	t.Parallel()
 	const db = "splitunnamed"
-	replicaDatabase(t, cluster, db)
-	p := splitProxy(t, cluster, db, nil)
-	waitForReplicaReads(t, connect(t, p.DSN(appUser, appPassword, db)), cluster)
+	p, _ := readySplit(t, db, nil)
 	const clients, iterations = 4, 30
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func TestDeepQueryDoesNotCrashPgone(t *testing.T) {
 		viaPgone := connectMsg(t, p.DSN(appUser, appPassword, db))
 		for _, extended := range []bool{false, true} {
 			got, want := runText(viaPgone, tc.text, extended), runText(direct, tc.text, extended)
-			if !equalTranscripts(got, want) {
+			if !slices.Equal(got, want) {
 				t.Errorf("%s (extended %v) through pgone:\n%s\nPostgreSQL:\n%s", tc.name, extended, shorten(got), shorten(want))
 			}
 			var n int
@@ -72,12 +73,6 @@ func runText(c *msgConn, text string, extended bool) []string {
 	}
 	c.send(&pgproto3.Parse{Query: text}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
 	return c.readUntil(isRFQ)
-}
-
-// equalTranscripts compares two transcripts, ignoring the line an error
-// was raised at (none differ in practice; the file and routine still must).
-func equalTranscripts(a, b []string) bool {
-	return strings.Join(a, "\n") == strings.Join(b, "\n")
 }
 
 // shorten keeps a transcript readable in a failure message.
