@@ -55,7 +55,7 @@ func TestSessionStartupQueryTimeoutClosesServer(t *testing.T) {
 		c.Pool.Mode = pool.ModeSession
 		c.Pool.ServerConnectTimeout = 200 * time.Millisecond
 	})
-	err := connectErrOf(p.DSN(appUser, appPassword, "fake") + " application_name=slowstart")
+	err := connectErr(t, p.DSN(appUser, appPassword, "fake")+" application_name=slowstart")
 	if err == nil || !strings.Contains(err.Error(), "08006") {
 		t.Fatalf("login through a server that does not answer its startup query: %v; want 08006", err)
 	}
