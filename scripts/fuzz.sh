@@ -38,15 +38,18 @@ for t in "${targets[@]}"; do
 	corpus="$dir/testdata/fuzz/$name"
 	before="$(inputs "$corpus")"
 	if ! $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$dir" 2>&1 | tee "$log"; then
-		# Go's fuzz coordinator fails with "context deadline exceeded" when
-		# -fuzztime ends while it is still replaying the corpus for its
-		# baseline coverage (a large corpus on a loaded machine). Those inputs
-		# are the seeds plain go test replays, so that is no finding; a
-		# failure while fuzzing, or a failing input written, is.
+		# Go's fuzz coordinator (before Go 1.27) can fail a target with a bare
+		# "context deadline exceeded" when -fuzztime ends: the deadline of its
+		# timeout context races the workers' shutdown (go.dev/issue/75804),
+		# while fuzzing or while still replaying the corpus for its baseline
+		# coverage. That is no finding. A real one writes its failing input
+		# to testdata/fuzz (the corpus grows) and prints other failure text.
 		if [[ "$(inputs "$corpus")" == "$before" ]] &&
 			grep -q '^    context deadline exceeded$' "$log" &&
-			grep '^fuzz: elapsed' "$log" | tail -1 | grep -q 'gathering baseline coverage'; then
-			echo "fuzz: $dir $name: -fuzztime $FUZZTIME ended while replaying the corpus (go test replays it); not a failure"
+			! grep -q 'Failing input written' "$log" &&
+			[[ "$(grep -c '^--- FAIL' "$log")" == 1 ]] &&
+			[[ "$(grep -A1 '^--- FAIL' "$log" | tail -1)" == '    context deadline exceeded' ]]; then
+			echo "fuzz: $dir $name: go.dev/issue/75804 (deadline race at the end of -fuzztime, no failing input); not a failure"
 			flaked+=("$dir $name")
 		else
 			exit 1
@@ -61,4 +64,4 @@ for t in "${targets[@]}"; do
 		fi
 	fi
 done
-echo "fuzz: ${#targets[@]} targets, $FUZZTIME each: no failure${flaked[0]:+ (${#flaked[@]} ended before fuzzing: ${flaked[*]})}"
+echo "fuzz: ${#targets[@]} targets, $FUZZTIME each: no failure${flaked[0]:+ (${#flaked[@]} hit go.dev/issue/75804: ${flaked[*]})}"
