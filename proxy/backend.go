@@ -181,14 +181,9 @@ func (ss *session) waitForServer(slot *replicaSlot) (*pool.Conn, error) {
 		})
 		defer t.Stop()
 	}
-	server, err := ss.acquire(ctx, slot)
-	if err != nil {
-		if pgerr.CodeOf(err) == "" {
-			err = pgerr.New(pgerr.ConnectionFailure, "could not connect to server for database %q: %v", ss.database, err)
-		}
-		return nil, err
-	}
-	return server, nil
+	// acquire's errors are already the client's: coded, without server
+	// addresses or dial details (dialerr.go).
+	return ss.acquire(ctx, slot)
 }
 
 // writeServer writes b to the session's server, flushing when asked. swmu:
