@@ -5,8 +5,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
-
 	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pool"
@@ -227,7 +225,7 @@ func (ss *session) onReplyLocked(e *expectation, typ byte, frame []byte) reply {
 		case pgmsg.RowDescription:
 			ss.captured = ss.captured[:0]
 		case pgmsg.DataRow:
-			ss.captured = append(ss.captured, decodeTextRow(frame))
+			ss.captured = append(ss.captured, pgmsg.TextValues(wire.Body(frame)))
 		}
 	}
 	if completes(e.kind, typ) {
@@ -343,18 +341,6 @@ func (ss *session) setIdleDeadlineLocked() {
 		_ = ss.nc.SetReadDeadline(time.Time{})
 		ss.deadlineArmed = false
 	}
-}
-
-func decodeTextRow(frame []byte) []string {
-	var dr pgproto3.DataRow
-	if dr.Decode(wire.Body(frame)) != nil {
-		return nil
-	}
-	row := make([]string, len(dr.Values))
-	for i, v := range dr.Values {
-		row[i] = string(v)
-	}
-	return row
 }
 
 func errorText(frame []byte) string {
