@@ -7,6 +7,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/pgerr"
 )
 
@@ -34,10 +35,10 @@ func checkStartupError(t *testing.T, err error) {
 func FuzzStartupPacket(f *testing.F) {
 	f.Add(packet(version30, startupBody("user", "alice", "database", "db")))
 	f.Add(packet(version30, startupBody("user", "u", "options", `-c search_path=a\ b --work-mem=4MB`, "application_name", "x")))
-	f.Add(append(packet(codeSSLRequest, nil), packet(version30, startupBody("user", "u"))...))
-	f.Add(append(packet(codeGSSENCRequest, nil), packet(3<<16|2, startupBody("user", "u", "_pq_.x", "1"))...))
-	f.Add(packet(codeCancelRequest, []byte{0, 0, 0, 1, 0, 0, 0, 2}))
-	f.Add(packet(codeCancelRequest, []byte{0, 0}))
+	f.Add(append(packet(pgmsg.SSLRequestCode, nil), packet(version30, startupBody("user", "u"))...))
+	f.Add(append(packet(pgmsg.GSSENCRequestCode, nil), packet(3<<16|2, startupBody("user", "u", "_pq_.x", "1"))...))
+	f.Add(packet(pgmsg.CancelRequestCode, []byte{0, 0, 0, 1, 0, 0, 0, 2}))
+	f.Add(packet(pgmsg.CancelRequestCode, []byte{0, 0}))
 	f.Add(packet(version30, startupBody("user", "u", "replication", "true")))
 	f.Add(packet(2<<16, startupBody("user", "u")))
 	f.Add(packet(version30, []byte("user\x00u")))
@@ -67,9 +68,9 @@ func FuzzStartupPacket(f *testing.F) {
 				t.Fatalf("accepted a packet of %d bytes", n)
 			}
 			switch code {
-			case codeSSLRequest, codeGSSENCRequest:
+			case pgmsg.SSLRequestCode, pgmsg.GSSENCRequestCode:
 				continue
-			case codeCancelRequest:
+			case pgmsg.CancelRequestCode:
 				return
 			}
 			req, err := parseStartup(code, body)

@@ -17,10 +17,7 @@ import (
 
 // Startup packet codes (the int32 after the length).
 const (
-	codeSSLRequest    = 80877103
-	codeGSSENCRequest = 80877104
-	codeCancelRequest = 80877102
-	protocolMajor3    = 3
+	protocolMajor3 = 3
 
 	// maxStartupPacket is PostgreSQL's MAX_STARTUP_PACKET_LENGTH.
 	maxStartupPacket = 10000
@@ -211,12 +208,12 @@ func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
 		if err != nil {
 			return nil, err
 		}
-		if (code == codeSSLRequest && sslDone) || (code == codeGSSENCRequest && gssDone) {
+		if (code == pgmsg.SSLRequestCode && sslDone) || (code == pgmsg.GSSENCRequestCode && gssDone) {
 			_, err := parseStartup(code, body) // "unsupported frontend protocol 1234.5679"
 			return nil, err
 		}
 		switch code {
-		case codeSSLRequest:
+		case pgmsg.SSLRequestCode:
 			sslDone = true
 			if snap.tls == nil {
 				if err := ss.writeRaw([]byte{pgmsg.EncryptionRefused}); err != nil {
@@ -239,12 +236,12 @@ func (ss *session) startup(snap *snapshot) (*startupRequest, error) {
 			ss.setConn(tc)
 			ss.tls = true
 			gssDone = true // no GSS encryption inside TLS
-		case codeGSSENCRequest:
+		case pgmsg.GSSENCRequestCode:
 			gssDone = true
 			if err := ss.writeRaw([]byte{pgmsg.EncryptionRefused}); err != nil {
 				return nil, err
 			}
-		case codeCancelRequest:
+		case pgmsg.CancelRequestCode:
 			if len(body) < 8 {
 				// As PostgreSQL: a cancel connection gets no reply, not even an error.
 				ss.log.Info("invalid length of cancel request", "sqlstate", pgerr.ProtocolViolation)

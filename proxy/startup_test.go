@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/pgerr"
 )
 
@@ -236,8 +237,8 @@ func TestReadStartupPacket(t *testing.T) {
 		t.Fatalf("got %d %q %v", code, got, err)
 	}
 	// A packet of exactly 8 bytes (SSLRequest) has an empty body.
-	code, got, err = readStartupPacket(bufio.NewReader(bytes.NewReader(packet(codeSSLRequest, nil))))
-	if err != nil || code != codeSSLRequest || len(got) != 0 {
+	code, got, err = readStartupPacket(bufio.NewReader(bytes.NewReader(packet(pgmsg.SSLRequestCode, nil))))
+	if err != nil || code != pgmsg.SSLRequestCode || len(got) != 0 {
 		t.Fatalf("SSLRequest: got %d %q %v", code, got, err)
 	}
 	// The largest allowed packet passes, one byte more does not.
