@@ -723,7 +723,12 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatal("login with a wrong password succeeded")
 	}
 
-	text := p.scrape(t)
+	// The failed login's session may still be ending when connectErr returns.
+	var text string
+	eventually(t, "the failed login to leave pgone_proxy_clients", func() bool {
+		text = p.scrape(t)
+		return strings.Contains(text, "\npgone_proxy_clients 1\n")
+	})
 	lbl := `database="appdb",user="app"`
 	// A pool's series name the server too: the primary, here.
 	srv := `database="appdb",role="primary",server="` + net.JoinHostPort(cluster.Primary.Host, strconv.Itoa(cluster.Primary.Port)) + `"`
