@@ -52,7 +52,9 @@ var repeatedRE = regexp.MustCompile(`repeated=(\d+)`)
 
 func TestRepeatedRecordsAreAggregatedWithACount(t *testing.T) {
 	var out lockedBuffer
-	log := slog.New(logx.New(slog.NewTextHandler(&out, nil), logx.Options{Interval: 200 * time.Millisecond, Burst: 3}))
+	// The flood must fit in one window (it takes ~200 ms under -race on a
+	// loaded machine; 200 ms windows split it in CI), so the window is long.
+	log := slog.New(logx.New(slog.NewTextHandler(&out, nil), logx.Options{Interval: 3 * time.Second, Burst: 3}))
 	const flood = 1000
 	for i := 0; i < flood; i++ {
 		log.With("client", "10.0.0.1:"+strconv.Itoa(40000+i)).Warn("cancel request for unknown key ignored")
