@@ -131,6 +131,7 @@ type Monitor struct {
 	nudge         chan struct{}
 	positionsDone chan struct{}
 	checked       chan struct{} // closed and replaced after each round
+	published     chan struct{} // closed and replaced when view changes (PositionAfter)
 	view          atomic.Pointer[ReplicaView]
 
 	functions     atomic.Pointer[map[string]byte]
@@ -202,6 +203,7 @@ func NewMonitor(cfg MonitorConfig, connCfg Config, primary Target, replicas []Ta
 		cfg: cfg, connCfg: connCfg, primary: primary, log: log,
 		status:        make([]ReplicaStatus, len(replicas)),
 		checked:       make(chan struct{}),
+		published:     make(chan struct{}),
 		functionsKick: make(chan struct{}, 1),
 		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
