@@ -46,7 +46,7 @@ type plan struct {
 	// splitDone.
 	splitDone bool
 	read      bool
-	reason    string
+	reason    router.Reason
 }
 
 // plannedStatement is one statement text and the router's decision on it.
