@@ -27,6 +27,7 @@ type replicaSet struct {
 	database    string
 	consistency Consistency
 	mon         *pool.Monitor
+	cat         *catalog       // what the router needs of the primary's catalog (catalog.go)
 	slots       []*replicaSlot // configuration order, as mon's status
 	weights     []int64        // of slots, at least 1
 	next        atomic.Uint32  // where ties between replicas start, round robin
@@ -379,33 +380,4 @@ func (ss *session) releasedLocked() {
 		ss.srv.functionsChanged(ss.poolKey.Database)
 	}
 	ss.idle.Broadcast()
-}
-
-// functionsChanged has the function volatility of database read again:
-// DDL ran through pgone. Until then its reads calling functions other than
-// the built-in ones go to the primary.
-func (s *Server) functionsChanged(database string) {
-	if sets := s.splits.Load(); sets != nil {
-		if set := (*sets)[database]; set != nil {
-			set.mon.RefreshFunctions()
-		}
-	}
-}
-
-// functions returns the volatility the router should use for the set's
-// database: pg_proc as last loaded, or nil (the router's built-in list,
-// unknown functions volatile) while it is not loaded.
-func (set *replicaSet) functions() router.Functions {
-	if f := set.mon.Functions(); f != nil {
-		return funcTable(f)
-	}
-	return nil
-}
-
-// funcTable is pg_proc's volatility by name (pool.Monitor.Functions).
-type funcTable map[string]byte
-
-func (t funcTable) Volatility(name string) (byte, bool) {
-	v, ok := t[name]
-	return v, ok
 }
