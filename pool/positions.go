@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -31,6 +32,28 @@ func (m *Monitor) Nudge() {
 	select {
 	case m.nudge <- struct{}{}:
 	default:
+	}
+}
+
+// PositionAfter returns the primary's position sampled after t, which
+// covers every transaction committed before t (ReplicaView.FenceAfter),
+// asking for a sample (Nudge) while there is none. It waits within ctx.
+func (m *Monitor) PositionAfter(ctx context.Context, t time.Time) (LSN, error) {
+	for {
+		m.mu.Lock()
+		published := m.published
+		m.mu.Unlock()
+		if lsn, ok := m.View().FenceAfter(t); ok {
+			return lsn, nil
+		}
+		m.Nudge()
+		select {
+		case <-published:
+		case <-m.stop:
+			return 0, errors.New("replica monitor stopped")
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
 }
 
@@ -147,4 +170,6 @@ func (m *Monitor) publishLocked() {
 		}
 	}
 	m.view.Store(NewReplicaView(replicas, fences))
+	close(m.published)
+	m.published = make(chan struct{})
 }

@@ -55,4 +55,35 @@ func TestNudgeSamplesPositionsBetweenRounds(t *testing.T) {
 	if got := m.Status()[0].CheckedAt; got.After(committed) {
 		t.Fatalf("a round ran since the commit (%v): the test cannot tell a nudge from a round", got)
 	}
+
+	// PositionAfter asks for such a sample itself and waits for it: the
+	// position covers the commit (past the primary's before it) and was
+	// sampled before the primary's next position.
+	direct, err := dial(ctx, &cfg, target(c.Primary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.close()
+	insertLSN := func() LSN {
+		rows, err := direct.Query(ctx, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lsn, err := decodeLSN(rows[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lsn
+	}
+	before := insertLSN()
+	if err := c.Exec(ctx, "INSERT INTO nudged VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	lsn, err := m.PositionAfter(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := insertLSN(); lsn <= before || lsn > after {
+		t.Errorf("PositionAfter the commit = %s; want past %s (before it) and at most %s (after it)", lsn, before, after)
+	}
 }

@@ -99,9 +99,9 @@ type MonitorConfig struct {
 	// applied is older than this and it has not applied everything
 	// (max_replica_lag).
 	MaxLag time.Duration
-	// FunctionsEvery, if positive, also reads the volatility of every
-	// function from the primary's pg_proc this often (see Functions).
-	FunctionsEvery time.Duration
+	// PrimaryTaskEvery, if positive, runs Monitor.PrimaryTask this often
+	// (task.go).
+	PrimaryTaskEvery time.Duration
 }
 
 // Monitor checks a primary's replicas: reachable, in recovery, replay
@@ -115,6 +115,9 @@ type Monitor struct {
 	// OnChange, if set before Start, is called from the monitor's goroutine
 	// with each state change.
 	OnChange func(replica int, from, to ReplicaStatus)
+	// PrimaryTask, if set before Start, is run on the primary between
+	// rounds (task.go).
+	PrimaryTask PrimaryTask
 
 	mu      sync.Mutex
 	status  []ReplicaStatus
@@ -131,19 +134,10 @@ type Monitor struct {
 	nudge         chan struct{}
 	positionsDone chan struct{}
 	checked       chan struct{} // closed and replaced after each round
+	published     chan struct{} // closed and replaced when view changes (PositionAfter)
 	view          atomic.Pointer[ReplicaView]
 
-	functions     atomic.Pointer[map[string]byte]
-	functionsKick chan struct{} // RefreshFunctions: load again at once
-	// functionsMu orders loads against invalidations: functionsGen counts
-	// RefreshFunctions calls, and a load stores its result only if none
-	// happened since it began (see storeFunctions).
-	functionsMu  sync.Mutex
-	functionsGen uint64
-	// serializable: roles whose sessions on the database default to the
-	// serializable isolation level ("" for every role), loaded with
-	// functions from pg_db_role_setting.
-	serializable atomic.Pointer[map[string]bool]
+	taskKick chan struct{} // KickPrimaryTask: run the primary task at once
 
 	stop chan struct{}
 	done chan struct{}
@@ -202,7 +196,8 @@ func NewMonitor(cfg MonitorConfig, connCfg Config, primary Target, replicas []Ta
 		cfg: cfg, connCfg: connCfg, primary: primary, log: log,
 		status:        make([]ReplicaStatus, len(replicas)),
 		checked:       make(chan struct{}),
-		functionsKick: make(chan struct{}, 1),
+		published:     make(chan struct{}),
+		taskKick:      make(chan struct{}, 1),
 		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
 		fresh:         make([]LSN, len(replicas)),
@@ -264,22 +259,18 @@ func (m *Monitor) run() {
 	}()
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
-	var loaded time.Time // when functions were last loaded
+	var taskDone time.Time // when the primary task last succeeded
 	for {
-		if m.cfg.FunctionsEvery > 0 && (loaded.IsZero() || time.Since(loaded) >= m.cfg.FunctionsEvery) {
-			if m.loadFunctions(conns) {
-				loaded = time.Now()
-			}
+		if m.taskDue(taskDone) {
+			taskDone = m.runPrimaryTask(conns, taskDone)
 		}
 		m.round(conns)
 		select {
 		case <-m.stop:
 			return
 		case <-t.C:
-		case <-m.functionsKick:
-			if m.loadFunctions(conns) {
-				loaded = time.Now()
-			}
+		case <-m.taskKick:
+			taskDone = m.runPrimaryTask(conns, taskDone)
 		}
 	}
 }

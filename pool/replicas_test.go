@@ -223,32 +223,3 @@ func TestMonitorQuietAfterPartialRecord(t *testing.T) {
 		t.Errorf("state changes %v during the quiet period (after %d): the quiet replica left the healthy state", got, before)
 	}
 }
-
-// TestFunctionsLoadRacingInvalidation: a pg_proc load that began before an
-// invalidation (DDL committed while it ran) must not store what it read:
-// the function it saw stable may be volatile now. A load begun after the
-// invalidation stores. The interleaving is forced step by step.
-func TestFunctionsLoadRacingInvalidation(t *testing.T) {
-	t.Parallel()
-	cfg := Config{}
-	cfg.Defaults()
-	m := NewMonitor(MonitorConfig{Interval: time.Second, FunctionsEvery: time.Hour}, cfg, Target{}, nil,
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if !m.storeFunctions(m.beginFunctionsLoad(), map[string]byte{"twice": 'i'}, nil) {
-		t.Fatal("a load with no invalidation since it began was not stored")
-	}
-	stale := m.beginFunctionsLoad() // reads pg_proc before the DDL commits
-	m.RefreshFunctions()            // the DDL committed: invalidate
-	if m.Functions() != nil {
-		t.Fatalf("after RefreshFunctions: %v, want nil (unknown) until the next load", m.Functions())
-	}
-	if m.storeFunctions(stale, map[string]byte{"twice": 'i'}, nil) {
-		t.Error("a load begun before the invalidation was stored")
-	}
-	if f := m.Functions(); f != nil {
-		t.Fatalf("after the stale load: volatility %v, want nil: twice would be routed as immutable", f)
-	}
-	if !m.storeFunctions(m.beginFunctionsLoad(), map[string]byte{"twice": 'v'}, nil) || m.Functions()["twice"] != 'v' {
-		t.Errorf("a load begun after the invalidation: %v, want twice volatile", m.Functions())
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/pgerr"
 	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/router"
 )
 
 // The backend stage of transaction mode: a server for the request (the
@@ -122,7 +123,7 @@ func (ss *session) acquireRouted(set *replicaSet, req *request) (*pool.Conn, rou
 					route.slot.failedAt.Store(time.Now().UnixNano())
 					ss.log.Warn("replica unreachable; reads go elsewhere until it is checked again",
 						"replica", route.slot.addr, "err", err)
-					route = routeDecision{reason: reasonReplicaError}
+					route = routeDecision{reason: router.ReasonReplicaUnreachable}
 				}
 			}
 		}

@@ -63,13 +63,32 @@
 //     which returns a reply value: forward or swallow, release the server;
 //     then who reads next, the write to the client, the release at
 //     ReadyForQuery I;
-//   - hooks after reply and after commit (hooks.go): AfterReply with rows,
-//     bytes, server and wait time; AfterCommit with the tables a committed
-//     transaction wrote.
+//   - hooks after reply and after commit (hooks.go, hooks_frames.go,
+//     hooks_lsn.go): AfterReply with the reply frames the client got, the
+//     outcome, rows, bytes, server and wait time; AfterCommit with the
+//     tables a committed transaction wrote and a WAL position covering the
+//     commit.
 //
 // Hooks (Server.SetHooks) are the extension points for the result cache and
-// the tuner. They see a read-only PlanView; a hook that panics is logged and
-// the request goes on; with no hooks the pipeline builds no view.
+// the tuner, called from the session's goroutine or its pump, one at a time
+// per session:
+//
+//   - BeforeSend(plan) once a request is planned, before a server is
+//     acquired; it may answer the request (the cache's lookup);
+//   - AfterReply(plan, sample) once the request's last ReadyForQuery is
+//     written to the client (the cache's fill, the tuner's sample). The
+//     sample's Frames are the forwarded frames byte for byte, copied as
+//     they pass into a pooled buffer only while hooks are set, and valid
+//     only during the call; past 4 MiB they are dropped (Complete false);
+//   - AfterCommit(info) after AfterReply when the request committed writes
+//     (invalidation). Its LSN is the primary's position sampled after the
+//     commit by the database's replica monitor, the fence read-your-writes
+//     uses; it costs that monitor a query, so only hooks that ask for it
+//     (CommitLSNHooks) get it and wait for it.
+//
+// They see a read-only PlanView; a hook that panics is logged and the
+// request goes on; with no hooks the pipeline builds no view and copies
+// no frame.
 //
 // In transaction mode a server that dies under a request is answered for
 // (lost.go): each waiting request gets one error, then ReadyForQuery;

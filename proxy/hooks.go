@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgone/pgone/internal/pgmsg"
 	"github.com/pgone/pgone/internal/wire"
+	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/router"
 )
 
@@ -25,7 +26,8 @@ type Hooks interface {
 	BeforeSend(ctx context.Context, p *PlanView) (answer []byte, ok bool)
 	// AfterReply is called when the last ReadyForQuery of a request sent
 	// to a server has been written to the client. The cache's fill and the
-	// tuner's samples go here.
+	// tuner's samples go here. r.Frames is valid only during the call. A
+	// request whose server was lost under it (lost.go) gets no call.
 	AfterReply(ctx context.Context, p *PlanView, r ReplySample)
 	// AfterCommit is called after AfterReply when a request ended a
 	// transaction (or an implicit one) that committed writes through pgone.
@@ -33,9 +35,25 @@ type Hooks interface {
 	AfterCommit(ctx context.Context, c CommitInfo)
 }
 
+// CommitLSNHooks are Hooks whose AfterCommit needs CommitInfo.LSN. The
+// position is learnt as read-your-writes learns it (pool.Monitor): the
+// primary's insert position sampled after the commit, one query on the
+// replica monitor's own connection, shared by every session committing
+// within the same 2ms. AfterCommit then waits for that sample (the client
+// already has its reply, but the session reads its next request after
+// the call). Hooks that do not implement it, or answer false, get LSN 0.
+type CommitLSNHooks interface {
+	Hooks
+	WantsCommitLSN() bool
+}
+
 // SetHooks sets the pipeline's hooks; nil removes them. Call it before
 // Serve.
-func (s *Server) SetHooks(h Hooks) { s.hooks = h }
+func (s *Server) SetHooks(h Hooks) {
+	s.hooks = h
+	lh, ok := h.(CommitLSNHooks)
+	s.hooksWantLSN = ok && lh.WantsCommitLSN()
+}
 
 // PlanView is a read-only view of a request's plan (plan.go): one router
 // decision per statement the request runs, in order.
@@ -45,7 +63,8 @@ type PlanView struct {
 }
 
 // StatementPlan is the router's decision on one statement of a request.
-// The table slices are shared with the router's cache: do not modify them.
+// The table slices are shared with the router's cache: do not modify them
+// (they are clipped, so an append copies).
 type StatementPlan struct {
 	Text        string
 	Target      router.Target
@@ -67,11 +86,14 @@ func (v *PlanView) Statement(i int) StatementPlan { return v.stmts[i] }
 
 // ReplySample is what a request's replies were.
 type ReplySample struct {
+	// Frames are the replies as the client got them (hooks_frames.go):
+	// read only, valid only during AfterReply.
+	Frames     ReplyFrames
+	Outcome    Outcome
 	Rows       int           // DataRows forwarded
 	Bytes      int           // bytes forwarded to the client
 	ServerTime time.Duration // from the request's write to its last ReadyForQuery
 	WaitTime   time.Duration // waiting for a server (and for earlier replies it depends on)
-	Failed     bool          // an ErrorResponse reached the client
 	TxStatus   byte          // of the last ReadyForQuery
 	Replica    bool          // it ran on a replica
 }
@@ -80,19 +102,27 @@ type ReplySample struct {
 type CommitInfo struct {
 	Database, User string
 	WriteTables    []string // sorted, unique
+	// LSN covers the commit: the primary's WAL insert position sampled
+	// after it, so at or past its commit record (an upper bound: a replica
+	// that replayed LSN has the commit). 0 when unknown: the hooks did not
+	// ask (CommitLSNHooks), the database has no replica monitor, or the
+	// primary did not answer in time.
+	LSN pool.LSN
 }
 
 // requestView follows one request through the replies for the hooks. It
 // is built by the session goroutine and, once the request is sent, changed
 // only by the reply handlers under ss.mu.
 type requestView struct {
-	plan     PlanView
-	ends     int // the request's Syncs and Queries still waiting for ReadyForQuery
-	sent     time.Time
-	sample   ReplySample
-	writes   []string // tables the request's statements write
-	rollback bool     // it runs ROLLBACK
-	commit   *CommitInfo
+	plan      PlanView
+	ends      int // the request's Syncs and Queries still waiting for ReadyForQuery
+	sent      time.Time
+	sample    ReplySample
+	frames    *[]byte  // the forwarded frames, from framesPool; nil once over maxHookFrames
+	writes    []string // tables the request's statements write
+	rollback  bool     // it runs ROLLBACK
+	commit    *CommitInfo
+	committed time.Time // when the commit's ReadyForQuery came
 }
 
 // beforeSend plans the whole request and offers it to BeforeSend. It
@@ -100,11 +130,11 @@ type requestView struct {
 // answered the request.
 func (ss *session) beforeSend(h Hooks, req *request) (v *requestView, answered bool) {
 	ss.planAll(req)
-	v = &requestView{plan: PlanView{database: ss.poolKey.Database, user: ss.poolKey.User}}
+	v = &requestView{plan: PlanView{database: ss.poolKey.Database, user: ss.poolKey.User}, frames: takeFrames()}
 	for _, st := range ss.plan.stmts {
 		d := st.d
 		v.plan.stmts = append(v.plan.stmts, StatementPlan{Text: st.text, Target: d.Target, Reason: d.Reason,
-			ReadTables: d.ReadTables, WriteTables: d.WriteTables, Cacheable: d.Cacheable, Fingerprint: d.Fingerprint, Tx: d.Tx})
+			ReadTables: slices.Clip(d.ReadTables), WriteTables: slices.Clip(d.WriteTables), Cacheable: d.Cacheable, Fingerprint: d.Fingerprint, Tx: d.Tx})
 		v.writes = append(v.writes, d.WriteTables...)
 		v.rollback = v.rollback || d.Tx == router.TxRollback
 	}
@@ -118,6 +148,7 @@ func (ss *session) beforeSend(h Hooks, req *request) (v *requestView, answered b
 	if !ok {
 		return v, false
 	}
+	putFrames(v.frames)
 	if err := ss.writeRaw(answer); err != nil {
 		ss.terminate(nil)
 	}
@@ -144,11 +175,12 @@ func (ss *session) watchRequestLocked(v *requestView, before int, wait time.Dura
 func (ss *session) sampleReplyLocked(v *requestView, typ byte, r *reply, ends bool) *requestView {
 	if r.forward {
 		v.sample.Bytes += len(r.frame)
+		v.keepFrame(r.frame)
 		switch typ {
 		case pgmsg.DataRow:
 			v.sample.Rows++
 		case pgmsg.ErrorResponse:
-			v.sample.Failed = true
+			v.sample.Outcome = OutcomeError
 		}
 	}
 	if !ends {
@@ -157,15 +189,17 @@ func (ss *session) sampleReplyLocked(v *requestView, typ byte, r *reply, ends bo
 	if v.ends--; v.ends > 0 {
 		return nil
 	}
-	v.sample.ServerTime = time.Since(v.sent)
+	now := time.Now()
+	v.sample.ServerTime = now.Sub(v.sent)
 	v.sample.TxStatus = r.frame[wire.HeaderLen]
 	ss.txWrites = append(ss.txWrites, v.writes...)
-	ss.txAborted = ss.txAborted || v.sample.Failed || v.rollback || v.sample.TxStatus == pgmsg.TxFailed
+	ss.txAborted = ss.txAborted || v.sample.Outcome == OutcomeError || v.rollback || v.sample.TxStatus == pgmsg.TxFailed
 	if v.sample.TxStatus == pgmsg.TxIdle {
 		if !ss.txAborted && len(ss.txWrites) > 0 {
 			tables := slices.Clone(ss.txWrites)
 			slices.Sort(tables)
 			v.commit = &CommitInfo{Database: v.plan.database, User: v.plan.user, WriteTables: slices.Compact(tables)}
+			v.committed = now
 		}
 		ss.txWrites, ss.txAborted = ss.txWrites[:0], false
 	}
@@ -173,12 +207,20 @@ func (ss *session) sampleReplyLocked(v *requestView, typ byte, r *reply, ends bo
 }
 
 // afterReplyHooks calls AfterReply, and AfterCommit if the request
-// committed writes.
+// committed writes. The frames go back to their pool once AfterReply
+// returns: the hook was told they are valid only during the call.
 func (ss *session) afterReplyHooks(v *requestView) {
 	h := ss.srv.hooks
 	ctx := ss.srv.ctx
+	v.sample.Frames = v.replyFrames()
 	ss.guardHook("AfterReply", func() { h.AfterReply(ctx, &v.plan, v.sample) })
+	v.sample.Frames = ReplyFrames{}
+	putFrames(v.frames)
+	v.frames = nil
 	if v.commit != nil {
+		if ss.srv.hooksWantLSN {
+			v.commit.LSN = ss.srv.commitLSN(ctx, v.plan.database, v.committed, ss.log) // hooks_lsn.go
+		}
 		ss.guardHook("AfterCommit", func() { h.AfterCommit(ctx, *v.commit) })
 	}
 }

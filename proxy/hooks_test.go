@@ -1,7 +1,10 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -30,7 +33,9 @@ type fakeHooks struct {
 
 type afterReply struct {
 	texts  []string
-	sample proxy.ReplySample
+	sample proxy.ReplySample // Frames cleared: valid only during the call
+	frames []byte            // a copy of sample.Frames
+	kinds  []byte            // the frames' message types, by All
 }
 
 func newFakeHooks() *fakeHooks {
@@ -66,13 +71,25 @@ func (f *fakeHooks) AfterReply(_ context.Context, p *proxy.PlanView, r proxy.Rep
 	for _, st := range statements(p) {
 		texts = append(texts, st.Text)
 	}
-	f.replies <- afterReply{texts, r}
+	got := afterReply{texts: texts, frames: r.Frames.AppendTo(nil)}
+	for typ := range r.Frames.All() {
+		got.kinds = append(got.kinds, typ)
+	}
+	if !r.Frames.Complete() {
+		got.frames = nil
+	}
+	r.Frames = proxy.ReplyFrames{}
+	got.sample = r
+	f.replies <- got
 	if slices.Contains(texts, f.panicOn) {
 		panic("hook failure")
 	}
 }
 
 func (f *fakeHooks) AfterCommit(_ context.Context, c proxy.CommitInfo) { f.commits <- c }
+
+// WantsCommitLSN asks for CommitInfo.LSN (proxy.CommitLSNHooks).
+func (f *fakeHooks) WantsCommitLSN() bool { return true }
 
 // lastPlanned returns the statements BeforeSend last saw.
 func (f *fakeHooks) lastPlanned() []proxy.StatementPlan {
@@ -85,14 +102,14 @@ func (f *fakeHooks) lastPlanned() []proxy.StatementPlan {
 }
 
 // replyTo waits for AfterReply of the request made of text alone.
-func (f *fakeHooks) replyTo(t *testing.T, text string) proxy.ReplySample {
+func (f *fakeHooks) replyTo(t *testing.T, text string) afterReply {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case r := <-f.replies:
 			if len(r.texts) == 1 && r.texts[0] == text {
-				return r.sample
+				return r
 			}
 		case <-timeout:
 			t.Fatalf("no AfterReply for %q", text)
@@ -110,6 +127,53 @@ func (f *fakeHooks) nextCommit(t *testing.T) proxy.CommitInfo {
 		t.Fatal("no AfterCommit")
 	}
 	return proxy.CommitInfo{}
+}
+
+// decodeReplies decodes frames as a client would, with pgproto3.
+func decodeReplies(t *testing.T, frames []byte) []pgproto3.BackendMessage {
+	t.Helper()
+	fe := pgproto3.NewFrontend(bytes.NewReader(frames), io.Discard)
+	var out []pgproto3.BackendMessage
+	for {
+		m, err := fe.Receive()
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("decoding the hook's frames: %v", err)
+		}
+		switch m := m.(type) { // Receive reuses its messages: keep copies
+		case *pgproto3.DataRow:
+			c := &pgproto3.DataRow{}
+			for _, v := range m.Values {
+				c.Values = append(c.Values, slices.Clone(v))
+			}
+			out = append(out, c)
+		case *pgproto3.CommandComplete:
+			out = append(out, &pgproto3.CommandComplete{CommandTag: slices.Clone(m.CommandTag)})
+		case *pgproto3.ReadyForQuery:
+			out = append(out, &pgproto3.ReadyForQuery{TxStatus: m.TxStatus})
+		case *pgproto3.ErrorResponse:
+			out = append(out, &pgproto3.ErrorResponse{Code: m.Code})
+		default:
+			out = append(out, m)
+		}
+	}
+}
+
+// primaryLSN is the primary's current WAL insert position, asked directly.
+func primaryLSN(t *testing.T, ctx context.Context) pool.LSN {
+	t.Helper()
+	conn := connect(t, directDSN())
+	var text string
+	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	lsn, err := pool.ParseLSN(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lsn
 }
 
 // cannedReply is a one-row, one-text-column result and ReadyForQuery.
@@ -132,9 +196,11 @@ func cannedReply(t *testing.T, value string) []byte {
 
 // TestTxModeHooks: through a pgx client in transaction mode, BeforeSend
 // sees the request's plan and may answer it without a server; AfterReply
-// sees rows, bytes, server and wait time once the reply is in; AfterCommit
-// sees the tables a committed transaction wrote, and is not called for one
-// rolled back; a hook that panics does not fail the request.
+// sees the reply frames the client got, the outcome, rows, bytes, server
+// and wait time once the reply is in; AfterCommit sees the tables a
+// committed transaction wrote and a position covering its commit, and is
+// not called for one rolled back; a hook that panics does not fail the
+// request.
 func TestTxModeHooks(t *testing.T) {
 	t.Parallel()
 	hooks := newFakeHooks()
@@ -143,6 +209,10 @@ func TestTxModeHooks(t *testing.T) {
 	hooks.panicOn = "SELECT 'hook panics'"
 	p := startObservedProxy(t, func(c *config.Config) {
 		c.Pool.Mode = pool.ModeTransaction
+		// A replica monitor: the commit LSN is learnt as read-your-writes learns it.
+		db := c.Proxy.Databases[appDB]
+		db.Replicas = []proxy.Replica{{Host: cluster.Replica.Host, Port: cluster.Replica.Port}}
+		c.Proxy.Databases[appDB] = db
 	}, func(s *proxy.Server) { s.SetHooks(hooks) })
 	ctx := testCtx(t)
 	conn := p.Connect(t)
@@ -172,9 +242,42 @@ func TestTxModeHooks(t *testing.T) {
 		if rows.Err() != nil || n != 3 {
 			t.Fatalf("%s: %d rows, %v", sql, n, rows.Err())
 		}
-		s := hooks.replyTo(t, sql)
-		if s.Rows != 3 || s.Bytes <= 0 || s.ServerTime <= 0 || s.WaitTime <= 0 || s.TxStatus != 'I' || s.Failed {
-			t.Errorf("AfterReply sample %+v; want 3 rows, bytes, server and wait time, status I", s)
+		r := hooks.replyTo(t, sql)
+		s := r.sample
+		if s.Rows != 3 || s.Bytes <= 0 || s.ServerTime <= 0 || s.WaitTime <= 0 || s.TxStatus != 'I' || s.Outcome != proxy.OutcomeOK {
+			t.Errorf("AfterReply sample %+v; want 3 rows, bytes, server and wait time, status I, outcome ok", s)
+		}
+		if len(r.frames) != s.Bytes {
+			t.Fatalf("AfterReply frames: %d bytes (complete: %v), want the %d bytes forwarded", len(r.frames), r.frames != nil, s.Bytes)
+		}
+		msgs := decodeReplies(t, r.frames)
+		var values []string
+		for _, m := range msgs {
+			if dr, ok := m.(*pgproto3.DataRow); ok {
+				values = append(values, string(dr.Values[0]))
+			}
+		}
+		if !slices.Equal(values, []string{"1", "2", "3"}) || len(msgs) != 6 || len(r.kinds) != 6 {
+			t.Errorf("AfterReply frames decode to %d messages %+v (All: %q), rows %q; want the client's rows 1, 2, 3", len(msgs), msgs, r.kinds, values)
+		}
+		if _, ok := msgs[0].(*pgproto3.RowDescription); !ok || string(r.kinds) != "TDDDCZ" {
+			t.Errorf("AfterReply frames: %q; want RowDescription, 3 DataRows, CommandComplete, ReadyForQuery", r.kinds)
+		}
+		if cc, ok := msgs[4].(*pgproto3.CommandComplete); !ok || string(cc.CommandTag) != "SELECT 3" {
+			t.Errorf("AfterReply frames: %+v; want CommandComplete SELECT 3", msgs[4])
+		}
+	})
+
+	t.Run("after reply of an error", func(t *testing.T) {
+		const sql = "SELECT 1/0"
+		if _, err := conn.Exec(ctx, sql, simple); err == nil {
+			t.Fatalf("%s succeeded", sql)
+		}
+		r := hooks.replyTo(t, sql)
+		msgs := decodeReplies(t, r.frames)
+		er, ok := msgs[0].(*pgproto3.ErrorResponse)
+		if r.sample.Outcome != proxy.OutcomeError || r.sample.Rows != 0 || !ok || er.Code != "22012" || len(msgs) != 2 {
+			t.Errorf("AfterReply of %s: %+v, frames %+v; want outcome error, the 22012 ErrorResponse and ReadyForQuery", sql, r.sample, msgs)
 		}
 	})
 
@@ -194,10 +297,15 @@ func TestTxModeHooks(t *testing.T) {
 		exec("ROLLBACK")
 		exec("BEGIN")
 		exec("INSERT INTO hook_items VALUES (1)")
+		before := primaryLSN(t, ctx) // the INSERT's record is in; its commit record is not
 		exec("COMMIT")
 		c := hooks.nextCommit(t) // the rolled-back transaction, had it been reported, would come first
+		after := primaryLSN(t, ctx)
 		if !slices.Equal(c.WriteTables, []string{"hook_items"}) || c.Database != appDB || c.User != appUser {
 			t.Errorf("AfterCommit %+v; want hook_items written by %s in %s (and nothing for the rollback)", c, appUser, appDB)
+		}
+		if c.LSN <= before || c.LSN > after {
+			t.Errorf("AfterCommit LSN %s; want past %s (before the COMMIT) and at most %s (after it)", c.LSN, before, after)
 		}
 	})
 

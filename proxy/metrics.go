@@ -80,7 +80,7 @@ func (s *Server) countRoute(database string, r routeDecision) {
 	if r.slot != nil {
 		route = "replica"
 	}
-	mt.routes.WithLabelValues(database, route, r.reason).Inc()
+	mt.routes.WithLabelValues(database, route, r.reason.String()).Inc()
 }
 
 // countServerError counts an ErrorResponse frame from the server.

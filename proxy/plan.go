@@ -46,7 +46,7 @@ type plan struct {
 	// splitDone.
 	splitDone bool
 	read      bool
-	reason    string
+	reason    router.Reason
 }
 
 // plannedStatement is one statement text and the router's decision on it.
@@ -137,9 +137,9 @@ func (ss *session) routerSession(set *replicaSet) router.Session {
 		return router.Session{}
 	}
 	snap := ss.srv.snap.Load()
-	return router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.functions(),
+	return router.Session{DefaultReadOnly: ss.defaultReadOnly, Functions: set.cat.Functions(),
 		WriteFunctions: snap.writeFuncs, ReadFunctions: snap.readFuncs,
-		DefaultSerializable: serializableSetting(ss.settingsKey) || set.mon.SerializableDefault(ss.target.User)}
+		DefaultSerializable: serializableSetting(ss.settingsKey) || set.cat.serializableDefault(ss.target.User)}
 }
 
 // planAll decides every statement req runs: its simple Query texts and the

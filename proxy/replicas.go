@@ -31,7 +31,8 @@ type replicaMonitors struct {
 
 type monitorEntry struct {
 	m        *pool.Monitor
-	identity string // what it was built from; a reload that changes it restarts it
+	cat      *catalog // loaded by m (catalog.go)
+	identity string   // what it was built from; a reload that changes it restarts it
 }
 
 // replicaRow is one replica's status for the console and the metrics.
@@ -77,7 +78,7 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 			replicas[i] = pool.Target{Host: r.Host, Port: r.Port, Database: dbname, User: user, Password: password}
 		}
 		mcfg := pool.MonitorConfig{Interval: snap.poolCfg.ReplicaCheckInterval, MaxLag: snap.poolCfg.MaxReplicaLag,
-			FunctionsEvery: snap.cfg.Routing.FunctionsRefreshInterval}
+			PrimaryTaskEvery: snap.cfg.Routing.FunctionsRefreshInterval}
 		identity := fmt.Sprintf("%v|%v|%v|%s|%s|%s", primary, replicas, mcfg,
 			snap.poolCfg.ServerTLS.SSLMode, snap.poolCfg.ServerTLS.RootCert, snap.poolCfg.ServerConnectTimeout)
 		if e := rm.monitors[name]; e != nil {
@@ -86,9 +87,11 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 			}
 			e.m.Stop()
 		}
-		m := pool.NewMonitor(mcfg, snap.poolCfg, primary, replicas, s.log.With("database", name))
+		log := s.log.With("database", name)
+		m := pool.NewMonitor(mcfg, snap.poolCfg, primary, replicas, log)
+		cat := newCatalog(m, log) // its primary task loads the catalog facts
 		m.Start()
-		rm.monitors[name] = &monitorEntry{m: m, identity: identity}
+		rm.monitors[name] = &monitorEntry{m: m, cat: cat, identity: identity}
 	}
 	for name, e := range rm.monitors {
 		if !want[name] {
@@ -192,7 +195,7 @@ func (s *Server) publishSplits(snap *snapshot) {
 			users = new(sync.Map)
 			s.replicaMons.userWrites[name] = users
 		}
-		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m, lastWrite: clock, userWrites: users}
+		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m, cat: e.cat, lastWrite: clock, userWrites: users}
 		if set.consistency == "" {
 			set.consistency = ReadYourWrites
 		}

@@ -51,6 +51,8 @@ type Server struct {
 	classifier Classifier
 	// hooks are the pipeline's extension points (hooks.go); nil: none.
 	hooks Hooks
+	// hooksWantLSN: the hooks asked for CommitInfo.LSN (CommitLSNHooks).
+	hooksWantLSN bool
 	// router routes requests for the read/write split (split.go); splits
 	// are the databases whose reads are split, by client-visible name.
 	router *router.Router

@@ -61,22 +61,15 @@ type cancelKey struct {
 }
 
 type session struct {
-	srv *Server
-	log *slog.Logger
-
-	nc  net.Conn
-	br  *wire.LentBuffer
-	cr  *wire.Reader
-	tls bool
-
-	wmu  sync.Mutex // serializes writes to the client
-	swmu sync.Mutex // held while the session goroutine writes to its server (transaction mode)
-	cw   *bufio.Writer
-
+	// Fixed once startup ends (set by the session goroutine during
+	// startup, before the relay and the pump start): read without a lock.
+	srv       *Server
+	log       *slog.Logger
+	nc        net.Conn
+	tls       bool
 	user      string
 	database  string
 	cancelKey cancelKey
-
 	// Where this session's server connections come from.
 	mode    pool.Mode
 	poolKey pool.Key
@@ -84,10 +77,20 @@ type session struct {
 	// startupParams are the client's startup parameters, kept to restore
 	// them after a RESET in transaction mode.
 	startupParams []param
+
+	// Owned by the session goroutine: no lock.
+	br *wire.LentBuffer
+	cr *wire.Reader
 	// reapply brings startup parameters back after a RESET in session
-	// mode (reapply.go); reapplyQueued: a re-apply's replies are due.
-	reapply       reapplyState
-	reapplyQueued atomic.Bool
+	// mode (reapply.go); its own comments say which of its fields mu
+	// guards while reapplyQueued is set.
+	reapply reapplyState
+	// plan is the plan of the request being served (transaction mode,
+	// plan.go); only the session goroutine touches it.
+	plan plan
+
+	// Owned by the session goroutine; while a pump runs, changed by
+	// either only under mu.
 	// prepared maps the client's statement names to server-side ones
 	// (transaction mode; owned by the session goroutine, and changed by
 	// the pump only under mu, to undo what a server skipped).
@@ -95,20 +98,32 @@ type session struct {
 	// stmts is the client's unnamed statement and the like (statements.go),
 	// guarded by mu like prepared while a pump runs.
 	stmts statementState
-	// plan is the plan of the request being served (transaction mode,
-	// plan.go); only the session goroutine touches it.
-	plan plan
-	// pumpDone returns the server from a pump stopped by endTx, or nil if
-	// the pump closed it.
-	pumpDone chan *pool.Conn
+
+	// Guarded by wmu: the client writer. swmu is held while the session
+	// goroutine writes to its server (transaction mode). The reply path
+	// takes wmu, then mu, and swmu under wmu at a release (replies.go).
+	wmu  sync.Mutex // serializes writes to the client
+	swmu sync.Mutex // held while the session goroutine writes to its server (transaction mode)
+	cw   *bufio.Writer
+
+	// Guarded by inlineMu.
 	// inlineMu guards inlineServer: the server whose replies the session
 	// goroutine is reading itself (transaction mode), so terminate can
 	// interrupt that read. It is cleared before the server is released.
 	inlineMu          sync.Mutex
 	inlineServer      *pool.Conn
-	inlineInterrupted bool         // a deadline was set on inlineServer to end the wait
-	inlineSince       atomic.Int64 // when the inline wait began (unix ns), 0 when none
-	terminated        atomic.Bool  // terminate ran
+	inlineInterrupted bool // a deadline was set on inlineServer to end the wait
+
+	// Atomic, read and written by any goroutine.
+	inlineSince   atomic.Int64 // when the inline wait began (unix ns), 0 when none
+	terminated    atomic.Bool  // terminate ran
+	reapplyQueued atomic.Bool  // a re-apply's replies are due (reapply.go)
+
+	// Synchronized by themselves.
+	// pumpDone returns the server from a pump stopped by endTx, or nil if
+	// the pump closed it.
+	pumpDone      chan *pool.Conn
+	terminateOnce sync.Once
 
 	mu       sync.Mutex // guards the fields below, shared with the server pump
 	server   *pool.Conn
@@ -149,10 +164,9 @@ type session struct {
 	fenceKnown      bool
 	defaultReadOnly bool // the client's default_transaction_read_only is on
 
-	// stats feed SHOW STATS, SHOW CLIENTS and the metrics (stats.go).
+	// stats feed SHOW STATS, SHOW CLIENTS and the metrics (stats.go):
+	// mixed ownership, written down field by field in sessionStats.
 	stats sessionStats
-
-	terminateOnce sync.Once
 }
 
 func newSession(s *Server, nc net.Conn) *session {

@@ -27,6 +27,7 @@ type replicaSet struct {
 	database    string
 	consistency Consistency
 	mon         *pool.Monitor
+	cat         *catalog       // what the router needs of the primary's catalog (catalog.go)
 	slots       []*replicaSlot // configuration order, as mon's status
 	weights     []int64        // of slots, at least 1
 	next        atomic.Uint32  // where ties between replicas start, round robin
@@ -128,19 +129,11 @@ func (set *replicaSet) add(r Replica, old map[string]*replicaSlot) {
 	set.weights = append(set.weights, int64(max(r.Weight, 1)))
 }
 
-// Route reasons the proxy adds to the router's (metric label values).
-const (
-	reasonNoReplica    = "no_usable_replica"   // a read, but no replica is usable
-	reasonReadYourOwn  = "read_your_writes"    // a read, but no replica has the writes it must see (read_your_writes, read_all_writes)
-	reasonReplicaError = "replica_unreachable" // a read, but the chosen replica could not be reached
-	reasonUnnamed      = "unknown_statement"   // a Bind of a statement pgone does not know
-	reasonFunctionCall = "function_call"       // the FunctionCall message
-)
-
-// routeDecision is where a request goes and why.
+// routeDecision is where a request goes and why: the router's reason, or
+// one the split adds (router.ReasonNoUsableReplica and those after it).
 type routeDecision struct {
 	slot   *replicaSlot // nil: the primary
-	reason string
+	reason router.Reason
 }
 
 // mayWrite reports whether a request routed to the primary may write: it
@@ -149,8 +142,8 @@ type routeDecision struct {
 // nothing.
 func (r routeDecision) mayWrite() bool {
 	switch r.reason {
-	case reasonNoReplica, reasonReadYourOwn, reasonReplicaError, router.ReasonEmpty.String(),
-		router.ReasonServerDependent.String(), router.ReasonSerializable.String():
+	case router.ReasonNoUsableReplica, router.ReasonReadYourWrites, router.ReasonReplicaUnreachable, router.ReasonEmpty,
+		router.ReasonServerDependent, router.ReasonSerializable:
 		return false
 	}
 	return true
@@ -183,7 +176,7 @@ func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
 // requestIsRead reports whether a request only reads: every statement it
 // executes (simple Query texts, the statements its Binds use) is a read,
 // and something runs. reason is the router's or pgone's word for it.
-func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reason string) {
+func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reason router.Reason) {
 	p := &ss.plan // set is p.set: the plan routes for it
 	if !p.splitDone {
 		p.read, p.reason = ss.splitVerdict(req)
@@ -193,15 +186,17 @@ func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reas
 }
 
 // splitVerdict is requestIsRead's answer, from the request's plan.
-func (ss *session) splitVerdict(req *request) (read bool, reason string) {
+func (ss *session) splitVerdict(req *request) (read bool, reason router.Reason) {
 	read = true
+	runs := false // a statement runs
 	check := func(text string, lx lexed) {
+		runs = true
 		if lx.plainRead {
-			reason = router.ReasonRead.String()
+			reason = router.ReasonRead
 			return
 		}
 		d := ss.decide(text) // plan.go
-		reason = d.Reason.String()
+		reason = d.Reason
 		read = d.Target == router.TargetReplica
 	}
 	// Statements this request parses (renderLocked records the named ones
@@ -219,14 +214,14 @@ func (ss *session) splitVerdict(req *request) (read bool, reason string) {
 			// a Bind executes decides.
 			pf, ok := decodeParse(frame)
 			if !ok {
-				read, reason = false, reasonUnnamed
+				read, reason = false, router.ReasonUnknownStatement
 				break
 			}
 			parsed = append(parsed, [2]string{pf.name, pf.query})
 		case pgmsg.Bind:
 			_, name, _, ok := bindStatement(frame)
 			if !ok {
-				read, reason = false, reasonUnnamed
+				read, reason = false, router.ReasonUnknownStatement
 				break
 			}
 			text, found := "", false
@@ -247,21 +242,21 @@ func (ss *session) splitVerdict(req *request) (read bool, reason string) {
 				text, lx, found = ss.stmts.unnamed.query, ss.stmts.unnamed.lex, true
 			}
 			if !found {
-				read, reason = false, reasonUnnamed
+				read, reason = false, router.ReasonUnknownStatement
 				break
 			}
 			check(text, lx)
 		case pgmsg.FunctionCall:
-			read, reason = false, reasonFunctionCall
+			read, reason = false, router.ReasonFunctionCall
 		}
 		if !read {
 			return false, reason
 		}
 	}
-	if reason == "" {
+	if !runs {
 		// Nothing runs (Parse, Describe, Close, Sync): the primary has
 		// everything.
-		return false, router.ReasonEmpty.String()
+		return false, router.ReasonEmpty
 	}
 	return true, reason
 }
@@ -283,7 +278,7 @@ func (ss *session) mayMoveLocked(set *replicaSet, req *request) bool {
 		return true // the split was turned off: the primary
 	}
 	read, reason := ss.requestIsRead(set, req)
-	return !read && reason != router.ReasonEmpty.String() && reason != reasonUnnamed
+	return !read && reason != router.ReasonEmpty && reason != router.ReasonUnknownStatement
 }
 
 // serializableSetting reports whether a session's settings (the statement
@@ -303,9 +298,9 @@ func serializableSetting(settingsKey string) bool {
 // pickReplica chooses among the usable replicas the one with the fewest
 // reads in flight for its weight; with read_your_writes, only replicas
 // that have applied the client's last commit.
-func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason string) routeDecision {
+func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason router.Reason) routeDecision {
 	if view == nil {
-		return routeDecision{reason: reasonNoReplica}
+		return routeDecision{reason: router.ReasonNoUsableReplica}
 	}
 	var fence pool.LSN
 	switch {
@@ -314,7 +309,7 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 			lsn, ok := view.FenceAfter(at)
 			if !ok {
 				set.nudge()
-				return routeDecision{reason: reasonReadYourOwn}
+				return routeDecision{reason: router.ReasonReadYourWrites}
 			}
 			fence = lsn
 		}
@@ -325,7 +320,7 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 				// The monitor has not looked at the primary since the
 				// commit: its position is unknown yet.
 				set.nudge()
-				return routeDecision{reason: reasonReadYourOwn}
+				return routeDecision{reason: router.ReasonReadYourWrites}
 			}
 			ss.fenceLSN, ss.fenceKnown = lsn, true
 		}
@@ -333,7 +328,7 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 	}
 	n := len(set.slots)
 	if n != len(view.Replicas) {
-		return routeDecision{reason: reasonNoReplica} // a reload is between them
+		return routeDecision{reason: router.ReasonNoUsableReplica} // a reload is between them
 	}
 	start := int(set.next.Add(1)) % n
 	best, bestWeight := (*replicaSlot)(nil), int64(0)
@@ -356,9 +351,9 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason s
 	if best == nil {
 		if behind {
 			set.nudge() // a replica may have replayed it since its last check
-			return routeDecision{reason: reasonReadYourOwn}
+			return routeDecision{reason: router.ReasonReadYourWrites}
 		}
-		return routeDecision{reason: reasonNoReplica}
+		return routeDecision{reason: router.ReasonNoUsableReplica}
 	}
 	return routeDecision{slot: best, reason: reason}
 }
@@ -385,33 +380,4 @@ func (ss *session) releasedLocked() {
 		ss.srv.functionsChanged(ss.poolKey.Database)
 	}
 	ss.idle.Broadcast()
-}
-
-// functionsChanged has the function volatility of database read again:
-// DDL ran through pgone. Until then its reads calling functions other than
-// the built-in ones go to the primary.
-func (s *Server) functionsChanged(database string) {
-	if sets := s.splits.Load(); sets != nil {
-		if set := (*sets)[database]; set != nil {
-			set.mon.RefreshFunctions()
-		}
-	}
-}
-
-// functions returns the volatility the router should use for the set's
-// database: pg_proc as last loaded, or nil (the router's built-in list,
-// unknown functions volatile) while it is not loaded.
-func (set *replicaSet) functions() router.Functions {
-	if f := set.mon.Functions(); f != nil {
-		return funcTable(f)
-	}
-	return nil
-}
-
-// funcTable is pg_proc's volatility by name (pool.Monitor.Functions).
-type funcTable map[string]byte
-
-func (t funcTable) Volatility(name string) (byte, bool) {
-	v, ok := t[name]
-	return v, ok
 }

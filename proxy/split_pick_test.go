@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/router"
 )
 
 // TestPickReplicaBalancesByWeight: reads go to the usable replica with the
@@ -30,7 +31,7 @@ func TestPickReplicaBalancesByWeight(t *testing.T) {
 	// end up spread 3:1:1.
 	counts := map[*replicaSlot]int{}
 	for i := 0; i < 500; i++ {
-		d := ss.pickReplica(set, view, "read")
+		d := ss.pickReplica(set, view, router.ReasonRead)
 		if d.slot == nil {
 			t.Fatalf("pick %d went to the primary (%s)", i, d.reason)
 		}
@@ -43,7 +44,7 @@ func TestPickReplicaBalancesByWeight(t *testing.T) {
 	}
 	// Released ones make room: the least loaded for its weight is next.
 	set.slots[1].inflight.Add(-50)
-	if d := ss.pickReplica(set, view, "read"); d.slot != set.slots[1] {
+	if d := ss.pickReplica(set, view, router.ReasonRead); d.slot != set.slots[1] {
 		t.Errorf("after replica 1 freed 50: picked %v, want replica 1", d.slot)
 	}
 
@@ -51,12 +52,12 @@ func TestPickReplicaBalancesByWeight(t *testing.T) {
 	view.Replicas[0].State = pool.ReplicaLagging
 	view.Replicas[1].State = pool.ReplicaDown
 	set.slots[2].failedAt.Store(checked.Add(time.Millisecond).UnixNano())
-	if d := ss.pickReplica(set, view, "read"); d.slot != nil || d.reason != reasonNoReplica {
-		t.Errorf("no usable replica: got %+v, want the primary (%s)", d, reasonNoReplica)
+	if d := ss.pickReplica(set, view, router.ReasonRead); d.slot != nil || d.reason != router.ReasonNoUsableReplica {
+		t.Errorf("no usable replica: got %+v, want the primary (%s)", d, router.ReasonNoUsableReplica)
 	}
 	// Checked healthy again after the failure: back in rotation.
 	view.Replicas[2].CheckedAt = checked.Add(time.Second)
-	if d := ss.pickReplica(set, view, "read"); d.slot != set.slots[2] {
+	if d := ss.pickReplica(set, view, router.ReasonRead); d.slot != set.slots[2] {
 		t.Errorf("replica checked after its failure: got %+v, want replica 2", d)
 	}
 }
@@ -75,23 +76,23 @@ func TestPickReplicaReadYourWrites(t *testing.T) {
 		{State: pool.ReplicaHealthy, CheckedAt: now, ReplayLSN: 100},
 		{State: pool.ReplicaHealthy, CheckedAt: now, ReplayLSN: 200},
 	}}
-	if d := ss.pickReplica(set, view, "read"); d.slot != nil || d.reason != reasonReadYourOwn {
+	if d := ss.pickReplica(set, view, router.ReasonRead); d.slot != nil || d.reason != router.ReasonReadYourWrites {
 		t.Fatalf("no primary position after the commit yet: got %+v, want the primary", d)
 	}
 	view = pool.NewReplicaView(view.Replicas, []pool.Fence{{At: now.Add(-time.Second), LSN: 50}, {At: now.Add(time.Millisecond), LSN: 150}})
-	if d := ss.pickReplica(set, view, "read"); d.slot != set.slots[1] {
+	if d := ss.pickReplica(set, view, router.ReasonRead); d.slot != set.slots[1] {
 		t.Errorf("fence 150: got %+v, want the replica at 200", d)
 	}
 	if !ss.fenceKnown || ss.fenceLSN != 150 {
 		t.Errorf("fence: known %v at %v; want 150", ss.fenceKnown, ss.fenceLSN)
 	}
 	view.Replicas[1].ReplayLSN = 120
-	if d := ss.pickReplica(set, view, "read"); d.slot != nil || d.reason != reasonReadYourOwn {
+	if d := ss.pickReplica(set, view, router.ReasonRead); d.slot != nil || d.reason != router.ReasonReadYourWrites {
 		t.Errorf("both replicas behind the fence: got %+v, want the primary", d)
 	}
 	// Eventual consistency ignores the fence.
 	set.consistency = Eventual
-	if d := ss.pickReplica(set, view, "read"); d.slot == nil {
+	if d := ss.pickReplica(set, view, router.ReasonRead); d.slot == nil {
 		t.Errorf("eventual: got the primary, want a replica")
 	}
 }
@@ -106,21 +107,21 @@ func TestPickReplicaReadAllWrites(t *testing.T) {
 	view := pool.NewReplicaView([]pool.ReplicaStatus{{State: pool.ReplicaHealthy, CheckedAt: now, ReplayLSN: 100}},
 		[]pool.Fence{{At: now.Add(-time.Second), LSN: 50}, {At: now.Add(time.Millisecond), LSN: 150}})
 	reader := &session{}
-	if d := reader.pickReplica(set, view, "read"); d.slot == nil {
+	if d := reader.pickReplica(set, view, router.ReasonRead); d.slot == nil {
 		t.Fatalf("nobody wrote: got the primary (%s), want the replica", d.reason)
 	}
 	set.wrote("a", now.Add(-2*time.Second))
 	set.wrote("b", now) // another client's write; the max is kept
 	set.wrote("a", now.Add(-time.Second))
-	if d := reader.pickReplica(set, view, "read"); d.slot != nil || d.reason != reasonReadYourOwn {
+	if d := reader.pickReplica(set, view, router.ReasonRead); d.slot != nil || d.reason != router.ReasonReadYourWrites {
 		t.Errorf("replica at 100 behind another client's write (fence 150): got %+v, want the primary", d)
 	}
 	view.Replicas[0].ReplayLSN = 150
-	if d := reader.pickReplica(set, view, "read"); d.slot == nil {
+	if d := reader.pickReplica(set, view, router.ReasonRead); d.slot == nil {
 		t.Errorf("replica caught up: got the primary (%s)", d.reason)
 	}
 	set.wrote("a", now.Add(time.Second)) // after the last sample
-	if d := reader.pickReplica(set, view, "read"); d.slot != nil {
+	if d := reader.pickReplica(set, view, router.ReasonRead); d.slot != nil {
 		t.Errorf("write after the last sample: got a replica, want the primary")
 	}
 }
@@ -138,21 +139,21 @@ func TestPickReplicaReadUserWrites(t *testing.T) {
 	alice := &session{poolKey: pool.Key{Database: "db", User: "alice"}}
 	bob := &session{poolKey: pool.Key{Database: "db", User: "bob"}}
 	set.wrote("alice", now) // on another of alice's connections
-	if d := alice.pickReplica(set, view, "read"); d.slot != nil || d.reason != reasonReadYourOwn {
+	if d := alice.pickReplica(set, view, router.ReasonRead); d.slot != nil || d.reason != router.ReasonReadYourWrites {
 		t.Errorf("alice's read behind alice's write (fence 150, replica at 100): got %+v, want the primary", d)
 	}
-	if d := bob.pickReplica(set, view, "read"); d.slot == nil {
+	if d := bob.pickReplica(set, view, router.ReasonRead); d.slot == nil {
 		t.Errorf("bob's read after alice's write: got the primary (%s), want the replica", d.reason)
 	}
 	view.Replicas[0].ReplayLSN = 150
-	if d := alice.pickReplica(set, view, "read"); d.slot == nil {
+	if d := alice.pickReplica(set, view, router.ReasonRead); d.slot == nil {
 		t.Errorf("replica caught up with alice's write: got the primary (%s)", d.reason)
 	}
 	set.wrote("alice", now.Add(time.Second)) // after the last sample
-	if d := alice.pickReplica(set, view, "read"); d.slot != nil {
+	if d := alice.pickReplica(set, view, router.ReasonRead); d.slot != nil {
 		t.Errorf("alice's write after the last sample: got a replica, want the primary")
 	}
-	if d := bob.pickReplica(set, view, "read"); d.slot == nil {
+	if d := bob.pickReplica(set, view, router.ReasonRead); d.slot == nil {
 		t.Errorf("bob, after alice's newer write: got the primary (%s), want the replica", d.reason)
 	}
 }

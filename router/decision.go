@@ -81,6 +81,23 @@ const (
 	// serializable isolation level (BEGIN/SET TRANSACTION ISOLATION LEVEL
 	// SERIALIZABLE, or Session.DefaultSerializable): a standby refuses it.
 	ReasonSerializable
+
+	// The reasons below are the proxy's, for a whole request routed by
+	// the read/write split; Route never returns them. One enum keeps the
+	// metric's reason label one bounded set.
+
+	// ReasonNoUsableReplica: a read, but no replica is usable.
+	ReasonNoUsableReplica
+	// ReasonReadYourWrites: a read, but no replica has applied the writes
+	// it must see (read_your_writes and its wider levels).
+	ReasonReadYourWrites
+	// ReasonReplicaUnreachable: a read, but the chosen replica could not
+	// be reached.
+	ReasonReplicaUnreachable
+	// ReasonUnknownStatement: a Bind of a statement pgone does not know.
+	ReasonUnknownStatement
+	// ReasonFunctionCall: the FunctionCall message (no statement text).
+	ReasonFunctionCall
 	numReasons
 )
 
@@ -106,6 +123,11 @@ var reasonNames = [numReasons]string{
 	ReasonTooLong:            "too_long",
 	ReasonTooComplex:         "too_complex",
 	ReasonSerializable:       "serializable",
+	ReasonNoUsableReplica:    "no_usable_replica",
+	ReasonReadYourWrites:     "read_your_writes",
+	ReasonReplicaUnreachable: "replica_unreachable",
+	ReasonUnknownStatement:   "unknown_statement",
+	ReasonFunctionCall:       "function_call",
 }
 
 func (r Reason) String() string {

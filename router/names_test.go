@@ -27,3 +27,33 @@ func TestNames(t *testing.T) {
 	check("Pin", int(numPins), func(i int) string { return Pin(i).String() })
 	check("TxEffect", int(numTxEffects), func(i int) string { return TxEffect(i).String() })
 }
+
+// TestReasonLabels pins every Reason's String: it is the reason label of
+// pgone_route_requests_total (and of the unparsed counter), which
+// dashboards and alerts match on. The proxy's reasons kept the strings
+// they had as proxy constants before they joined this enum.
+func TestReasonLabels(t *testing.T) {
+	want := map[Reason]string{
+		ReasonNotRead: "not_read", ReasonRead: "read", ReasonWrite: "write",
+		ReasonLockingClause: "locking_clause", ReasonVolatileFunction: "volatile_function",
+		ReasonWriteFunction: "write_function", ReasonDataModifyingCTE: "data_modifying_cte",
+		ReasonSelectInto: "select_into", ReasonMultiStatement: "multi_statement",
+		ReasonTransaction: "transaction", ReasonTransactionControl: "transaction_control",
+		ReasonHintPrimary: "hint_primary", ReasonHintReplica: "hint_replica",
+		ReasonParseError: "parse_error", ReasonEmpty: "empty", ReasonDDL: "ddl",
+		ReasonUtility: "utility", ReasonServerDependent: "server_dependent",
+		ReasonTooLong: "too_long", ReasonTooComplex: "too_complex", ReasonSerializable: "serializable",
+		// The proxy's, for a whole request.
+		ReasonNoUsableReplica: "no_usable_replica", ReasonReadYourWrites: "read_your_writes",
+		ReasonReplicaUnreachable: "replica_unreachable", ReasonUnknownStatement: "unknown_statement",
+		ReasonFunctionCall: "function_call",
+	}
+	if len(want) != int(numReasons) {
+		t.Fatalf("%d reasons pinned, %d defined: pin the new one's label", len(want), numReasons)
+	}
+	for r, label := range want {
+		if got := r.String(); got != label {
+			t.Errorf("Reason %d: label %q, want %q", r, got, label)
+		}
+	}
+}
