@@ -11,8 +11,10 @@ import (
 type LSN uint64
 
 // UnknownLSN is what an invalidation records when its commit LSN is not
-// known: no replica is then trusted to fill the tables it touched, until a
-// later invalidation with a known LSN.
+// known: no replica is then trusted to fill the tables it touched. A
+// table keeps the highest LSN of its invalidations (bumps may arrive out
+// of commit order), so an unknown one sticks: pass a known LSN whenever
+// there is one (any primary LSN read after the commit returned will do).
 const UnknownLSN = ^LSN(0)
 
 func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint32(l>>32), uint32(l)) }
@@ -46,14 +48,14 @@ type dbVersions struct {
 	mu       sync.RWMutex
 	epoch    uint64
 	inflight int // unattributable writers (MarkAll) in flight
-	lsn      LSN // of the last epoch bump
+	lsn      LSN // the highest of its epoch bumps
 	tables   map[string]*tableVersion
 }
 
 type tableVersion struct {
 	version  uint64
 	inflight int
-	lsn      LSN // of the last invalidation
+	lsn      LSN // the highest of its invalidations
 }
 
 // TableVersion is a table read and the version it had.
@@ -244,19 +246,19 @@ func (v *Versions) Bump(db string, tables []string, lsn LSN) {
 	for _, name := range tables {
 		t := d.table(name)
 		t.version++
-		t.lsn = lsn
+		t.lsn = max(t.lsn, lsn)
 	}
 	d.mu.Unlock()
 	v.told(CauseWrite, len(tables))
 }
 
 // BumpEpoch invalidates every entry of db: a write that no table can be
-// blamed for committed at lsn, or cause is a flush.
+// blamed for committed at lsn, or cause is a flush (lsn 0: no write).
 func (v *Versions) BumpEpoch(db string, lsn LSN, cause Cause) {
 	d := v.db(db, true)
 	d.mu.Lock()
 	d.epoch++
-	d.lsn = lsn
+	d.lsn = max(d.lsn, lsn)
 	d.mu.Unlock()
 	v.told(cause, 1)
 }

@@ -44,10 +44,14 @@ func TestFillCheck(t *testing.T) {
 			replay: 0, want: RefuseNone},
 		{name: "replica after an unknown LSN", before: func(v *Versions, _ *Tx) { v.Bump(db, []string{"b"}, UnknownLSN) },
 			replica: true, replay: 1 << 40, want: RefuseReplicaLSN},
-		{name: "replica after a later known LSN", before: func(v *Versions, _ *Tx) {
-			v.Bump(db, []string{"b"}, UnknownLSN)
+		{name: "bumps out of commit order keep the highest LSN", before: func(v *Versions, _ *Tx) {
 			v.Bump(db, []string{"b"}, 300)
-		}, replica: true, replay: 300, want: RefuseNone},
+			v.Bump(db, []string{"b"}, 200)
+		}, replica: true, replay: 250, want: RefuseReplicaLSN},
+		{name: "a flush does not lower the LSN", before: func(v *Versions, _ *Tx) {
+			v.BumpEpoch(db, 300, CauseEpoch)
+			v.BumpEpoch(db, 0, CauseFlush)
+		}, replica: true, replay: 250, want: RefuseReplicaLSN},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := NewVersions()
