@@ -42,16 +42,22 @@ func (c *Cache) Versions() *Versions { return c.versions }
 // reply (and Abandons its Fill) once it grows past this.
 func (c *Cache) MaxEntryBytes() int { return int(c.cfg.MaxEntryBytes) }
 
-// Get returns the reply stored under k if it is still valid: a hit. It
-// does not allocate; the reply is shared and must not be modified. An
-// entry found stale is deleted.
+// Get is Lookup's hit path: the reply stored under k if it is still
+// valid, counted as a hit (a miss is counted by Lookup). It does not
+// allocate; the reply is shared and must not be modified. An entry whose
+// versions moved is deleted; one only shadowed by a writer in flight is
+// kept, since the writer may roll back.
 func (c *Cache) Get(k Key) ([]byte, bool) {
 	e, ok := c.store.Get(k)
 	if !ok {
 		return nil, false
 	}
-	if !c.versions.Valid(e) {
+	switch c.versions.validity(e) {
+	case RefuseNone:
+	case RefuseVersion:
 		c.store.Delete(k)
+		return nil, false
+	default:
 		return nil, false
 	}
 	c.n.hits.Add(1)

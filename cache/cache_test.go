@@ -78,6 +78,12 @@ func TestLookupAfterWrites(t *testing.T) {
 			if _, hit := c.Get(testKey(1)); hit != tc.hit {
 				t.Fatalf("hit = %v, want %v", hit, tc.hit)
 			}
+			if tx.Active() { // a writer still in flight shadows the entry, it does not drop it
+				tx.End()
+				if _, hit := c.Get(testKey(1)); !hit {
+					t.Fatal("entry gone after the writer in flight rolled back")
+				}
+			}
 		})
 	}
 }

@@ -200,8 +200,12 @@ func (v *Versions) Check(tok *FillToken, replica bool, replay LSN) Refusal {
 
 // Valid says whether e may be served: nothing it read moved and nothing is
 // in flight. It does not allocate.
-func (v *Versions) Valid(e *Entry) bool {
-	return v.check(e.Database, e.Tables, e.all, e.Epoch) == RefuseNone
+func (v *Versions) Valid(e *Entry) bool { return v.validity(e) == RefuseNone }
+
+// validity is Valid's reason: RefuseVersion means e can never be valid
+// again, RefuseInFlight that it may be once the writer ends.
+func (v *Versions) validity(e *Entry) Refusal {
+	return v.check(e.Database, e.Tables, e.all, e.Epoch)
 }
 
 func (v *Versions) check(db string, tables []TableVersion, all, epoch uint64) Refusal {
