@@ -92,8 +92,11 @@ func (c *Cache) Lookup(ctx context.Context, k Key, db string, tables []string) (
 
 // Origin is where a fill's result was read.
 type Origin struct {
-	// Replica: it ran on a replica, whose replay LSN (sampled after the
-	// result arrived) is ReplayLSN.
+	// Replica: it ran on a replica; ReplayLSN is a replay LSN of that
+	// replica observed before the read was sent (the monitor's last
+	// sample will do), so a lower bound of what the read saw. A sample
+	// taken after the result arrived is not: the replica may have moved
+	// on since the read's snapshot.
 	Replica   bool
 	ReplayLSN LSN
 }

@@ -12,9 +12,11 @@ type Entry struct {
 	// Database is where the tables read live.
 	Database string
 	// Reply is the reply frames as the client received them, ready to
-	// write (the proxy decides which frames belong: RowDescription, the
-	// DataRows, CommandComplete and, on the extended path, the completes
-	// the request asked for; never ReadyForQuery).
+	// write: RowDescription, the DataRows, CommandComplete and, on the
+	// extended path, the completes the request asked for, through the
+	// final ReadyForQuery (always status I: only reads outside
+	// transactions are cached). So a hit is the whole answer the proxy's
+	// BeforeSend returns, written without a copy.
 	Reply []byte
 	// Tables are the tables read (sorted, unique) with their versions.
 	Tables []TableVersion

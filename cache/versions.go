@@ -183,8 +183,8 @@ func (r Refusal) String() string {
 }
 
 // Check says whether a result read under tok may be stored now. replica
-// tells the result came from a replica whose replay LSN, sampled after the
-// result arrived, is replay.
+// tells the result came from a replica that had replayed at least replay
+// before the read was sent (Origin).
 func (v *Versions) Check(tok *FillToken, replica bool, replay LSN) Refusal {
 	if tok.busy {
 		return RefuseInFlight

@@ -70,6 +70,33 @@ func TestFillCheck(t *testing.T) {
 	}
 }
 
+// TestTxMarksOnce: a table written twice in one transaction is in flight
+// once, and one End releases it.
+func TestTxMarksOnce(t *testing.T) {
+	v := NewVersions()
+	tok := v.Token("app", []string{"a"})
+	e := newEntry(&tok, nil, 0)
+	var tx Tx
+	tx.Mark(v, "app", []string{"a"})
+	tx.Mark(v, "app", []string{"a", "b"})
+	tx.MarkAll(v, "app")
+	tx.MarkAll(v, "app")
+	tx.End()
+	if !v.Valid(e) || tx.Active() {
+		t.Fatal("marks left in flight after End")
+	}
+	tx.Mark(v, "app", []string{"a"})
+	tx.Mark(v, "other", []string{"x"}) // another database: the first is committed, conservatively
+	if v.Valid(e) {
+		t.Fatal("switching databases did not bump the first one's marks")
+	}
+	tx.End()
+	tok2 := v.Token("other", []string{"x"})
+	if r := v.Check(&tok2, false, 0); r != RefuseNone {
+		t.Fatalf("other database still in flight: %s", r)
+	}
+}
+
 // TestValidEntry: an entry is served only while what it read is current
 // and not in flight.
 func TestValidEntry(t *testing.T) {
