@@ -259,3 +259,25 @@ func TestMetricsRegistered(t *testing.T) {
 		t.Errorf("pgone_cache_bytes = %v, want the entry's size", got["pgone_cache_bytes"])
 	}
 }
+
+// BenchmarkLookupHit is the whole hit path: key, store, version check,
+// counter (run with -benchmem: 0 allocs).
+func BenchmarkLookupHit(b *testing.B) {
+	cfg := Config{Mode: ModeRules}
+	cfg.Defaults()
+	c, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := KeyInput{Database: "app", Role: "alice", Text: "select abalance from pgbench_accounts where aid = $1", Params: [][]byte{[]byte("42")}}
+	var kb KeyBuilder
+	_, f := c.Lookup(context.Background(), kb.Key(&in), "app", []string{"pgbench_accounts"})
+	f.Store(make([]byte, 200), 0, Origin{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := c.Lookup(ctx, kb.Key(&in), "app", nil); r == nil {
+			b.Fatal("miss")
+		}
+	}
+}
