@@ -73,7 +73,7 @@ func (t *Tx) Commit(lsn LSN, also []string) {
 	for _, name := range t.tables {
 		tv := d.table(name)
 		tv.version++
-		tv.lsn = max(tv.lsn, lsn)
+		tv.lsn.record(t.v, lsn)
 		tv.inflight--
 		n++
 	}
@@ -81,13 +81,13 @@ func (t *Tx) Commit(lsn LSN, also []string) {
 		if !slices.Contains(t.tables, name) {
 			tv := d.table(name)
 			tv.version++
-			tv.lsn = max(tv.lsn, lsn)
+			tv.lsn.record(t.v, lsn)
 			n++
 		}
 	}
 	if t.all {
 		d.epoch++
-		d.lsn = max(d.lsn, lsn)
+		d.lsn.record(t.v, lsn)
 		d.inflight--
 	}
 	d.mu.Unlock()

@@ -1,23 +1,10 @@
 package cache
 
 import (
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 )
-
-// LSN is a PostgreSQL WAL position (pg_lsn), as pglogrepl.LSN.
-type LSN uint64
-
-// UnknownLSN is what an invalidation records when its commit LSN is not
-// known: no replica is then trusted to fill the tables it touched. A
-// table keeps the highest LSN of its invalidations (bumps may arrive out
-// of commit order), so an unknown one sticks: pass a known LSN whenever
-// there is one (any primary LSN read after the commit returned will do).
-const UnknownLSN = ^LSN(0)
-
-func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint32(l>>32), uint32(l)) }
 
 // Versions is the "never stale" bookkeeping: per (database, table) a
 // version bumped by each commit that wrote the table, per database an
@@ -37,6 +24,9 @@ type Versions struct {
 	// all is bumped by BumpAll: a flush of every database, including those
 	// not seen yet.
 	all atomic.Uint64
+	// unknownGen numbers invalidations with an unknown LSN (lsn.go);
+	// resolved is the highest mark ResolveUnknownLSN has finished.
+	unknownGen, resolved atomic.Uint64
 
 	// onInvalidate, if set, is told of each bump; it must not call back.
 	onInvalidate func(c Cause, n int)
@@ -47,15 +37,15 @@ type Versions struct {
 type dbVersions struct {
 	mu       sync.RWMutex
 	epoch    uint64
-	inflight int // unattributable writers (MarkAll) in flight
-	lsn      LSN // the highest of its epoch bumps
+	inflight int        // unattributable writers (MarkAll) in flight
+	lsn      invalidLSN // of its epoch bumps
 	tables   map[string]*tableVersion
 }
 
 type tableVersion struct {
 	version  uint64
 	inflight int
-	lsn      LSN // the highest of its invalidations
+	lsn      invalidLSN
 }
 
 // TableVersion is a table read and the version it had.
@@ -138,12 +128,12 @@ func (v *Versions) Token(db string, tables []string) FillToken {
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	tok.epoch, tok.busy, tok.minLSN = d.epoch, d.inflight > 0, d.lsn
+	tok.epoch, tok.busy, tok.minLSN = d.epoch, d.inflight > 0, d.lsn.bar()
 	for i := range tok.tables {
 		if t := d.tables[tok.tables[i].Table]; t != nil {
 			tok.tables[i].Version = t.version
 			tok.busy = tok.busy || t.inflight > 0
-			tok.minLSN = max(tok.minLSN, t.lsn)
+			tok.minLSN = max(tok.minLSN, t.lsn.bar())
 		}
 	}
 	return tok
@@ -250,7 +240,7 @@ func (v *Versions) Bump(db string, tables []string, lsn LSN) {
 	for _, name := range tables {
 		t := d.table(name)
 		t.version++
-		t.lsn = max(t.lsn, lsn)
+		t.lsn.record(v, lsn)
 	}
 	d.mu.Unlock()
 	v.told(CauseWrite, len(tables))
@@ -262,7 +252,7 @@ func (v *Versions) BumpEpoch(db string, lsn LSN, cause Cause) {
 	d := v.db(db, true)
 	d.mu.Lock()
 	d.epoch++
-	d.lsn = max(d.lsn, lsn)
+	d.lsn.record(v, lsn)
 	d.mu.Unlock()
 	v.told(cause, 1)
 }
