@@ -14,14 +14,19 @@
 //   - store.go: Store, and Memory, the in-process store (L1, otter v2),
 //     bounded by bytes and TTL. A Redis store (L2) will implement Store
 //     and sit behind L1.
-//   - versions.go, tx.go: the never-stale bookkeeping (Versions, Tx,
-//     FillToken): table versions, database epochs, writers in flight, the
-//     LSN of each table's last invalidation.
+//   - versions.go, tx.go, lsn.go: the never-stale bookkeeping (Versions,
+//     Tx, FillToken): table versions, database epochs, writers in flight,
+//     how far in the WAL each table's invalidations reached (an unknown
+//     LSN is resolved by a primary LSN read after it).
 //   - flight.go: single flight for concurrent misses of one key.
-//   - cache.go: Cache, the facade the proxy calls; metrics.go: Stats and
-//     the pgone_cache_* metrics; config.go: the cache's Config section.
+//   - cache.go: Cache, the facade; session.go: Session, one client
+//     session's handle (key builder, marks, pending fill), what the
+//     proxy's hooks call; metrics.go: Stats and the pgone_cache_*
+//     metrics; config.go: the cache's Config section.
 //
 // # Protocol for a caller
+//
+// Through a Session (or the same calls on Cache and Tx directly):
 //
 // A cacheable read outside a transaction: build its Key, then
 // Cache.Lookup. A hit returns shared reply bytes to write as they are. A
@@ -50,7 +55,7 @@
 // # Concurrency
 //
 // Cache, Versions and Memory are safe for concurrent use by all sessions.
-// KeyBuilder, Tx and Fill belong to one session or request. The hit path
+// Session, KeyBuilder, Tx and Fill belong to one session or request. The hit path
 // (Lookup returning a hit) does not allocate; it takes two read locks
 // (database map, database) and adds to an atomic counter.
 package cache
