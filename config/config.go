@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/pgone/pgone/cache"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/proxy"
 )
@@ -19,6 +20,8 @@ type Config struct {
 	Proxy proxy.Config `yaml:",inline"`
 	// Pool is the server-side section.
 	Pool pool.Config `yaml:"pool"`
+	// Cache is the result cache section (mode off by default).
+	Cache cache.Config `yaml:"cache"`
 	// Log configures pgone's own log.
 	Log Log `yaml:"log"`
 	// HTTP is the metrics and health endpoint.
@@ -109,6 +112,7 @@ func Parse(data []byte) (*Config, error) {
 func (c *Config) Defaults() {
 	c.Proxy.Defaults()
 	c.Pool.Defaults()
+	c.Cache.Defaults()
 	if c.Log.Format == "" {
 		c.Log.Format = LogText
 	}
@@ -133,6 +137,7 @@ func (c *Config) problems() []Problem {
 	var ps []Problem
 	ps = append(ps, fromErrors("", c.Proxy.Validate())...)
 	ps = append(ps, sortedByKey(fromErrors("pool", c.Pool.Validate()))...)
+	ps = append(ps, sortedByKey(fromErrors("cache", c.Cache.Validate()))...)
 	switch c.Log.Format {
 	case LogText, LogJSON:
 	default:

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgone/pgone/cache"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/proxy"
 	"github.com/pgone/pgone/proxy/auth"
@@ -300,6 +301,19 @@ func TestProblemsHidePasswords(t *testing.T) {
 	for _, s := range []string{secret, "dbsecret-123", "listsecret"} {
 		if strings.Contains(err, s) {
 			t.Errorf("problems quote the password %q:\n%s", s, err)
+		}
+	}
+}
+
+// TestCacheSection: the cache is off unless configured, and an unquoted
+// YAML off is the mode "off", not a boolean.
+func TestCacheSection(t *testing.T) {
+	if got := mustParse(t, minimal).Cache.Mode; got != cache.ModeOff {
+		t.Fatalf("default cache.mode %q, want off", got)
+	}
+	for _, mode := range []cache.Mode{cache.ModeOff, cache.ModeRules, cache.ModeAuto} {
+		if got := mustParse(t, withMinimal("cache: {mode: "+string(mode)+"}\n")).Cache.Mode; got != mode {
+			t.Fatalf("cache.mode %s parsed as %q", mode, got)
 		}
 	}
 }

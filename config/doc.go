@@ -4,7 +4,7 @@
 //
 // The schema is composed, not defined here: each part owns its Config struct
 // with Defaults and Validate (proxy.Config holds the top-level keys,
-// pool.Config the `pool` section), and Config only adds the sections no part
+// pool.Config the `pool` section, cache.Config the `cache` section), and Config only adds the sections no part
 // owns (`log`, `http`). configs/pgone.yaml documents every key and its
 // default; tests keep it in step with Defaults.
 //

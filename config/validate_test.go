@@ -108,6 +108,11 @@ func TestValidateRules(t *testing.T) {
 			[]Problem{{Key: "users.bob.pool_mode", Message: `must be session or transaction, got "statement"`}}},
 		{"admin user not in users", withMinimal("admin_users: [alice, root]\n"),
 			[]Problem{{Key: "admin_users[1]", Message: `user "root" is not in users`}}},
+		// cache
+		{"unknown cache mode", withMinimal("cache: {mode: on}\n"),
+			[]Problem{{Key: "cache.mode", Message: `must be off, rules or auto`}}},
+		{"cache entry over max_bytes", withMinimal("cache: {max_bytes: 1000, max_entry_bytes: 2000}\n"),
+			[]Problem{{Key: "cache.max_entry_bytes", Message: "must not exceed max_bytes (1000), got 2000"}}},
 		// pool
 		{"pool unknown mode", withMinimal("pool: {mode: statement}\n"),
 			[]Problem{{Key: "pool.mode", Message: `must be session or transaction, got "statement"`}}},

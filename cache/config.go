@@ -1,0 +1,97 @@
+package cache
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"time"
+)
+
+// Mode is what the cache caches.
+type Mode string
+
+// Cache modes. Auto is filled by the tuner later; until then it behaves as
+// rules.
+const (
+	ModeOff   Mode = "off"
+	ModeRules Mode = "rules"
+	ModeAuto  Mode = "auto"
+)
+
+// Config is the cache section of pgone's configuration.
+type Config struct {
+	// Mode is off (the default: nothing is cached), rules or auto.
+	Mode Mode `yaml:"mode"`
+	// MaxBytes bounds the bytes the in-process store holds.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxEntryBytes refuses results larger than this.
+	MaxEntryBytes int64 `yaml:"max_entry_bytes"`
+	// DefaultTTL bounds an entry's life when no rule or hint sets one: the
+	// backstop for writes pgone cannot see.
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// SingleFlightWait is how long concurrent misses of one key wait for
+	// the first one's result before going to PostgreSQL themselves.
+	SingleFlightWait time.Duration `yaml:"single_flight_wait"`
+	// Redis is the shared store (L2); empty address: none.
+	Redis Redis `yaml:"redis"`
+}
+
+// Redis configures the shared store behind the in-process one.
+type Redis struct {
+	// Address is host:port; empty means no Redis.
+	Address string `yaml:"address"`
+}
+
+// Defaults fills every zero field with its default.
+func (c *Config) Defaults() {
+	if c.Mode == "" {
+		c.Mode = ModeOff
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 256 << 20
+	}
+	if c.MaxEntryBytes == 0 {
+		c.MaxEntryBytes = 1 << 20
+	}
+	if c.DefaultTTL == 0 {
+		c.DefaultTTL = 60 * time.Second
+	}
+	if c.SingleFlightWait == 0 {
+		c.SingleFlightWait = time.Second
+	}
+}
+
+// Validate reports every problem with c; each error's text starts with the
+// key path below the cache section, so config can prefix it. It expects
+// Defaults to have run.
+func (c *Config) Validate() []error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Mode {
+	case ModeOff, ModeRules, ModeAuto:
+	default:
+		add("mode", "must be off, rules or auto, got %q", c.Mode)
+	}
+	if c.MaxBytes < 1 {
+		add("max_bytes", "must be at least 1, got %d", c.MaxBytes)
+	}
+	if c.MaxEntryBytes < 1 || c.MaxEntryBytes > math.MaxUint32 {
+		add("max_entry_bytes", "must be between 1 and 4294967295, got %d", c.MaxEntryBytes)
+	} else if c.MaxBytes >= 1 && c.MaxEntryBytes > c.MaxBytes {
+		add("max_entry_bytes", "must not exceed max_bytes (%d), got %d", c.MaxBytes, c.MaxEntryBytes)
+	}
+	if c.DefaultTTL <= 0 {
+		add("default_ttl", "must be positive, got %s", c.DefaultTTL)
+	}
+	if c.SingleFlightWait <= 0 {
+		add("single_flight_wait", "must be positive, got %s", c.SingleFlightWait)
+	}
+	if c.Redis.Address != "" {
+		if _, _, err := net.SplitHostPort(c.Redis.Address); err != nil {
+			add("redis.address", "must be host:port, got %q", c.Redis.Address)
+		}
+	}
+	return errs
+}

@@ -1,0 +1,53 @@
+package cache
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaultsOff(t *testing.T) {
+	var c Config
+	c.Defaults()
+	if c.Mode != ModeOff {
+		t.Fatalf("default mode %q, want off", c.Mode)
+	}
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Fatalf("defaults do not validate: %v", errs)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+		key  string // "" if valid
+	}{
+		{"rules", func(c *Config) { c.Mode = ModeRules }, ""},
+		{"auto", func(c *Config) { c.Mode = ModeAuto }, ""},
+		{"unknown mode", func(c *Config) { c.Mode = "on" }, "mode"},
+		{"negative max_bytes", func(c *Config) { c.MaxBytes = -1 }, "max_bytes"},
+		{"entry over max_bytes", func(c *Config) { c.MaxBytes, c.MaxEntryBytes = 100, 101 }, "max_entry_bytes"},
+		{"entry over 4 GiB", func(c *Config) { c.MaxBytes, c.MaxEntryBytes = 1<<40, 1<<33 }, "max_entry_bytes"},
+		{"negative ttl", func(c *Config) { c.DefaultTTL = -time.Second }, "default_ttl"},
+		{"negative wait", func(c *Config) { c.SingleFlightWait = -time.Second }, "single_flight_wait"},
+		{"redis host:port", func(c *Config) { c.Redis.Address = "127.0.0.1:6379" }, ""},
+		{"redis without port", func(c *Config) { c.Redis.Address = "redis" }, "redis.address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			c.Defaults()
+			tc.set(&c)
+			errs := c.Validate()
+			if tc.key == "" {
+				if len(errs) != 0 {
+					t.Fatalf("want valid, got %v", errs)
+				}
+				return
+			}
+			if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), tc.key+": ") {
+				t.Fatalf("want one error on %s, got %v", tc.key, errs)
+			}
+		})
+	}
+}
