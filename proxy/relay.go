@@ -94,6 +94,9 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 			}
 			ss.stats.requestLocked(1)
 			ss.mu.Unlock()
+			if h := ss.srv.testHooks.afterIntake; h != nil {
+				h()
+			}
 			unsynced = false
 		case pgmsg.Execute: // may start a COPY FROM STDIN
 			ss.mu.Lock()

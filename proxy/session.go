@@ -117,6 +117,10 @@ type session struct {
 	txStatus byte // of the last ReadyForQuery
 	draining bool // shutdown: close as soon as the session is idle
 	closed   bool
+	// intake: the session goroutine has taken in (part of) a request that
+	// is not yet sent or answered (transaction mode). The session is
+	// active meanwhile, so shutdown's drain waits for it (intake.go).
+	intake bool
 
 	// Transaction mode, also guarded by mu.
 	expect            expectQueue       // messages sent whose replies are outstanding
@@ -193,7 +197,7 @@ func (ss *session) stateLocked() sessionState {
 		return stateClosed
 	case !ss.started:
 		return stateStartup
-	case ss.pending > 0:
+	case ss.pending > 0 || ss.intake:
 		return stateActive
 	case ss.txStatus != pgmsg.TxIdle:
 		return stateInTransaction
