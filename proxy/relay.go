@@ -87,6 +87,7 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 				ss.mu.Unlock()
 				break
 			}
+			ss.trackSessionLocked(frame) // lostsession.go; before pending counts it
 			ss.pending++
 			ss.sessionRequestSentLocked() // query_timeout (timeout.go)
 			if typ == pgmsg.Sync {
@@ -101,9 +102,15 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 		case pgmsg.Execute: // may start a COPY FROM STDIN
 			ss.mu.Lock()
 			ss.syncsAfterExecute = 0
+			ss.trackSessionLocked(frame)
 			ss.mu.Unlock()
 			unsynced = true
-		case pgmsg.Parse, pgmsg.Bind, pgmsg.Describe, pgmsg.Close, pgmsg.Flush:
+		case pgmsg.Parse, pgmsg.Bind:
+			ss.mu.Lock()
+			ss.trackSessionLocked(frame)
+			ss.mu.Unlock()
+			unsynced = true
+		case pgmsg.Describe, pgmsg.Close, pgmsg.Flush:
 			unsynced = true
 		case pgmsg.CopyDone, pgmsg.CopyFail: // copy-in mode ends
 			ss.mu.Lock()
@@ -166,8 +173,9 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			done <- pumpResult{}
 			if !closed {
 				if !sawFatal {
-					ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", pgerr.ConnectionFailure)
-					ss.terminate(pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost"))
+					lost := ss.sessionLostError() // lostsession.go
+					ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", lost.Code)
+					ss.terminate(lost)
 				} else {
 					ss.terminate(nil)
 				}
@@ -194,6 +202,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 		case pgmsg.ReadyForQuery:
 			ss.mu.Lock()
 			ss.pending--
+			ss.sessionReadyLocked()
 			ss.sessionReplyLocked()
 			ss.txStatus = frame[wire.HeaderLen]
 			ss.stats.readyLocked(ss.txStatus)
@@ -205,6 +214,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			ss.mu.Lock()
 			ss.copyIn = true
 			ss.pending -= ss.syncsAfterExecute
+			ss.sessionCopyInLocked(ss.syncsAfterExecute)
 			ss.syncsAfterExecute = 0
 			ss.mu.Unlock()
 		case pgmsg.ErrorResponse:
@@ -212,6 +222,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			frame = ss.sessionQueryCanceled(frame)
 			if pgmsg.IsFatal(wire.Body(frame)) {
 				sawFatal = true
+				frame = ss.sessionFatal(frame) // lostsession.go: 08007 for a commit
 			}
 		}
 		ss.wmu.Lock()

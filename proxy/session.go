@@ -135,6 +135,7 @@ type session struct {
 	shapes            map[string]uint64 // result shape of each client statement, as the client was told
 	copyIn            bool              // the server is in copy-in mode: it ignores Syncs
 	syncsAfterExecute int               // Syncs sent since the last Execute (session mode)
+	outcomes          sessionOutcomes   // what requests in flight may commit (session mode, lostsession.go)
 	deadlineArmed     bool              // an idle timeout deadline is set on the client
 	idle              *sync.Cond        // on mu: a reply came or the server left (see ensureServer)
 	qt                queryTimer        // query_timeout (timeout.go)
