@@ -155,6 +155,7 @@ func (ss *session) cancelForTimeoutLocked(server *pool.Conn, seq uint64, now int
 	ss.qt.canceled, ss.qt.graceEnd = seq, now+int64(queryCancelGrace)
 	ss.armQueryTimerLocked(ss.qt.graceEnd)
 	ss.log.Info("query_timeout: canceling the request on its server", "sqlstate", pgerr.QueryCanceled)
+	ss.countQueryTimeout() // metrics.go
 	// Claimed under ss.mu while the session holds server: the pool gives
 	// it to no other client until PostgreSQL has taken the cancel (cancel.go).
 	send := server.StartCancel()
