@@ -66,6 +66,7 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 			return unsynced
 		}
 		ss.stats.receivedFrame(len(frame))
+		ss.waitTimeoutCancel() // timeout.go
 		if ss.reapply.due && !unsynced && typ != pgmsg.Terminate {
 			// If nothing of the client's is outstanding the re-apply goes first.
 			if err := ss.writeReapply(w, 0); err != nil {

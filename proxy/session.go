@@ -109,6 +109,9 @@ type session struct {
 	inlineInterrupted bool         // a deadline was set on inlineServer to end the wait
 	inlineSince       atomic.Int64 // when the inline wait began (unix ns), 0 when none
 	terminated        atomic.Bool  // terminate ran
+	// timeoutCancel is closed when the cancel pgone is sending for
+	// query_timeout is done; nil when none is (timeout.go).
+	timeoutCancel atomic.Pointer[chan struct{}]
 
 	mu       sync.Mutex // guards the fields below, shared with the server pump
 	server   *pool.Conn

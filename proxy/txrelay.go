@@ -73,6 +73,7 @@ func (ss *session) serveRequest(req *request, last byte, out *[]byte) error {
 	ss.stats.requestLocked(req.syncs)
 	ss.intake = false // its replies decide from now on (intake.go)
 	ss.mu.Unlock()
+	ss.waitTimeoutCancel()                 // timeout.go
 	_ = ss.writeServer(server, *out, true) // a failed write shows as a failed read
 	ss.serveReplies(server, last)          // inline.go, replies.go
 	return nil
