@@ -275,9 +275,22 @@ func (m *Monitor) run() {
 	}
 }
 
+// checkTimeout bounds each check of a round (with the dial of its
+// connection, when it needs one): below the interval, so that a replica
+// whose check stalls (SIGSTOP: its socket stays open, nothing answers)
+// is down within one interval of that check; at least minCheckTimeout, so
+// that a dial and authentication on a busy host are not taken for a
+// failure (with a shorter interval a stalled replica takes that long).
+func checkTimeout(interval time.Duration) time.Duration {
+	return max(interval*3/4, minCheckTimeout)
+}
+
+// minCheckTimeout is the least time a check is given.
+const minCheckTimeout = 750 * time.Millisecond
+
 // round checks the primary, then every replica at once.
 func (m *Monitor) round(conns []*Conn) {
-	timeout := max(m.cfg.Interval, time.Second)
+	timeout := checkTimeout(m.cfg.Interval)
 	sent := time.Now()
 	positions, perr := query(m, conns, 0, m.primary, timeout, func(row []string) ([2]LSN, error) {
 		var p [2]LSN

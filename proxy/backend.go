@@ -59,15 +59,12 @@ func (ss *session) ensureServer(req *request) (*pool.Conn, error) {
 	set := ss.plan.set
 	ss.mu.Lock()
 	server := ss.heldServerLocked(set, req)
-	draining := ss.draining
 	ss.mu.Unlock()
 	if server != nil {
 		return server, nil
 	}
-	if draining {
-		ss.terminate(shutdownError())
-		return nil, errSessionEnded
-	}
+	// No check of shutdown here: the request was taken in before it
+	// began or while the session was busy (intake.go), so it is served.
 	server, route, err := ss.acquireRouted(set, req)
 	if err != nil {
 		return nil, err

@@ -42,7 +42,10 @@
 //   - request (request.go): collect a whole request (up to Sync, Query,
 //     FunctionCall or Flush, or 1 MiB of it), COPY data passed straight
 //     through; intercept what needs no server (the next request after a
-//     transaction was lost, Parses and Closes pgone answers itself);
+//     transaction was lost, Parses and Closes pgone answers itself). The
+//     intake of a request and shutdown's idle check are one step under
+//     session.mu (intake.go): a request taken in is served, and the drain
+//     closes the session at its end;
 //   - plan (plan.go): the router's decision per statement, taken once and
 //     only when a stage asks (the lexical fast paths still skip parsing);
 //     split routing, session effects and pins, lost-server outcomes and the
@@ -93,7 +96,8 @@
 // In transaction mode a server that dies under a request is answered for
 // (lost.go): each waiting request gets one error, then ReadyForQuery;
 // 08007 (outcome unknown) when the request may have committed, 08006
-// (rolled back) only when nothing can have. query_timeout (timeout.go, both
+// (rolled back) only when nothing can have. Session mode tells its one
+// FATAL by the same rules (lostsession.go). query_timeout (timeout.go, both
 // modes) cancels a request on its server, and gives up the server if the
 // cancel goes unanswered.
 //

@@ -10,6 +10,14 @@ import (
 // sent to its server. Call it before Serve.
 func (s *Server) SetBeforeCancelSend(f func()) { s.testHooks.beforeCancelSend = f }
 
+// SetAfterIntake makes f run in a session goroutine each time it has taken
+// in a request and before it sends any of it. Call it before Serve.
+func (s *Server) SetAfterIntake(f func()) { s.testHooks.afterIntake = f }
+
+// SetAfterDrain makes f run in Shutdown once every session was asked to
+// drain. Call it before Serve.
+func (s *Server) SetAfterDrain(f func()) { s.testHooks.afterDrain = f }
+
 // RouteCounter counts, by text, the router calls of the transaction-mode
 // pipeline (the classifier's Decide and Classify).
 type RouteCounter struct {

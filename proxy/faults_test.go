@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -136,15 +135,6 @@ func backendsOn(t *testing.T, super *pgx.Conn, db string) int {
 	return n
 }
 
-// drainIdleRaceFixed: Shutdown's drainNow decides a session is idle (no
-// request pending, status I) and then closes it with 57P01, while the
-// session goroutine may already hold the client's BEGIN and send it to a
-// server: the client sees BEGIN succeed and its next statement get FATAL
-// 57P01 (about 1 run in 10 here). Nothing is committed, but a transaction
-// the client began is cut. Flip once the idle check and the intake of a
-// request are one step.
-const drainIdleRaceFixed = false
-
 // TestFaultSIGTERMDrain: Shutdown (what SIGTERM does) under write load.
 // Transactions in flight finish within the grace period, so Shutdown
 // returns nil; clients hear pgone's 57P01 or find the connection closed,
@@ -175,15 +165,10 @@ func TestFaultSIGTERMDrain(t *testing.T) {
 	})
 	// A transaction that had begun was let finish: the errors came only
 	// where a new one (or an autocommit write, or a login) would begin.
-	// Checked last: while the race is known, a hit skips the test, and the
-	// checks above must have run by then.
+	// TestShutdownServesTakenRequest holds the race this once lost.
 	for _, code := range []string{codeAdminShutdown, codeNoSQLSTATE} {
 		if bad := l.stepsOtherThan(code, stepConnect, stepBegin, stepAutocommit); bad != "" {
-			msg := fmt.Sprintf("shutdown cut a transaction the client had begun: %s ended writes at %s", code, bad)
-			if !drainIdleRaceFixed {
-				t.Skip(msg + " (known race, see drainIdleRaceFixed)")
-			}
-			t.Error(msg)
+			t.Errorf("shutdown cut a transaction the client had begun: %s ended writes at %s", code, bad)
 		}
 	}
 }

@@ -130,50 +130,79 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 		}
 		return outcomes
 	}
-	inTx := ss.txStatus != pgmsg.TxIdle && ss.pending == 0 && ss.expect.len() == 0
 	var parsedBuf [4][2]string
-	parsed := parsedBuf[:0] // statements this request parses: name, text
-	portal, bound := "", false
-	var portalLex lexed
-	segment := outcomeNone // what the extended-protocol request so far may have done
-	for _, fr := range req.frames {
-		frame := req.buf[fr[0]:fr[1]]
-		switch frame[0] {
-		case pgmsg.Query:
-			text, _, _ := cstringAt(wire.Body(frame), 0)
-			o, after := ss.statementOutcome(text, ss.lexOf(text), inTx)
+	t := outcomeTracker{
+		inTx:   ss.txStatus != pgmsg.TxIdle && ss.pending == 0 && ss.expect.len() == 0,
+		parsed: parsedBuf[:0],
+	}
+	for i := range req.frames {
+		frame := req.frame(i)
+		if frame[0] == pgmsg.Sync && ss.copyIn {
+			continue // no ReadyForQuery: renderLocked expects none
+		}
+		if o, ends := ss.track(&t, frame); ends {
 			outcomes = append(outcomes, o)
-			inTx = after
-		case pgmsg.Parse:
-			if pf, ok := decodeParse(frame); ok {
-				parsed = append(parsed, [2]string{pf.name, pf.query})
-			}
-		case pgmsg.Bind:
-			portal, portalLex, bound = ss.boundText(frame, parsed)
-		case pgmsg.Execute:
-			if !bound {
-				// A portal of an earlier request: its statement is unknown.
-				segment = outcomeCommit
-				continue
-			}
-			o, after := ss.statementOutcome(portal, portalLex, inTx)
-			segment = max(segment, o)
-			inTx = after
-		case pgmsg.FunctionCall:
-			o := outcomeNone
-			if !inTx {
-				o = outcomeWrite
-			}
-			outcomes = append(outcomes, o)
-		case pgmsg.Sync:
-			if ss.copyIn {
-				continue // no ReadyForQuery: renderLocked expects none
-			}
-			outcomes = append(outcomes, segment)
-			segment, bound = outcomeNone, false
 		}
 	}
 	return outcomes
+}
+
+// outcomeTracker follows a client's messages, one request after another,
+// for what each may leave behind (track). Transaction mode runs one over
+// each request it sends, session mode one over the client's stream
+// (lostsession.go).
+type outcomeTracker struct {
+	inTx      bool        // a transaction block is open before the next message
+	parsed    [][2]string // statements parsed since the last Sync: name, text
+	portal    string      // the text the last Bind bound, when bound
+	portalLex lexed
+	bound     bool
+	segment   outcome // what the extended-protocol request so far may have done
+}
+
+// maxTrackedParses bounds outcomeTracker.parsed; a Bind of a statement
+// dropped from it is taken as unknown, which counts as committing.
+const maxTrackedParses = 8
+
+// track takes the client's next message. At a Query, Sync or
+// FunctionCall it reports ends, and o is what the request that message
+// ends may leave behind.
+func (ss *session) track(t *outcomeTracker, frame []byte) (o outcome, ends bool) {
+	switch frame[0] {
+	case pgmsg.Query:
+		text, _, _ := cstringAt(wire.Body(frame), 0)
+		o, t.inTx = ss.statementOutcome(text, ss.lexOf(text), t.inTx)
+		return o, true
+	case pgmsg.Parse:
+		if pf, ok := decodeParse(frame); ok {
+			if len(t.parsed) == maxTrackedParses {
+				t.parsed = append(t.parsed[:0], t.parsed[1:]...)
+			}
+			t.parsed = append(t.parsed, [2]string{pf.name, pf.query})
+		}
+	case pgmsg.Bind:
+		t.portal, t.portalLex, t.bound = ss.boundText(frame, t.parsed)
+	case pgmsg.Execute:
+		if !t.bound {
+			// A portal of an earlier request: its statement is unknown.
+			t.segment = outcomeCommit
+			return outcomeNone, false
+		}
+		o, t.inTx = ss.statementOutcome(t.portal, t.portalLex, t.inTx)
+		t.segment = max(t.segment, o)
+	case pgmsg.FunctionCall:
+		if !t.inTx {
+			return outcomeWrite, true
+		}
+		return outcomeNone, true
+	case pgmsg.Sync:
+		o = t.segment
+		t.segment, t.bound = outcomeNone, false
+		clear(t.parsed)
+		t.parsed = t.parsed[:0]
+		return o, true
+	}
+	return outcomeNone, false
 }
 
 // boundText returns the text of the statement a Bind uses, and lexText of
@@ -313,13 +342,21 @@ func (ss *session) serverFatalLocked(typ byte, frame []byte) (byte, []byte) {
 		return pgmsg.NoticeResponse, er.Encode(nil, pgmsg.NoticeResponse)
 	}
 	if e.outcome == outcomeCommit {
-		out, err := pgerr.ToResponse(errOutcomeUnknown.WithDetail("The server said: " + string(er.Message))).Encode(nil)
-		if err == nil {
+		if out, err := inDoubtFrame(er.Message, pgerr.SeverityError); err == nil {
 			return typ, out
 		}
 	}
 	er.Severity, er.SeverityUnlocalized = severityError, severityError
 	return typ, er.Encode(nil, pgmsg.ErrorResponse)
+}
+
+// inDoubtFrame is the ErrorResponse, of severity, for a request that
+// may commit and that its server answered with a FATAL saying msg: the
+// outcome is unknown (pgone did not see a rollback).
+func inDoubtFrame(msg []byte, severity string) ([]byte, error) {
+	e := errOutcomeUnknown.WithDetail("The server said: " + string(msg)) // a copy
+	e.Severity = severity
+	return pgerr.ToResponse(e).Encode(nil)
 }
 
 // Severities of the errors pgone rewrites.

@@ -3,12 +3,16 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgone/pgone/config"
+	"github.com/pgone/pgone/pool"
 )
 
 // TestTxModeServerLostReportsOutcome: a request whose server dies before
@@ -158,13 +162,16 @@ func TestTxModeUnsolicitedFatalThenRequestGetsError(t *testing.T) {
 	}
 }
 
-// TestTxModeInDoubtCommitOnRealServer: a real in-doubt commit. With
-// synchronous_standby_names naming a standby that never connects, COMMIT
-// writes its commit record, then waits; pg_terminate_backend ends the wait
-// and the connection, with only a WARNING to the client. The row is
-// committed, so the client must hear 08007 (outcome unknown), not "rolled
-// back"; it then keeps working on another server.
-func TestTxModeInDoubtCommitOnRealServer(t *testing.T) {
+// TestInDoubtCommitOnRealServer: a real in-doubt commit, in both pool
+// modes. With synchronous_standby_names naming a standby that never
+// connects, COMMIT writes its commit record, then waits;
+// pg_terminate_backend ends the wait and the connection, with only a
+// WARNING to the client. The row is committed, so the client must hear
+// 08007 (outcome unknown), not "rolled back" or the server's bare 57P01
+// (session mode forwarded that FATAL unchanged). A transaction-mode
+// client then keeps working on another server; a session-mode client's
+// connection ends with its server, and a new client gets in.
+func TestInDoubtCommitOnRealServer(t *testing.T) {
 	// Not parallel: synchronous_standby_names is set for the whole cluster.
 	ctx := testCtx(t)
 	ownDatabase(t, "indoubt")
@@ -189,36 +196,48 @@ func TestTxModeInDoubtCommitOnRealServer(t *testing.T) {
 		return direct.QueryRow(ctx, "SHOW synchronous_standby_names").Scan(&v) == nil && v == "pgone_nobody"
 	})
 
-	p := txProxy(t, 2, nil)
-	conn := connect(t, p.DSN(appUser, appPassword, "indoubt"))
-	for _, sql := range []string{"BEGIN", "SET LOCAL synchronous_commit = on", "INSERT INTO t VALUES (1)"} {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := conn.Exec(ctx, "COMMIT")
-		done <- err
-	}()
-	var pid int
-	waitUntil(t, "COMMIT waits for the standby", func() bool {
-		return direct.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = 'indoubt' AND wait_event = 'SyncRep'").Scan(&pid) == nil
-	})
-	if _, err := direct.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
-		t.Fatal(err)
-	}
-	err := <-done
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "08007" {
-		t.Fatalf("COMMIT whose server died after writing it: %v; want SQLSTATE 08007", err)
-	}
-	var n int
-	if err := direct.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
-		t.Fatalf("rows committed = %d (%v); the premise (an in-doubt commit that committed) does not hold", n, err)
-	}
-	if _, err := conn.Exec(ctx, "SELECT 1"); err != nil {
-		t.Errorf("next request: %v", err)
+	for id, mode := range []pool.Mode{pool.ModeTransaction, pool.ModeSession} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := startProxy(t, func(c *config.Config) {
+				c.Pool.Mode = mode
+				c.Pool.PoolSize = 2
+			})
+			dsn := p.DSN(appUser, appPassword, "indoubt")
+			conn := connect(t, dsn)
+			for _, sql := range []string{"BEGIN", "SET LOCAL synchronous_commit = on", fmt.Sprintf("INSERT INTO t VALUES (%d)", id)} {
+				if _, err := conn.Exec(ctx, sql); err != nil {
+					t.Fatalf("%s: %v", sql, err)
+				}
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := conn.Exec(ctx, "COMMIT")
+				done <- err
+			}()
+			var pid int
+			waitUntil(t, "COMMIT waits for the standby", func() bool {
+				return direct.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = 'indoubt' AND wait_event = 'SyncRep'").Scan(&pid) == nil
+			})
+			if _, err := direct.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+				t.Fatal(err)
+			}
+			err := <-done
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "08007" {
+				t.Fatalf("COMMIT whose server died after writing it: %v; want SQLSTATE 08007", err)
+			}
+			var n int
+			if err := direct.QueryRow(ctx, "SELECT count(*) FROM t WHERE id = $1", id).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("rows committed = %d (%v); the premise (an in-doubt commit that committed) does not hold", n, err)
+			}
+			next := conn
+			if mode == pool.ModeSession {
+				next = connect(t, dsn) // the session ended with its server
+			}
+			if _, err := next.Exec(ctx, "SELECT 1"); err != nil {
+				t.Errorf("next request: %v", err)
+			}
+		})
 	}
 }
 

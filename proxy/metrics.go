@@ -16,8 +16,9 @@ import (
 // metrics are the proxy's Prometheus metrics. Errors are counted as they are
 // sent (they are rare); everything else is read at scrape time.
 type metrics struct {
-	errors *prometheus.CounterVec
-	routes *prometheus.CounterVec
+	errors        *prometheus.CounterVec
+	routes        *prometheus.CounterVec
+	queryTimeouts *prometheus.CounterVec
 }
 
 // Error sources: pgone's own errors and PostgreSQL's, forwarded.
@@ -38,6 +39,10 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 			Name: "pgone_route_requests_total",
 			Help: "Requests routed by the read/write split (transaction mode, databases with replicas), by route (primary or replica) and reason: the router's (read, write, locking_clause, volatile_function, transaction_control...) or the proxy's (no_usable_replica, read_your_writes, replica_unreachable, unknown_statement, function_call).",
 		}, []string{"database", "route", "reason"}),
+		queryTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgone_proxy_query_timeouts_total",
+			Help: "Requests cancelled on their server because they ran longer than query_timeout (each counts once, whether or not the server answered the cancel).",
+		}, []string{"database", "user"}),
 	}
 	parse := func(name, help string, pick func(hits, misses uint64) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
@@ -55,7 +60,7 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 		Name: "pgone_proxy_client_read_buffers",
 		Help: "Client read buffers (4 KiB each) held now. Only a client with bytes to read holds one; an idle client over plain TCP holds none (over TLS it keeps its own).",
 	}, func() float64 { return float64(s.readBuffers.Lent()) })
-	for _, c := range []prometheus.Collector{mt.errors, mt.routes, newProxyCollector(s), readBuffers,
+	for _, c := range []prometheus.Collector{mt.errors, mt.routes, mt.queryTimeouts, newProxyCollector(s), readBuffers,
 		parse("pgone_router_cache_hits_total", "Statements whose routing analysis came from the cache (by query text).",
 			func(h, _ uint64) uint64 { return h }),
 		parse("pgone_router_cache_misses_total", "Statements parsed with PostgreSQL's grammar because their text was not in the routing cache.",
@@ -120,6 +125,19 @@ func (ss *session) countErrorCode(mt *metrics, code []byte, source string) {
 		db, user = l.database, l.user
 	}
 	mt.errors.WithLabelValues(db, user, class, source).Inc()
+}
+
+// countQueryTimeout counts a request cancelled for query_timeout.
+func (ss *session) countQueryTimeout() {
+	mt := ss.srv.metrics.Load()
+	if mt == nil {
+		return
+	}
+	var db, user string
+	if l := ss.stats.labels.Load(); l != nil {
+		db, user = l.database, l.user
+	}
+	mt.queryTimeouts.WithLabelValues(db, user).Inc()
 }
 
 func sqlstateChar(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' }

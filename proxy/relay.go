@@ -66,6 +66,7 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 			return unsynced
 		}
 		ss.stats.receivedFrame(len(frame))
+		ss.waitTimeoutCancel() // timeout.go
 		if ss.reapply.due && !unsynced && typ != pgmsg.Terminate {
 			// If nothing of the client's is outstanding the re-apply goes first.
 			if err := ss.writeReapply(w, 0); err != nil {
@@ -87,6 +88,7 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 				ss.mu.Unlock()
 				break
 			}
+			ss.trackSessionLocked(frame) // lostsession.go; before pending counts it
 			ss.pending++
 			ss.sessionRequestSentLocked() // query_timeout (timeout.go)
 			if typ == pgmsg.Sync {
@@ -94,13 +96,22 @@ func (ss *session) pumpClient(server *pool.Conn) (unsynced bool) {
 			}
 			ss.stats.requestLocked(1)
 			ss.mu.Unlock()
+			if h := ss.srv.testHooks.afterIntake; h != nil {
+				h()
+			}
 			unsynced = false
 		case pgmsg.Execute: // may start a COPY FROM STDIN
 			ss.mu.Lock()
 			ss.syncsAfterExecute = 0
+			ss.trackSessionLocked(frame)
 			ss.mu.Unlock()
 			unsynced = true
-		case pgmsg.Parse, pgmsg.Bind, pgmsg.Describe, pgmsg.Close, pgmsg.Flush:
+		case pgmsg.Parse, pgmsg.Bind:
+			ss.mu.Lock()
+			ss.trackSessionLocked(frame)
+			ss.mu.Unlock()
+			unsynced = true
+		case pgmsg.Describe, pgmsg.Close, pgmsg.Flush:
 			unsynced = true
 		case pgmsg.CopyDone, pgmsg.CopyFail: // copy-in mode ends
 			ss.mu.Lock()
@@ -163,8 +174,9 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			done <- pumpResult{}
 			if !closed {
 				if !sawFatal {
-					ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", pgerr.ConnectionFailure)
-					ss.terminate(pgerr.Fatal(pgerr.ConnectionFailure, "server connection lost"))
+					lost := ss.sessionLostError() // lostsession.go
+					ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", lost.Code)
+					ss.terminate(lost)
 				} else {
 					ss.terminate(nil)
 				}
@@ -191,6 +203,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 		case pgmsg.ReadyForQuery:
 			ss.mu.Lock()
 			ss.pending--
+			ss.sessionReadyLocked()
 			ss.sessionReplyLocked()
 			ss.txStatus = frame[wire.HeaderLen]
 			ss.stats.readyLocked(ss.txStatus)
@@ -202,6 +215,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			ss.mu.Lock()
 			ss.copyIn = true
 			ss.pending -= ss.syncsAfterExecute
+			ss.sessionCopyInLocked(ss.syncsAfterExecute)
 			ss.syncsAfterExecute = 0
 			ss.mu.Unlock()
 		case pgmsg.ErrorResponse:
@@ -209,6 +223,7 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 			frame = ss.sessionQueryCanceled(frame)
 			if pgmsg.IsFatal(wire.Body(frame)) {
 				sawFatal = true
+				frame = ss.sessionFatal(frame) // lostsession.go: 08007 for a commit
 			}
 		}
 		ss.wmu.Lock()

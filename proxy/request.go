@@ -72,6 +72,9 @@ func (ss *session) collect(req *request) (last byte, ok bool) {
 			return 0, false
 		case pgmsg.Query, pgmsg.Sync, pgmsg.FunctionCall, pgmsg.Flush, pgmsg.Parse,
 			pgmsg.Bind, pgmsg.Execute, pgmsg.Describe, pgmsg.Close:
+			if len(req.frames) == 0 && !ss.takeIn() { // intake.go
+				return 0, false
+			}
 			req.add(frame, typ)
 		case pgmsg.CopyData, pgmsg.CopyDone, pgmsg.CopyFail:
 			if !ss.copyToServer(typ, frame) {

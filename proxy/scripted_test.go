@@ -26,6 +26,16 @@ type scriptedServer struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	cancels int
+	// onCancel, if set, runs for each cancel request while its connection
+	// is still open (as PostgreSQL's postmaster child is still signalling).
+	onCancel func()
+}
+
+// setOnCancel sets onCancel.
+func (s *scriptedServer) setOnCancel(f func()) {
+	s.mu.Lock()
+	s.onCancel = f
+	s.mu.Unlock()
 }
 
 func startScripted(t *testing.T, script func(c *scriptedConn)) *scriptedServer {
@@ -64,7 +74,11 @@ func (s *scriptedServer) serve(nc net.Conn, pid uint32) {
 	if _, ok := msg.(*pgproto3.CancelRequest); ok {
 		s.mu.Lock()
 		s.cancels++
+		f := s.onCancel
 		s.mu.Unlock()
+		if f != nil {
+			f()
+		}
 		return
 	}
 	be.Send(&pgproto3.AuthenticationOk{})

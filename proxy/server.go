@@ -101,6 +101,12 @@ type testHooks struct {
 	// beforeCancelSend runs when a client's cancel is about to be sent to
 	// its server.
 	beforeCancelSend func()
+	// afterIntake runs in the session goroutine once it has taken in a
+	// request (transaction mode) or a Query, Sync or FunctionCall
+	// (session mode), before any of it goes to a server.
+	afterIntake func()
+	// afterDrain runs in Shutdown once every session was asked to drain.
+	afterDrain func()
 }
 
 // New builds a Server from a validated configuration.
@@ -274,6 +280,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, ss := range sessions {
 		ss.drainNow()
+	}
+	if h := s.testHooks.afterDrain; h != nil {
+		h()
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -118,6 +118,9 @@ type session struct {
 	inlineSince   atomic.Int64 // when the inline wait began (unix ns), 0 when none
 	terminated    atomic.Bool  // terminate ran
 	reapplyQueued atomic.Bool  // a re-apply's replies are due (reapply.go)
+	// timeoutCancel is closed when the cancel pgone is sending for
+	// query_timeout is done; nil when none is (timeout.go).
+	timeoutCancel atomic.Pointer[chan struct{}]
 
 	// Synchronized by themselves.
 	// pumpDone returns the server from a pump stopped by endTx, or nil if
@@ -132,6 +135,10 @@ type session struct {
 	txStatus byte // of the last ReadyForQuery
 	draining bool // shutdown: close as soon as the session is idle
 	closed   bool
+	// intake: the session goroutine has taken in (part of) a request that
+	// is not yet sent or answered (transaction mode). The session is
+	// active meanwhile, so shutdown's drain waits for it (intake.go).
+	intake bool
 
 	// Transaction mode, also guarded by mu.
 	expect            expectQueue       // messages sent whose replies are outstanding
@@ -146,6 +153,7 @@ type session struct {
 	shapes            map[string]uint64 // result shape of each client statement, as the client was told
 	copyIn            bool              // the server is in copy-in mode: it ignores Syncs
 	syncsAfterExecute int               // Syncs sent since the last Execute (session mode)
+	outcomes          sessionOutcomes   // what requests in flight may commit (session mode, lostsession.go)
 	deadlineArmed     bool              // an idle timeout deadline is set on the client
 	idle              *sync.Cond        // on mu: a reply came or the server left (see ensureServer)
 	qt                queryTimer        // query_timeout (timeout.go)
@@ -207,7 +215,7 @@ func (ss *session) stateLocked() sessionState {
 		return stateClosed
 	case !ss.started:
 		return stateStartup
-	case ss.pending > 0:
+	case ss.pending > 0 || ss.intake:
 		return stateActive
 	case ss.txStatus != pgmsg.TxIdle:
 		return stateInTransaction

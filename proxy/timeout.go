@@ -155,16 +155,35 @@ func (ss *session) cancelForTimeoutLocked(server *pool.Conn, seq uint64, now int
 	ss.qt.canceled, ss.qt.graceEnd = seq, now+int64(queryCancelGrace)
 	ss.armQueryTimerLocked(ss.qt.graceEnd)
 	ss.log.Info("query_timeout: canceling the request on its server", "sqlstate", pgerr.QueryCanceled)
+	ss.countQueryTimeout() // metrics.go
 	// Claimed under ss.mu while the session holds server: the pool gives
 	// it to no other client until PostgreSQL has taken the cancel (cancel.go).
 	send := server.StartCancel()
+	done := make(chan struct{})
+	ss.timeoutCancel.Store(&done)
 	go func() {
+		defer func() {
+			ss.timeoutCancel.CompareAndSwap(&done, nil)
+			close(done)
+		}()
 		ctx, cancel := context.WithTimeout(ss.srv.ctx, queryCancelGrace)
 		defer cancel()
 		if err := send(ctx); err != nil {
 			ss.log.Info("query_timeout: cancel request to server failed", "err", err)
 		}
 	}()
+}
+
+// waitTimeoutCancel holds the session's next request for its server
+// until the cancel pgone sent for query_timeout is done (the server closed
+// its connection, or queryCancelGrace passed). PostgreSQL's postmaster
+// signals the backend twice (its pid, then its process group): the first
+// signal may end the statement, and its 57014 reach the client, before
+// the second is sent, which would then cancel the client's next statement.
+func (ss *session) waitTimeoutCancel() {
+	if done := ss.timeoutCancel.Load(); done != nil {
+		<-*done
+	}
 }
 
 // nextDeadlineLocked is the earliest deadline of the outstanding requests

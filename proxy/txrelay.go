@@ -28,9 +28,12 @@ func (ss *session) relayTx() {
 		if !ok {
 			break
 		}
+		if h := ss.srv.testHooks.afterIntake; h != nil {
+			h()
+		}
 		err := ss.serveRequest(&req, last, &out)
 		req.reset()
-		if err != nil {
+		if err != nil || !ss.endIntake() { // intake.go
 			break
 		}
 		if cap(out) > maxRequestBytes {
@@ -68,7 +71,9 @@ func (ss *session) serveRequest(req *request, last byte, out *[]byte) error {
 		ss.watchRequestLocked(view, before, time.Since(start))
 	}
 	ss.stats.requestLocked(req.syncs)
+	ss.intake = false // its replies decide from now on (intake.go)
 	ss.mu.Unlock()
+	ss.waitTimeoutCancel()                 // timeout.go
 	_ = ss.writeServer(server, *out, true) // a failed write shows as a failed read
 	ss.serveReplies(server, last)          // inline.go, replies.go
 	return nil
