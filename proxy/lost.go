@@ -131,25 +131,24 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 		return outcomes
 	}
 	inTx := ss.txStatus != pgmsg.TxIdle && ss.pending == 0 && ss.expect.len() == 0
-	var parsedBuf [4][2]string
-	parsed := parsedBuf[:0] // statements this request parses: name, text
+	var parsedBuf [4]parsedText
+	parsed := parsedBuf[:0] // statements this request parses
 	portal, bound := "", false
 	var portalLex lexed
 	segment := outcomeNone // what the extended-protocol request so far may have done
-	for _, fr := range req.frames {
-		frame := req.buf[fr[0]:fr[1]]
-		switch frame[0] {
+	for i := range req.views {
+		v := &req.views[i]
+		switch v.typ {
 		case pgmsg.Query:
-			text, _, _ := cstringAt(wire.Body(frame), 0)
-			o, after := ss.statementOutcome(text, ss.lexOf(text), inTx)
+			o, after := ss.statementOutcome(v.text, ss.lexOf(v.text), inTx)
 			outcomes = append(outcomes, o)
 			inTx = after
 		case pgmsg.Parse:
-			if pf, ok := decodeParse(frame); ok {
-				parsed = append(parsed, [2]string{pf.name, pf.query})
+			if v.ok {
+				parsed = append(parsed, parsedText{v.name, v.text})
 			}
 		case pgmsg.Bind:
-			portal, portalLex, bound = ss.boundText(frame, parsed)
+			portal, portalLex, bound = ss.boundText(v, parsed)
 		case pgmsg.Execute:
 			if !bound {
 				// A portal of an earlier request: its statement is unknown.
@@ -177,16 +176,16 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 }
 
 // boundText returns the text of the statement a Bind uses, and lexText of
-// it: parsed in this request, or a named statement of the client. ok is
+// it (v is the Bind): parsed in this request, or a named statement of the client. ok is
 // false when unknown (the unnamed statement of an earlier request).
-func (ss *session) boundText(frame []byte, parsed [][2]string) (text string, lx lexed, ok bool) {
-	_, name, _, ok := bindStatement(frame)
-	if !ok {
+func (ss *session) boundText(v *frameView, parsed []parsedText) (text string, lx lexed, ok bool) {
+	if !v.ok {
 		return "", lexed{}, false
 	}
+	name := v.name
 	for i := len(parsed) - 1; i >= 0; i-- {
-		if parsed[i][0] == name {
-			return parsed[i][1], ss.lexOf(parsed[i][1]), true
+		if parsed[i].name == name {
+			return parsed[i].text, ss.lexOf(parsed[i].text), true
 		}
 	}
 	if name == "" {
