@@ -44,6 +44,7 @@ type plan struct {
 	// texts and names are the session's recent texts and statement names
 	// (frameview.go); they outlive the request.
 	texts, names textMemo
+	routes       routeCounters // metrics.go; they outlive the request too
 	// split is the split's verdict on the request (requestIsRead), once
 	// splitDone.
 	splitDone bool
@@ -61,7 +62,7 @@ type plannedStatement struct {
 func (p *plan) begin(set *replicaSet) {
 	clear(p.stmts) // drop the texts and the router's slices
 	clear(p.lexed)
-	*p = plan{set: set, stmts: p.stmts[:0], lexed: p.lexed[:0], texts: p.texts, names: p.names}
+	*p = plan{set: set, stmts: p.stmts[:0], lexed: p.lexed[:0], texts: p.texts, names: p.names, routes: p.routes}
 }
 
 // lexed is what the router's lexical fast paths say of a statement text.
