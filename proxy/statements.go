@@ -166,14 +166,11 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 	ss.statementLocked(v.text, lx)
 	if v.name == "" {
 		prev := ss.stmts.unnamed
-		cs := clientStatement{server: unnamedTooLarge}
-		if len(v.text) <= maxUnnamedText {
-			cs = newClientStatement(v, lx, prev)
-		}
+		set := ss.unnamedStatementLocked(v, lx, prev)
 		ss.unnamedChangedLocked()
-		ss.stmts.unnamed = &cs
+		ss.stmts.unnamed = set
 		st.UnnamedOwner = ss.ownerID()
-		ss.expect.push(expectation{kind: pgmsg.Parse, unnamed: true, unnamedSet: &cs, unnamedPrev: prev})
+		ss.expect.push(expectation{kind: pgmsg.Parse, unnamed: true, unnamedSet: set, unnamedPrev: prev})
 		return append(out, frame...)
 	}
 	if old, taken := ss.prepared[v.name]; taken {
@@ -194,6 +191,24 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 	out = encodeParse(out, name, cs.query, cs.rest)
 	ss.expect.push(expectation{kind: pgmsg.Parse, statement: name, base: cs.server, client: v.name, creates: true})
 	return out
+}
+
+// unnamedStatementLocked returns the client's unnamed statement after its
+// Parse v (lx: lexText of its text). The same statement as prev again
+// (pgbench -M extended, or any client running one query over and over)
+// is prev itself, unless an unanswered message still records prev: undoing
+// what the server skipped tells statements apart by pointer
+// (undoLocked), and nothing modifies a statement once made.
+func (ss *session) unnamedStatementLocked(v *frameView, lx lexed, prev *clientStatement) *clientStatement {
+	if len(v.text) > maxUnnamedText {
+		return &clientStatement{server: unnamedTooLarge}
+	}
+	if prev != nil && prev.server != unnamedTooLarge && prev.query == v.text &&
+		string(prev.rest) == string(v.rest) && !ss.expect.refersTo(prev) {
+		return prev
+	}
+	cs := newClientStatement(v, lx, prev)
+	return &cs
 }
 
 // renderDuplicateParseLocked renders a Parse of a name the client has
