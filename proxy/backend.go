@@ -124,7 +124,7 @@ func (ss *session) acquireRouted(set *replicaSet, req *request) (*pool.Conn, rou
 				}
 			}
 		}
-		ss.srv.countRoute(ss.poolKey.Database, route)
+		ss.countRoute(route)
 	}
 	if server == nil {
 		server = ss.tryAcquire(nil)

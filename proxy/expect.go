@@ -88,6 +88,25 @@ func (q *expectQueue) push(e expectation) { q.items = append(q.items, e) }
 
 func (q *expectQueue) len() int { return len(q.items) - q.head }
 
+// maxRefersScan bounds refersTo.
+const maxRefersScan = 64
+
+// refersTo reports whether an unanswered expectation may record cs as the
+// client's unnamed statement before or after its message. It looks at no
+// more than maxRefersScan of them (a pipeline of thousands would make each
+// Parse scan them all) and says true beyond.
+func (q *expectQueue) refersTo(cs *clientStatement) bool {
+	if q.len() > maxRefersScan {
+		return true
+	}
+	for i := len(q.items) - 1; i >= q.head; i-- {
+		if e := &q.items[i]; e.unnamedSet == cs || e.unnamedPrev == cs {
+			return true
+		}
+	}
+	return false
+}
+
 func (q *expectQueue) front() *expectation {
 	if q.head == len(q.items) {
 		return nil

@@ -23,23 +23,6 @@ func cstringAt(b []byte, off int) (string, int, bool) {
 	return string(s), next, true
 }
 
-// parseFrame is what pgone needs from a Parse message.
-type parseFrame struct {
-	name  string
-	query string
-	rest  []byte // after the query's NUL: parameter type count and OIDs; aliases the frame
-}
-
-// decodeParse decodes a Parse frame; ok is false for one pgproto3 would
-// reject.
-func decodeParse(frame []byte) (parseFrame, bool) {
-	var m pgmsg.ParseMsg
-	if m.Decode(wire.Body(frame)) != nil {
-		return parseFrame{}, false
-	}
-	return parseFrame{name: string(m.Name), query: string(m.Query), rest: m.ParamTypes}, true
-}
-
 // serverStatementName derives the server-side name of a prepared statement
 // from its text and parameter types, so every client preparing the same
 // statement shares one name, and different statements never share one.

@@ -36,17 +36,23 @@ func FuzzFrameRewrites(f *testing.F) {
 			return
 		}
 		body := wire.Body(frame)
+		// A request's frames are decoded once (frameView); decoded again,
+		// through the session's memo of texts, a frame must read the same.
+		var p plan
+		v := p.decodeFrame(frame)
+		if again := p.decodeFrame(frame); again.name != v.name || again.text != v.text || again.ok != v.ok {
+			t.Fatalf("decodeFrame through the memo = %+v, first %+v", again, v)
+		}
 		switch frame[0] {
 		case 'P':
-			pf, ok := decodeParse(frame)
 			var want pgproto3.Parse
-			if want.Decode(body) != nil || !ok {
+			if want.Decode(body) != nil || !v.ok {
 				return // pgone forwards what it cannot decode untouched
 			}
-			if pf.name != want.Name || pf.query != want.Query {
-				t.Fatalf("decodeParse = %q %q, pgproto3 %q %q", pf.name, pf.query, want.Name, want.Query)
+			if v.name != want.Name || v.text != want.Query {
+				t.Fatalf("decodeFrame(Parse) = %q %q, pgproto3 %q %q", v.name, v.text, want.Name, want.Query)
 			}
-			out := encodeParse(nil, "pgone_x", pf.query, pf.rest)
+			out := encodeParse(nil, "pgone_x", v.text, v.rest)
 			var got pgproto3.Parse
 			if err := got.Decode(wire.Body(out)); err != nil {
 				t.Fatalf("re-encoded Parse does not decode: %v", err)
@@ -62,6 +68,9 @@ func FuzzFrameRewrites(f *testing.F) {
 			}
 			if name != want.PreparedStatement {
 				t.Fatalf("bindStatement = %q, pgproto3 %q", name, want.PreparedStatement)
+			}
+			if !v.ok || v.name != name || v.portalEnd != pe || v.stmtEnd != se {
+				t.Fatalf("decodeFrame(Bind) = %+v, bindStatement %q %d %d", v, name, pe, se)
 			}
 			out := rewriteBind(nil, frame, pe, se, "pgone_y")
 			var got pgproto3.Bind
@@ -83,6 +92,9 @@ func FuzzFrameRewrites(f *testing.F) {
 			}
 			if kind != d.ObjectType || name != d.Name {
 				t.Fatalf("targetOf = %c %q, pgproto3 %c %q", kind, name, d.ObjectType, d.Name)
+			}
+			if !v.ok || v.kind != kind || v.name != name {
+				t.Fatalf("decodeFrame = %+v, targetOf %c %q", v, kind, name)
 			}
 			if out := encodeTarget(nil, frame[0], kind, name); !bytes.Equal(wire.Body(out), body) {
 				t.Fatalf("encodeTarget does not round-trip: %q vs %q", out, frame)

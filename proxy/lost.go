@@ -130,17 +130,17 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 		}
 		return outcomes
 	}
-	var parsedBuf [4][2]string
+	var parsedBuf [4]parsedText
 	t := outcomeTracker{
 		inTx:   ss.txStatus != pgmsg.TxIdle && ss.pending == 0 && ss.expect.len() == 0,
 		parsed: parsedBuf[:0],
 	}
-	for i := range req.frames {
-		frame := req.frame(i)
-		if frame[0] == pgmsg.Sync && ss.copyIn {
+	for i := range req.views {
+		v := &req.views[i]
+		if v.typ == pgmsg.Sync && ss.copyIn {
 			continue // no ReadyForQuery: renderLocked expects none
 		}
-		if o, ends := ss.track(&t, frame); ends {
+		if o, ends := ss.track(&t, v); ends {
 			outcomes = append(outcomes, o)
 		}
 	}
@@ -152,9 +152,9 @@ func (ss *session) requestOutcomesLocked(req *request, outcomes []outcome) []out
 // each request it sends, session mode one over the client's stream
 // (lostsession.go).
 type outcomeTracker struct {
-	inTx      bool        // a transaction block is open before the next message
-	parsed    [][2]string // statements parsed since the last Sync: name, text
-	portal    string      // the text the last Bind bound, when bound
+	inTx      bool         // a transaction block is open before the next message
+	parsed    []parsedText // statements parsed since the last Sync
+	portal    string       // the text the last Bind bound, when bound
 	portalLex lexed
 	bound     bool
 	segment   outcome // what the extended-protocol request so far may have done
@@ -167,21 +167,20 @@ const maxTrackedParses = 8
 // track takes the client's next message. At a Query, Sync or
 // FunctionCall it reports ends, and o is what the request that message
 // ends may leave behind.
-func (ss *session) track(t *outcomeTracker, frame []byte) (o outcome, ends bool) {
-	switch frame[0] {
+func (ss *session) track(t *outcomeTracker, v *frameView) (o outcome, ends bool) {
+	switch v.typ {
 	case pgmsg.Query:
-		text, _, _ := cstringAt(wire.Body(frame), 0)
-		o, t.inTx = ss.statementOutcome(text, ss.lexOf(text), t.inTx)
+		o, t.inTx = ss.statementOutcome(v.text, ss.lexOf(v.text), t.inTx)
 		return o, true
 	case pgmsg.Parse:
-		if pf, ok := decodeParse(frame); ok {
+		if v.ok {
 			if len(t.parsed) == maxTrackedParses {
 				t.parsed = append(t.parsed[:0], t.parsed[1:]...)
 			}
-			t.parsed = append(t.parsed, [2]string{pf.name, pf.query})
+			t.parsed = append(t.parsed, parsedText{v.name, v.text})
 		}
 	case pgmsg.Bind:
-		t.portal, t.portalLex, t.bound = ss.boundText(frame, t.parsed)
+		t.portal, t.portalLex, t.bound = ss.boundText(v, t.parsed)
 	case pgmsg.Execute:
 		if !t.bound {
 			// A portal of an earlier request: its statement is unknown.
@@ -206,16 +205,16 @@ func (ss *session) track(t *outcomeTracker, frame []byte) (o outcome, ends bool)
 }
 
 // boundText returns the text of the statement a Bind uses, and lexText of
-// it: parsed in this request, or a named statement of the client. ok is
+// it (v is the Bind): parsed in this request, or a named statement of the client. ok is
 // false when unknown (the unnamed statement of an earlier request).
-func (ss *session) boundText(frame []byte, parsed [][2]string) (text string, lx lexed, ok bool) {
-	_, name, _, ok := bindStatement(frame)
-	if !ok {
+func (ss *session) boundText(v *frameView, parsed []parsedText) (text string, lx lexed, ok bool) {
+	if !v.ok {
 		return "", lexed{}, false
 	}
+	name := v.name
 	for i := len(parsed) - 1; i >= 0; i-- {
-		if parsed[i][0] == name {
-			return parsed[i][1], ss.lexOf(parsed[i][1]), true
+		if parsed[i].name == name {
+			return parsed[i].text, ss.lexOf(parsed[i].text), true
 		}
 	}
 	if name == "" {

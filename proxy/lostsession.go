@@ -37,7 +37,8 @@ func (ss *session) trackSessionLocked(frame []byte) {
 		so.midway = true
 		ss.plan.begin(nil) // the texts the router decides are this request's
 	}
-	o, ends := ss.track(&so.tracker, frame)
+	v := ss.plan.decodeFrame(frame)
+	o, ends := ss.track(&so.tracker, &v)
 	if !ends {
 		return
 	}

@@ -75,17 +75,49 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 	return nil
 }
 
-// countRoute counts one routed request.
-func (s *Server) countRoute(database string, r routeDecision) {
-	mt := s.metrics.Load()
+// countRoute counts one routed request of the session (split.go routes
+// every transaction-mode request of a database with replicas).
+func (ss *session) countRoute(r routeDecision) {
+	mt := ss.srv.metrics.Load()
 	if mt == nil {
 		return
 	}
+	ss.plan.routes.counter(mt, ss.poolKey.Database, r.slot != nil, r.reason).Inc()
+}
+
+// routeCounters are the route counters a session used last: resolving a
+// counter by its labels hashes them and takes the vector's lock, for every
+// request. The session's database is the same for all of them.
+type routeCounters struct {
+	mt      *metrics // the metrics they belong to
+	entries [4]routeCounter
+	next    int // round robin
+}
+
+type routeCounter struct {
+	replica bool
+	reason  router.Reason
+	c       prometheus.Counter
+}
+
+// counter returns the route counter of database, route and reason.
+func (rc *routeCounters) counter(mt *metrics, database string, replica bool, reason router.Reason) prometheus.Counter {
+	if rc.mt != mt {
+		*rc = routeCounters{mt: mt}
+	}
+	for _, e := range rc.entries {
+		if e.c != nil && e.replica == replica && e.reason == reason {
+			return e.c
+		}
+	}
 	route := "primary"
-	if r.slot != nil {
+	if replica {
 		route = "replica"
 	}
-	mt.routes.WithLabelValues(database, route, r.reason.String()).Inc()
+	c := mt.routes.WithLabelValues(database, route, reason.String())
+	rc.entries[rc.next] = routeCounter{replica: replica, reason: reason, c: c}
+	rc.next = (rc.next + 1) % len(rc.entries)
+	return c
 }
 
 // countServerError counts an ErrorResponse frame from the server.

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"github.com/pgone/pgone/internal/pgmsg"
-	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/router"
 )
 
@@ -42,6 +41,10 @@ type plan struct {
 	ready   bool
 	stmts   []plannedStatement
 	lexed   []lexedText // lexOf's memo
+	// texts and names are the session's recent texts and statement names
+	// (frameview.go); they outlive the request.
+	texts, names textMemo
+	routes       routeCounters // metrics.go; they outlive the request too
 	// split is the split's verdict on the request (requestIsRead), once
 	// splitDone.
 	splitDone bool
@@ -59,7 +62,7 @@ type plannedStatement struct {
 func (p *plan) begin(set *replicaSet) {
 	clear(p.stmts) // drop the texts and the router's slices
 	clear(p.lexed)
-	*p = plan{set: set, stmts: p.stmts[:0], lexed: p.lexed[:0]}
+	*p = plan{set: set, stmts: p.stmts[:0], lexed: p.lexed[:0], texts: p.texts, names: p.names, routes: p.routes}
 }
 
 // lexed is what the router's lexical fast paths say of a statement text.
@@ -92,6 +95,9 @@ const maxLexed = 8
 // use in the request.
 func (ss *session) lexOf(text string) lexed {
 	p := &ss.plan
+	if lx, ok := p.texts.lex(text); ok {
+		return lx
+	}
 	for i := range p.lexed {
 		if p.lexed[i].text == text {
 			return p.lexed[i].lx
@@ -145,20 +151,19 @@ func (ss *session) routerSession(set *replicaSet) router.Session {
 // planAll decides every statement req runs: its simple Query texts and the
 // statements its Binds use. The hooks see them all.
 func (ss *session) planAll(req *request) {
-	var parsedBuf [4][2]string
+	var parsedBuf [4]parsedText
 	parsed := parsedBuf[:0]
-	for i := range req.frames {
-		frame := req.frame(i)
-		switch frame[0] {
+	for i := range req.views {
+		v := &req.views[i]
+		switch v.typ {
 		case pgmsg.Query:
-			text, _, _ := cstringAt(wire.Body(frame), 0)
-			ss.decide(text)
+			ss.decide(v.text)
 		case pgmsg.Parse:
-			if pf, ok := decodeParse(frame); ok {
-				parsed = append(parsed, [2]string{pf.name, pf.query})
+			if v.ok {
+				parsed = append(parsed, parsedText{v.name, v.text})
 			}
 		case pgmsg.Bind:
-			if text, _, ok := ss.boundText(frame, parsed); ok {
+			if text, _, ok := ss.boundText(v, parsed); ok {
 				ss.decide(text)
 			}
 		}

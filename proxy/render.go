@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/pgone/pgone/internal/pgmsg"
-	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pool"
 )
 
@@ -33,19 +32,19 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 	st := &server.State
 	snapshot := false
 	for i := range req.frames {
-		frame := req.frame(i)
+		frame, v := req.frame(i), &req.views[i]
 		typ := frame[0]
 		switch typ {
 		case pgmsg.Parse:
-			out = ss.renderParseLocked(out, st, frame)
+			out = ss.renderParseLocked(out, st, frame, v)
 		case pgmsg.Bind:
-			out = ss.renderBindLocked(out, st, frame)
+			out = ss.renderBindLocked(out, st, frame, v)
 		case pgmsg.Describe:
-			out = ss.renderDescribeLocked(out, st, frame)
+			out = ss.renderDescribeLocked(out, st, frame, v)
 		case pgmsg.Close:
-			out = ss.renderCloseLocked(out, st, frame)
+			out = ss.renderCloseLocked(out, st, frame, v)
 		case pgmsg.Query:
-			out = ss.renderSimpleQueryLocked(out, st, frame)
+			out = ss.renderSimpleQueryLocked(out, st, frame, v.text)
 		case pgmsg.Sync, pgmsg.FunctionCall:
 			out = append(out, frame...)
 			if typ == pgmsg.Sync && ss.copyIn {
@@ -76,9 +75,8 @@ func (ss *session) renderLocked(server *pool.Conn, req *request, out []byte) []b
 
 // renderSimpleQueryLocked renders a simple Query: DEALLOCATE is mapped to
 // server-side names, DISCARD ALL and DEALLOCATE ALL forget every prepared
-// statement (deallocate.go).
-func (ss *session) renderSimpleQueryLocked(out []byte, st *pool.SessionState, frame []byte) []byte {
-	text, _, _ := cstringAt(wire.Body(frame), 0)
+// statement (deallocate.go). text is the Query's (frameView).
+func (ss *session) renderSimpleQueryLocked(out []byte, st *pool.SessionState, frame []byte, text string) []byte {
 	d := ss.statementLocked(text, ss.lexOf(text))
 	e := expectation{kind: pgmsg.Query}
 	if d.DiscardAll || d.DeallocateAll {

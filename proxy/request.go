@@ -25,8 +25,9 @@ type clientStatement struct {
 // request is a client request being collected: whole frames, copied.
 type request struct {
 	buf    []byte
-	frames [][2]int // start, end in buf
-	syncs  int      // Sync, Query and FunctionCall frames: each gets a ReadyForQuery
+	frames [][2]int    // start, end in buf
+	syncs  int         // Sync, Query and FunctionCall frames: each gets a ReadyForQuery
+	views  []frameView // the frames decoded, once complete (decodeRequest)
 }
 
 func (r *request) add(frame []byte, typ byte) {
@@ -41,6 +42,8 @@ func (r *request) add(frame []byte, typ byte) {
 func (r *request) reset() {
 	r.buf = r.buf[:0]
 	r.frames = r.frames[:0]
+	clear(r.views) // drop the texts
+	r.views = r.views[:0]
 	r.syncs = 0
 }
 
@@ -158,15 +161,14 @@ func (ss *session) answerWithoutServer(req *request) bool {
 		return false
 	}
 	var reply []byte
-	for i := range req.frames {
-		frame := req.frame(i)
-		switch frame[0] {
+	for i := range req.views {
+		v := &req.views[i]
+		switch v.typ {
 		case pgmsg.Parse:
-			pf, _ := decodeParse(frame)
-			ss.prepared[pf.name] = newClientStatement(pf, lexText(pf.query))
+			ss.prepared[v.name] = newClientStatement(v, ss.lexOf(v.text), nil)
 			reply = append(reply, pgmsg.ParseComplete, 0, 0, 0, 4)
 		case pgmsg.Close:
-			_, name, _ := targetOf(frame)
+			name := v.name
 			delete(ss.prepared, name)
 			if name == "" {
 				ss.closeUnnamedWithoutServer()
@@ -185,15 +187,15 @@ func (ss *session) answerWithoutServer(req *request) bool {
 // answerable reports whether req is only answerable Parses and statement
 // Closes, then its Sync.
 func (ss *session) answerable(req *request) bool {
-	for i := range req.frames {
-		frame := req.frame(i)
-		switch frame[0] {
+	for i := range req.views {
+		v := &req.views[i]
+		switch v.typ {
 		case pgmsg.Parse:
-			if pf, ok := decodeParse(frame); !ok || !ss.answerableParse(pf) {
+			if !ss.answerableParse(v) {
 				return false
 			}
 		case pgmsg.Close:
-			if kind, _, ok := targetOf(frame); !ok || kind != pgmsg.TargetStatement {
+			if !v.ok || v.kind != pgmsg.TargetStatement {
 				return false
 			}
 		case pgmsg.Sync:

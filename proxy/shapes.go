@@ -78,37 +78,32 @@ func (ss *session) verifyShapesLocked(server *pool.Conn, req *request) bool {
 // whose shape the client knows and that server has not prepared.
 func (ss *session) shapeChecksLocked(server *pool.Conn, req *request) []shapeCheck {
 	var checks []shapeCheck
-	seen := map[string]bool{}
-	for i := range req.frames {
-		frame := req.frame(i)
-		var name string
-		switch frame[0] {
-		case pgmsg.Bind:
-			_, n, _, ok := bindStatement(frame)
-			if !ok {
-				continue
-			}
-			name = n
-		case pgmsg.Describe:
-			kind, n, ok := targetOf(frame)
-			if !ok || kind != pgmsg.TargetStatement {
-				continue
-			}
-			name = n
-		default:
+	for i := range req.views {
+		v := &req.views[i]
+		if !v.ok || v.typ != pgmsg.Bind && (v.typ != pgmsg.Describe || v.kind != pgmsg.TargetStatement) {
 			continue
 		}
+		name := v.name
 		cs, ok := ss.prepared[name]
-		if name == "" || !ok || seen[name] {
+		if name == "" || !ok || checked(checks, name) {
 			continue
 		}
 		if _, known := ss.shapes[name]; !known || server.State.HasPrepared(ss.srv.statementName(cs.server)) {
 			continue
 		}
-		seen[name] = true
 		checks = append(checks, shapeCheck{name, cs})
 	}
 	return checks
+}
+
+// checked reports whether checks holds the statement name.
+func checked(checks []shapeCheck, name string) bool {
+	for _, c := range checks {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // describeShapesLocked prepares and describes checks on server and waits

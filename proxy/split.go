@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pgone/pgone/internal/pgmsg"
-	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/router"
 )
@@ -201,34 +200,32 @@ func (ss *session) splitVerdict(req *request) (read bool, reason router.Reason) 
 	}
 	// Statements this request parses (renderLocked records the named ones
 	// in ss.prepared only later), by name; "" is the unnamed one.
-	var parsedBuf [4][2]string
+	var parsedBuf [4]parsedText
 	parsed := parsedBuf[:0]
-	for _, fr := range req.frames {
-		frame := req.buf[fr[0]:fr[1]]
-		switch frame[0] {
+	for i := range req.views {
+		v := &req.views[i]
+		switch v.typ {
 		case pgmsg.Query:
-			text, _, _ := cstringAt(wire.Body(frame), 0)
-			check(text, ss.lexOf(text))
+			check(v.text, ss.lexOf(v.text))
 		case pgmsg.Parse:
 			// Parsing runs nothing (a replica parses an INSERT too); what
 			// a Bind executes decides.
-			pf, ok := decodeParse(frame)
-			if !ok {
+			if !v.ok {
 				read, reason = false, router.ReasonUnknownStatement
 				break
 			}
-			parsed = append(parsed, [2]string{pf.name, pf.query})
+			parsed = append(parsed, parsedText{v.name, v.text})
 		case pgmsg.Bind:
-			_, name, _, ok := bindStatement(frame)
-			if !ok {
+			if !v.ok {
 				read, reason = false, router.ReasonUnknownStatement
 				break
 			}
+			name := v.name
 			text, found := "", false
 			var lx lexed
 			for i := len(parsed) - 1; i >= 0 && !found; i-- {
-				if parsed[i][0] == name {
-					text, found = parsed[i][1], true
+				if parsed[i].name == name {
+					text, found = parsed[i].text, true
 					lx = ss.lexOf(text)
 				}
 			}

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/pgone/pgone/internal/pgmsg"
-	"github.com/pgone/pgone/internal/wire"
 	"github.com/pgone/pgone/pool"
 )
 
@@ -177,27 +176,24 @@ func (ss *session) dependsOnOutstandingLocked(req *request) bool {
 		return false
 	}
 	parsedUnnamed := false
-	for _, fr := range req.frames {
-		frame := req.buf[fr[0]:fr[1]]
+	for i := range req.views {
+		v := &req.views[i]
 		name, uses := "", false
-		switch frame[0] {
+		switch v.typ {
 		case pgmsg.Parse:
-			if pf, ok := decodeParse(frame); ok {
-				if pf.name == "" {
+			if v.ok {
+				if v.name == "" {
 					parsedUnnamed = true
 					continue
 				}
-				name, uses = pf.name, true
+				name, uses = v.name, true
 			}
 		case pgmsg.Bind:
-			_, n, _, ok := bindStatement(frame)
-			name, uses = n, ok
+			name, uses = v.name, v.ok
 		case pgmsg.Describe, pgmsg.Close:
-			kind, n, ok := targetOf(frame)
-			name, uses = n, ok && kind == pgmsg.TargetStatement && (n != "" || frame[0] == pgmsg.Describe)
+			name, uses = v.name, v.ok && v.kind == pgmsg.TargetStatement && (v.name != "" || v.typ == pgmsg.Describe)
 		case pgmsg.Query:
-			text, _, _ := cstringAt(wire.Body(frame), 0)
-			name, uses = deallocateName(text)
+			name, uses = deallocateName(v.text)
 		}
 		if !uses {
 			continue

@@ -115,23 +115,30 @@ func wellFormedParamTypes(rest []byte) bool {
 	return len(rest) == 2+4*n
 }
 
-// newClientStatement copies what a client Parse defines.
-func newClientStatement(pf parseFrame, lx lexed) clientStatement {
-	return clientStatement{server: serverStatementName(pf.query, pf.rest), query: pf.query,
-		rest: append([]byte(nil), pf.rest...), lex: lx}
+// newClientStatement copies what a client Parse (v) defines. A statement
+// of the same text and parameter types as like (the client's previous
+// unnamed one, which pgbench -M extended parses again every request) takes
+// its text, name and parameter types rather than copying and hashing them
+// again; neither is ever modified.
+func newClientStatement(v *frameView, lx lexed, like *clientStatement) clientStatement {
+	if like != nil && like.server != unnamedTooLarge && like.query == v.text && string(like.rest) == string(v.rest) {
+		return clientStatement{server: like.server, query: like.query, rest: like.rest, lex: lx}
+	}
+	return clientStatement{server: serverStatementName(v.text, v.rest), query: v.text,
+		rest: append([]byte(nil), v.rest...), lex: lx}
 }
 
 // answerableParse reports whether pgone may answer a client's named Parse
 // itself: the statement is well formed, its name is free, and a server has
 // prepared the same statement before, so it is known to parse.
-func (ss *session) answerableParse(pf parseFrame) bool {
-	if pf.name == "" || !wellFormedParamTypes(pf.rest) {
+func (ss *session) answerableParse(v *frameView) bool {
+	if !v.ok || v.name == "" || !wellFormedParamTypes(v.rest) {
 		return false
 	}
-	if _, taken := ss.prepared[pf.name]; taken {
+	if _, taken := ss.prepared[v.name]; taken {
 		return false // 42P05 comes from a server (renderParseLocked)
 	}
-	return ss.srv.parsed.has(ss.parsedKey(serverStatementName(pf.query, pf.rest)))
+	return ss.srv.parsed.has(ss.parsedKey(serverStatementName(v.text, v.rest)))
 }
 
 // parsedKey is the key of a statement in parsedStatements: whether a
@@ -146,36 +153,32 @@ func (ss *session) parsedKey(base string) uint64 {
 	return h.Sum64()
 }
 
-// renderParseLocked renders a client Parse.
-func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []byte) []byte {
-	pf, ok := decodeParse(frame)
-	if !ok || !wellFormedParamTypes(pf.rest) {
+// renderParseLocked renders a client Parse (v decodes frame).
+func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []byte, v *frameView) []byte {
+	if !v.ok || !wellFormedParamTypes(v.rest) {
 		// The server rejects it before it touches any statement.
 		ss.expect.push(expectation{kind: pgmsg.Parse})
 		return append(out, frame...)
 	}
 	// Pins and settings changes of a prepared statement apply when it is
 	// prepared.
-	lx := ss.lexOf(pf.query)
-	ss.statementLocked(pf.query, lx)
-	if pf.name == "" {
-		cs := clientStatement{server: unnamedTooLarge}
-		if len(pf.query) <= maxUnnamedText {
-			cs = newClientStatement(pf, lx)
-		}
-		ss.unnamedChangedLocked()
+	lx := ss.lexOf(v.text)
+	ss.statementLocked(v.text, lx)
+	if v.name == "" {
 		prev := ss.stmts.unnamed
-		ss.stmts.unnamed = &cs
+		set := ss.unnamedStatementLocked(v, lx, prev)
+		ss.unnamedChangedLocked()
+		ss.stmts.unnamed = set
 		st.UnnamedOwner = ss.ownerID()
-		ss.expect.push(expectation{kind: pgmsg.Parse, unnamed: true, unnamedSet: &cs, unnamedPrev: prev})
+		ss.expect.push(expectation{kind: pgmsg.Parse, unnamed: true, unnamedSet: set, unnamedPrev: prev})
 		return append(out, frame...)
 	}
-	if old, taken := ss.prepared[pf.name]; taken {
-		return ss.renderDuplicateParseLocked(out, st, pf.name, old)
+	if old, taken := ss.prepared[v.name]; taken {
+		return ss.renderDuplicateParseLocked(out, st, v.name, old)
 	}
-	cs := newClientStatement(pf, lx)
-	ss.prepared[pf.name] = cs
-	delete(ss.shapes, pf.name)
+	cs := newClientStatement(v, lx, nil)
+	ss.prepared[v.name] = cs
+	delete(ss.shapes, v.name)
 	name := ss.srv.statementName(cs.server)
 	if st.HasPrepared(name) {
 		// Re-parse under the shared name: close it first (replies swallowed).
@@ -186,8 +189,26 @@ func (ss *session) renderParseLocked(out []byte, st *pool.SessionState, frame []
 		ss.expect.push(expectation{kind: pgmsg.Close, injected: true, statement: evict})
 	}
 	out = encodeParse(out, name, cs.query, cs.rest)
-	ss.expect.push(expectation{kind: pgmsg.Parse, statement: name, base: cs.server, client: pf.name, creates: true})
+	ss.expect.push(expectation{kind: pgmsg.Parse, statement: name, base: cs.server, client: v.name, creates: true})
 	return out
+}
+
+// unnamedStatementLocked returns the client's unnamed statement after its
+// Parse v (lx: lexText of its text). The same statement as prev again
+// (pgbench -M extended, or any client running one query over and over)
+// is prev itself, unless an unanswered message still records prev: undoing
+// what the server skipped tells statements apart by pointer
+// (undoLocked), and nothing modifies a statement once made.
+func (ss *session) unnamedStatementLocked(v *frameView, lx lexed, prev *clientStatement) *clientStatement {
+	if len(v.text) > maxUnnamedText {
+		return &clientStatement{server: unnamedTooLarge}
+	}
+	if prev != nil && prev.server != unnamedTooLarge && prev.query == v.text &&
+		string(prev.rest) == string(v.rest) && !ss.expect.refersTo(prev) {
+		return prev
+	}
+	cs := newClientStatement(v, lx, prev)
+	return &cs
 }
 
 // renderDuplicateParseLocked renders a Parse of a name the client has
@@ -254,11 +275,12 @@ func (ss *session) ensureUnnamedLocked(out []byte, st *pool.SessionState) []byte
 	return encodeTarget(out, pgmsg.Close, pgmsg.TargetStatement, "")
 }
 
-// renderBindLocked renders a Bind, naming the server-side statement.
-func (ss *session) renderBindLocked(out []byte, st *pool.SessionState, frame []byte) []byte {
-	pe, name, se, ok := bindStatement(frame)
+// renderBindLocked renders a Bind (v decodes frame), naming the
+// server-side statement.
+func (ss *session) renderBindLocked(out []byte, st *pool.SessionState, frame []byte, v *frameView) []byte {
+	pe, name, se := v.portalEnd, v.name, v.stmtEnd
 	switch {
-	case !ok:
+	case !v.ok:
 		out = append(out, frame...)
 		ss.expect.push(expectation{kind: pgmsg.Bind})
 	case name == "":
@@ -288,11 +310,12 @@ func (ss *session) markSettingsChangeLocked(cs *clientStatement) {
 	}
 }
 
-// renderDescribeLocked renders a Describe of a statement or portal.
-func (ss *session) renderDescribeLocked(out []byte, st *pool.SessionState, frame []byte) []byte {
-	kind, name, ok := targetOf(frame)
+// renderDescribeLocked renders a Describe (v decodes frame) of a
+// statement or portal.
+func (ss *session) renderDescribeLocked(out []byte, st *pool.SessionState, frame []byte, v *frameView) []byte {
+	name := v.name
 	switch {
-	case !ok || kind != pgmsg.TargetStatement:
+	case !v.ok || v.kind != pgmsg.TargetStatement:
 		out = append(out, frame...)
 		ss.expect.push(expectation{kind: pgmsg.Describe})
 	case name == "":
@@ -308,11 +331,12 @@ func (ss *session) renderDescribeLocked(out []byte, st *pool.SessionState, frame
 	return out
 }
 
-// renderCloseLocked renders a Close of a statement or portal.
-func (ss *session) renderCloseLocked(out []byte, st *pool.SessionState, frame []byte) []byte {
-	kind, name, ok := targetOf(frame)
+// renderCloseLocked renders a Close (v decodes frame) of a statement or
+// portal.
+func (ss *session) renderCloseLocked(out []byte, st *pool.SessionState, frame []byte, v *frameView) []byte {
+	name := v.name
 	switch {
-	case !ok || kind != pgmsg.TargetStatement:
+	case !v.ok || v.kind != pgmsg.TargetStatement:
 		out = append(out, frame...)
 		ss.expect.push(expectation{kind: pgmsg.Close})
 	case name == "":

@@ -48,6 +48,10 @@ type queryTimer struct {
 	running         uint64
 	runningDeadline int64
 	answered        bool
+	// timeout is the session's query_timeout under the config snapshot
+	// cfg (queryDeadline): looked up again only after a reload.
+	cfg     *snapshot
+	timeout time.Duration
 }
 
 // queryTimeoutFor is the query_timeout of a user on a database: the
@@ -67,8 +71,12 @@ func queryTimeoutFor(cfg *Config, database, user string) time.Duration {
 }
 
 // queryDeadline is the deadline of a request sent now (unix ns), or 0.
+// Called with ss.mu held.
 func (ss *session) queryDeadline() int64 {
-	d := queryTimeoutFor(&ss.srv.snap.Load().cfg, ss.poolKey.Database, ss.user)
+	if snap := ss.srv.snap.Load(); snap != ss.qt.cfg {
+		ss.qt.cfg, ss.qt.timeout = snap, queryTimeoutFor(&snap.cfg, ss.poolKey.Database, ss.user)
+	}
+	d := ss.qt.timeout
 	if d <= 0 {
 		return 0
 	}

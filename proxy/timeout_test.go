@@ -89,6 +89,35 @@ func TestTxModeQueryTimeoutPerUserAndDatabase(t *testing.T) {
 	}
 }
 
+// TestTxModeQueryTimeoutFollowsReload: a session takes query_timeout from
+// the config in force when each request is sent, so a reload that sets or
+// clears it applies to connected clients' next requests (pgone keeps the
+// value it looked up per config snapshot, not per session).
+func TestTxModeQueryTimeoutFollowsReload(t *testing.T) {
+	// Not parallel: it reloads the proxy's config.
+	ctx := testCtx(t)
+	p := txProxy(t, 1, nil)
+	conn := p.Connect(t)
+	if _, err := conn.Exec(ctx, "SELECT pg_sleep(0.3)"); err != nil {
+		t.Fatalf("no query_timeout: %v", err)
+	}
+	cfg := *p.Cfg
+	cfg.Proxy.Limits.QueryTimeout = 100 * time.Millisecond
+	if err := p.Srv.Reload(cfg.Proxy, cfg.Pool); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_sleep(5)"); pgerr(err) != "57014" {
+		t.Fatalf("after a reload to query_timeout 100ms: %v; want 57014", err)
+	}
+	cfg.Proxy.Limits.QueryTimeout = 0
+	if err := p.Srv.Reload(cfg.Proxy, cfg.Pool); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_sleep(0.3)"); err != nil {
+		t.Errorf("after a reload back to no query_timeout: %v", err)
+	}
+}
+
 func pgerr(err error) string {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

@@ -48,6 +48,7 @@ func (ss *session) relayTx() {
 // replies on their way. out is the render buffer, reused between requests.
 // An error means the client could not be answered: the session ends.
 func (ss *session) serveRequest(req *request, last byte, out *[]byte) error {
+	ss.decodeRequest(req)                                   // frameview.go: every stage reads req.views
 	if answered, err := ss.intercept(req, last); answered { // request.go
 		return err
 	}
