@@ -98,6 +98,10 @@ install_helm() {
 no_system_prometheus() {
 	if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
 		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+	elif [[ -x /etc/init.d/prometheus ]]; then
+		# Without systemd the package starts it through its init script.
+		$SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+		$SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
 	fi
 }
 
