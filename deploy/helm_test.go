@@ -199,10 +199,12 @@ func TestHelmTemplateDefaults(t *testing.T) {
 // instead of the rendered one, and a config whose ports disagree with the
 // chart refused at render time.
 func TestHelmTemplateOptions(t *testing.T) {
-	objs := helmTemplate(t, "--set", "serviceMonitor.enabled=true", "--set", "replicaCount=3", "--set", "podDisruptionBudget.enabled=false")
+	objs := helmTemplate(t, "--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
+		"--set", "replicaCount=3", "--set", "podDisruptionBudget.enabled=false")
 	if _, ok := objs["ServiceMonitor"]; !ok {
 		t.Error("serviceMonitor.enabled=true rendered no ServiceMonitor")
 	}
+	checkPrometheusRule(t, objs["PrometheusRule"])
 	if _, ok := objs["PodDisruptionBudget"]; ok {
 		t.Error("podDisruptionBudget.enabled=false still rendered one")
 	}
@@ -233,5 +235,30 @@ func TestHelmTemplateOptions(t *testing.T) {
 		if err == nil || !strings.Contains(out, "must") {
 			t.Errorf("helm template %v: %v, want a refusal naming the port\n%s", bad, err, out)
 		}
+	}
+}
+
+// checkPrometheusRule: the chart's PrometheusRule carries exactly the rules
+// of deploy/prometheus/alerts.yml, templates ({{ $labels.x }}) untouched.
+func checkPrometheusRule(t *testing.T, o k8sObject) {
+	t.Helper()
+	if o.Kind != "PrometheusRule" {
+		t.Fatal("prometheusRule.enabled=true rendered no PrometheusRule")
+	}
+	copyText, orig := readFile(t, filepath.Join(chartDir, "files", "alerts.yml")), readFile(t, "prometheus/alerts.yml")
+	if copyText != orig {
+		t.Fatal("helm/pgone/files/alerts.yml differs from prometheus/alerts.yml: cp prometheus/alerts.yml helm/pgone/files/alerts.yml")
+	}
+	var rendered, want any
+	if err := o.Spec.Decode(&rendered); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(orig), &want); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := yaml.Marshal(rendered)
+	exp, _ := yaml.Marshal(want)
+	if string(got) != string(exp) {
+		t.Errorf("the PrometheusRule's spec is not alerts.yml:\n%s", got)
 	}
 }
