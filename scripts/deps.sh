@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh installs what `make test` and `make demo` need, only if something
 # is missing: PostgreSQL server binaries (initdb, postgres, pg_basebackup),
-# psql, pgbench, redis-server, and a C compiler (go test -race needs cgo).
+# psql, pgbench, redis-server, a C compiler (go test -race needs cgo),
+# prometheus and promtool (the deploy/ checks), and helm (built from its Go
+# module into ~/.cache/pgone-tools/bin, or $PGONE_TOOLS_DIR).
 # On Debian/Ubuntu it uses apt-get; elsewhere it prints what to install and
 # fails. Go itself is never installed here. Run it as root (or with sudo).
 set -euo pipefail
@@ -70,6 +72,37 @@ missing() {
 	has_tool pgbench "$bindir" || echo "pgbench"
 	command -v redis-server >/dev/null 2>&1 || echo "redis-server"
 	has_cgo_compiler || echo "a C compiler with libc headers (go test -race needs cgo)"
+	command -v prometheus >/dev/null 2>&1 || echo "prometheus (Debian package prometheus)"
+	command -v promtool >/dev/null 2>&1 || echo "promtool (Debian package prometheus)"
+}
+
+# HELM_VERSION is the helm the deploy/ chart test runs (helm lint, helm template).
+HELM_VERSION=v3.21.4
+TOOLS_DIR="${PGONE_TOOLS_DIR:-${HOME:-/root}/.cache/pgone-tools/bin}"
+
+# install_helm builds helm from its Go module (the module proxy serves it;
+# no other download) unless one is on PATH or in TOOLS_DIR already. The
+# first build takes a few minutes.
+install_helm() {
+	if command -v helm >/dev/null 2>&1 || [[ -x "$TOOLS_DIR/helm" ]]; then
+		return 0
+	fi
+	echo "deps: building helm $HELM_VERSION into $TOOLS_DIR (a few minutes, once)"
+	mkdir -p "$TOOLS_DIR"
+	GOBIN="$TOOLS_DIR" GOFLAGS=-mod=mod "$GO" install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+# no_system_prometheus stops and disables the prometheus service the Debian
+# package starts: the tests run their own on a free port, and only promtool
+# and the binary are wanted.
+no_system_prometheus() {
+	if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+	elif [[ -x /etc/init.d/prometheus ]]; then
+		# Without systemd the package starts it through its init script.
+		$SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+		$SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+	fi
 }
 
 # no_system_cluster stops the postgresql package from creating and starting
@@ -89,6 +122,8 @@ if ! command -v "$GO" >/dev/null 2>&1; then
 	exit 1
 fi
 
+install_helm
+
 todo="$(missing)"
 if [[ -z "$todo" ]]; then
 	echo "deps: everything is installed (PostgreSQL in $(pg_bindir))"
@@ -105,6 +140,7 @@ deps: no apt-get here; install these yourself, then run make again:
   - psql and pgbench
   - redis-server
   - a C compiler with libc headers (gcc), for go test -race
+  - prometheus and promtool (2.x), for the deploy/ checks
 MSG
 	exit 1
 fi
@@ -126,7 +162,8 @@ $SUDO apt-get update
 $SUDO env DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 \
 	apt-get install -y --no-install-recommends \
 	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-	postgresql postgresql-client redis-server gcc libc6-dev
+	postgresql postgresql-client redis-server gcc libc6-dev prometheus
+no_system_prometheus
 
 todo="$(missing)"
 if [[ -n "$todo" ]]; then

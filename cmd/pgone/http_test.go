@@ -55,8 +55,14 @@ type runningServe struct {
 
 func startServe(t *testing.T, httpListen string, opts serveOptions) (*runningServe, error) {
 	t.Helper()
+	return startServeConfig(t, fmt.Sprintf(serveConfig, "3s", 5, httpListen), opts)
+}
+
+// startServeConfig runs serve in the test on a config file with content.
+func startServeConfig(t *testing.T, content string, opts serveOptions) (*runningServe, error) {
+	t.Helper()
 	rs := &runningServe{
-		path: writeFile(t, "pgone.yaml", fmt.Sprintf(serveConfig, "3s", 5, httpListen)),
+		path: writeFile(t, "pgone.yaml", content),
 		sigs: make(chan os.Signal, 4),
 		done: make(chan error, 1),
 	}

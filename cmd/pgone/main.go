@@ -32,6 +32,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "pgone", versionString())
 		return 0
@@ -49,6 +51,7 @@ func usage(w io.Writer) {
   pgone serve --config FILE [--log-format text|json] [--log-level LEVEL]
   pgone check --config FILE
   pgone demo [--port 6432] [--log-format text|json]
+  pgone healthcheck [--url http://127.0.0.1:9930/healthz] [--timeout 3s]
   pgone version
 `)
 }
