@@ -51,6 +51,17 @@ type Conn struct {
 	lastUsed time.Time
 	expires  time.Time
 	cancel   cancelState // cancel requests in flight (cancel.go)
+	peek     peeker      // Alive's socket check, made once
+}
+
+// peeker is Alive's non-blocking peek at a connection's socket, built at
+// the first check and reused: a closure per check would allocate on every
+// acquire of an idle connection.
+type peeker struct {
+	raw   syscall.RawConn
+	fn    func(fd uintptr) bool
+	alive bool
+	buf   [1]byte
 }
 
 // Frames returns the frame reader of the server stream.
@@ -168,30 +179,35 @@ func (c *Conn) Rollback(ctx context.Context) error {
 // Alive reports whether the connection is usable: nothing is waiting to be
 // read (a server that terminated the backend has sent an error and closed).
 // It peeks at the socket without blocking: one recv syscall. (A read with
-// an expired deadline would not even try the socket.)
+// an expired deadline would not even try the socket.) Only the
+// connection's holder calls it: the pool before handing out an idle
+// connection, or the session that holds it.
 func (c *Conn) Alive() bool {
 	if c.r.Buffered() > 0 {
 		return false
 	}
-	nc := c.net
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
+	pk := &c.peek
+	if pk.fn == nil {
+		nc := c.net
+		if tc, ok := nc.(*tls.Conn); ok {
+			nc = tc.NetConn()
+		}
+		sc, ok := nc.(syscall.Conn)
+		if !ok {
+			return true
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		pk.raw = raw
+		pk.fn = func(fd uintptr) bool {
+			pk.alive = peekIdle(fd, pk.buf[:])
+			return true // never wait for readiness
+		}
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	alive := false
-	var buf [1]byte
-	cerr := raw.Read(func(fd uintptr) bool {
-		alive = peekIdle(fd, buf[:])
-		return true // never wait for readiness
-	})
-	return cerr == nil && alive
+	pk.alive = false
+	return pk.raw.Read(pk.fn) == nil && pk.alive
 }
 
 func (c *Conn) close() { _ = c.net.Close() }
