@@ -153,6 +153,7 @@ type session struct {
 	// wrote, and whether it failed or rolls back.
 	txWrites  []string
 	txAborted bool
+	cache     *sessionCache // the result cache's handle (cachehooks.go); nil until used
 
 	// The read/write split (split.go), also guarded by mu. The session
 	// goroutine reads them without mu while it holds no server (no pump).
