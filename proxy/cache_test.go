@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgone/pgone/cache"
@@ -479,4 +481,68 @@ func TestCacheNeverStaleUnderConcurrency(t *testing.T) {
 	if s.Hits == 0 || s.Fills == 0 {
 		t.Fatalf("the run exercised no hits (%d) or fills (%d)", s.Hits, s.Fills)
 	}
+}
+
+// TestCacheInDoubtCommitInvalidates: a COMMIT whose server died after
+// writing its commit record (08007, outcome unknown) must invalidate as a
+// commit, never be taken as a rollback; the session's marks then end, so
+// the table is served from the cache again.
+func TestCacheInDoubtCommitInvalidates(t *testing.T) {
+	// Not parallel: synchronous_standby_names is set for the whole cluster.
+	ctx := testCtx(t)
+	ownDatabase(t, "cachedoubt")
+	direct := connect(t, cluster.Primary.DSN(appUser, appPassword, "cachedoubt"))
+	if _, err := direct.Exec(ctx, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'v0')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Exec(ctx, "ALTER SYSTEM SET synchronous_standby_names = 'pgone_nobody'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = cluster.Exec(ctx, "ALTER SYSTEM RESET synchronous_standby_names")
+		_ = cluster.Exec(ctx, "SELECT pg_reload_conf()")
+	})
+	if err := cluster.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the reload applies", func() bool {
+		var v string
+		return direct.QueryRow(ctx, "SHOW synchronous_standby_names").Scan(&v) == nil && v == "pgone_nobody"
+	})
+	p, c := startCacheProxy(t, func(c *cache.Config) { c.Rules = []cache.Rule{{Table: "t"}} })
+	reader := connect(t, p.DSN(appUser, appPassword, "cachedoubt"))
+	writer := connect(t, p.DSN(appUser, appPassword, "cachedoubt"))
+	const sql = "SELECT v FROM t WHERE id = 1"
+	readV(t, reader, sql)
+	waitUntil(t, "the fill", func() bool { return c.Stats().Fills == 1 })
+
+	for _, s := range []string{"BEGIN", "SET LOCAL synchronous_commit = on", "UPDATE t SET v = 'doubt' WHERE id = 1"} {
+		if _, err := writer.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := writer.Exec(ctx, "COMMIT")
+		done <- err
+	}()
+	var pid int
+	waitUntil(t, "COMMIT waits for the standby", func() bool {
+		return direct.QueryRow(ctx, "SELECT pid FROM pg_stat_activity WHERE datname = 'cachedoubt' AND wait_event = 'SyncRep'").Scan(&pid) == nil
+	})
+	if _, err := direct.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	var pgErr *pgconn.PgError
+	if err := <-done; !errors.As(err, &pgErr) || pgErr.Code != "08007" {
+		t.Fatalf("COMMIT: %v; want 08007", err)
+	}
+	if v := readV(t, reader, sql); v != "doubt" {
+		t.Fatalf("read after the in-doubt commit = %q, want doubt (taken as a rollback?)", v)
+	}
+	waitUntil(t, "the read is cached again", func() bool {
+		hits := c.Stats().Hits
+		return readV(t, reader, sql) == "doubt" && c.Stats().Hits > hits
+	})
 }
