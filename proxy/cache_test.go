@@ -17,11 +17,19 @@ import (
 	"github.com/pgone/pgone/cache"
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/proxy"
 )
 
 // startCacheProxy starts pgone in transaction mode with the result cache
 // on (mode rules), configured by mutate, the way cmd/pgone wires it.
 func startCacheProxy(t *testing.T, mutate func(*cache.Config)) (*testProxy, *cache.Cache) {
+	t.Helper()
+	return startCacheProxyWith(t, nil, mutate)
+}
+
+// startCacheProxyWith is startCacheProxy with pgone's config changed by
+// mutateCfg too.
+func startCacheProxyWith(t *testing.T, mutateCfg func(*config.Config), mutate func(*cache.Config)) (*testProxy, *cache.Cache) {
 	t.Helper()
 	ccfg := cache.Config{Mode: cache.ModeRules}
 	if mutate != nil {
@@ -32,7 +40,12 @@ func startCacheProxy(t *testing.T, mutate func(*cache.Config)) (*testProxy, *cac
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := validConfig(t, baseConfig(), func(c *config.Config) { c.Pool.Mode = pool.ModeTransaction })
+	cfg := validConfig(t, baseConfig(), func(c *config.Config) {
+		c.Pool.Mode = pool.ModeTransaction
+		if mutateCfg != nil {
+			mutateCfg(c)
+		}
+	})
 	p := serveProxy(t, cfg, testLog(), func(p *testProxy) { p.Srv.SetCache(c, ccfg.Rules) })
 	return p, c
 }
@@ -545,4 +558,40 @@ func TestCacheInDoubtCommitInvalidates(t *testing.T) {
 		hits := c.Stats().Hits
 		return readV(t, reader, sql) == "doubt" && c.Stats().Hits > hits
 	})
+}
+
+// TestCacheFillsWithReplicas: with a replica, reads go to it, but a
+// cacheable miss runs on the primary so that its result can be stored
+// (a replica's may predate the last invalidation): the next read is a
+// hit, and a write through pgone is seen at once.
+func TestCacheFillsWithReplicas(t *testing.T) {
+	t.Parallel()
+	cacheTable(t, "cache_split", 1)
+	p, c := startCacheProxyWith(t, func(c *config.Config) {
+		c.Pool.ReplicaCheckInterval = 100 * time.Millisecond
+		c.Proxy.Routing.ReadFunctions = []string{"inet_server_port"}
+		db := c.Proxy.Databases[appDB]
+		db.Replicas = []proxy.Replica{{Host: cluster.Replica.Host, Port: cluster.Replica.Port}}
+		c.Proxy.Databases[appDB] = db
+	}, func(c *cache.Config) { c.Rules = []cache.Rule{{Table: "cache_split"}} })
+	conn := p.Connect(t)
+	const sql = "SELECT v FROM cache_split WHERE id = 1"
+	waitForReplicaReads(t, conn, cluster)
+	waitUntil(t, "the replica has the table", func() bool {
+		var n int
+		return conn.QueryRow(testCtx(t), "/* pgone:nocache */ SELECT count(*) FROM cache_split").Scan(&n) == nil && n == 1
+	})
+	readV(t, conn, sql)
+	waitUntil(t, "the fill", func() bool { return c.Stats().Fills == 1 })
+	hits := c.Stats().Hits
+	readV(t, conn, sql)
+	if c.Stats().Hits != hits+1 {
+		t.Fatalf("no hit after a miss with a replica configured: %+v", c.Stats())
+	}
+	if _, err := conn.Exec(testCtx(t), "UPDATE cache_split SET v = 'new' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if v := readV(t, conn, sql); v != "new" {
+		t.Fatalf("read after the write = %q, want new", v)
+	}
 }

@@ -28,9 +28,10 @@ import (
 //   - A lost server (08006/08007) or a request never sent: Committed with
 //     an unknown LSN; the session's end: cache.Session.Close.
 //
-// Commit LSNs are not asked for (UnknownLSN) and fills read on a replica
-// are abandoned: a replica fill needs a replay LSN sampled before the read
-// was sent, which the pipeline does not give yet.
+// Commit LSNs are not asked for (UnknownLSN). A miss is sent to the
+// primary (router.ReasonCacheFill), and a fill that ran on a replica
+// anyway is abandoned: a replica fill needs a replay LSN sampled before
+// the read was sent, which the pipeline does not give yet.
 
 // cacheHooks are the Hooks of a server with the cache on.
 type cacheHooks struct {
@@ -158,6 +159,9 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 		return reply, true
 	}
 	p.cache.fill, p.cache.ttl = true, ttl
+	// The miss runs on the primary: a replica's result may predate the
+	// cache's last invalidation, and its replay LSN is not known here.
+	ss.plan.splitDone, ss.plan.read, ss.plan.reason = true, false, router.ReasonCacheFill
 	return nil, false
 }
 
