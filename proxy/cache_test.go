@@ -595,3 +595,42 @@ func TestCacheFillsWithReplicas(t *testing.T) {
 		t.Fatalf("read after the write = %q, want new", v)
 	}
 }
+
+// TestCacheConsole: SHOW CACHE shows the hits and fills; CACHE FLUSH
+// [db] drops the entries, so the next read is a miss.
+func TestCacheConsole(t *testing.T) {
+	t.Parallel()
+	cacheTable(t, "cache_console", 1)
+	ccfg := cache.Config{Mode: cache.ModeRules, Rules: []cache.Rule{{Table: "cache_console"}}}
+	ccfg.Defaults()
+	c, err := cache.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = pool.ModeTransaction },
+		func(s *proxy.Server) { s.SetCache(c, ccfg.Rules) })
+	conn := p.Connect(t)
+	admin := p.console(t, adminUser, adminPassword)
+	const sql = "SELECT v FROM cache_console WHERE id = 1"
+	readV(t, conn, sql)
+	waitUntil(t, "the fill", func() bool { return c.Stats().Fills == 1 })
+	readV(t, conn, sql)
+	row := show(t, admin, "SHOW CACHE").row("mode", "on")
+	if row["hits"] != "1" || row["fills"] != "1" || row["entries"] == "0" || row["hit_ratio"] != "0.5000" {
+		t.Fatalf("SHOW CACHE = %v; want 1 hit, 1 fill, an entry, ratio 0.5", row)
+	}
+	for _, cmd := range []string{"CACHE FLUSH " + appDB, "cache flush"} {
+		if _, err := admin.Exec(testCtx(t), cmd).ReadAll(); err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		before := c.Stats()
+		readV(t, conn, sql)
+		if c.Stats().Misses != before.Misses+1 {
+			t.Fatalf("read after %s was not a miss", cmd)
+		}
+		waitUntil(t, "the fill", func() bool { return c.Stats().Fills == before.Fills+1 })
+	}
+	if _, err := admin.Exec(testCtx(t), "CACHE FLUSH nosuchdb").ReadAll(); err == nil {
+		t.Error("CACHE FLUSH of an unknown database succeeded")
+	}
+}
