@@ -634,3 +634,33 @@ func TestCacheConsole(t *testing.T) {
 		t.Error("CACHE FLUSH of an unknown database succeeded")
 	}
 }
+
+// TestCacheHitKeepsUnnamedStatement: a hit answers a Parse of the unnamed
+// statement without a server, but the client's unnamed statement is then
+// that one, as on PostgreSQL: a later Bind of it without a Parse runs it.
+func TestCacheHitKeepsUnnamedStatement(t *testing.T) {
+	t.Parallel()
+	cacheTable(t, "cache_unnamed", 1)
+	p, c := startCacheProxy(t, func(c *cache.Config) { c.Rules = []cache.Rule{{Table: "cache_unnamed"}} })
+	mc := connectMsg(t, p.AppDSN())
+	param := [][]byte{[]byte("1")}
+	run := func(query string) string {
+		msgs := []pgproto3.FrontendMessage{&pgproto3.Bind{Parameters: param}, &pgproto3.Execute{}, &pgproto3.Sync{}}
+		if query != "" {
+			msgs = append([]pgproto3.FrontendMessage{&pgproto3.Parse{Query: query}}, msgs...)
+		}
+		mc.send(msgs...)
+		return strings.Join(mc.readUntil(isRFQ), " ")
+	}
+	const cached = "SELECT v FROM cache_unnamed WHERE id = $1"
+	run(cached)
+	waitUntil(t, "the fill", func() bool { return c.Stats().Fills == 1 })
+	run("SELECT 'other' WHERE $1::int = 1")
+	hits := c.Stats().Hits
+	if got := run(cached); !strings.Contains(got, `"v0"`) || c.Stats().Hits != hits+1 {
+		t.Fatalf("the repeated unnamed Parse: %s, hits %d->%d; want a hit with v0", got, hits, c.Stats().Hits)
+	}
+	if got := run(""); !strings.Contains(got, `"v0"`) {
+		t.Fatalf("Bind of the unnamed statement after a hit ran another statement: %s", got)
+	}
+}

@@ -156,6 +156,7 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 	in := cache.KeyInput{Database: p.database, Role: p.user, Settings: settings, Shape: shape, Text: string(key)}
 	reply, hit := sc.cs.Lookup(ctx, &in, relationNames(st.ReadTables))
 	if hit {
+		ss.unnamedParsedByHit(p.req)
 		return reply, true
 	}
 	p.cache.fill, p.cache.ttl = true, ttl
@@ -163,6 +164,31 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 	// cache's last invalidation, and its replay LSN is not known here.
 	ss.plan.splitDone, ss.plan.read, ss.plan.reason = true, false, router.ReasonCacheFill
 	return nil, false
+}
+
+// unnamedParsedByHit does to the session what the Parse of the unnamed
+// statement in a request answered by a hit did on PostgreSQL (the reply
+// has its ParseComplete): that statement is now the client's unnamed one,
+// for a later Bind without a Parse.
+func (ss *session) unnamedParsedByHit(req *request) {
+	for i := range req.frames {
+		frame := req.frame(i)
+		if frame[0] != pgmsg.Parse {
+			continue
+		}
+		pf, ok := decodeParse(frame)
+		if !ok {
+			continue
+		}
+		cs := clientStatement{server: unnamedTooLarge}
+		if len(pf.query) <= maxUnnamedText {
+			cs = newClientStatement(pf, ss.lexOf(pf.query))
+		}
+		ss.mu.Lock()
+		ss.unnamedChangedLocked()
+		ss.stmts.unnamed = &cs
+		ss.mu.Unlock()
+	}
 }
 
 // AfterReply stores or abandons the request's fill and ends the session's
