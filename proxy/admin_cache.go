@@ -5,6 +5,7 @@ import (
 
 	"github.com/pgone/pgone/cache"
 	"github.com/pgone/pgone/pgerr"
+	"github.com/pgone/pgone/pool"
 )
 
 // The result cache in the admin console: SHOW CACHE and CACHE FLUSH [db].
@@ -48,11 +49,22 @@ func (s *Server) cacheFlush(db string) error {
 	if c == nil {
 		return pgerr.New(pgerr.ObjectNotInPrerequisiteState, "the result cache is off (cache.mode)")
 	}
-	if db != "" {
-		if err := s.checkDatabase(db, true); err != nil {
-			return err
-		}
+	if db == "" {
+		c.Flush("")
+		return nil
 	}
-	c.Flush(db)
+	if err := s.checkDatabase(db, true); err != nil {
+		return err
+	}
+	d, ok := s.snap.Load().cfg.DatabaseFor(db)
+	if !ok {
+		c.Flush("") // a pool without a config entry any more: flush all
+		return nil
+	}
+	dbname := d.DBName
+	if dbname == "" {
+		dbname = db
+	}
+	c.Flush(cacheDatabaseOf(pool.Target{Host: d.Host, Port: d.Port, Database: dbname}))
 	return nil
 }

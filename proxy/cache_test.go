@@ -664,3 +664,40 @@ func TestCacheHitKeepsUnnamedStatement(t *testing.T) {
 		t.Fatalf("Bind of the unnamed statement after a hit ran another statement: %s", got)
 	}
 }
+
+// TestCacheWritesThroughOtherNames: a write through another pgone
+// database name for the same PostgreSQL database (an alias in transaction
+// mode, or a session-mode entry, whose writes pgone does not see one by
+// one) invalidates reads through the first name.
+func TestCacheWritesThroughOtherNames(t *testing.T) {
+	t.Parallel()
+	cacheTable(t, "cache_alias", 1)
+	p, _ := startCacheProxyWith(t, func(c *config.Config) {
+		db := c.Proxy.Databases[appDB]
+		db.DBName = appDB
+		c.Proxy.Databases["alias_tx"] = db
+		db.PoolMode = pool.ModeSession
+		c.Proxy.Databases["alias_session"] = db
+	}, func(c *cache.Config) { c.Rules = []cache.Rule{{Table: "cache_alias"}} })
+	reader := p.Connect(t)
+	const sql = "SELECT v FROM cache_alias WHERE id = 1"
+	for _, alias := range []string{"alias_tx", "alias_session"} {
+		readV(t, reader, sql)
+		readV(t, reader, sql) // served from the cache
+		w := connect(t, p.DSN(appUser, appPassword, alias))
+		if _, err := w.Exec(testCtx(t), "UPDATE cache_alias SET v = $1 WHERE id = 1", alias); err != nil {
+			t.Fatal(err)
+		}
+		if alias == "alias_session" {
+			// Session mode: the database counts as written while the
+			// client stays; reads then go to PostgreSQL.
+			if v := readV(t, reader, sql); v != alias {
+				t.Fatalf("read while the session-mode writer is connected = %q, want %q", v, alias)
+			}
+			w.Close(testCtx(t))
+		}
+		if v := readV(t, reader, sql); v != alias {
+			t.Fatalf("read after a write through %s = %q, want %q", alias, v, alias)
+		}
+	}
+}

@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/pgone/pgone/cache"
 	"github.com/pgone/pgone/internal/pgmsg"
+	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/router"
 )
 
@@ -48,7 +51,7 @@ func (s *Server) SetCache(c *cache.Cache, rules []cache.Rule) {
 
 // sessionCache is one client session's cache handle. The session
 // goroutine (marks, lookups) and its pump (fills, ends) both use it: mu
-// serializes them. Never take ss.mu while holding mu.
+// serializes them. Never take mu while holding ss.mu.
 type sessionCache struct {
 	mu  sync.Mutex
 	cs  *cache.Session
@@ -67,6 +70,33 @@ type cacheRequest struct {
 	fill   bool // it is the session's pending fill
 	single bool // one statement, one Sync or Query
 	ttl    time.Duration
+}
+
+// cacheDatabase names the PostgreSQL database a session's requests run in
+// for the cache: server address and database name, so that two pgone
+// database names for one database share their versions (a write through
+// one invalidates reads through the other).
+func (ss *session) cacheDatabase() string { return cacheDatabaseOf(ss.target) }
+
+func cacheDatabaseOf(t pool.Target) string {
+	return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) + "/" + t.Database
+}
+
+// cacheSessionMode marks the whole database of a session-mode client as
+// written for as long as the client stays, since session mode has no
+// hooks: nothing of that database is served from the cache or filled
+// meanwhile, and its end invalidates the database. The returned func ends
+// it. Without the cache it does nothing.
+func (ss *session) cacheSessionMode() (end func()) {
+	h, ok := ss.srv.hooks.(*cacheHooks)
+	if !ok {
+		return func() {}
+	}
+	sc := ss.cacheOf(h.c)
+	sc.mu.Lock()
+	sc.cs.Write(ss.cacheDatabase(), nil, true)
+	sc.mu.Unlock()
+	return ss.cacheClosed
 }
 
 // cacheOf returns the session's handle, made on first use.
@@ -115,7 +145,7 @@ func (h *cacheHooks) markRequest(p *PlanView) {
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	sc.cs.Write(p.database, relationNames(tables), all)
+	sc.cs.Write(p.ss.cacheDatabase(), relationNames(tables), all)
 	sc.open++
 	p.cache.marked = true
 }
@@ -153,7 +183,9 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 	if !ok {
 		return nil, false
 	}
-	in := cache.KeyInput{Database: p.database, Role: p.user, Settings: settings, Shape: shape, Text: string(key)}
+	// Role: the client's user and the role pgone logs in to the server as.
+	in := cache.KeyInput{Database: ss.cacheDatabase(), Role: p.user + "\x00" + ss.target.User,
+		Settings: settings, Shape: shape, Text: string(key)}
 	reply, hit := sc.cs.Lookup(ctx, &in, relationNames(st.ReadTables))
 	if hit {
 		ss.unnamedParsedByHit(p.req)

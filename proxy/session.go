@@ -251,6 +251,7 @@ func (ss *session) run() {
 		ss.relayTx()
 		return
 	}
+	defer ss.cacheSessionMode()() // cachehooks.go: its writes are not seen one by one
 	ss.relay(server)
 }
 
