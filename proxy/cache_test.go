@@ -244,6 +244,21 @@ func TestCacheWritesInvalidate(t *testing.T) {
 		}
 	})
 
+	t.Run("commit then rollback in one query string", func(t *testing.T) {
+		waitUntil(t, "the entry served", func() bool {
+			hits := c.Stats().Hits
+			readV(t, reader, sql)
+			return c.Stats().Hits > hits
+		})
+		multi := "BEGIN; UPDATE cache_inv SET v = 'multi' WHERE id = 1; COMMIT; BEGIN; UPDATE cache_inv SET v = 'no' WHERE false; ROLLBACK"
+		if _, err := writer.Exec(ctx, multi); err != nil {
+			t.Fatal(err)
+		}
+		if v := readV(t, reader, sql); v != "multi" {
+			t.Fatalf("read after a committed write followed by a ROLLBACK = %q, want multi", v)
+		}
+	})
+
 	t.Run("DDL bumps the epoch", func(t *testing.T) {
 		readV(t, reader, sql)
 		if _, err := writer.Exec(ctx, "TRUNCATE cache_inv"); err != nil {

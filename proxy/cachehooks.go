@@ -278,6 +278,11 @@ func rolledBack(p *PlanView, r ReplySample) bool {
 	if !p.cache.single {
 		return false
 	}
+	switch p.stmts[0].Reason {
+	case router.ReasonMultiStatement, router.ReasonTooLong, router.ReasonTooComplex:
+		// "...; COMMIT; ...; ROLLBACK" committed before it rolled back.
+		return false
+	}
 	if r.Outcome == OutcomeError {
 		return true
 	}

@@ -77,6 +77,11 @@ func TestWriteOf(t *testing.T) {
 		{"SELECT my_function()", nil, true},
 		{"SELECT nextval('s')", nil, true},
 		{"INSERT INTO t VALUES (1); UPDATE u SET v = 1", nil, true},
+		{"EXPLAIN ANALYZE UPDATE t SET v = 1", []string{"t"}, false},
+		{"EXECUTE x", nil, true},
+		{"COPY t FROM STDIN", []string{"t"}, false},
+		{"REFRESH MATERIALIZED VIEW mv", nil, true},
+		{"SELECT * FROM t FOR UPDATE", nil, false},
 	}
 	for _, tc := range tests {
 		tables, all := writeOf(planOf(r, tc.text))
