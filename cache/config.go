@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -32,8 +33,24 @@ type Config struct {
 	// SingleFlightWait is how long concurrent misses of one key wait for
 	// the first one's result before going to PostgreSQL themselves.
 	SingleFlightWait time.Duration `yaml:"single_flight_wait"`
+	// Rules name the tables whose reads may be cached (mode rules, and
+	// auto until the tuner fills it) and for how long. A read is cached
+	// only if every table it reads is named by a rule, or it carries the
+	// hint /* pgone:cache ttl=30s */.
+	Rules []Rule `yaml:"rules"`
 	// Redis is the shared store (L2); empty address: none.
 	Redis Redis `yaml:"redis"`
+}
+
+// Rule lets reads of one table be cached. Table is matched on its
+// relation name, schema and case ignored ("public.Accounts" and
+// "accounts" are one table); it must be a base table: a write to the
+// tables under a view is not seen as a write to the view.
+type Rule struct {
+	Table string `yaml:"table"`
+	// TTL bounds the entries reading the table (0: default_ttl); a read
+	// of several tables lives as long as the shortest.
+	TTL time.Duration `yaml:"ttl"`
 }
 
 // Redis configures the shared store behind the in-process one.
@@ -87,6 +104,17 @@ func (c *Config) Validate() []error {
 	}
 	if c.SingleFlightWait <= 0 {
 		add("single_flight_wait", "must be positive, got %s", c.SingleFlightWait)
+	}
+	for i, r := range c.Rules {
+		switch {
+		case r.Table == "":
+			add(fmt.Sprintf("rules[%d].table", i), "must name a table")
+		case strings.HasPrefix(strings.ToLower(r.Table), "pg_") || strings.HasPrefix(strings.ToLower(r.Table), "information_schema."):
+			add(fmt.Sprintf("rules[%d].table", i), "system catalogs are never cached, got %q", r.Table)
+		}
+		if r.TTL < 0 {
+			add(fmt.Sprintf("rules[%d].ttl", i), "must not be negative, got %s", r.TTL)
+		}
 	}
 	if c.Redis.Address != "" {
 		if _, _, err := net.SplitHostPort(c.Redis.Address); err != nil {

@@ -42,9 +42,13 @@ type Output struct {
 // for all, or one per column), so equal meaning sent differently gives two
 // keys: harmless, only a second entry.
 type KeyInput struct {
-	Database      string
-	Role          string // the effective role: after SET ROLE / SET SESSION AUTHORIZATION
-	SearchPath    string
+	Database   string
+	Role       string // the effective role: after SET ROLE / SET SESSION AUTHORIZATION
+	SearchPath string
+	// Settings is every session-level setting as one canonical string, for
+	// a caller that tracks settings as a whole rather than one by one (the
+	// proxy's settings snapshot); empty when the fields above are used.
+	Settings      string
 	Output        Output
 	Shape         Shape
 	Text          string
@@ -55,7 +59,7 @@ type KeyInput struct {
 
 // keyVersion starts every encoding, so a change of the encoding below
 // cannot meet keys written by an older pgone in a shared L2.
-const keyVersion = 1
+const keyVersion = 2
 
 // KeyBuilder turns KeyInputs into Keys without allocating once its buffer
 // has grown to the largest input seen. It is not safe for concurrent use:
@@ -74,7 +78,7 @@ func (b *KeyBuilder) Key(in *KeyInput) Key {
 
 func appendInput(buf []byte, in *KeyInput) []byte {
 	buf = append(buf, keyVersion)
-	for _, s := range [...]string{in.Database, in.Role, in.SearchPath,
+	for _, s := range [...]string{in.Database, in.Role, in.SearchPath, in.Settings,
 		in.Output.TimeZone, in.Output.DateStyle, in.Output.IntervalStyle,
 		in.Output.ExtraFloatDigits, in.Output.ByteaOutput, in.Output.ClientEncoding,
 		in.Output.LcMonetary, in.Output.LcNumeric, in.Output.StandardConformingStrings} {

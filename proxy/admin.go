@@ -241,6 +241,9 @@ func parseConsoleCommand(text string) (consoleCommand, error) {
 		return consoleCommand{}, pgerr.New(pgerr.SyntaxError, "the pgone admin console runs one command per query")
 	}
 	words := strings.Fields(s)
+	if len(words) >= 2 && strings.EqualFold(words[0], "cache") && strings.EqualFold(words[1], "flush") {
+		words = append([]string{"cache flush"}, words[2:]...) // CACHE FLUSH [db]: admin_cache.go
+	}
 	if len(words) > 2 {
 		return consoleCommand{}, syntaxError(s)
 	}
@@ -310,6 +313,11 @@ func (ss *session) runConsoleCommand(cmd consoleCommand) ([]pgproto3.BackendMess
 			return nil, pgerr.New(pgerr.ObjectNotInPrerequisiteState, "%v", err)
 		}
 		return done("RESUME"), nil
+	case "cache flush":
+		if err := s.cacheFlush(cmd.arg); err != nil { // admin_cache.go
+			return nil, err
+		}
+		return done("CACHE FLUSH"), nil
 	case "kill":
 		if err := s.checkDatabase(cmd.arg, true); err != nil {
 			return nil, err
@@ -369,8 +377,9 @@ func (s *Server) kill(db string) int {
 }
 
 const consoleHelp = `Console usage
-	SHOW HELP|POOLS|CLIENTS|SERVERS|STATS|DATABASES|CONFIG|VERSION|REPLICAS
+	SHOW HELP|POOLS|CLIENTS|SERVERS|STATS|DATABASES|CONFIG|VERSION|REPLICAS|CACHE
 	RELOAD
+	CACHE FLUSH [<db>]
 	PAUSE [<db>]
 	RESUME [<db>]
 	KILL <db>`

@@ -23,6 +23,7 @@ var showCommands = map[string]func(*Server) resultSet{
 	"config":    (*Server).showConfig,
 	"version":   (*Server).showVersion,
 	"replicas":  (*Server).showReplicas,
+	"cache":     (*Server).showCache, // admin_cache.go
 }
 
 // clientInfo is one session as the console sees it.

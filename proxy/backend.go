@@ -242,6 +242,7 @@ func (ss *session) serverEndedTx(server *pool.Conn, err error, broken bool) {
 		return
 	}
 	ss.srv.pools.Discard(server)
+	ss.cacheServerLost() // cachehooks.go
 	msgs, inDoubt := lostAnswers(waiting)
 	code := pgerr.ConnectionFailure
 	if inDoubt {
@@ -294,6 +295,7 @@ func (ss *session) detachLostLocked() []expectation {
 // close it.
 func (ss *session) endTx() {
 	ss.stopQueryTimer()
+	defer ss.cacheClosed() // cachehooks.go: marks still held end as commits
 	ss.mu.Lock()
 	server := ss.server
 	ss.closed = true

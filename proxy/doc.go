@@ -93,6 +93,14 @@
 // request goes on; with no hooks the pipeline builds no view and copies
 // no frame.
 //
+// The result cache (Server.SetCache; cachehooks.go, cacherules.go,
+// admin_cache.go) is such hooks, with a per-session handle reached through
+// the PlanView, and one more call: before EVERY request is sent (also in a
+// transaction, where BeforeSend is not called) it marks what the request
+// may write, so nothing of those tables is served or filled until the
+// write ends (at the transaction's idle ReadyForQuery; a lost server or a
+// request never sent counts as a commit). A miss runs on the primary.
+//
 // In transaction mode a server that dies under a request is answered for
 // (lost.go): each waiting request gets one error, then ReadyForQuery;
 // 08007 (outcome unknown) when the request may have committed, 08006

@@ -60,6 +60,19 @@ func (s *Server) SetHooks(h Hooks) {
 type PlanView struct {
 	database, user string
 	stmts          []StatementPlan
+	// For the cache's hooks (cachehooks.go): the session, the request
+	// (only during BeforeSend) and what they decided.
+	ss    *session
+	req   *request
+	cache cacheRequest
+}
+
+// requestMarker is implemented by hooks that must see every request before
+// it is sent, also inside a transaction where BeforeSend is not called:
+// the cache marks writes in flight there.
+type requestMarker interface {
+	markRequest(p *PlanView)
+	requestUnsent(p *PlanView)
 }
 
 // StatementPlan is the router's decision on one statement of a request.
@@ -130,13 +143,21 @@ type requestView struct {
 // answered the request.
 func (ss *session) beforeSend(h Hooks, req *request) (v *requestView, answered bool) {
 	ss.planAll(req)
-	v = &requestView{plan: PlanView{database: ss.poolKey.Database, user: ss.poolKey.User}, frames: takeFrames()}
+	v = &requestView{plan: PlanView{database: ss.poolKey.Database, user: ss.poolKey.User, ss: ss, req: req}, frames: takeFrames()}
+	defer func() {
+		if v != nil {
+			v.plan.req = nil // reset after the request is served
+		}
+	}()
 	for _, st := range ss.plan.stmts {
 		d := st.d
 		v.plan.stmts = append(v.plan.stmts, StatementPlan{Text: st.text, Target: d.Target, Reason: d.Reason,
 			ReadTables: slices.Clip(d.ReadTables), WriteTables: slices.Clip(d.WriteTables), Cacheable: d.Cacheable, Fingerprint: d.Fingerprint, Tx: d.Tx})
 		v.writes = append(v.writes, d.WriteTables...)
 		v.rollback = v.rollback || d.Tx == router.TxRollback
+	}
+	if m, ok := h.(requestMarker); ok {
+		m.markRequest(&v.plan)
 	}
 	ss.mu.Lock()
 	idle := ss.server == nil && ss.pending == 0 && ss.expect.len() == 0
@@ -148,6 +169,7 @@ func (ss *session) beforeSend(h Hooks, req *request) (v *requestView, answered b
 	if !ok {
 		return v, false
 	}
+	v.plan.req = nil
 	putFrames(v.frames)
 	if err := ss.writeRaw(answer); err != nil {
 		ss.terminate(nil)
@@ -238,4 +260,12 @@ func (ss *session) guardHook(name string, call func()) {
 		}
 	}()
 	call()
+}
+
+// hooksRequestUnsent tells the hooks a request they saw before send was
+// never sent.
+func (ss *session) hooksRequestUnsent(v *requestView) {
+	if m, ok := ss.srv.hooks.(requestMarker); ok && v != nil {
+		m.requestUnsent(&v.plan)
+	}
 }

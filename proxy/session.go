@@ -161,6 +161,7 @@ type session struct {
 	// wrote, and whether it failed or rolls back.
 	txWrites  []string
 	txAborted bool
+	cache     *sessionCache // the result cache's handle (cachehooks.go); nil until used
 
 	// The read/write split (split.go), also guarded by mu. The session
 	// goroutine reads them without mu while it holds no server (no pump).
@@ -258,6 +259,7 @@ func (ss *session) run() {
 		ss.relayTx()
 		return
 	}
+	defer ss.cacheSessionMode()() // cachehooks.go: its writes are not seen one by one
 	ss.relay(server)
 }
 

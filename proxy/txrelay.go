@@ -64,6 +64,7 @@ func (ss *session) serveRequest(req *request, last byte, out *[]byte) error {
 	}
 	server, err := ss.backend(req) // backend.go: returns with ss.mu held
 	if err != nil {
+		ss.hooksRequestUnsent(view) // hooks.go
 		return ss.failRequest(err, req.syncs)
 	}
 	before := ss.expect.len()

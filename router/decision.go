@@ -98,6 +98,10 @@ const (
 	ReasonUnknownStatement
 	// ReasonFunctionCall: the FunctionCall message (no statement text).
 	ReasonFunctionCall
+	// ReasonCacheFill: a cacheable read the result cache missed, sent to
+	// the primary so that its result can be stored (a replica's may be
+	// older than the cache's last invalidation).
+	ReasonCacheFill
 	numReasons
 )
 
@@ -128,6 +132,7 @@ var reasonNames = [numReasons]string{
 	ReasonReplicaUnreachable: "replica_unreachable",
 	ReasonUnknownStatement:   "unknown_statement",
 	ReasonFunctionCall:       "function_call",
+	ReasonCacheFill:          "cache_fill",
 }
 
 func (r Reason) String() string {

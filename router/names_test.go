@@ -47,6 +47,7 @@ func TestReasonLabels(t *testing.T) {
 		ReasonNoUsableReplica: "no_usable_replica", ReasonReadYourWrites: "read_your_writes",
 		ReasonReplicaUnreachable: "replica_unreachable", ReasonUnknownStatement: "unknown_statement",
 		ReasonFunctionCall: "function_call",
+		ReasonCacheFill:    "cache_fill",
 	}
 	if len(want) != int(numReasons) {
 		t.Fatalf("%d reasons pinned, %d defined: pin the new one's label", len(want), numReasons)

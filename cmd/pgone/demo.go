@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgone/pgone/cache"
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/internal/pgtest"
 	"github.com/pgone/pgone/pool"
@@ -69,13 +70,17 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		dsn := fmt.Sprintf("postgres://demo:demo@127.0.0.1:%d/demo?sslmode=disable", *port)
 		fmt.Fprintf(stdout, `
 pgone demo is ready (transaction pooling; primary on port %d, replica on port %d;
-reads go to the replica, writes to the primary, each client reads its own writes).
+reads go to the replica, writes to the primary, each client reads its own writes;
+the result cache is on for pgbench's tables).
 
   connection string: %s
   psql:              psql "%s"
   pgbench:           PGPASSWORD=demo pgbench -h 127.0.0.1 -p %d -U demo -i demo && PGPASSWORD=demo pgbench -h 127.0.0.1 -p %d -U demo -T 10 -c 10 -M extended demo
-  admin console:     psql -h 127.0.0.1 -p %d -U admin pgone   (password admin; then SHOW POOLS; SHOW REPLICAS;)
+  admin console:     psql -h 127.0.0.1 -p %d -U admin pgone   (password admin; then SHOW POOLS; SHOW REPLICAS; SHOW CACHE;)
   metrics:           http://%s/metrics
+  see a cache hit:   after pgbench -i, run twice in psql: SELECT sum(abalance) FROM pgbench_accounts;
+                     the second answer comes from the cache (SHOW CACHE: hits); an UPDATE through pgone
+                     invalidates it; any other read can opt in with /* pgone:cache ttl=30s */
 
 Press Ctrl-C to stop and remove everything.
 `, cluster.Primary.Port, cluster.Replica.Port, dsn, dsn, *port, *port, *port, cfg.HTTP.Listen)
@@ -105,6 +110,13 @@ func demoConfig(cluster *pgtest.Cluster, port int) *config.Config {
 			AdminUsers: []string{"admin"},
 		},
 		Pool: pool.Config{Mode: pool.ModeTransaction, PoolSize: 20, ServerTLS: pool.ServerTLS{SSLMode: "disable"}},
+		// The result cache on for pgbench's tables; other reads can ask for
+		// it with /* pgone:cache ttl=30s */.
+		Cache: cache.Config{Mode: cache.ModeRules, Rules: []cache.Rule{
+			{Table: "pgbench_accounts", TTL: 30 * time.Second},
+			{Table: "pgbench_branches", TTL: 30 * time.Second},
+			{Table: "pgbench_tellers", TTL: 30 * time.Second},
+		}},
 	}
 	cfg.Defaults()
 	cfg.HTTP.Pprof = true // a throwaway setup on loopback: profiling helps

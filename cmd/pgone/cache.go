@@ -1,0 +1,31 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgone/pgone/cache"
+	"github.com/pgone/pgone/config"
+	"github.com/pgone/pgone/proxy"
+)
+
+// wireCache builds the result cache when cache.mode is not off, registers
+// its metrics and installs it as the proxy's hooks. With mode off nothing
+// is built: the pipeline runs without hooks, at no cost. Mode auto
+// behaves as rules until the tuner fills it.
+func wireCache(cfg *config.Config, srv *proxy.Server, reg prometheus.Registerer, log *slog.Logger) error {
+	if cfg.Cache.Mode == cache.ModeOff {
+		return nil
+	}
+	c, err := cache.New(cfg.Cache)
+	if err != nil {
+		return err
+	}
+	if err := c.RegisterMetrics(reg); err != nil {
+		return err
+	}
+	srv.SetCache(c, cfg.Cache.Rules)
+	log.Info("result cache on", "mode", cfg.Cache.Mode, "rules", len(cfg.Cache.Rules), "max_bytes", cfg.Cache.MaxBytes)
+	return nil
+}

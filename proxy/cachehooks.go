@@ -1,0 +1,339 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pgone/pgone/cache"
+	"github.com/pgone/pgone/internal/pgmsg"
+	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/router"
+)
+
+// The result cache in transaction mode: the pipeline's hooks (hooks.go)
+// implemented by the cache, with a per-session handle (sessionCache) that
+// the hooks reach through the PlanView.
+//
+//   - Before send, for EVERY request (also inside a transaction, where
+//     BeforeSend is not called): what it may write is marked in flight
+//     (markRequest), so no entry of those tables is served or filled
+//     until the write has ended.
+//   - BeforeSend (idle session, no transaction): a cacheable read
+//     (cacherules.go) is looked up; a hit is the answer, a miss keeps a
+//     fill.
+//   - AfterReply: the fill is stored if the reply is replayable, else
+//     abandoned; at a ReadyForQuery with status idle the session's marks
+//     end: RolledBack only when PostgreSQL said so (a single statement's
+//     error outside a block, or ROLLBACK), Committed otherwise.
+//   - A lost server (08006/08007) or a request never sent: Committed with
+//     an unknown LSN; the session's end: cache.Session.Close.
+//
+// Commit LSNs are not asked for (UnknownLSN). A miss is sent to the
+// primary (router.ReasonCacheFill), and a fill that ran on a replica
+// anyway is abandoned: a replica fill needs a replay LSN sampled before
+// the read was sent, which the pipeline does not give yet.
+
+// cacheHooks are the Hooks of a server with the cache on.
+type cacheHooks struct {
+	c     *cache.Cache
+	rules cacheRules
+}
+
+// SetCache turns the result cache on for transaction mode: c answers and
+// stores reads its rules allow, and every write through this server
+// invalidates it. It replaces any hooks set. Call it before Serve.
+func (s *Server) SetCache(c *cache.Cache, rules []cache.Rule) {
+	s.SetHooks(&cacheHooks{c: c, rules: compileRules(rules)})
+}
+
+// sessionCache is one client session's cache handle. The session
+// goroutine (marks, lookups) and its pump (fills, ends) both use it: mu
+// serializes them. Never take mu while holding ss.mu.
+type sessionCache struct {
+	mu  sync.Mutex
+	cs  *cache.Session
+	key []byte // the request key's buffer
+	// open counts requests that marked writes and whose end is not seen;
+	// commitDue says one of them ended its transaction with a commit (or
+	// maybe did) while a later request was still out.
+	open      int
+	commitDue bool
+}
+
+// cacheRequest is what the cache hooks decided about one request, kept
+// in its PlanView.
+type cacheRequest struct {
+	marked bool // it marked writes (sessionCache.open counts it)
+	fill   bool // it is the session's pending fill
+	single bool // one statement, one Sync or Query
+	ttl    time.Duration
+}
+
+// cacheDatabase names the PostgreSQL database a session's requests run in
+// for the cache: server address and database name, so that two pgone
+// database names for one database share their versions (a write through
+// one invalidates reads through the other).
+func (ss *session) cacheDatabase() string { return cacheDatabaseOf(ss.target) }
+
+func cacheDatabaseOf(t pool.Target) string {
+	return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) + "/" + t.Database
+}
+
+// cacheSessionMode marks the whole database of a session-mode client as
+// written for as long as the client stays, since session mode has no
+// hooks: nothing of that database is served from the cache or filled
+// meanwhile, and its end invalidates the database. The returned func ends
+// it. Without the cache it does nothing.
+func (ss *session) cacheSessionMode() (end func()) {
+	h, ok := ss.srv.hooks.(*cacheHooks)
+	if !ok {
+		return func() {}
+	}
+	sc := ss.cacheOf(h.c)
+	sc.mu.Lock()
+	sc.cs.Write(ss.cacheDatabase(), nil, true)
+	sc.mu.Unlock()
+	return ss.cacheClosed
+}
+
+// cacheOf returns the session's handle, made on first use.
+func (ss *session) cacheOf(c *cache.Cache) *sessionCache {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.cache == nil {
+		ss.cache = &sessionCache{cs: c.NewSession()}
+	}
+	return ss.cache
+}
+
+// cacheHandle returns the session's handle, or nil if it never made one.
+func (ss *session) cacheHandle() *sessionCache {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.cache
+}
+
+// markRequest marks what the request may write, before it is sent:
+// called for every request, in a transaction or not.
+func (h *cacheHooks) markRequest(p *PlanView) {
+	sc := p.ss.cacheOf(h.c)
+	var tables []string
+	all := false
+	runs := 0
+	for i := range p.req.frames {
+		switch p.req.frame(i)[0] {
+		case pgmsg.Query, pgmsg.Bind:
+			runs++
+		case pgmsg.FunctionCall:
+			all = true // no statement text: anything may be written
+		}
+	}
+	if runs > len(p.stmts) {
+		all = true // a Bind of a statement pgone could not plan
+	}
+	for _, st := range p.stmts {
+		t, a := writeOf(st)
+		tables = append(tables, t...)
+		all = all || a
+	}
+	p.cache.single = len(p.stmts) == 1 && p.req.syncs == 1
+	if len(tables) == 0 && !all {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.cs.Write(p.ss.cacheDatabase(), relationNames(tables), all)
+	sc.open++
+	p.cache.marked = true
+}
+
+// BeforeSend answers a cacheable read from the cache, or keeps its fill.
+func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool) {
+	if len(p.stmts) != 1 || p.cache.marked {
+		return nil, false
+	}
+	st := p.stmts[0]
+	ttl, ok := h.rules.cacheableRead(st)
+	if !ok {
+		return nil, false
+	}
+	shape := cacheShape(p.req)
+	if shape == shapeNone {
+		return nil, false
+	}
+	ss := p.ss
+	ss.mu.Lock()
+	settings := ss.settingsKey
+	usable := !ss.settingsDirty && !ss.pinned && !ss.lostTx && ss.txStatus == pgmsg.TxIdle
+	ss.mu.Unlock()
+	if !usable {
+		return nil, false // the settings in the key might not be the session's
+	}
+	sc := ss.cacheOf(h.c)
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.cs.InTransaction() || sc.open > 0 {
+		return nil, false // the session's own write has not ended
+	}
+	key, ok := ss.appendRequestKey(sc.key[:0], p.req)
+	sc.key = key
+	if !ok {
+		return nil, false
+	}
+	// Role: the client's user and the role pgone logs in to the server as.
+	in := cache.KeyInput{Database: ss.cacheDatabase(), Role: p.user + "\x00" + ss.target.User,
+		Settings: settings, Shape: shape, Text: string(key)}
+	reply, hit := sc.cs.Lookup(ctx, &in, relationNames(st.ReadTables))
+	if hit {
+		ss.unnamedParsedByHit(p.req)
+		return reply, true
+	}
+	p.cache.fill, p.cache.ttl = true, ttl
+	// The miss runs on the primary: a replica's result may predate the
+	// cache's last invalidation, and its replay LSN is not known here.
+	ss.plan.splitDone, ss.plan.read, ss.plan.reason = true, false, router.ReasonCacheFill
+	return nil, false
+}
+
+// unnamedParsedByHit does to the session what the Parse of the unnamed
+// statement in a request answered by a hit did on PostgreSQL (the reply
+// has its ParseComplete): that statement is now the client's unnamed one,
+// for a later Bind without a Parse.
+func (ss *session) unnamedParsedByHit(req *request) {
+	for i := range req.frames {
+		frame := req.frame(i)
+		if frame[0] != pgmsg.Parse {
+			continue
+		}
+		pf, ok := decodeParse(frame)
+		if !ok {
+			continue
+		}
+		cs := clientStatement{server: unnamedTooLarge}
+		if len(pf.query) <= maxUnnamedText {
+			cs = newClientStatement(pf, ss.lexOf(pf.query))
+		}
+		ss.mu.Lock()
+		ss.unnamedChangedLocked()
+		ss.stmts.unnamed = &cs
+		ss.mu.Unlock()
+	}
+}
+
+// AfterReply stores or abandons the request's fill and ends the session's
+// marks when its transaction ended.
+func (h *cacheHooks) AfterReply(_ context.Context, p *PlanView, r ReplySample) {
+	sc := p.ss.cacheHandle()
+	if sc == nil {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if p.cache.fill {
+		h.fillLocked(sc, r, p.cache.ttl)
+	}
+	if p.cache.marked {
+		sc.open--
+	}
+	h.endLocked(sc, p, r)
+}
+
+func (h *cacheHooks) fillLocked(sc *sessionCache, r ReplySample, ttl time.Duration) {
+	if r.Outcome != OutcomeOK || r.TxStatus != pgmsg.TxIdle || r.Replica ||
+		r.Frames.Len() > h.c.MaxEntryBytes() || !replayable(r.Frames) {
+		sc.cs.Abandon()
+		return
+	}
+	sc.cs.Store(r.Frames.AppendTo(make([]byte, 0, r.Frames.Len())), ttl, cache.Origin{})
+}
+
+// endLocked ends the session's marks at the end of a transaction, once no
+// marked request is still out.
+func (h *cacheHooks) endLocked(sc *sessionCache, p *PlanView, r ReplySample) {
+	if r.TxStatus != pgmsg.TxIdle || !sc.cs.InTransaction() {
+		return
+	}
+	if !rolledBack(p, r) {
+		sc.commitDue = true
+	}
+	if sc.open > 0 {
+		return
+	}
+	if sc.commitDue {
+		sc.cs.Committed(cache.UnknownLSN, nil)
+	} else {
+		sc.cs.RolledBack()
+	}
+	sc.commitDue = false
+}
+
+// rolledBack reports that PostgreSQL certainly rolled back the
+// transaction this request ended: a single statement that failed (its
+// implicit transaction, or a failed COMMIT), or a ROLLBACK. Anything else
+// counts as a commit: an invalidation too many costs a miss.
+func rolledBack(p *PlanView, r ReplySample) bool {
+	if !p.cache.single {
+		return false
+	}
+	switch p.stmts[0].Reason {
+	case router.ReasonMultiStatement, router.ReasonTooLong, router.ReasonTooComplex:
+		// "...; COMMIT; ...; ROLLBACK" committed before it rolled back.
+		return false
+	}
+	if r.Outcome == OutcomeError {
+		return true
+	}
+	return p.stmts[0].Tx == router.TxRollback
+}
+
+// AfterCommit is not used: marks end in AfterReply, where a rollback is
+// also seen.
+func (h *cacheHooks) AfterCommit(context.Context, CommitInfo) {}
+
+// requestUnsent ends what the hooks began for a request that was never
+// sent (no server could be had).
+func (h *cacheHooks) requestUnsent(p *PlanView) {
+	sc := p.ss.cacheHandle()
+	if sc == nil {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if p.cache.fill {
+		sc.cs.Abandon()
+	}
+	if p.cache.marked {
+		if sc.open--; sc.open == 0 {
+			sc.cs.Committed(cache.UnknownLSN, nil) // invalidating more is safe
+			sc.commitDue = false
+		}
+	}
+}
+
+// cacheServerLost: the server died under the session (08006, or 08007
+// with a commit in doubt). Whatever it was writing may have committed.
+func (ss *session) cacheServerLost() {
+	sc := ss.cacheHandle()
+	if sc == nil {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.cs.Abandon()
+	sc.cs.Committed(cache.UnknownLSN, nil)
+	sc.open, sc.commitDue = 0, false
+}
+
+// cacheClosed ends the session's use of the cache.
+func (ss *session) cacheClosed() {
+	sc := ss.cacheHandle()
+	if sc == nil {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.cs.Close()
+}

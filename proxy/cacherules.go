@@ -1,0 +1,308 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"strings"
+	"time"
+
+	"github.com/pgone/pgone/cache"
+	"github.com/pgone/pgone/internal/pgmsg"
+	"github.com/pgone/pgone/internal/wire"
+	"github.com/pgone/pgone/router"
+)
+
+// What the result cache may answer and what a request writes, decided from
+// the request's frames and its plan. Every test here errs towards not
+// caching and towards invalidating more: a stale read, or one role seeing
+// another's rows, is the worst bug pgone can have.
+//
+// Without catalog knowledge (row security, temp/foreign tables, views and
+// inheritance, triggers and foreign-key cascades writing other tables),
+// only reads of tables named by a cache rule, or carrying the hint
+// /* pgone:cache */, are cached: the operator vouches for those tables.
+// System catalogs are never cached (the router refuses them too).
+
+const (
+	hintNoCache = "pgone:nocache"
+	hintCache   = "pgone:cache"
+)
+
+// cacheRules is the compiled rules section: relation name to TTL.
+type cacheRules map[string]time.Duration
+
+func compileRules(rules []cache.Rule) cacheRules {
+	m := cacheRules{}
+	for _, r := range rules {
+		name := relationName(r.Table)
+		if old, ok := m[name]; !ok || (r.TTL > 0 && (old == 0 || r.TTL < old)) {
+			m[name] = r.TTL
+		}
+	}
+	return m
+}
+
+// relationName is the name a table's version is kept under: its last
+// dotted part, lower case. Two spellings of one table ("public.T", "t")
+// share a version; two tables of one name in different schemas share it
+// too, which only invalidates more.
+func relationName(table string) string {
+	if i := strings.LastIndexByte(table, '.'); i >= 0 {
+		table = table[i+1:]
+	}
+	return strings.ToLower(table)
+}
+
+func relationNames(tables []string) []string {
+	out := make([]string, 0, len(tables))
+	for _, t := range tables {
+		out = append(out, relationName(t))
+	}
+	return out
+}
+
+// isSystemTable reports a catalog or information_schema relation.
+func isSystemTable(table string) bool {
+	t := strings.ToLower(table)
+	return strings.HasPrefix(t, "pg_") || strings.HasPrefix(t, "pg_catalog.") ||
+		strings.HasPrefix(t, "information_schema.")
+}
+
+// cacheHint reads the cache hints of a statement text: nocache anywhere
+// (also inside a literal: refusing is always safe), and pgone:cache with
+// an optional ttl=DURATION.
+func cacheHint(text string) (nocache, cacheIt bool, ttl time.Duration) {
+	lower := strings.ToLower(text)
+	if !strings.Contains(lower, "pgone:") {
+		return false, false, 0
+	}
+	if strings.Contains(lower, hintNoCache) {
+		return true, false, 0
+	}
+	i := strings.Index(lower, hintCache)
+	if i < 0 {
+		return false, false, 0
+	}
+	rest := lower[i+len(hintCache):]
+	if end := strings.Index(rest, "*/"); end >= 0 {
+		rest = rest[:end]
+	} else if end := strings.IndexByte(rest, '\n'); end >= 0 {
+		rest = rest[:end]
+	}
+	for _, w := range strings.Fields(rest) {
+		if v, ok := strings.CutPrefix(w, "ttl="); ok {
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				ttl = d
+			}
+		}
+	}
+	return false, true, ttl
+}
+
+// cacheableRead decides whether the one statement of a request may be
+// served from or stored in the cache, and for how long. It requires the
+// router's verdict (a single SELECT/VALUES/TABLE calling only immutable
+// functions, no catalogs, no pg_temp, no locking clause, no hint to the
+// primary) and then the rules or a hint.
+func (r cacheRules) cacheableRead(st StatementPlan) (ttl time.Duration, ok bool) {
+	if !st.Cacheable || st.Reason != router.ReasonRead || st.Fingerprint == 0 {
+		return 0, false
+	}
+	nocache, hinted, hintTTL := cacheHint(st.Text)
+	if nocache {
+		return 0, false
+	}
+	for _, t := range st.ReadTables {
+		if isSystemTable(t) {
+			return 0, false
+		}
+	}
+	if hinted {
+		return hintTTL, true
+	}
+	if len(st.ReadTables) == 0 {
+		return 0, false
+	}
+	for _, t := range st.ReadTables {
+		tt, named := r[relationName(t)]
+		if !named {
+			return 0, false
+		}
+		if tt > 0 && (ttl == 0 || tt < ttl) {
+			ttl = tt
+		}
+	}
+	return ttl, true
+}
+
+// requestShape is how a request may be answered from the cache: simple (one
+// Query), extended (Parse? Bind Describe? Execute Sync of one unnamed
+// portal, run to completion), or none.
+const (
+	shapeNone cache.Shape = iota
+	shapeSimple
+	shapeExtended
+)
+
+// cacheShape checks that req is one the cache can replay byte for byte and
+// that leaves no state behind on the server or in pgone that a hit would
+// skip: no named Parse (pgone records named statements), no Close, no
+// named portal, no row limit on Execute (a suspended portal), one Sync at
+// the end.
+func cacheShape(req *request) cache.Shape {
+	n := len(req.frames)
+	if n == 1 && req.frame(0)[0] == pgmsg.Query {
+		return shapeSimple
+	}
+	if n < 3 || req.syncs != 1 || req.frame(n - 1)[0] != pgmsg.Sync {
+		return shapeNone
+	}
+	binds, executes := 0, 0
+	for i := 0; i < n-1; i++ {
+		frame := req.frame(i)
+		body := wire.Body(frame)
+		switch frame[0] {
+		case pgmsg.Parse:
+			if binds > 0 || len(body) == 0 || body[0] != 0 { // named, or after the Bind
+				return shapeNone
+			}
+		case pgmsg.Bind:
+			if len(body) == 0 || body[0] != 0 || binds > 0 { // a named portal
+				return shapeNone
+			}
+			binds++
+		case pgmsg.Describe:
+		case pgmsg.Execute:
+			// Execute: portal name (must be empty), then the row limit.
+			if binds != 1 || executes > 0 || len(body) != 5 || body[0] != 0 || binary.BigEndian.Uint32(body[1:]) != 0 {
+				return shapeNone
+			}
+			executes++
+		default:
+			return shapeNone
+		}
+	}
+	if binds != 1 || executes != 1 {
+		return shapeNone
+	}
+	return shapeExtended
+}
+
+// appendRequestKey appends what identifies req's reply besides the
+// session: the request's frames as sent (statement text, parameter types,
+// values and formats, result formats, Describes) and, for a Bind of a
+// statement prepared earlier, that statement's text and parameter types.
+func (ss *session) appendRequestKey(dst []byte, req *request) ([]byte, bool) {
+	parsedHere := false
+	for i := range req.frames {
+		frame := req.frame(i)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(frame)))
+		dst = append(dst, frame...)
+		switch frame[0] {
+		case pgmsg.Parse:
+			parsedHere = true
+		case pgmsg.Bind:
+			_, name, _, ok := bindStatement(frame)
+			if !ok {
+				return dst, false
+			}
+			if name == "" {
+				if !parsedHere {
+					return dst, false // an unnamed statement from an earlier request
+				}
+				continue
+			}
+			cs, known := ss.prepared[name]
+			if !known {
+				return dst, false
+			}
+			dst = binary.BigEndian.AppendUint32(dst, uint32(len(cs.query)))
+			dst = append(dst, cs.query...)
+			dst = binary.BigEndian.AppendUint32(dst, uint32(len(cs.rest)))
+			dst = append(dst, cs.rest...)
+		}
+	}
+	return dst, true
+}
+
+// writeOf is what a statement may write, marked before it is sent: tables
+// for the DML the router attributes, all (the database's epoch) for
+// anything that may write what the plan cannot name: DDL, TRUNCATE
+// (CASCADE), DO, CALL, volatile functions, unparsed texts.
+func writeOf(st StatementPlan) (tables []string, all bool) {
+	switch st.Reason {
+	case router.ReasonRead, router.ReasonHintReplica, router.ReasonHintPrimary, router.ReasonServerDependent,
+		router.ReasonEmpty, router.ReasonTransactionControl, router.ReasonSerializable,
+		router.ReasonLockingClause, router.ReasonParseError:
+		if len(st.WriteTables) == 0 {
+			return nil, false
+		}
+		return st.WriteTables, false
+	case router.ReasonWrite, router.ReasonDataModifyingCTE, router.ReasonSelectInto:
+		if len(st.WriteTables) == 0 || firstWord(st.Text) == "truncate" {
+			return nil, true
+		}
+		return st.WriteTables, false
+	case router.ReasonUtility:
+		switch firstWord(st.Text) {
+		case "set", "reset", "show", "discard", "listen", "unlisten", "deallocate":
+			return st.WriteTables, false
+		}
+	}
+	return st.WriteTables, true
+}
+
+// firstWord is the first keyword of a text, lower case, after blanks and
+// comments.
+func firstWord(text string) string {
+	for {
+		text = strings.TrimLeft(text, " \t\r\n\f(")
+		switch {
+		case strings.HasPrefix(text, "--"):
+			if i := strings.IndexByte(text, '\n'); i >= 0 {
+				text = text[i+1:]
+				continue
+			}
+			return ""
+		case strings.HasPrefix(text, "/*"):
+			if i := strings.Index(text, "*/"); i >= 0 {
+				text = text[i+2:]
+				continue
+			}
+			return ""
+		}
+		end := strings.IndexFunc(text, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_')
+		})
+		if end < 0 {
+			end = len(text)
+		}
+		return strings.ToLower(text[:end])
+	}
+}
+
+// replayable reports whether reply frames can be stored as an entry: only
+// the messages a read's replies are made of, ending with one
+// ReadyForQuery of status idle. A notice, a parameter change, an error or
+// a suspended portal is not the same bytes next time.
+func replayable(f ReplyFrames) bool {
+	if !f.Complete() {
+		return false
+	}
+	ready := 0
+	ok := true
+	for typ, body := range f.All() {
+		switch typ {
+		case pgmsg.ParseComplete, pgmsg.BindComplete, pgmsg.RowDescription, pgmsg.DataRow,
+			pgmsg.CommandComplete, pgmsg.NoData, pgmsg.ParameterDescription, pgmsg.EmptyQueryResponse:
+			if ready > 0 {
+				ok = false
+			}
+		case pgmsg.ReadyForQuery:
+			ready++
+			ok = ok && len(body) == 1 && body[0] == pgmsg.TxIdle
+		default:
+			ok = false
+		}
+	}
+	return ok && ready == 1
+}
