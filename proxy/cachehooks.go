@@ -203,18 +203,14 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 // has its ParseComplete): that statement is now the client's unnamed one,
 // for a later Bind without a Parse.
 func (ss *session) unnamedParsedByHit(req *request) {
-	for i := range req.frames {
-		frame := req.frame(i)
-		if frame[0] != pgmsg.Parse {
-			continue
-		}
-		pf, ok := decodeParse(frame)
-		if !ok {
+	for i := range req.views {
+		v := &req.views[i]
+		if v.typ != pgmsg.Parse || !v.ok || v.name != "" {
 			continue
 		}
 		cs := clientStatement{server: unnamedTooLarge}
-		if len(pf.query) <= maxUnnamedText {
-			cs = newClientStatement(pf, ss.lexOf(pf.query))
+		if len(v.text) <= maxUnnamedText {
+			cs = newClientStatement(v, ss.lexOf(v.text), nil)
 		}
 		ss.mu.Lock()
 		ss.unnamedChangedLocked()
