@@ -25,10 +25,14 @@ func TestCacheNeverStale(t *testing.T) {
 	var truth, published [keys]atomic.Int64
 	var hits, fills atomic.Int64
 	var wg sync.WaitGroup
+	// Writers run until every reader is done, so reads always overlap
+	// writes however the scheduler runs the goroutines.
+	var readersDone atomic.Bool
+	var rwg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
 			var tx Tx
-			for i := range rounds {
+			for i := 0; !readersDone.Load(); i++ {
 				k := (w + i) % keys
 				tx.Mark(c.Versions(), "app", names[k:k+1])
 				n := truth[k].Add(1)
@@ -40,8 +44,8 @@ func TestCacheNeverStale(t *testing.T) {
 	}
 	var failed atomic.Bool
 	for r := range readers {
-		wg.Go(func() {
-			for i := range rounds {
+		rwg.Go(func() {
+			for i := 0; i < rounds || (!(fills.Load() > 0 && hits.Load() > 0) && i < 100*rounds); i++ {
 				k := (r + i) % keys
 				floor := published[k].Load()
 				reply, f := c.Lookup(context.Background(), testKey(k), "app", names[k:k+1])
@@ -59,6 +63,8 @@ func TestCacheNeverStale(t *testing.T) {
 			}
 		})
 	}
+	rwg.Wait()
+	readersDone.Store(true)
 	wg.Wait()
 	if fills.Load() == 0 || hits.Load() == 0 {
 		t.Fatalf("the run exercised too little: %d fills, %d hits", fills.Load(), hits.Load())

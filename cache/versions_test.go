@@ -152,10 +152,14 @@ func TestNeverStaleConcurrent(t *testing.T) {
 	store := map[int]filled{}
 	var stored, hits, refused atomic.Int64
 	var wg sync.WaitGroup
+	// Writers run until every reader is done, so reads always overlap
+	// writes however the scheduler runs the goroutines.
+	var readersDone atomic.Bool
+	var rwg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
 			var tx Tx
-			for i := range rounds {
+			for i := 0; !readersDone.Load(); i++ {
 				k := (w + i) % tables
 				tx.Mark(v, db, names[k:k+1])
 				n := truth[k].Add(1)
@@ -179,8 +183,8 @@ func TestNeverStaleConcurrent(t *testing.T) {
 	}
 	fail := make(chan string, 1)
 	for r := range readers {
-		wg.Go(func() {
-			for i := range rounds {
+		rwg.Go(func() {
+			for i := 0; i < rounds || (!(stored.Load() > 0 && refused.Load() > 0) && i < 100*rounds); i++ {
 				k := (r + i) % tables
 				floor := published[k].Load() // committed before this read began
 				mu.Lock()
@@ -209,6 +213,8 @@ func TestNeverStaleConcurrent(t *testing.T) {
 			}
 		})
 	}
+	rwg.Wait()
+	readersDone.Store(true)
 	wg.Wait()
 	select {
 	case msg := <-fail:
