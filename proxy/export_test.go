@@ -61,3 +61,7 @@ func (s *Server) CountRouting() *RouteCounter {
 	s.classifier = countingDecider{Decider: s.classifier.(Decider), c: c}
 	return c
 }
+
+// MaxTrackedText is the longest text session mode reads to tell what a
+// request may commit (lostsession.go).
+const MaxTrackedText = maxTrackedText

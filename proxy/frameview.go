@@ -64,8 +64,13 @@ func (p *plan) decodeFrame(frame []byte) frameView {
 	return v
 }
 
-// parsedText is a Parse of the request: statement name and text.
-type parsedText struct{ name, text string }
+// parsedText is a Parse of the request: statement name and text, or, when
+// unknown is set, a Parse whose text was not read (a Bind of it is taken
+// as unknown: see trackSessionLocked).
+type parsedText struct {
+	name, text string
+	unknown    bool
+}
 
 // textMemo holds the last few texts (or names) of one session, with the
 // lexical answers on each once asked: a text sent again reuses the copy

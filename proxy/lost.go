@@ -177,7 +177,7 @@ func (ss *session) track(t *outcomeTracker, v *frameView) (o outcome, ends bool)
 			if len(t.parsed) == maxTrackedParses {
 				t.parsed = append(t.parsed[:0], t.parsed[1:]...)
 			}
-			t.parsed = append(t.parsed, parsedText{v.name, v.text})
+			t.parsed = append(t.parsed, parsedText{name: v.name, text: v.text})
 		}
 	case pgmsg.Bind:
 		t.portal, t.portalLex, t.bound = ss.boundText(v, t.parsed)
@@ -214,6 +214,9 @@ func (ss *session) boundText(v *frameView, parsed []parsedText) (text string, lx
 	name := v.name
 	for i := len(parsed) - 1; i >= 0; i-- {
 		if parsed[i].name == name {
+			if parsed[i].unknown {
+				return "", lexed{}, false
+			}
 			return parsed[i].text, ss.lexOf(parsed[i].text), true
 		}
 	}

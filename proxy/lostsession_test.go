@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/proxy"
 )
 
 // TestSessionModeServerLostReportsOutcome: session mode tells a lost
@@ -32,6 +33,9 @@ func TestSessionModeServerLostReportsOutcome(t *testing.T) {
 	query := func(sql string) []pgproto3.FrontendMessage {
 		return []pgproto3.FrontendMessage{&pgproto3.Query{String: sql}}
 	}
+	// A text over maxTrackedText is forwarded without being read: what it
+	// may do is unknown, so its loss is reported as outcome unknown.
+	long := "SELECT '" + strings.Repeat("x", proxy.MaxTrackedText) + "'"
 	cases := []struct {
 		name   string
 		before []string // simple queries answered normally first
@@ -64,6 +68,10 @@ func TestSessionModeServerLostReportsOutcome(t *testing.T) {
 			code: "08006", text: "server connection lost"},
 		{name: "rollback", before: []string{"BEGIN", "UPDATE t SET v = 2"},
 			send: query("ROLLBACK"), dies: queryIs("ROLLBACK"), code: "08006", text: "server connection lost"},
+		{name: "read over the tracked length", send: query(long), dies: queryIs(long),
+			code: "08007", text: "may or may not have committed"},
+		{name: "extended read over the tracked length", send: extended(long), dies: isSync,
+			code: "08007", text: "may or may not have committed"},
 		// PostgreSQL's FATAL while a statement runs aborts it: its own error stands.
 		{name: "autocommit write answered by FATAL", send: query("INSERT INTO t VALUES (1)"),
 			dies: queryIs("INSERT INTO t VALUES (1)"), fatal: true, code: "57P01", text: "administrator command"},

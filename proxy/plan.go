@@ -160,7 +160,7 @@ func (ss *session) planAll(req *request) {
 			ss.decide(v.text)
 		case pgmsg.Parse:
 			if v.ok {
-				parsed = append(parsed, parsedText{v.name, v.text})
+				parsed = append(parsed, parsedText{name: v.name, text: v.text})
 			}
 		case pgmsg.Bind:
 			if text, _, ok := ss.boundText(v, parsed); ok {

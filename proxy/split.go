@@ -214,7 +214,7 @@ func (ss *session) splitVerdict(req *request) (read bool, reason router.Reason) 
 				read, reason = false, router.ReasonUnknownStatement
 				break
 			}
-			parsed = append(parsed, parsedText{v.name, v.text})
+			parsed = append(parsed, parsedText{name: v.name, text: v.text})
 		case pgmsg.Bind:
 			if !v.ok {
 				read, reason = false, router.ReasonUnknownStatement
