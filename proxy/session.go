@@ -77,6 +77,9 @@ type session struct {
 	// startupParams are the client's startup parameters, kept to restore
 	// them after a RESET in transaction mode.
 	startupParams []param
+	// queriedSecret is the secret auth_query returned for a user missing
+	// from users (authquery.go); "" otherwise.
+	queriedSecret string
 
 	// Owned by the session goroutine: no lock.
 	br *wire.LentBuffer
@@ -320,6 +323,11 @@ func (ss *session) login(snap *snapshot, req *startupRequest) error {
 	sec := snap.secrets[req.user]
 	if u, ok := snap.cfg.Users[req.user]; ok && u.AuthMethod != auth.Inherited {
 		method = u.AuthMethod
+	} else if !ok {
+		var err error
+		if sec, err = ss.authQuerySecret(snap, req); err != nil {
+			return err
+		}
 	}
 	if err := ss.srv.auth.Authenticate(authConn{ss}, method, req.user, sec); err != nil {
 		return err
@@ -358,6 +366,9 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 	if target.User == "" {
 		target.User = req.user
 		target.Password = snap.cfg.Users[req.user].Password
+		if _, listed := snap.cfg.Users[req.user]; !listed {
+			target.Password = ss.queriedSecret
+		}
 	}
 	ss.mode = snap.cfg.PoolModeFor(db, req.user, snap.poolCfg.Mode)
 	ss.poolKey = pool.Key{Database: req.database, User: req.user}
