@@ -156,8 +156,10 @@ type Database struct {
 	// DBName is the server's database name; empty means the client-visible name.
 	DBName string `yaml:"dbname"`
 	// User and Password log in to the server; empty means the client's user
-	// and that user's plaintext password (the replica monitor then logs in
-	// as the first user with one: monitorLogin).
+	// and that user's plaintext password, or, when its secret is a SCRAM
+	// verifier, the ClientKey its login proved (SCRAM passthrough); the
+	// replica monitor then logs in as the first user with a plaintext
+	// password: monitorLogin.
 	User     string    `yaml:"user"`
 	Password string    `yaml:"password"`
 	PoolSize int       `yaml:"pool_size"`
