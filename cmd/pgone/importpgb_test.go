@@ -60,8 +60,9 @@ func TestImportPgBouncerCommand(t *testing.T) {
 
 // TestImportPgBouncerServesRealPostgres imports a pgbouncer.ini and a
 // userlist.txt holding the three kinds of secret (plaintext, md5, a SCRAM
-// verifier copied from pg_authid), starts pgone on the result in front of a
-// real PostgreSQL, and logs in with each userlist password.
+// verifier copied from pg_authid) and auth_user, starts pgone on the result
+// in front of a real PostgreSQL, and logs in with each userlist password
+// and as a user only the server knows.
 func TestImportPgBouncerServesRealPostgres(t *testing.T) {
 	c := pgtest.New(t, pgtest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -70,6 +71,7 @@ func TestImportPgBouncerServesRealPostgres(t *testing.T) {
 		"CREATE ROLE app_user LOGIN PASSWORD 'app-pw'",
 		"CREATE ROLE reporter LOGIN PASSWORD 'rep-pw'",
 		"CREATE ROLE carol LOGIN PASSWORD 'carol-pw'",
+		"CREATE ROLE dave LOGIN PASSWORD 'dave-pw'", // only on the server: found by auth_query
 	} {
 		if err := c.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
@@ -89,12 +91,13 @@ listen_addr = 127.0.0.1
 listen_port = 0
 auth_type = md5
 auth_file = userlist.txt
+auth_user = postgres
 pool_mode = transaction
 default_pool_size = 4
 server_tls_sslmode = disable
 `, c.Primary.Port))
-	mustWrite(t, filepath.Join(dir, "userlist.txt"), fmt.Sprintf("\"app_user\" \"app-pw\"\n\"bob\" \"md5%s\"\n\"carol\" \"%s\"\n",
-		hex.EncodeToString(bobMD5[:]), carolSecret))
+	mustWrite(t, filepath.Join(dir, "userlist.txt"), fmt.Sprintf("\"app_user\" \"app-pw\"\n\"bob\" \"md5%s\"\n\"carol\" \"%s\"\n\"postgres\" \"%s\"\n",
+		hex.EncodeToString(bobMD5[:]), carolSecret, pgtest.SuperPassword))
 
 	out := filepath.Join(dir, "pgone.yaml")
 	code, _, stderr := runCmd("import-pgbouncer", "-o", out, ini)
@@ -116,6 +119,8 @@ server_tls_sslmode = disable
 		{"app_user", "app-pw", "appdb", "app_user"},  // plaintext secret, logs in to the server as itself
 		{"bob", "bob-pw", "reports", "reporter"},     // md5 secret, server login as the forced user
 		{"carol", "carol-pw", "reports", "reporter"}, // SCRAM secret (md5 method falls to SCRAM, as PostgreSQL)
+		{"carol", "carol-pw", "appdb", "carol"},      // SCRAM secret, server login as itself by passthrough
+		{"dave", "dave-pw", "appdb", "dave"},         // not in the userlist: auth_query, then passthrough
 	} {
 		dsn := fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=%s sslmode=disable", host, port, tc.user, tc.password, tc.database)
 		if got := currentUser(ctx, t, dsn); got != tc.wantUser {

@@ -11,11 +11,12 @@
 // A setting that equals what pgone does anyway is not listed.
 //
 // Secrets from userlist.txt are copied as they are: pgone's users accept
-// plaintext, md5 hashes and SCRAM verifiers for client authentication.
-// pgone logs in to servers as the client only with a plaintext password, so
-// a non-plaintext secret of a user who reaches a database without a forced
-// user= is listed as well (the client would log in to pgone, then be
-// refused by the server).
+// plaintext, md5 hashes and SCRAM verifiers for client authentication, and
+// log in to servers as the client with plaintext or by SCRAM passthrough.
+// An md5 secret of a user who reaches a database without a forced user= is
+// listed (the client would log in to pgone, then be refused by the
+// server). auth_user/auth_query become auth_query, with auth_user's
+// password taken from the userlist as PgBouncer does.
 //
 // Everything here is pure (bytes in, bytes out) except Import, which reads
 // the files. No state is shared.

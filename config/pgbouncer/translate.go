@@ -80,6 +80,7 @@ type translation struct {
 	listenAddr, listenPort                    string
 	authMethod                                auth.Method
 	adminUsers                                []string
+	authUser                                  string
 	userOrder                                 []string
 	secrets                                   map[string]string
 	skipped                                   []Untranslated
@@ -217,6 +218,16 @@ func (t *translation) applyGlobalKey(s setting) error {
 	case "admin_users":
 		t.adminUsers = splitList(s.value)
 		return nil
+	case "auth_user":
+		t.authUser = s.value
+		t.authQuery().set("user", strNode(s.value), from)
+		return nil
+	case "auth_query":
+		t.authQuery().set("query", strNode(s.value), from)
+		return nil
+	case "auth_dbname":
+		t.authQuery().set("database", strNode(s.value), from)
+		return nil
 	}
 	if r, ok := pgbouncerReasons[s.key]; ok {
 		return fmt.Errorf("%s", r)
@@ -278,6 +289,7 @@ func (t *translation) applyUsers() {
 			u.set("password", strNode(secret), "")
 		}
 	}
+	t.applyAuthUserPassword()
 	var admins []string
 	for _, name := range t.adminUsers {
 		if _, ok := t.secrets[name]; !ok {
@@ -289,6 +301,27 @@ func (t *translation) applyUsers() {
 	if len(admins) > 0 {
 		t.root.set("admin_users", seqNode(admins), "")
 	}
+}
+
+// authQuery is the auth_query section, kept in the root until render.
+func (t *translation) authQuery() omap { return t.root.child("auth_query") }
+
+// applyAuthUserPassword takes auth_user's password from the userlist, as
+// PgBouncer does; pgone needs it in plaintext to log in with it.
+func (t *translation) applyAuthUserPassword() {
+	if !t.root.has("auth_query") {
+		return
+	}
+	if t.authUser == "" {
+		t.skip("[pgbouncer] auth_query", "no auth_user: pgone runs auth_query only as auth_query.user")
+		return
+	}
+	secret, ok := t.secrets[t.authUser]
+	if ok && isPlaintext(secret) && secret != "" {
+		t.authQuery().set("password", strNode(secret), "")
+		return
+	}
+	t.skip("[pgbouncer] auth_user", fmt.Sprintf("translated to auth_query.user, but the userlist has no plaintext password for %s: set auth_query.password", t.authUser))
 }
 
 func (t *translation) applySection(s setting) error {
@@ -406,8 +439,8 @@ func (t *translation) applyUserEntry(name, value string) error {
 }
 
 // checkServerLogins lists users whose secret pgone cannot log in to a
-// server with: a database without user= logs in as the client, with the
-// client's password, which pgone can only send in plaintext.
+// server with: a database without user= logs in as the client, with its
+// plaintext password or by SCRAM passthrough, never with an md5 hash.
 func (t *translation) checkServerLogins() {
 	var asClient []string
 	for i := 0; i+1 < len(t.databases.node.Content); i += 2 {
@@ -420,16 +453,12 @@ func (t *translation) checkServerLogins() {
 	}
 	for _, name := range t.userOrder {
 		secret, ok := t.secrets[name]
-		if !ok || secret == "" || isPlaintext(secret) {
-			continue
-		}
-		kind := "an md5 hash"
-		if auth.IsSCRAMVerifier(secret) {
-			kind = "a SCRAM verifier"
+		if !ok || secret == "" || isPlaintext(secret) || auth.IsSCRAMVerifier(secret) {
+			continue // plaintext is sent, a SCRAM verifier passed through
 		}
 		t.skip(fmt.Sprintf("userlist %q", name), fmt.Sprintf(
-			"the secret is %s: the client logs in to pgone with it, but pgone logs in to servers as the client only with a plaintext password, so the server will refuse %s on %s (no user=); give a plaintext password or set user= and password= on those databases",
-			kind, name, strings.Join(asClient, ", ")))
+			"the secret is an md5 hash: the client logs in to pgone with it, but pgone cannot log in to a server as the client with an md5 hash (SCRAM verifiers work by passthrough), so the server will refuse %s on %s (no user=); give a plaintext password or set user= and password= on those databases",
+			name, strings.Join(asClient, ", ")))
 	}
 }
 
@@ -456,7 +485,7 @@ func (t *translation) render() []byte {
 	for _, sec := range []struct {
 		key string
 		m   omap
-	}{{"auth_method", t.root}, {"limits", t.limits}, {"tls", t.tls}, {"databases", t.databases}, {"users", t.users}, {"admin_users", t.root}, {"pool", t.pool}} {
+	}{{"auth_method", t.root}, {"limits", t.limits}, {"tls", t.tls}, {"databases", t.databases}, {"users", t.users}, {"admin_users", t.root}, {"auth_query", t.root}, {"pool", t.pool}} {
 		if sec.m == t.root {
 			for i := 0; i+1 < len(t.root.node.Content); i += 2 {
 				if t.root.node.Content[i].Value == sec.key {

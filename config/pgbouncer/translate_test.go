@@ -61,6 +61,7 @@ func TestImportRealisticConfig(t *testing.T) {
 	check("carol", auth.IsSCRAMVerifier(p.Users["carol"].Password), true)
 	check("admin", p.Users["admin"].Password, `admin "quoted" secret`)
 	check("admin_users", strings.Join(p.AdminUsers, ","), "admin")
+	check("auth_query", p.AuthQuery, proxy.AuthQuery{User: "pgbouncer_auth", Query: "SELECT usename, passwd FROM pgbouncer.get_auth($1)"})
 
 	pc := cfg.Pool
 	check("pool.mode", pc.Mode, pool.ModeTransaction)
@@ -87,7 +88,6 @@ func TestImportRealisticConfig(t *testing.T) {
 		"[pgbouncer] server_tls_key_file",
 		"[pgbouncer] client_tls_ca_file",
 		"[pgbouncer] auth_user",
-		"[pgbouncer] auth_query",
 		"[pgbouncer] admin_users: postgres",
 		"[databases] reports: connect_query",
 		"[databases] legacy: host",
@@ -95,8 +95,7 @@ func TestImportRealisticConfig(t *testing.T) {
 		"[databases] local",
 		"[users] alice: max_user_connections",
 		"[peers] 1",
-		`userlist "bob"`,
-		`userlist "carol"`,
+		`userlist "bob"`, // carol's SCRAM verifier works by passthrough
 	}
 	var got []string
 	for _, u := range res.Untranslated {
@@ -119,7 +118,7 @@ func TestImportRealisticConfig(t *testing.T) {
 		"[pgbouncer] server_idle_timeout": "default 10m",
 		"[databases] legacy: host":        "kept 10.0.0.12, left out 10.0.0.13",
 		`userlist "bob"`:                  "an md5 hash",
-		`userlist "carol"`:                "on app, legacy, * (no user=)",
+		"[pgbouncer] auth_user":           "set auth_query.password",
 	} {
 		if !strings.Contains(reasons[key], part) {
 			t.Errorf("%s: reason %q lacks %q", key, reasons[key], part)
@@ -185,6 +184,9 @@ func TestTranslateKeys(t *testing.T) {
 		{"password without user", "[databases]\nx = host=h password=p", "", "x:\n    host: h", []string{"[databases] x: password"}},
 		{"forced user password from userlist", "[databases]\nx = host=h user=u", `"u" "pw"`, "user: u\n    password: pw", nil},
 		{"forced user md5 from userlist", "[databases]\nx = host=h user=u", `"u" "md5` + strings.Repeat("a", 32) + `"`, "user: u\n", []string{"[databases] x: user", `userlist "u"`}},
+		{"auth_user from userlist", "auth_user = a\nauth_dbname = authdb", `"a" "a-pw"`, "auth_query:\n  user: a # from auth_user = a\n  database: authdb # from auth_dbname = authdb\n  password: a-pw", nil},
+		{"auth_query without auth_user", "auth_query = SELECT 1", "", "listen:", []string{"[pgbouncer] auth_query"}},
+		{"per-database auth_user", "[databases]\nx = host=h auth_user=a", "", "x:\n    host: h", []string{"[databases] x: auth_user"}},
 		{"reserved name", "[databases]\npgone = host=h", "", "listen:", []string{"[databases] pgone"}},
 		{"quoted connstring", "[databases]\nx = host=h password='it''s a \\'secret\\'' user=o", "", `password: it's a 'secret'`, nil},
 	}
