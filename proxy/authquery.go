@@ -19,8 +19,11 @@ import (
 func (ss *session) lookupSecret(snap *snapshot, req *startupRequest) (string, error) {
 	aq := snap.cfg.AuthQuery
 	db, ok := snap.cfg.DatabaseFor(req.database)
-	if !ok {
-		return "", nil // 3D000 comes after authentication, as for listed users
+	if !ok || req.database == AdminDatabase {
+		// The console has no server to ask, and its users are in users.
+		// An unknown database gives 3D000 after authentication, as for
+		// listed users.
+		return "", nil
 	}
 	dbname := aq.Database
 	if dbname == "" {
