@@ -24,6 +24,7 @@ func (c *Config) Redacted() *Config {
 			r.Proxy.Databases[name] = db
 		}
 	}
+	r.Proxy.AuthQuery.Password = mask(c.Proxy.AuthQuery.Password)
 	if c.Proxy.Users != nil {
 		r.Proxy.Users = maps.Clone(c.Proxy.Users)
 		for name, u := range r.Proxy.Users {

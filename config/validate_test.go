@@ -93,7 +93,7 @@ func TestValidateRules(t *testing.T) {
 			[]Problem{{Key: "databases.app.replicas[0].weight", Message: "must not be negative, got -1"}}},
 		// proxy: users
 		{"no users", "databases: {app: {host: h}}\n",
-			[]Problem{{Key: "users", Message: "at least one user is required"}}},
+			[]Problem{{Key: "users", Message: "at least one user is required (or auth_query.user)"}}},
 		{"user unknown auth_method", withUsers("  bob: {password: p, auth_method: kerberos}\n"),
 			[]Problem{{Key: "users.bob.auth_method", Message: `got "kerberos"`}}},
 		{"user without password under scram", withUsers("  bob: {}\n"),

@@ -24,6 +24,11 @@ type Target struct {
 	Database string
 	User     string
 	Password string
+	// SCRAMClientKey and SCRAMServerKey (raw bytes), when set, log in with
+	// SCRAM passthrough instead of Password (passthrough.go). Strings keep
+	// Target comparable: equal keys mean the same pool target.
+	SCRAMClientKey string
+	SCRAMServerKey string
 }
 
 func (t Target) addr() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
@@ -87,6 +92,9 @@ func dial(ctx context.Context, cfg *Config, t Target) (*Conn, error) {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	pc.Password = t.Password
+	if t.SCRAMClientKey != "" {
+		usePassthrough(pc, t)
+	}
 	pc.DialFunc = rawDial(pc.DialFunc)
 	// ParseConfig reads PG* environment variables; a pooled connection must
 	// carry no session settings of its own, so clear what it picked up.
@@ -108,11 +116,15 @@ func dial(ctx context.Context, cfg *Config, t Target) (*Conn, error) {
 		conn.Close(ctx)
 		return nil, err
 	}
+	nc := hc.Conn
+	if sp, ok := nc.(*scramPassthrough); ok && sp.done && len(sp.rpending) == 0 {
+		nc = sp.Conn // authentication is over: drop the rewriting layer
+	}
 	now := time.Now()
 	c := &Conn{
-		net:       hc.Conn,
-		r:         bufio.NewReaderSize(hc.Conn, 32<<10),
-		w:         bufio.NewWriterSize(hc.Conn, 32<<10),
+		net:       nc,
+		r:         bufio.NewReaderSize(nc, 32<<10),
+		w:         bufio.NewWriterSize(nc, 32<<10),
 		PID:       hc.PID,
 		SecretKey: hc.SecretKey,
 		Params:    hc.ParameterStatuses,

@@ -35,6 +35,27 @@ type Config struct {
 	AdminUsers []string `yaml:"admin_users"`
 	// Routing tunes the read/write split.
 	Routing Routing `yaml:"routing"`
+	// AuthQuery looks up clients missing from Users on the server.
+	AuthQuery AuthQuery `yaml:"auth_query"`
+}
+
+// DefaultAuthQuery is PgBouncer's default auth_query.
+const DefaultAuthQuery = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1"
+
+// AuthQuery is PgBouncer's auth_user/auth_query: a client whose user is not
+// in users is authenticated with the secret the query returns for it, so
+// users need not be copied into pgone's config. Off while User is empty.
+type AuthQuery struct {
+	// User is the server login that runs the query (PgBouncer's auth_user).
+	User string `yaml:"user"`
+	// Password is User's plaintext server password.
+	Password string `yaml:"password"`
+	// Query takes the user name as $1 and returns one row: name, secret
+	// (plaintext, md5 hash or SCRAM verifier); no row or NULL refuses.
+	Query string `yaml:"query"`
+	// Database is the server database the query runs in; empty means the
+	// database the client asked for (its entry's dbname).
+	Database string `yaml:"database"`
 }
 
 // Routing tunes how statements are sent to the primary or a replica.
@@ -135,8 +156,10 @@ type Database struct {
 	// DBName is the server's database name; empty means the client-visible name.
 	DBName string `yaml:"dbname"`
 	// User and Password log in to the server; empty means the client's user
-	// and that user's plaintext password (the replica monitor then logs in
-	// as the first user with one: monitorLogin).
+	// and that user's plaintext password, or, when its secret is a SCRAM
+	// verifier, the ClientKey its login proved (SCRAM passthrough); the
+	// replica monitor then logs in as the first user with a plaintext
+	// password: monitorLogin.
 	User     string    `yaml:"user"`
 	Password string    `yaml:"password"`
 	PoolSize int       `yaml:"pool_size"`
@@ -244,6 +267,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Routing.FunctionsRefreshInterval == 0 {
 		c.Routing.FunctionsRefreshInterval = time.Minute
+	}
+	if c.AuthQuery.Query == "" {
+		c.AuthQuery.Query = DefaultAuthQuery
 	}
 }
 
@@ -353,8 +379,8 @@ func (c *Config) Validate() []error {
 			}
 		}
 	}
-	if len(c.Users) == 0 {
-		add("users", "at least one user is required")
+	if len(c.Users) == 0 && c.AuthQuery.User == "" {
+		add("users", "at least one user is required (or auth_query.user)")
 	}
 	for _, name := range sortedKeys(c.Users) {
 		u := c.Users[name]
@@ -380,6 +406,12 @@ func (c *Config) Validate() []error {
 		if u.QueryTimeout < 0 {
 			add(key+".query_timeout", "must not be negative")
 		}
+	}
+	if c.AuthQuery.Password != "" && c.AuthQuery.User == "" {
+		add("auth_query.user", "is required when password is set")
+	}
+	if c.AuthQuery.User != "" && strings.TrimSpace(c.AuthQuery.Query) == "" {
+		add("auth_query.query", "must not be empty")
 	}
 	for i, name := range c.AdminUsers {
 		if _, ok := c.Users[name]; !ok {

@@ -77,6 +77,12 @@ type session struct {
 	// startupParams are the client's startup parameters, kept to restore
 	// them after a RESET in transaction mode.
 	startupParams []param
+	// queriedSecret is the secret auth_query returned for a user missing
+	// from users (authquery.go); "" otherwise.
+	queriedSecret string
+	// scramKeys are the keys of the client's SCRAM login, for logging in
+	// to servers as the client when its secret is a SCRAM verifier.
+	scramKeys *auth.SCRAMKeys
 
 	// Owned by the session goroutine: no lock.
 	br *wire.LentBuffer
@@ -322,10 +328,17 @@ func (ss *session) login(snap *snapshot, req *startupRequest) error {
 	sec := snap.secrets[req.user]
 	if u, ok := snap.cfg.Users[req.user]; ok && u.AuthMethod != auth.Inherited {
 		method = u.AuthMethod
+	} else if !ok {
+		var err error
+		if sec, err = ss.authQuerySecret(snap, req); err != nil {
+			return err
+		}
 	}
-	if err := ss.srv.auth.Authenticate(authConn{ss}, method, req.user, sec); err != nil {
+	keys, err := ss.srv.auth.AuthenticateKeys(authConn{ss}, method, req.user, sec)
+	if err != nil {
 		return err
 	}
+	ss.scramKeys = keys
 	return nil
 }
 
@@ -360,6 +373,15 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 	if target.User == "" {
 		target.User = req.user
 		target.Password = snap.cfg.Users[req.user].Password
+		if _, listed := snap.cfg.Users[req.user]; !listed {
+			target.Password = ss.queriedSecret
+		}
+		if auth.IsSCRAMVerifier(target.Password) && ss.scramKeys != nil {
+			// No password to send: log in with the keys the client proved.
+			target.Password = ""
+			target.SCRAMClientKey = string(ss.scramKeys.ClientKey)
+			target.SCRAMServerKey = string(ss.scramKeys.ServerKey)
+		}
 	}
 	ss.mode = snap.cfg.PoolModeFor(db, req.user, snap.poolCfg.Mode)
 	ss.poolKey = pool.Key{Database: req.database, User: req.user}

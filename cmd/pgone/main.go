@@ -34,6 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(args[1:], stdout, stderr)
+	case "import-pgbouncer":
+		return cmdImportPgBouncer(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "pgone", versionString())
 		return 0
@@ -52,6 +54,7 @@ func usage(w io.Writer) {
   pgone check --config FILE
   pgone demo [--port 6432] [--log-format text|json]
   pgone healthcheck [--url http://127.0.0.1:9930/healthz] [--timeout 3s]
+  pgone import-pgbouncer [-o pgone.yaml] pgbouncer.ini [userlist.txt]
   pgone version
 `)
 }

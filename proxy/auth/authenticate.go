@@ -38,34 +38,42 @@ func NewAuthenticator() *Authenticator {
 // nil on success, leaving AuthenticationOk to the caller, a *pgerr.Error on
 // failure, or the Conn's I/O error as is.
 func (a *Authenticator) Authenticate(c Conn, method Method, user string, sec *Secret) error {
+	_, err := a.AuthenticateKeys(c, method, user, sec)
+	return err
+}
+
+// AuthenticateKeys is Authenticate that also returns the SCRAM keys of a
+// successful SCRAM exchange against a stored verifier (nil otherwise), for
+// logging in to servers as the client without its password.
+func (a *Authenticator) AuthenticateKeys(c Conn, method Method, user string, sec *Secret) (*SCRAMKeys, error) {
 	switch method {
 	case Trust:
 		if sec == nil {
-			return authFailed(user)
+			return nil, authFailed(user)
 		}
-		return nil
+		return nil, nil
 	case Password:
-		return passwordExchange(c, user, sec)
+		return nil, passwordExchange(c, user, sec)
 	case MD5:
 		if sec != nil && sec.md5 == "" && sec.scram != nil {
 			// As PostgreSQL: md5 in the config, a SCRAM verifier stored: use SCRAM.
 			return scramExchange(c, user, sec.scram, false)
 		}
 		if sec == nil {
-			return md5Exchange(c, user, "")
+			return nil, md5Exchange(c, user, "")
 		}
-		return md5Exchange(c, user, sec.md5)
+		return nil, md5Exchange(c, user, sec.md5)
 	case SCRAM:
 		switch {
 		case sec != nil && sec.scram != nil:
 			return scramExchange(c, user, sec.scram, false)
 		case sec != nil && sec.md5 != "":
 			// PostgreSQL falls back to md5 for users stored as md5 hashes.
-			return md5Exchange(c, user, sec.md5)
+			return nil, md5Exchange(c, user, sec.md5)
 		}
 		return scramExchange(c, user, a.mockVerifier(user), true)
 	}
-	return pgerr.Fatal(pgerr.InternalError, "authentication method %q is not supported", string(method))
+	return nil, pgerr.Fatal(pgerr.InternalError, "authentication method %q is not supported", string(method))
 }
 
 // mockVerifier stands in for a missing verifier. Its salt is HMAC(key, user)

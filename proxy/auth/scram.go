@@ -74,6 +74,23 @@ func (v *scramVerifier) verifyProof(authMessage string, proof []byte) bool {
 	return subtle.ConstantTimeCompare(sum[:], v.storedKey) == 1
 }
 
+// clientKey recovers the client's ClientKey from a proof verifyProof
+// accepted.
+func (v *scramVerifier) clientKey(authMessage string, proof []byte) []byte {
+	key := make([]byte, scramKeyLen)
+	subtle.XORBytes(key, proof, hmacSHA256(v.storedKey, []byte(authMessage)))
+	return key
+}
+
+// SCRAMKeys are what a SCRAM login gives pgone beyond "yes": the client's
+// ClientKey, recovered from its proof, and the verifier's ServerKey. With
+// them pgone can log in as that user to a server storing the same
+// verifier, without the password (SCRAM passthrough, as PgBouncer does).
+type SCRAMKeys struct {
+	ClientKey []byte
+	ServerKey []byte
+}
+
 // serverSignature proves to the client that pgone knows the ServerKey.
 func (v *scramVerifier) serverSignature(authMessage string) string {
 	return base64.StdEncoding.EncodeToString(hmacSHA256(v.serverKey, []byte(authMessage)))
@@ -82,24 +99,24 @@ func (v *scramVerifier) serverSignature(authMessage string) string {
 // scramExchange runs SCRAM-SHA-256 against v. When doomed (unknown user or a
 // secret without a verifier) the exchange runs in full and then fails, so it
 // looks like a wrong password.
-func scramExchange(c Conn, user string, v *scramVerifier, doomed bool) error {
+func scramExchange(c Conn, user string, v *scramVerifier, doomed bool) (*SCRAMKeys, error) {
 	if err := c.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{scramMechanism}}); err != nil {
-		return err
+		return nil, err
 	}
 	body, err := c.ReceivePassword()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mechanism, data, err := parseSASLInitialResponse(body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if mechanism != scramMechanism {
-		return pgerr.Fatal(pgerr.ProtocolViolation, "client selected an invalid SASL authentication mechanism")
+		return nil, pgerr.Fatal(pgerr.ProtocolViolation, "client selected an invalid SASL authentication mechanism")
 	}
 	first, err := parseClientFirst(data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	serverNonce := make([]byte, scramServerNonceLen)
@@ -109,30 +126,33 @@ func scramExchange(c Conn, user string, v *scramVerifier, doomed bool) error {
 		",s=" + base64.StdEncoding.EncodeToString(v.salt) +
 		",i=" + strconv.Itoa(v.iterations)
 	if err := c.Send(&pgproto3.AuthenticationSASLContinue{Data: []byte(serverFirst)}); err != nil {
-		return err
+		return nil, err
 	}
 
 	body, err = c.ReceivePassword()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	final, err := parseClientFinal(body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if final.channelBinding != base64.StdEncoding.EncodeToString([]byte(first.gs2Header)) {
-		return pgerr.Fatal(pgerr.ProtocolViolation, "unexpected SCRAM channel-binding attribute in client-final-message")
+		return nil, pgerr.Fatal(pgerr.ProtocolViolation, "unexpected SCRAM channel-binding attribute in client-final-message")
 	}
 	if final.nonce != nonce {
-		return pgerr.Fatal(pgerr.ProtocolViolation, "invalid SCRAM response").WithDetail("Nonce does not match.")
+		return nil, pgerr.Fatal(pgerr.ProtocolViolation, "invalid SCRAM response").WithDetail("Nonce does not match.")
 	}
 
 	authMessage := first.bare + "," + serverFirst + "," + final.withoutProof
 	ok := v.verifyProof(authMessage, final.proof)
 	if !ok || doomed {
-		return authFailed(user)
+		return nil, authFailed(user)
 	}
-	return c.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte("v=" + v.serverSignature(authMessage))})
+	if err := c.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte("v=" + v.serverSignature(authMessage))}); err != nil {
+		return nil, err
+	}
+	return &SCRAMKeys{ClientKey: v.clientKey(authMessage, final.proof), ServerKey: v.serverKey}, nil
 }
 
 // saslPrep normalizes a password as clients do before SCRAM (RFC 4013, via
