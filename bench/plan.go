@@ -77,23 +77,38 @@ func warmUp(ctx context.Context, env *Env, plan []Cell) {
 	}
 }
 
-// runPlan runs every cell, interleaving the targets (A B C D, A B C D, ...)
-// so slow drifts of a shared machine hit every target alike.
+// runPlan runs every cell, interleaving the targets (A B C D, B C D A, ...:
+// the order rotates every round, see roundOrder) so slow drifts of a shared
+// machine hit every target alike. Before each direct cell the poolers'
+// server connections are closed (isolateDirect): PostgreSQL serves direct
+// alone, as it would without a pooler.
 func runPlan(ctx context.Context, env *Env, plan []Cell, rep *Report) error {
 	total := len(plan) * env.reps * len(env.targets)
 	done := 0
 	var eta etaEstimate
+	round := 0
 	for ci, cell := range plan {
 		for r := 0; r < env.reps; r++ {
-			for _, t := range env.targets {
+			order := roundOrder(env.targets, round)
+			round++
+			rep.addOrder(ci, order)
+			for _, t := range order {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 				if err := t.alive(); err != nil {
 					return err
 				}
+				closed := 0
+				if t.Name == "direct" && env.isolateDirect {
+					var err error
+					if closed, err = isolateDirect(ctx, env); err != nil {
+						return fmt.Errorf("closing the poolers' server connections before direct: %w", err)
+					}
+				}
 				began := time.Now()
 				res := runCell(ctx, env, t, cell)
+				res.ClosedBefore = closed
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -160,6 +175,10 @@ func runCell(ctx context.Context, env *Env, t *Target, cell Cell) Result {
 	servers := env.serverPids()
 	proxyBefore, serverBefore := treeUsage(proxy...), treeUsage(servers...)
 	s := startSampler(proxy, time.Second)
+	var watch *backendWatch
+	if t.Name == "direct" && cell.W.Pgbench != nil {
+		watch = watchBackends(ctx, env, cell.Clients)
+	}
 	var res Result
 	if cell.W.Run != nil {
 		res = cell.W.Run(ctx, env, t, db, cell.Clients)
@@ -167,6 +186,10 @@ func runCell(ctx context.Context, env *Env, t *Target, cell Cell) Result {
 		res = runPgbench(ctx, env, t, db, cell.W, cell.Clients)
 	}
 	peak := s.finish()
+	res.OtherBackends = -1
+	if watch != nil {
+		res.OtherBackends = watch.finish()
+	}
 	if res.ProxyRSSKB == 0 {
 		res.ProxyRSSKB = peak
 	}
