@@ -87,6 +87,10 @@ func runPlan(ctx context.Context, env *Env, plan []Cell, rep *Report) error {
 	done := 0
 	var eta etaEstimate
 	round := 0
+	// refilled holds the pooler databases ("target/db") whose server
+	// connections were reopened since isolateDirect last closed them; nil
+	// until it first does (the warm-up filled them).
+	var refilled map[string]bool
 	for ci, cell := range plan {
 		for r := 0; r < env.reps; r++ {
 			order := roundOrder(env.targets, round)
@@ -105,6 +109,11 @@ func runPlan(ctx context.Context, env *Env, plan []Cell, rep *Report) error {
 					if closed, err = isolateDirect(ctx, env); err != nil {
 						return fmt.Errorf("closing the poolers' server connections before direct: %w", err)
 					}
+					refilled = map[string]bool{}
+				}
+				if db, _ := t.db(cell.W.Mode); refilled != nil && t.proxyPid() != 0 && !refilled[t.Name+"/"+db] {
+					refill(ctx, env, t, cell)
+					refilled[t.Name+"/"+db] = true
 				}
 				began := time.Now()
 				res := runCell(ctx, env, t, cell)
@@ -126,6 +135,21 @@ func runPlan(ctx context.Context, env *Env, plan []Cell, rep *Report) error {
 		}
 	}
 	return nil
+}
+
+// refill reopens the server connections isolateDirect closed, before a
+// pooler's cell and outside its measurement, so a pooler is not charged
+// for logins direct made it redo: one short select-only run at the cell's
+// client count (capped at the pool size) on the database the cell uses.
+func refill(ctx context.Context, env *Env, t *Target, cell Cell) {
+	db, _ := t.db(cell.W.Mode)
+	saved := env.duration
+	env.duration = time.Second
+	defer func() { env.duration = saved }()
+	w := &Workload{Name: "refill", Pgbench: []string{"-S"}}
+	if res := runPgbench(ctx, env, t, db, w, max(1, min(cell.Clients, env.poolSize))); res.failed() {
+		env.logf("refill %s (%s): %s", t.Name, db, res.Err)
+	}
 }
 
 // etaEstimate predicts the time left from the runs so far, per workload:
