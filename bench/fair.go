@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgone/pgone/bench/proc"
 	"github.com/pgone/pgone/internal/pgtest"
 )
 
@@ -113,13 +114,14 @@ func checksFailed(checks []DirectCheck) []string {
 }
 
 // runLoneBaselines runs each checked workload at checkClients straight
-// against the primary, reps times, before any pooler has started: nothing
-// else is connected. It returns the TPS of every run by workload name.
-func runLoneBaselines(ctx context.Context, env *Env, plan []Cell) map[string][]float64 {
-	out := map[string][]float64{}
+// against the primary, reps times, while nothing else is connected: before
+// any pooler has started, and again at the end after they stopped (when),
+// so a drift of the shared machine during the run moves the yardstick too.
+// It appends the TPS of every run to out by workload name.
+func runLoneBaselines(ctx context.Context, env *Env, plan []Cell, when string, out map[string][]float64) {
 	lone := &Target{Name: "lone", Port: env.cluster.Primary.Port}
 	checked := checkWorkloads(plan)
-	if len(checked) > 0 {
+	if len(checked) > 0 && when == "start" {
 		// One run not kept: it warms PostgreSQL's caches, as the warm-up
 		// does for the targets.
 		runPgbench(ctx, env, lone, env.db, checked[0], checkClients)
@@ -128,15 +130,14 @@ func runLoneBaselines(ctx context.Context, env *Env, plan []Cell) map[string][]f
 		for r := 0; r < env.reps; r++ {
 			res := runPgbench(ctx, env, lone, env.db, w, checkClients)
 			if ctx.Err() != nil {
-				return out
+				return
 			}
-			env.logf("lone %s c=%d rep %d/%d: %s", w.Name, checkClients, r+1, env.reps, res.short(w))
+			env.logf("lone (%s) %s c=%d rep %d/%d: %s", when, w.Name, checkClients, r+1, env.reps, res.short(w))
 			if !res.failed() {
 				out[w.Name] = append(out[w.Name], res.TPS)
 			}
 		}
 	}
-	return out
 }
 
 // superConn connects to s as the superuser, to the database postgres.
@@ -166,7 +167,60 @@ func isolateDirect(ctx context.Context, env *Env) (int, error) {
 			return closed, err
 		}
 	}
-	return closed, nil
+	return closed, waitReaped(ctx, env, 15*time.Second)
+}
+
+// serverProcs counts the processes of the primary's and the replica's trees.
+func serverProcs(env *Env) int {
+	n := 0
+	for _, pid := range env.serverPids() {
+		n += len(proc.TreePids(pid, false))
+	}
+	return n
+}
+
+// reapSlack is how many processes above the quiet count still count as
+// quiet: autovacuum workers come and go.
+const reapSlack = 3
+
+// waitReaped waits until the servers' process trees are back to their
+// quiet size (env.quietProcs): pg_stat_activity forgets a terminated
+// backend before the process has exited and been reaped, and hundreds of
+// exits cost CPU that must not land in direct's run (nor in its PG CPU,
+// which counts reaped children).
+func waitReaped(ctx context.Context, env *Env, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		n := serverProcs(env)
+		if n <= env.quietProcs+reapSlack {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d server processes left after %s, %d when quiet", n, limit, env.quietProcs)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// stopPoolers stops every pooler before the closing lone runs; the
+// cleanup's later stop of each is a no-op.
+func stopPoolers(ctx context.Context, env *Env) error {
+	for _, t := range env.targets {
+		if t.stop == nil {
+			continue
+		}
+		if err := t.stop(); err != nil {
+			env.logf("stop %s: %v", t.Name, err)
+		}
+	}
+	if _, err := isolateDirect(ctx, env); err != nil {
+		return err
+	}
+	return nil
 }
 
 func terminateAndWait(ctx context.Context, s *pgtest.Server, user string, limit time.Duration) (int, error) {
@@ -293,7 +347,7 @@ func checkSection(b *strings.Builder, checks []DirectCheck, isolated bool, iso i
 	if !isolated {
 		how = "**-isolate-direct=false**: direct ran beside the poolers' open server connections."
 	}
-	fmt.Fprintf(b, "%s The lone runs went first, before any pooler started. Direct at %d clients must be within %.0f%% of them, or the run fails.\n\n",
+	fmt.Fprintf(b, "%s The lone runs went first, before any pooler started, and again at the end after the poolers stopped. Direct at %d clients must be within %.0f%% of them, or the run fails.\n\n",
 		how, checkClients, checkTolerance*100)
 	if iso.cells > 0 {
 		foreign := "not sampled"

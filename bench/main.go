@@ -119,6 +119,7 @@ type Env struct {
 	reps               int
 	idleStall          time.Duration
 	isolateDirect      bool // see options.isolateDirect
+	quietProcs         int  // the servers' processes with no client connected
 	// connMsPerClient is pgbench's last initial connection time per client,
 	// by "target/database"; see runPgbench.
 	connMsPerClient map[string]float64
@@ -360,8 +361,10 @@ func benchmark(ctx context.Context, env *Env, o options, plan []Cell) (*Report, 
 	// The yardstick of the direct check: before any pooler exists,
 	// nothing else is connected to the primary.
 	lone := map[string][]float64{}
-	if slices.Contains(env.targetNames, "direct") {
-		lone = runLoneBaselines(ctx, env, plan)
+	env.quietProcs = serverProcs(env)
+	checking := slices.Contains(env.targetNames, "direct")
+	if checking {
+		runLoneBaselines(ctx, env, plan, "start", lone)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -378,6 +381,15 @@ func benchmark(ctx context.Context, env *Env, o options, plan []Cell) (*Report, 
 	rep := newReport(env, o, plan)
 	if err := runPlan(ctx, env, plan, rep); err != nil {
 		return nil, err
+	}
+	if checking && len(checkWorkloads(plan)) > 0 {
+		if err := stopPoolers(ctx, env); err != nil {
+			return nil, err
+		}
+		runLoneBaselines(ctx, env, plan, "end", lone)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 	}
 	rep.judge(plan, lone)
 	return rep, nil
