@@ -87,6 +87,11 @@ func judge(workload string, lone []float64, direct Summary) DirectCheck {
 		verdict = "NOT within"
 	}
 	c.Why = fmt.Sprintf("direct %.0f TPS is %.2fx the lone run's %.0f: %s %.0f%%", c.DirectTPS, c.Ratio, c.LoneTPS, verdict, checkTolerance*100)
+	if lo, hi := slices.Min(lone), slices.Max(lone); !c.Pass && hi > lo*(1+checkTolerance) {
+		// Say so when the yardstick itself moved: the machine, not
+		// direct's setup, may be what failed the check.
+		c.Why += fmt.Sprintf(" (the lone runs themselves spread %.0f%%: the machine was noisy; rerun)", (hi/lo-1)*100)
+	}
 	return c
 }
 

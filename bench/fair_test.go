@@ -108,6 +108,12 @@ func TestJudge(t *testing.T) {
 	if c.LoneTPS != 11_000 || c.Ratio != 0.5 {
 		t.Errorf("lone median %v, ratio %v; want 11000, 0.5", c.LoneTPS, c.Ratio)
 	}
+	if c := judge("select-simple", []float64{8_000, 12_000}, ok(7_000)); c.Pass || !strings.Contains(c.Why, "lone runs themselves spread 50%") {
+		t.Errorf("a failure over a noisy yardstick must say so: %s", c.Why)
+	}
+	if c := judge("select-simple", []float64{10_000, 10_500}, ok(7_000)); strings.Contains(c.Why, "spread") {
+		t.Errorf("a steady yardstick is not blamed: %s", c.Why)
+	}
 	failed := checksFailed([]DirectCheck{judge("a", []float64{100}, ok(100)), c})
 	if len(failed) != 1 || !strings.Contains(failed[0], "select-simple at 10 clients") || !strings.Contains(failed[0], "0.50x") {
 		t.Errorf("failed checks = %q", failed)
