@@ -198,3 +198,37 @@ func TestReportFairness(t *testing.T) {
 		}
 	}
 }
+
+// TestRefillTracker: nothing is refilled before direct first closed the
+// pools (the warm-up filled them); after each closing, every pooler
+// database is refilled once, before its next cell, not again.
+func TestRefillTracker(t *testing.T) {
+	var p refillTracker
+	if p.needsRefill("pgbouncer/bench_tx") {
+		t.Error("refill before any direct cell")
+	}
+	p.drained()
+	for _, key := range []string{"pgbouncer/bench_tx", "pgone/bench", "pgbouncer/bench_session"} {
+		if !p.needsRefill(key) {
+			t.Errorf("%s not refilled after direct closed it", key)
+		}
+		if p.needsRefill(key) {
+			t.Errorf("%s refilled twice", key)
+		}
+	}
+	p.drained()
+	if !p.needsRefill("pgone/bench") {
+		t.Error("a second closing must refill again")
+	}
+}
+
+// TestQuickPlanIsChecked: the quick run has a cell the direct check covers.
+func TestQuickPlanIsChecked(t *testing.T) {
+	plan, err := buildPlan(true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(checkWorkloads(plan)) == 0 {
+		t.Error("the quick plan has no select-only cell at 10 clients: its direct cells go unchecked")
+	}
+}

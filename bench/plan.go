@@ -87,10 +87,7 @@ func runPlan(ctx context.Context, env *Env, plan []Cell, rep *Report) error {
 	done := 0
 	var eta etaEstimate
 	round := 0
-	// refilled holds the pooler databases ("target/db") whose server
-	// connections were reopened since isolateDirect last closed them; nil
-	// until it first does (the warm-up filled them).
-	var refilled map[string]bool
+	var pools refillTracker
 	for ci, cell := range plan {
 		for r := 0; r < env.reps; r++ {
 			order := roundOrder(env.targets, round)
@@ -109,11 +106,10 @@ func runPlan(ctx context.Context, env *Env, plan []Cell, rep *Report) error {
 					if closed, err = isolateDirect(ctx, env); err != nil {
 						return fmt.Errorf("closing the poolers' server connections before direct: %w", err)
 					}
-					refilled = map[string]bool{}
+					pools.drained()
 				}
-				if db, _ := t.db(cell.W.Mode); refilled != nil && t.proxyPid() != 0 && !refilled[t.Name+"/"+db] {
+				if db, _ := t.db(cell.W.Mode); t.proxyPid() != 0 && pools.needsRefill(t.Name+"/"+db) {
 					refill(ctx, env, t, cell)
-					refilled[t.Name+"/"+db] = true
 				}
 				began := time.Now()
 				res := runCell(ctx, env, t, cell)
@@ -135,6 +131,28 @@ func runPlan(ctx context.Context, env *Env, plan []Cell, rep *Report) error {
 		}
 	}
 	return nil
+}
+
+// refillTracker knows which pooler databases ("target/db") must reopen
+// their server connections before their next cell.
+type refillTracker struct {
+	// refilled holds the databases reopened since isolateDirect last closed
+	// every server connection; nil until it first does (the warm-up filled
+	// them).
+	refilled map[string]bool
+}
+
+// drained records that every pooler's server connections were closed.
+func (p *refillTracker) drained() { p.refilled = map[string]bool{} }
+
+// needsRefill reports whether key must be refilled now, and counts it as
+// refilled from then on.
+func (p *refillTracker) needsRefill(key string) bool {
+	if p.refilled == nil || p.refilled[key] {
+		return false
+	}
+	p.refilled[key] = true
+	return true
 }
 
 // refill reopens the server connections isolateDirect closed, before a
