@@ -48,13 +48,15 @@ clean:
 
 # Benchmarks (bench/). `make bench` is the full interleaved run of every
 # workload against direct, PgBouncer, pgpool-II and pgone (under 40 minutes);
-# `make bench-quick` is a smaller one (about 4½ minutes). Both write
-# bench/results/latest.{md,svg,json}; BENCH_ARGS="-record" also writes a dated
+# `make bench-quick` is a smaller one (about 4½ minutes). Both use pools of
+# 20; `make bench-pool300` is the second table: pools of 300, the cells above
+# 20 clients, in bench/results/pool300/. All write
+# latest.{md,svg,json}; BENCH_ARGS="-record" also writes a dated
 # copy to commit. `make bench-micro` runs the Go micro-benchmarks; compare two
 # runs with benchstat.
 BENCH_ARGS ?=
 
-.PHONY: bench bench-quick bench-micro bench-deps
+.PHONY: bench bench-quick bench-pool300 bench-micro bench-deps
 
 bench-deps: deps
 	@bash bench/deps.sh
@@ -64,6 +66,9 @@ bench: bench-deps build
 
 bench-quick: bench-deps build
 	$(GO) run ./bench -quick $(BENCH_ARGS)
+
+bench-pool300: bench-deps build
+	$(GO) run ./bench -pool-size 300 -workloads select-simple,select-extended,select-prepared,tpcb -clients 100,300 -out bench/results/pool300 $(BENCH_ARGS)
 
 bench-micro:
 	@mkdir -p bench/work

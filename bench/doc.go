@@ -14,9 +14,14 @@
 // parent-death signal in case the bench is killed.
 //
 // Method: for each cell (workload, client count) the targets run in turn,
-// A B C D, repeated -reps times, and the median is reported with each
-// target's ratio to direct and to PgBouncer. The machine is shared and
-// noisy; ratios from one interleaved run are what to quote.
+// -reps times, the order rotated every round (A B C D, B C D A, ...), and
+// the median is reported with each target's ratio to direct and to
+// PgBouncer, and each proxy's CPU per transaction. Direct runs alone: the
+// poolers' server connections are closed before it and reopened after it,
+// outside the measurement; a lone pgbench run at the start and the end is
+// the yardstick direct at 10 clients must match within 10%, or the run
+// exits 3 (fair.go). The machine is shared and noisy; ratios from one
+// interleaved run are what to quote.
 //
 // Measuring: pgbench gives TPS and average latency; p99 comes from its
 // per-transaction log (-l). pgbench's -T clock includes connecting the
@@ -26,7 +31,8 @@
 // memory of each proxy's process tree and of PostgreSQL come from /proc.
 //
 // Files: main.go (flags, setup, teardown), plan.go (warm-up and the
-// interleaved loop), workloads.go (what runs; adding a workload is one
+// interleaved loop), fair.go (direct alone, the check, rotation, CPU per
+// transaction), workloads.go (what runs; adding a workload is one
 // struct literal), targets.go (starting each target), pgbench.go and
 // clients.go (running a cell), proc.go (/proc accounting; child processes
 // and logins are bench/proc, shared with bench/soak and scripts/pgxsuite),

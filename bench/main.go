@@ -39,6 +39,9 @@ type options struct {
 	clients      string
 	keep         bool
 	render       string
+	// isolateDirect closes the poolers' server connections before each
+	// direct cell (see isolateDirect); off only to show why it is needed.
+	isolateDirect bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -51,7 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.reps, "reps", 3, "repetitions of every cell (the median is reported); at least 3 for quotable numbers")
 	fs.DurationVar(&o.duration, "duration", 0, "length of each pgbench run, connection time excluded (default 4s, -quick 2s)")
 	fs.IntVar(&o.scale, "scale", 0, "pgbench scale factor (default 10)")
-	fs.IntVar(&o.poolSize, "pool-size", 0, "server connections per pool, the same for every pooler (default 300, -quick 100)")
+	fs.IntVar(&o.poolSize, "pool-size", 0, "server connections per pool, the same for every pooler (default 20, as PgBouncer is usually deployed; 300 for the second table)")
 	fs.StringVar(&o.targets, "targets", "direct,pgbouncer,pgpool,pgone", "targets in interleaving order: direct, pgbouncer, pgpool, pgone, pgone-<mode>")
 	fs.StringVar(&o.pgoneModes, "pgone-modes", "transaction", "pgone pool modes to measure: one mode names the target pgone, several make a target pgone-<mode> each")
 	fs.StringVar(&o.pgoneBin, "pgone", "bin/pgone", "pgone binary to measure (make build)")
@@ -59,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.workloads, "workloads", "", "comma-separated workload names to run (default all)")
 	fs.StringVar(&o.clients, "clients", "", "comma-separated client counts to use for every selected workload instead of its own")
 	fs.StringVar(&o.render, "render", "", "run nothing: rewrite the markdown and chart in -out from a saved latest.json")
+	fs.BoolVar(&o.isolateDirect, "isolate-direct", true, "close every pooler's server connections before each direct cell, so PostgreSQL serves direct alone (false: measure direct beside them, to see the difference)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with the poolers' configs and logs (PostgreSQL's is removed)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -80,10 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-duration must be at least 1s")
 	}
 	if o.poolSize == 0 {
-		o.poolSize = 300
-		if o.quick {
-			o.poolSize = 100
-		}
+		o.poolSize = 20
 	}
 	if o.scale == 0 {
 		o.scale = 10
@@ -117,6 +118,8 @@ type Env struct {
 	duration           time.Duration
 	reps               int
 	idleStall          time.Duration
+	isolateDirect      bool // see options.isolateDirect
+	quietProcs         int  // the servers' processes with no client connected
 	// connMsPerClient is pgbench's last initial connection time per client,
 	// by "target/database"; see runPgbench.
 	connMsPerClient map[string]float64
@@ -215,6 +218,8 @@ func run(args []string, stdout io.Writer) int {
 		pgSettings:   map[string]string{"max_connections": "2000"},
 		idleStall:    5 * time.Second,
 
+		isolateDirect: o.isolateDirect,
+
 		connMsPerClient: map[string]float64{},
 	}
 	if o.quick {
@@ -259,6 +264,13 @@ func run(args []string, stdout io.Writer) int {
 		return 1
 	}
 	env.logf("done in %s; wrote %s", fmtDuration(rep.Meta.RunTime.Round(time.Second)), strings.Join(paths, ", "))
+	if failed := checksFailed(rep.Checks); len(failed) > 0 {
+		for _, f := range failed {
+			env.logf("CHECK FAILED: direct is not within %.0f%% of a lone pgbench run: %s", checkTolerance*100, f)
+		}
+		env.logf("the direct cells are not a fair reference; the ×direct ratios of this run are not to be quoted")
+		return 3
+	}
 	return 0
 }
 
@@ -346,6 +358,18 @@ func benchmark(ctx context.Context, env *Env, o options, plan []Cell) (*Report, 
 		return nil, err
 	}
 
+	// The yardstick of the direct check: before any pooler exists,
+	// nothing else is connected to the primary.
+	lone := map[string][]float64{}
+	env.quietProcs = serverProcs(env)
+	checking := slices.Contains(env.targetNames, "direct")
+	if checking {
+		runLoneBaselines(ctx, env, plan, "start", lone)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+
 	if err := startTargets(ctx, env); err != nil {
 		return nil, err
 	}
@@ -358,6 +382,16 @@ func benchmark(ctx context.Context, env *Env, o options, plan []Cell) (*Report, 
 	if err := runPlan(ctx, env, plan, rep); err != nil {
 		return nil, err
 	}
+	if checking && len(checkWorkloads(plan)) > 0 {
+		if err := stopPoolers(ctx, env); err != nil {
+			return nil, err
+		}
+		runLoneBaselines(ctx, env, plan, "end", lone)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	rep.judge(plan, lone)
 	return rep, nil
 }
 

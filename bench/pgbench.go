@@ -37,6 +37,15 @@ type Result struct {
 
 	Wall time.Duration
 
+	// Tx is the number of transactions pgbench completed (0 if unknown).
+	Tx int64
+	// ClosedBefore is how many server connections the poolers held that
+	// were closed before this direct run; OtherBackends the most backends
+	// of the bench user, the run's own clients aside, seen on the primary
+	// while it ran (-1: not sampled).
+	ClosedBefore  int `json:",omitempty"`
+	OtherBackends int
+
 	noTx bool // pgbench processed no transaction
 }
 
@@ -142,8 +151,11 @@ func parsePgbench(stdout, stderr string) Result {
 			r.AvgMs = firstFloat(strings.TrimPrefix(line, "latency average = "))
 		case strings.HasPrefix(line, "initial connection time = "):
 			r.ConnMs = firstFloat(strings.TrimPrefix(line, "initial connection time = "))
-		case line == "number of transactions actually processed: 0":
-			r.noTx = true
+		case strings.HasPrefix(line, "number of transactions actually processed: "):
+			// "67751", or "1000/1000" for a run of fixed length (-t).
+			done, _, _ := strings.Cut(strings.TrimPrefix(line, "number of transactions actually processed: "), "/")
+			r.Tx = int64(firstFloat(done))
+			r.noTx = r.Tx == 0
 		case strings.HasPrefix(line, "number of failed transactions: "):
 			r.Failed = int64(firstFloat(strings.TrimPrefix(line, "number of failed transactions: ")))
 		}

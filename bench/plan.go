@@ -77,23 +77,43 @@ func warmUp(ctx context.Context, env *Env, plan []Cell) {
 	}
 }
 
-// runPlan runs every cell, interleaving the targets (A B C D, A B C D, ...)
-// so slow drifts of a shared machine hit every target alike.
+// runPlan runs every cell, interleaving the targets (A B C D, B C D A, ...:
+// the order rotates every round, see roundOrder) so slow drifts of a shared
+// machine hit every target alike. Before each direct cell the poolers'
+// server connections are closed (isolateDirect): PostgreSQL serves direct
+// alone, as it would without a pooler.
 func runPlan(ctx context.Context, env *Env, plan []Cell, rep *Report) error {
 	total := len(plan) * env.reps * len(env.targets)
 	done := 0
 	var eta etaEstimate
+	round := 0
+	var pools refillTracker
 	for ci, cell := range plan {
 		for r := 0; r < env.reps; r++ {
-			for _, t := range env.targets {
+			order := roundOrder(env.targets, round)
+			round++
+			rep.addOrder(ci, order)
+			for _, t := range order {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 				if err := t.alive(); err != nil {
 					return err
 				}
+				closed := 0
+				if t.Name == "direct" && env.isolateDirect {
+					var err error
+					if closed, err = isolateDirect(ctx, env); err != nil {
+						return fmt.Errorf("closing the poolers' server connections before direct: %w", err)
+					}
+					pools.drained()
+				}
+				if db, _ := t.db(cell.W.Mode); t.proxyPid() != 0 && pools.needsRefill(t.Name+"/"+db) {
+					refill(ctx, env, t, cell)
+				}
 				began := time.Now()
 				res := runCell(ctx, env, t, cell)
+				res.ClosedBefore = closed
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -111,6 +131,43 @@ func runPlan(ctx context.Context, env *Env, plan []Cell, rep *Report) error {
 		}
 	}
 	return nil
+}
+
+// refillTracker knows which pooler databases ("target/db") must reopen
+// their server connections before their next cell.
+type refillTracker struct {
+	// refilled holds the databases reopened since isolateDirect last closed
+	// every server connection; nil until it first does (the warm-up filled
+	// them).
+	refilled map[string]bool
+}
+
+// drained records that every pooler's server connections were closed.
+func (p *refillTracker) drained() { p.refilled = map[string]bool{} }
+
+// needsRefill reports whether key must be refilled now, and counts it as
+// refilled from then on.
+func (p *refillTracker) needsRefill(key string) bool {
+	if p.refilled == nil || p.refilled[key] {
+		return false
+	}
+	p.refilled[key] = true
+	return true
+}
+
+// refill reopens the server connections isolateDirect closed, before a
+// pooler's cell and outside its measurement, so a pooler is not charged
+// for logins direct made it redo: one short select-only run at the cell's
+// client count (capped at the pool size) on the database the cell uses.
+func refill(ctx context.Context, env *Env, t *Target, cell Cell) {
+	db, _ := t.db(cell.W.Mode)
+	saved := env.duration
+	env.duration = time.Second
+	defer func() { env.duration = saved }()
+	w := &Workload{Name: "refill", Pgbench: []string{"-S"}}
+	if res := runPgbench(ctx, env, t, db, w, max(1, min(cell.Clients, env.poolSize))); res.failed() {
+		env.logf("refill %s (%s): %s", t.Name, db, res.Err)
+	}
 }
 
 // etaEstimate predicts the time left from the runs so far, per workload:
@@ -160,6 +217,10 @@ func runCell(ctx context.Context, env *Env, t *Target, cell Cell) Result {
 	servers := env.serverPids()
 	proxyBefore, serverBefore := treeUsage(proxy...), treeUsage(servers...)
 	s := startSampler(proxy, time.Second)
+	var watch *backendWatch
+	if t.Name == "direct" && cell.W.Pgbench != nil {
+		watch = watchBackends(ctx, env, cell.Clients)
+	}
 	var res Result
 	if cell.W.Run != nil {
 		res = cell.W.Run(ctx, env, t, db, cell.Clients)
@@ -167,6 +228,10 @@ func runCell(ctx context.Context, env *Env, t *Target, cell Cell) Result {
 		res = runPgbench(ctx, env, t, db, cell.W, cell.Clients)
 	}
 	peak := s.finish()
+	res.OtherBackends = -1
+	if watch != nil {
+		res.OtherBackends = watch.finish()
+	}
 	if res.ProxyRSSKB == 0 {
 		res.ProxyRSSKB = peak
 	}

@@ -15,6 +15,8 @@ type Report struct {
 	Meta    Meta         `json:"meta"`
 	Targets []TargetInfo `json:"targets"`
 	Cells   []CellResult `json:"cells"`
+	// Checks are the verdicts on direct against a lone run (see judge).
+	Checks []DirectCheck `json:"checks"`
 }
 
 // Meta is the results header.
@@ -30,6 +32,9 @@ type Meta struct {
 	Scale      int               `json:"scale"`
 	PGSettings map[string]string `json:"pg_settings"`
 	RunTime    time.Duration     `json:"run_time_ns"`
+	// IsolateDirect: the poolers' server connections were closed before
+	// each direct cell.
+	IsolateDirect bool `json:"isolate_direct"`
 }
 
 // TargetInfo names a target and how it was set up.
@@ -43,7 +48,9 @@ type CellResult struct {
 	Workload string              `json:"workload"`
 	Clients  int                 `json:"clients"`
 	Runs     map[string][]Result `json:"runs"`
-	w        *Workload
+	// Orders is the target order of each repetition, in run order.
+	Orders [][]string `json:"orders"`
+	w      *Workload
 }
 
 func newReport(env *Env, o options, plan []Cell) *Report {
@@ -62,6 +69,8 @@ func newReport(env *Env, o options, plan []Cell) *Report {
 		Reps:       env.reps,
 		Scale:      o.scale,
 		PGSettings: env.pgSettings,
+
+		IsolateDirect: env.isolateDirect,
 	}}
 	for _, t := range env.targets {
 		r.Targets = append(r.Targets, TargetInfo{Name: t.Name, Setup: t.Setup})
@@ -76,6 +85,31 @@ func (r *Report) add(cell int, target string, res Result) {
 	r.Cells[cell].Runs[target] = append(r.Cells[cell].Runs[target], res)
 }
 
+// addOrder records the order the targets ran in for one repetition of a cell.
+func (r *Report) addOrder(cell int, order []*Target) {
+	names := make([]string, len(order))
+	for i, t := range order {
+		names[i] = t.Name
+	}
+	r.Cells[cell].Orders = append(r.Cells[cell].Orders, names)
+}
+
+// judge makes the direct check for every checked workload of the plan,
+// from the lone runs' TPS by workload name.
+func (r *Report) judge(plan []Cell, lone map[string][]float64) {
+	if !slices.ContainsFunc(r.Targets, func(t TargetInfo) bool { return t.Name == "direct" }) {
+		return
+	}
+	for _, w := range checkWorkloads(plan) {
+		for i := range r.Cells {
+			c := &r.Cells[i]
+			if c.w == w && c.Clients == checkClients {
+				r.Checks = append(r.Checks, judge(w.Name, lone[w.Name], c.summary("direct")))
+			}
+		}
+	}
+}
+
 // Summary is the median of a cell's runs against one target.
 type Summary struct {
 	Runs, FailedRuns int
@@ -84,11 +118,14 @@ type Summary struct {
 	P50Ms, P99Ms     float64
 	ProxyCPU         float64
 	ServerCPU        float64
-	RSSKB            float64
-	MemPerClientK    float64
-	Held             float64
-	Failed           int64 // summed over all runs
-	Errs             []string
+	// ProxyCPUPerTx and ServerCPUPerTx are the medians of each run's CPU
+	// per transaction in µs (0: unknown, e.g. direct has no proxy).
+	ProxyCPUPerTx, ServerCPUPerTx float64
+	RSSKB                         float64
+	MemPerClientK                 float64
+	Held                          float64
+	Failed                        int64 // summed over all runs
+	Errs                          []string
 }
 
 func summarize(runs []Result) Summary {
@@ -122,6 +159,8 @@ func summarize(runs []Result) Summary {
 	s.P99Ms = med(func(r Result) float64 { return r.P99Ms })
 	s.ProxyCPU = med(func(r Result) float64 { return r.ProxyCPU })
 	s.ServerCPU = med(func(r Result) float64 { return r.ServerCPU })
+	s.ProxyCPUPerTx = med(func(r Result) float64 { return cpuPerTx(r.ProxyCPU, r.Tx) })
+	s.ServerCPUPerTx = med(func(r Result) float64 { return cpuPerTx(r.ServerCPU, r.Tx) })
 	s.RSSKB = med(func(r Result) float64 { return float64(r.ProxyRSSKB) })
 	s.MemPerClientK = med(func(r Result) float64 { return r.MemPerClientK })
 	s.Held = med(func(r Result) float64 { return float64(r.Held) })
@@ -194,14 +233,22 @@ func (r *Report) markdown(chart string) string {
 	p("- **command**: `%s`\n", m.Command)
 	p("- **pool size**: %d server connections per pool for every pooler (PgBouncer default_pool_size, pgpool num_init_children with max_pool=1, pgone pool_size); PostgreSQL max_connections=%s\n",
 		m.PoolSize, m.PGSettings["max_connections"])
-	p("- **method**: after a warm-up that fills every pool, targets interleaved (%s, then again), each cell %d times, medians reported; pgbench runs %s each plus the time its clients need to connect (`-n`, `-j` up to the core count), scale %d, initialized once on the primary; all targets use the same database\n",
-		strings.Join(r.targetNames(), ", "), m.Reps, m.Duration, m.Scale)
+	p("- **method**: after a warm-up that fills every pool, targets interleaved with the order rotated every round (%s, then %s, ...), each cell %d times, medians reported; pgbench runs %s each plus the time its clients need to connect (`-n`, `-j` up to the core count), scale %d, initialized once on the primary; all targets use the same database\n",
+		strings.Join(r.targetNames(), ", "), strings.Join(roundOrder(r.targetNames(), 1), ", "), m.Reps, m.Duration, m.Scale)
+	if m.IsolateDirect {
+		p("- **direct alone**: before every direct cell the poolers' server connections were closed (pg_terminate_backend on both servers, waited for until pg_stat_activity showed none); the poolers reopen them in their next cell\n")
+	}
+	if o := r.ordersLine(); o != "" {
+		p("- **orders**: %s\n", o)
+	}
 	p("\n")
 	for _, t := range r.Targets {
 		p("- `%s`: %s\n", t.Name, t.Setup)
 	}
 	p("\n![TPS by target and client count](%s)\n\n", chart)
+	checkSection(&b, r.Checks, m.IsolateDirect, r.directIsolation())
 	r.summaryTable(&b)
+	r.cpuTable(&b)
 	r.latencyTable(&b)
 	for _, w := range r.workloadOrder() {
 		r.workloadTable(&b, w)
@@ -210,7 +257,8 @@ func (r *Report) markdown(chart string) string {
 	p("- TPS: pgbench's tps without initial connection time; avg ms: pgbench's latency average; median ms, p99 ms: 50th and 99th percentiles of pgbench's per-transaction log (`-l`).\n")
 	p("- ×direct, ×pgbouncer: this target's median divided by that target's median in the same cell (of TPS; storm: of clients per second; idle: of clients held).\n")
 	p("- failed: failed transactions (pgbench) or failed clients, summed over all runs; errors are in the last column with how many runs hit them.\n")
-	p("- proxy CPU s: user+system CPU seconds of the proxy's processes during the run (pgpool: all its processes); PG CPU s: the same for the primary and the replica.\n")
+	p("- proxy CPU s: user+system CPU seconds of the proxy's processes during the run (pgpool: all its processes); PG CPU s: the same for the primary and the replica (exited backends included).\n")
+	p("- proxy CPU µs/tx, PG CPU µs/tx: those CPU times over the transactions pgbench completed, per run, medians; CPU/tx ×pgbouncer: proxy CPU µs/tx over PgBouncer's in the same cell.\n")
 	p("- proxy RSS MiB: peak resident memory of the proxy during the run, sampled each second (multi-process targets: private memory of each process plus the parent's shared pages once).\n")
 	return b.String()
 }
@@ -316,7 +364,7 @@ func (r *Report) workloadTable(b *strings.Builder, w *Workload) {
 		unit = "TPS"
 	}
 	idle := w.Metric == MetricHeld
-	hdr := []string{"clients", "target", unit, "avg ms", "p99 ms", "×direct", "×pgbouncer", "failed", "proxy CPU s", "proxy RSS MiB", "PG CPU s", "errors"}
+	hdr := []string{"clients", "target", unit, "avg ms", "p99 ms", "×direct", "×pgbouncer", "failed", "proxy CPU s", "proxy CPU µs/tx", "CPU/tx ×pgbouncer", "proxy RSS MiB", "PG CPU s", "PG CPU µs/tx", "errors"}
 	if idle {
 		hdr = []string{"clients", "target", "held", "KiB/client", "×direct", "×pgbouncer", "failed", unit, "proxy CPU s", "proxy RSS MiB", "PG CPU s", "errors"}
 	}
@@ -355,10 +403,78 @@ func (r *Report) workloadTable(b *strings.Builder, w *Workload) {
 			}
 			writeRow(b, fmt.Sprint(c.Clients), t.Name, fmt.Sprintf("%.0f", s.TPS), fmt.Sprintf("%.3f", s.AvgMs), fmt.Sprintf("%.3f", s.P99Ms),
 				ratio(s, d, w.Metric), ratio(s, pb, w.Metric), fmt.Sprint(s.Failed),
-				proxyCPU, rss, fmt.Sprintf("%.1f", s.ServerCPU), errs)
+				proxyCPU, perTx(s.ProxyCPUPerTx), cpuRatio(s, pb), rss, fmt.Sprintf("%.1f", s.ServerCPU), perTx(s.ServerCPUPerTx), errs)
 		}
 	}
 	b.WriteString("\n")
+}
+
+// perTx formats CPU µs per transaction, "—" when unknown.
+func perTx(us float64) string {
+	if us <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f", us)
+}
+
+// cpuRatio is a's proxy CPU per transaction over b's (PgBouncer's): below
+// 1 means a proxy cheaper than b. "—" when either is unknown.
+func cpuRatio(a, b Summary) string {
+	if !a.OK || !b.OK || a.ProxyCPUPerTx <= 0 || b.ProxyCPUPerTx <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", a.ProxyCPUPerTx/b.ProxyCPUPerTx)
+}
+
+// cpuTable puts every proxy's CPU per transaction side by side, cell by
+// cell, with its ratio to PgBouncer's: on a machine where the proxy and
+// PostgreSQL share the cores, a proxy's CPU is taken from PostgreSQL.
+func (r *Report) cpuTable(b *strings.Builder) {
+	var proxies []string
+	for _, t := range r.Targets {
+		if t.Name != "direct" {
+			proxies = append(proxies, t.Name)
+		}
+	}
+	if len(proxies) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "## Proxy CPU per transaction\n\n")
+	fmt.Fprintf(b, "µs of CPU (user+system, all the proxy's processes) per completed pgbench transaction, median of the runs; in brackets the ratio to PgBouncer's (below 1: cheaper than PgBouncer). Connecting pgbench's clients is included. Direct: PostgreSQL's CPU per transaction, for scale.\n\n")
+	hdr := []string{"workload", "clients", "direct (PG µs/tx)"}
+	hdr = append(hdr, proxies...)
+	writeRow(b, hdr...)
+	writeSep(b, len(hdr))
+	for i := range r.Cells {
+		c := &r.Cells[i]
+		if c.w.Pgbench == nil {
+			continue
+		}
+		pb := c.summary("pgbouncer")
+		d := c.summary("direct")
+		row := []string{c.w.Name, fmt.Sprint(c.Clients), perTx(d.ServerCPUPerTx)}
+		for _, p := range proxies {
+			s := c.summary(p)
+			cell := perTx(s.ProxyCPUPerTx)
+			if rt := cpuRatio(s, pb); rt != "—" && p != "pgbouncer" {
+				cell += " (" + rt + ")"
+			}
+			row = append(row, cell)
+		}
+		writeRow(b, row...)
+	}
+	b.WriteString("\n")
+}
+
+// ordersLine lists the target order of every round, as run.
+func (r *Report) ordersLine() string {
+	var rounds []string
+	for _, c := range r.Cells {
+		for i, o := range c.Orders {
+			rounds = append(rounds, fmt.Sprintf("%s c=%d #%d: %s", c.Workload, c.Clients, i+1, strings.Join(o, " ")))
+		}
+	}
+	return strings.Join(rounds, "; ")
 }
 
 func countErrRuns(runs []Result) int {

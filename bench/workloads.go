@@ -50,7 +50,8 @@ var workloads = []Workload{
 	},
 	{
 		Name: "select-extended", Title: "select-only, extended protocol (pgbench -S -M extended)",
-		Mode: Transaction, Clients: []int{1, 10, 100, 300}, QuickClients: []int{1},
+		// Quick: 10 clients too, the cell the direct check needs.
+		Mode: Transaction, Clients: []int{1, 10, 100, 300}, QuickClients: []int{1, 10},
 		Pgbench: []string{"-S", "-M", "extended"},
 	},
 	{
