@@ -297,6 +297,11 @@ func (m *Manager) takeIdleLocked(p *pool) *Conn {
 func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error) {
 	p.login.Add(1)
 	defer p.login.Add(-1)
+	if p.key.Replica != "" {
+		rc := *cfg
+		rc.ServerConnectTimeout = replicaDialTimeout(cfg)
+		cfg = &rc
+	}
 	deadline := time.Now().Add(cfg.QueryWaitTimeout)
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -545,6 +550,16 @@ func (m *Manager) janitor() {
 			m.mu.Unlock()
 		}
 	}
+}
+
+// replicaDialTimeout bounds a dial of a replica server for a client's
+// read: a replica that has not logged a connection in within two of its
+// checks' timeouts (at least 2 s) is treated as unreachable, and the read
+// goes to the primary (the proxy's fallback), instead of waiting up to
+// server_connect_timeout on a replica whose socket accepts but whose
+// postmaster does not answer (SIGSTOP, a hung host).
+func replicaDialTimeout(cfg *Config) time.Duration {
+	return min(cfg.ServerConnectTimeout, max(2*checkTimeout(cfg.ReplicaCheckInterval), 2*time.Second))
 }
 
 // fillMinLocked opens connections in the background for pools below
