@@ -4,24 +4,26 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgone/pgone/internal/pgtest"
 )
 
 // Child is one long-running process a command started.
 type Child struct {
 	Name    string
 	cmd     *exec.Cmd
+	p       *pgtest.Process // waits for cmd
 	logPath string
-	done    chan struct{}
-	err     error // valid once done is closed
 }
 
 // Start starts cmd with its stdout and stderr appended to logPath, in its
 // own process group, with deathSig as its parent death signal. A
-// Credential already in cmd.SysProcAttr is kept.
+// Credential already in cmd.SysProcAttr is kept. pgtest.StartProcess forks
+// it from an OS thread that lives as long as the child, so the death
+// signal fires only when the command itself dies.
 func Start(name string, cmd *exec.Cmd, logPath string, deathSig syscall.Signal) (*Child, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -33,52 +35,32 @@ func Start(name string, cmd *exec.Cmd, logPath string, deathSig syscall.Signal) 
 	}
 	cmd.SysProcAttr.Setpgid = true
 	cmd.SysProcAttr.Pdeathsig = deathSig
-	c := &Child{Name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	err = <-started
+	p, err := pgtest.StartProcess(cmd)
 	logFile.Close()
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	return c, nil
+	return &Child{Name: name, cmd: cmd, p: p, logPath: logPath}, nil
 }
 
 // Pid is the child's pid, which is also its process group id.
-func (c *Child) Pid() int { return c.cmd.Process.Pid }
+func (c *Child) Pid() int { return c.p.Pid() }
 
 // Exited reports whether the child has exited.
-func (c *Child) Exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Child) Exited() bool { return c.p.Exited() }
 
 // Err is the child's exit error, nil while it runs.
 func (c *Child) Err() error {
 	if !c.Exited() {
 		return nil
 	}
-	return c.err
+	return c.p.Err()
 }
 
 // Signal sends sig to the child itself if it still runs.
 func (c *Child) Signal(sig syscall.Signal) error {
 	if c.Exited() {
-		return fmt.Errorf("%s (pid %d) has exited: %v", c.Name, c.Pid(), c.err)
+		return fmt.Errorf("%s (pid %d) has exited: %v", c.Name, c.Pid(), c.p.Err())
 	}
 	return c.cmd.Process.Signal(sig)
 }
@@ -91,10 +73,10 @@ func (c *Child) Stop(sig syscall.Signal, grace time.Duration) error {
 	if !c.Exited() {
 		_ = c.cmd.Process.Signal(sig)
 		select {
-		case <-c.done:
+		case <-c.p.Done():
 		case <-time.After(grace):
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-c.done
+			<-c.p.Done()
 			return fmt.Errorf("%s (pid %d) ignored %s for %s; killed", c.Name, pgid, sig, grace)
 		}
 	}

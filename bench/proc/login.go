@@ -48,7 +48,7 @@ func WaitLogin(ctx context.Context, c *Child, dsn string, timeout time.Duration)
 	defer cancel()
 	for {
 		if c.Exited() {
-			return fmt.Errorf("%s exited: %v", c.Name, c.err)
+			return fmt.Errorf("%s exited: %v", c.Name, c.Err())
 		}
 		err := Ping(ctx, dsn)
 		if err == nil {
