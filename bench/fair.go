@@ -321,7 +321,6 @@ func (w *backendWatch) finish() int {
 	return max(w.peak, -1)
 }
 
-// checkSection renders the check for the report.
 // isolation is what the run saw of other targets' backends around its
 // direct cells.
 type isolation struct {
@@ -346,6 +345,7 @@ func (r *Report) directIsolation() isolation {
 	return iso
 }
 
+// checkSection renders the check for the report.
 func checkSection(b *strings.Builder, checks []DirectCheck, isolated bool, iso isolation) {
 	fmt.Fprintf(b, "## Check: direct against a lone pgbench run\n\n")
 	how := "Before every direct cell every server connection the poolers held was closed (pg_terminate_backend on the primary and the replica, then waited until pg_stat_activity showed none)."
