@@ -159,10 +159,10 @@ const terminateSQL = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activ
 
 // isolateDirect closes every server connection the poolers hold, on the
 // primary and the replica, and waits until pg_stat_activity shows none of
-// the bench user's backends left. Each pooler notices on its own and
-// reconnects when its next cell needs a connection (PgBouncer watches its
-// idle server sockets; pgone checks a connection before it hands it out;
-// pgpool's child reconnects). It returns how many it closed.
+// the bench user's backends left. Each pooler notices on its own
+// (PgBouncer watches its idle server sockets; pgone checks a connection
+// before it hands it out; pgpool's child reconnects); runPlan's refill
+// reopens them before the pooler's next cell. It returns how many it closed.
 func isolateDirect(ctx context.Context, env *Env) (int, error) {
 	closed := 0
 	for _, s := range []*pgtest.Server{env.cluster.Primary, env.cluster.Replica} {

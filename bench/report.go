@@ -236,7 +236,7 @@ func (r *Report) markdown(chart string) string {
 	p("- **method**: after a warm-up that fills every pool, targets interleaved with the order rotated every round (%s, then %s, ...), each cell %d times, medians reported; pgbench runs %s each plus the time its clients need to connect (`-n`, `-j` up to the core count), scale %d, initialized once on the primary; all targets use the same database\n",
 		strings.Join(r.targetNames(), ", "), strings.Join(roundOrder(r.targetNames(), 1), ", "), m.Reps, m.Duration, m.Scale)
 	if m.IsolateDirect {
-		p("- **direct alone**: before every direct cell the poolers' server connections were closed (pg_terminate_backend on both servers, waited for until pg_stat_activity showed none); the poolers reopen them in their next cell\n")
+		p("- **direct alone**: before every direct cell the poolers' server connections were closed (pg_terminate_backend on both servers, waited for until pg_stat_activity showed none); each pooler reopened them before its next cell, outside the measurement (a 1s select-only run)\n")
 	}
 	if o := r.ordersLine(); o != "" {
 		p("- **orders**: %s\n", o)
