@@ -65,10 +65,14 @@ func (r Result) failed() bool { return r.Err != "" && r.TPS == 0 && r.Held == 0 
 func runPgbench(ctx context.Context, env *Env, t *Target, db string, w *Workload, clients int) Result {
 	key := t.Name + "/" + db
 	fixed := slices.Contains(w.Pgbench, "-t")
+	length := env.duration
+	if w.Duration > 0 {
+		length = w.Duration
+	}
 	var res Result
 	for attempt := 1; attempt <= 2; attempt++ {
 		allowance := env.connMsPerClient[key] * float64(clients) / 1000
-		secs := int(math.Round(env.duration.Seconds() + allowance))
+		secs := int(math.Round(length.Seconds() + allowance))
 		res = pgbenchOnce(ctx, env, t, db, w, clients, secs, fixed)
 		res.Attempts = attempt
 		switch {
@@ -78,7 +82,7 @@ func runPgbench(ctx context.Context, env *Env, t *Target, db string, w *Workload
 			// Nothing ran: the logins took all of -T at least.
 			env.connMsPerClient[key] = max(env.connMsPerClient[key]*2, float64(secs)*1000/float64(clients))
 		}
-		short := res.noTx || (!fixed && res.ConnMs/1000 > float64(secs)-env.duration.Seconds()/2)
+		short := res.noTx || (!fixed && res.ConnMs/1000 > float64(secs)-length.Seconds()/2)
 		if fixed || !short || ctx.Err() != nil {
 			break
 		}

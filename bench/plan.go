@@ -29,10 +29,7 @@ func warmUp(ctx context.Context, env *Env, plan []Cell) {
 	// -T keeps every client busy at once, so lazily filled pools (PgBouncer
 	// opens server connections at a client's first query) reach the size
 	// the cells will need.
-	w := &Workload{Name: "warm-up", Pgbench: []string{"-S"}}
-	saved := env.duration
-	env.duration = 2 * time.Second
-	defer func() { env.duration = saved }()
+	w := &Workload{Name: "warm-up", Pgbench: []string{"-S"}, Duration: 2 * time.Second}
 	for _, t := range env.targets {
 		seen := map[string]bool{}
 		for _, mode := range []PoolMode{Transaction, Session, Split} {
@@ -65,7 +62,7 @@ func warmUp(ctx context.Context, env *Env, plan []Cell) {
 				// direct has no pool: one round warms PostgreSQL's caches.
 				full := conns >= clients || pid == 0
 				flat := res.TPS < prevTPS*1.1 && conns <= prevConns
-				spent := time.Since(began) > max(20*time.Second, 8*saved)
+				spent := time.Since(began) > max(20*time.Second, 8*env.duration)
 				if (res.Err != "" && round >= 3) || full || flat || spent || round == warmUpRounds {
 					env.logf("warm-up %s (%s, %d clients): %.0f tps, %d server connections after %d rounds %s",
 						t.Name, db, clients, res.TPS, conns, round, res.Err)
@@ -161,10 +158,7 @@ func (p *refillTracker) needsRefill(key string) bool {
 // client count (capped at the pool size) on the database the cell uses.
 func refill(ctx context.Context, env *Env, t *Target, cell Cell) {
 	db, _ := t.db(cell.W.Mode)
-	saved := env.duration
-	env.duration = time.Second
-	defer func() { env.duration = saved }()
-	w := &Workload{Name: "refill", Pgbench: []string{"-S"}}
+	w := &Workload{Name: "refill", Pgbench: []string{"-S"}, Duration: time.Second}
 	if res := runPgbench(ctx, env, t, db, w, max(1, min(cell.Clients, env.poolSize))); res.failed() {
 		env.logf("refill %s (%s): %s", t.Name, db, res.Err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Metric is what a workload's ratios compare.
@@ -32,6 +33,9 @@ type Workload struct {
 	// Pgbench holds the workload-specific pgbench arguments (the bench adds
 	// connection, -n, -c, -j, -T and logging).
 	Pgbench []string
+	// Duration is a pgbench run's length when it is not -duration's: the
+	// warm-up's and the refill's short runs.
+	Duration time.Duration
 	// Run, when set instead of Pgbench, runs the workload from Go.
 	Run    func(ctx context.Context, env *Env, t *Target, db string, clients int) Result
 	Metric Metric
