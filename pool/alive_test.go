@@ -3,7 +3,6 @@ package pool
 import (
 	"bufio"
 	"testing"
-	"time"
 
 	"github.com/pgone/pgone/internal/rawconn/rawconntest"
 )
@@ -24,7 +23,7 @@ func TestAliveChecksTheSocketWithoutAllocating(t *testing.T) {
 	if _, err := peer.Write([]byte{'E'}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the waiting byte to be seen", func() bool { return !c.Alive() })
+	waitFor(t, "the waiting byte to be seen", func() bool { return !c.Alive() })
 	if _, err := c.r.ReadByte(); err != nil { // the byte read: quiet again
 		t.Fatal(err)
 	}
@@ -32,16 +31,5 @@ func TestAliveChecksTheSocketWithoutAllocating(t *testing.T) {
 		t.Fatal("a connection whose waiting byte was read is not alive")
 	}
 	peer.Close()
-	waitUntil(t, "the closed peer to be seen", func() bool { return !c.Alive() })
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the closed peer to be seen", func() bool { return !c.Alive() })
 }
