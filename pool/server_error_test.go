@@ -6,7 +6,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/pgone/pgone/internal/pgmsg"
+	"github.com/pgone/pgone/internal/wire"
 )
 
 // serverError gives pool's callers the same *pgconn.PgError that pgx
@@ -21,7 +21,7 @@ func TestServerErrorMatchesPgconn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := serverError(pgmsg.Body(frame))
+	got, err := serverError(wire.Body(frame))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,16 +6,9 @@ import (
 	"errors"
 )
 
-// HeaderLen is the size of a frame's header: the type byte and the int32
-// length (which counts itself and the body, not the type byte).
-const HeaderLen = 5
-
 // ErrMalformed is what every Decode returns for a body its message cannot
 // have. It is one value, so a failed decode allocates nothing.
 var ErrMalformed = errors.New("pgmsg: malformed message")
-
-// Body returns the body of a whole frame (type, length, body).
-func Body(frame []byte) []byte { return frame[HeaderLen:] }
 
 // CString returns the NUL-terminated string at off in b, aliasing b, and
 // the offset after its NUL; ok is false when there is no terminator.

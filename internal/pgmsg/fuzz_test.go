@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgone/pgone/internal/pgmsg"
+	"github.com/pgone/pgone/internal/wire"
 )
 
 // The fuzz targets feed arbitrary bodies to each decoder with pgproto3 as
@@ -25,7 +26,7 @@ func seedBodies(f *testing.F, msgs ...interface{ Encode([]byte) ([]byte, error) 
 		if err != nil {
 			f.Fatal(err)
 		}
-		body := pgmsg.Body(b)
+		body := wire.Body(b)
 		f.Add(body)
 		f.Add(body[:len(body)/2])
 		f.Add(append(append([]byte{}, body...), 0, 1))
@@ -58,7 +59,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		var got pgproto3.Parse
-		if err := got.Decode(pgmsg.Body(m.Encode(nil))); err != nil || got.Name != want.Name || got.Query != want.Query || len(got.ParameterOIDs) != len(want.ParameterOIDs) {
+		if err := got.Decode(wire.Body(m.Encode(nil))); err != nil || got.Name != want.Name || got.Query != want.Query || len(got.ParameterOIDs) != len(want.ParameterOIDs) {
 			t.Fatalf("re-encoded Parse decodes to %+v (%v), want %+v", got, err, want)
 		}
 	})
@@ -79,11 +80,11 @@ func FuzzBind(f *testing.F) {
 		}
 		out := pgmsg.SpliceBindStatement(nil, body, m.PortalEnd, m.StatementEnd, "pgone_y")
 		var got pgproto3.Bind
-		if err := got.Decode(pgmsg.Body(out)); err != nil {
+		if err := got.Decode(wire.Body(out)); err != nil {
 			t.Fatalf("spliced Bind does not decode: %v", err)
 		}
 		if got.PreparedStatement != "pgone_y" || got.DestinationPortal != want.DestinationPortal ||
-			len(got.Parameters) != len(want.Parameters) || !bytes.Equal(pgmsg.Body(out)[m.PortalEnd+len("pgone_y")+1:], body[m.StatementEnd:]) {
+			len(got.Parameters) != len(want.Parameters) || !bytes.Equal(wire.Body(out)[m.PortalEnd+len("pgone_y")+1:], body[m.StatementEnd:]) {
 			t.Fatalf("spliced Bind %+v, want %+v renamed", got, want)
 		}
 	})
@@ -101,7 +102,7 @@ func FuzzTarget(f *testing.F) {
 		if m.Kind != d.ObjectType || string(m.Name) != d.Name {
 			t.Fatalf("pgmsg %c %q, pgproto3 %c %q", m.Kind, m.Name, d.ObjectType, d.Name)
 		}
-		if out := m.Encode(nil, pgmsg.Describe); !bytes.Equal(pgmsg.Body(out), body) {
+		if out := m.Encode(nil, pgmsg.Describe); !bytes.Equal(wire.Body(out), body) {
 			t.Fatalf("Describe does not round-trip: %q vs %q", out, body)
 		}
 	})
@@ -115,7 +116,7 @@ func FuzzQuery(f *testing.F) {
 		if !agree(t, body, m.Decode(body), want.Decode(body)) {
 			return
 		}
-		if string(m.Text) != want.String || !bytes.Equal(pgmsg.Body(m.Encode(nil)), body) {
+		if string(m.Text) != want.String || !bytes.Equal(wire.Body(m.Encode(nil)), body) {
 			t.Fatalf("pgmsg %q, pgproto3 %q", m.Text, want.String)
 		}
 	})
@@ -129,7 +130,7 @@ func FuzzCommandComplete(f *testing.F) {
 		if !agree(t, body, m.Decode(body), want.Decode(body)) {
 			return
 		}
-		if !bytes.Equal(m.Tag, want.CommandTag) || !bytes.Equal(pgmsg.Body(m.Encode(nil)), body) {
+		if !bytes.Equal(m.Tag, want.CommandTag) || !bytes.Equal(wire.Body(m.Encode(nil)), body) {
 			t.Fatalf("pgmsg %q, pgproto3 %q", m.Tag, want.CommandTag)
 		}
 	})
@@ -143,7 +144,7 @@ func FuzzReadyForQuery(f *testing.F) {
 		if !agree(t, body, m.Decode(body), want.Decode(body)) {
 			return
 		}
-		if m.TxStatus != want.TxStatus || !bytes.Equal(pgmsg.Body(m.Encode(nil)), body) {
+		if m.TxStatus != want.TxStatus || !bytes.Equal(wire.Body(m.Encode(nil)), body) {
 			t.Fatalf("pgmsg %c, pgproto3 %c", m.TxStatus, want.TxStatus)
 		}
 	})
@@ -195,7 +196,7 @@ func FuzzErrorResponse(f *testing.F) {
 			t.Fatalf("ErrorSeverity %q, pgproto3 %q", pgmsg.ErrorSeverity(body), sev)
 		}
 		var again pgproto3.ErrorResponse
-		if err := again.Decode(pgmsg.Body(m.Encode(nil, pgmsg.ErrorResponse))); err != nil || again.Code != w.Code || again.Message != w.Message || again.Where != w.Where {
+		if err := again.Decode(wire.Body(m.Encode(nil, pgmsg.ErrorResponse))); err != nil || again.Code != w.Code || again.Message != w.Message || again.Where != w.Where {
 			t.Fatalf("re-encoded error decodes to %+v (%v), want %+v", again, err, w)
 		}
 	})
@@ -218,7 +219,7 @@ func FuzzDataRow(f *testing.F) {
 			}
 		}
 		var again pgproto3.DataRow
-		if err := again.Decode(pgmsg.Body(m.Encode(nil))); err != nil || len(again.Values) != len(want.Values) {
+		if err := again.Decode(wire.Body(m.Encode(nil))); err != nil || len(again.Values) != len(want.Values) {
 			t.Fatalf("re-encoded DataRow: %v", err)
 		}
 	})

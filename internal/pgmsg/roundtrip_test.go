@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgone/pgone/internal/pgmsg"
+	"github.com/pgone/pgone/internal/wire"
 )
 
 // encode returns pgproto3's frame for m.
@@ -38,7 +39,7 @@ func TestRoundTripParse(t *testing.T) {
 	} {
 		frame := encode(t, &want)
 		var m pgmsg.ParseMsg
-		if err := m.Decode(pgmsg.Body(frame)); err != nil {
+		if err := m.Decode(wire.Body(frame)); err != nil {
 			t.Fatal(err)
 		}
 		if string(m.Name) != want.Name || string(m.Query) != want.Query || m.NumParams() != len(want.ParameterOIDs) {
@@ -60,17 +61,17 @@ func TestRoundTripBind(t *testing.T) {
 		ParameterFormatCodes: []int16{1, 0}, Parameters: [][]byte{{0, 0, 0, 1}, nil}, ResultFormatCodes: []int16{1}}
 	frame := encode(t, &want)
 	var m pgmsg.BindMsg
-	if err := m.Decode(pgmsg.Body(frame)); err != nil {
+	if err := m.Decode(wire.Body(frame)); err != nil {
 		t.Fatal(err)
 	}
 	if string(m.Portal) != "p1" || string(m.Statement) != "s1" || m.NumParams != 2 {
 		t.Fatalf("decoded %+v", m)
 	}
-	out := pgmsg.SpliceBindStatement(nil, pgmsg.Body(frame), m.PortalEnd, m.StatementEnd, "pgone_renamed")
+	out := pgmsg.SpliceBindStatement(nil, wire.Body(frame), m.PortalEnd, m.StatementEnd, "pgone_renamed")
 	renamed := want
 	renamed.PreparedStatement = "pgone_renamed"
 	sameFrame(t, "renamed Bind", out, encode(t, &renamed))
-	sameFrame(t, "same-name splice", pgmsg.SpliceBindStatement(nil, pgmsg.Body(frame), m.PortalEnd, m.StatementEnd, m.Statement), frame)
+	sameFrame(t, "same-name splice", pgmsg.SpliceBindStatement(nil, wire.Body(frame), m.PortalEnd, m.StatementEnd, m.Statement), frame)
 }
 
 func TestRoundTripTargets(t *testing.T) {
@@ -84,7 +85,7 @@ func TestRoundTripTargets(t *testing.T) {
 		{pgmsg.Close, encode(t, &pgproto3.Close{ObjectType: pgmsg.TargetPortal, Name: "p"})},
 	} {
 		var m pgmsg.TargetMsg
-		if err := m.Decode(pgmsg.Body(c.frame)); err != nil {
+		if err := m.Decode(wire.Body(c.frame)); err != nil {
 			t.Fatal(err)
 		}
 		if m.Kind != c.frame[5] {
@@ -98,7 +99,7 @@ func TestRoundTripTargets(t *testing.T) {
 func TestRoundTripQueryReadyCommandComplete(t *testing.T) {
 	q := encode(t, &pgproto3.Query{String: "select 1; select 2"})
 	var qm pgmsg.QueryMsg
-	if err := qm.Decode(pgmsg.Body(q)); err != nil || string(qm.Text) != "select 1; select 2" {
+	if err := qm.Decode(wire.Body(q)); err != nil || string(qm.Text) != "select 1; select 2" {
 		t.Fatalf("Query %q %v", qm.Text, err)
 	}
 	sameFrame(t, "Query", qm.Encode(nil), q)
@@ -107,7 +108,7 @@ func TestRoundTripQueryReadyCommandComplete(t *testing.T) {
 	for _, st := range []byte{pgmsg.TxIdle, pgmsg.TxInTx, pgmsg.TxFailed} {
 		z := encode(t, &pgproto3.ReadyForQuery{TxStatus: st})
 		var zm pgmsg.ReadyMsg
-		if err := zm.Decode(pgmsg.Body(z)); err != nil || zm.TxStatus != st {
+		if err := zm.Decode(wire.Body(z)); err != nil || zm.TxStatus != st {
 			t.Fatalf("ReadyForQuery %c %v", zm.TxStatus, err)
 		}
 		sameFrame(t, "ReadyForQuery", zm.Encode(nil), z)
@@ -115,7 +116,7 @@ func TestRoundTripQueryReadyCommandComplete(t *testing.T) {
 
 	c := encode(t, &pgproto3.CommandComplete{CommandTag: []byte("INSERT 0 3")})
 	var cm pgmsg.CommandCompleteMsg
-	if err := cm.Decode(pgmsg.Body(c)); err != nil || string(cm.Tag) != "INSERT 0 3" {
+	if err := cm.Decode(wire.Body(c)); err != nil || string(cm.Tag) != "INSERT 0 3" {
 		t.Fatalf("CommandComplete %q %v", cm.Tag, err)
 	}
 	sameFrame(t, "CommandComplete", cm.Encode(nil), c)
@@ -128,34 +129,34 @@ func TestRoundTripErrorAndNotice(t *testing.T) {
 		DataTypeName: "int4", ConstraintName: "k", File: "parse_relation.c", Line: 1392, Routine: "parserOpenTable"}
 	frame := encode(t, &want)
 	var m pgmsg.ErrorMsg
-	if err := m.Decode(pgmsg.Body(frame)); err != nil {
+	if err := m.Decode(wire.Body(frame)); err != nil {
 		t.Fatal(err)
 	}
 	if string(m.Code) != want.Code || string(m.Message) != want.Message || string(m.Position) != "15" || string(m.Routine) != want.Routine {
 		t.Fatalf("decoded %+v", m)
 	}
 	sameFrame(t, "ErrorResponse", m.Encode(nil, pgmsg.ErrorResponse), frame)
-	if got := pgmsg.ErrorCode(pgmsg.Body(frame)); string(got) != "42P01" {
+	if got := pgmsg.ErrorCode(wire.Body(frame)); string(got) != "42P01" {
 		t.Fatalf("ErrorCode %q", got)
 	}
-	if pgmsg.IsFatal(pgmsg.Body(frame)) {
+	if pgmsg.IsFatal(wire.Body(frame)) {
 		t.Fatal("an ERROR is not fatal")
 	}
 
 	notice := pgproto3.NoticeResponse{Severity: "WARNUNG", SeverityUnlocalized: "WARNING", Code: "01000", Message: "m"}
 	nf := encode(t, &notice)
-	if err := m.Decode(pgmsg.Body(nf)); err != nil {
+	if err := m.Decode(wire.Body(nf)); err != nil {
 		t.Fatal(err)
 	}
 	if m.Detail != nil {
 		t.Fatal("Decode did not reset the receiver")
 	}
 	sameFrame(t, "NoticeResponse", m.Encode(nil, pgmsg.NoticeResponse), nf)
-	if got := pgmsg.ErrorSeverity(pgmsg.Body(nf)); string(got) != "WARNING" {
+	if got := pgmsg.ErrorSeverity(wire.Body(nf)); string(got) != "WARNING" {
 		t.Fatalf("ErrorSeverity %q, want the unlocalized WARNING", got)
 	}
 	fatal := encode(t, &pgproto3.ErrorResponse{Severity: "FATAL", Code: "57P01", Message: "bye"})
-	if !pgmsg.IsFatal(pgmsg.Body(fatal)) {
+	if !pgmsg.IsFatal(wire.Body(fatal)) {
 		t.Fatal("FATAL without V is fatal")
 	}
 }
@@ -167,7 +168,7 @@ func TestRoundTripRows(t *testing.T) {
 	}}
 	frame := encode(t, &rd)
 	var m pgmsg.RowDescriptionMsg
-	if err := m.Decode(pgmsg.Body(frame)); err != nil || m.NumFields() != 2 || string(m.Names[1]) != "bee" {
+	if err := m.Decode(wire.Body(frame)); err != nil || m.NumFields() != 2 || string(m.Names[1]) != "bee" {
 		t.Fatalf("RowDescription %q %v", m.Names, err)
 	}
 	sameFrame(t, "AppendTextRowDescription", pgmsg.AppendTextRowDescription(nil, []string{"a", "bee"}), frame)
@@ -175,22 +176,22 @@ func TestRoundTripRows(t *testing.T) {
 	dr := pgproto3.DataRow{Values: [][]byte{[]byte("1"), nil, {}}}
 	df := encode(t, &dr)
 	var d pgmsg.DataRowMsg
-	if err := d.Decode(pgmsg.Body(df)); err != nil || len(d.Values) != 3 || d.Values[1] != nil || d.Values[2] == nil {
+	if err := d.Decode(wire.Body(df)); err != nil || len(d.Values) != 3 || d.Values[1] != nil || d.Values[2] == nil {
 		t.Fatalf("DataRow %q %v", d.Values, err)
 	}
 	sameFrame(t, "DataRow", d.Encode(nil), df)
-	if got := pgmsg.TextValues(pgmsg.Body(df)); len(got) != 3 || got[0] != "1" {
+	if got := pgmsg.TextValues(wire.Body(df)); len(got) != 3 || got[0] != "1" {
 		t.Fatalf("TextValues %q", got)
 	}
 }
 
 // The decoders pgone runs per message allocate nothing.
 func TestDecodersDoNotAllocate(t *testing.T) {
-	parse := pgmsg.Body(encode(t, &pgproto3.Parse{Name: "s", Query: "select $1", ParameterOIDs: []uint32{23}}))
-	bind := pgmsg.Body(encode(t, &pgproto3.Bind{PreparedStatement: "s", Parameters: [][]byte{[]byte("1")}}))
-	desc := pgmsg.Body(encode(t, &pgproto3.Describe{ObjectType: 'S', Name: "s"}))
-	errb := pgmsg.Body(encode(t, &pgproto3.ErrorResponse{Severity: "ERROR", Code: "42P01", Message: "m"}))
-	row := pgmsg.Body(encode(t, &pgproto3.DataRow{Values: [][]byte{[]byte("1"), []byte("2")}}))
+	parse := wire.Body(encode(t, &pgproto3.Parse{Name: "s", Query: "select $1", ParameterOIDs: []uint32{23}}))
+	bind := wire.Body(encode(t, &pgproto3.Bind{PreparedStatement: "s", Parameters: [][]byte{[]byte("1")}}))
+	desc := wire.Body(encode(t, &pgproto3.Describe{ObjectType: 'S', Name: "s"}))
+	errb := wire.Body(encode(t, &pgproto3.ErrorResponse{Severity: "ERROR", Code: "42P01", Message: "m"}))
+	row := wire.Body(encode(t, &pgproto3.DataRow{Values: [][]byte{[]byte("1"), []byte("2")}}))
 	var (
 		p  pgmsg.ParseMsg
 		b  pgmsg.BindMsg

@@ -60,26 +60,22 @@ func (v *scramVerifier) matchesPassword(password string) bool {
 	return stored&server == 1
 }
 
-// verifyProof reports whether proof shows knowledge of the ClientKey:
-// ClientKey = proof XOR HMAC(StoredKey, AuthMessage), and SHA256(ClientKey)
-// must be StoredKey.
-func (v *scramVerifier) verifyProof(authMessage string, proof []byte) bool {
+// verifyProof returns the ClientKey proof shows knowledge of, or nil when
+// it shows none: ClientKey = proof XOR HMAC(StoredKey, AuthMessage), and
+// SHA256(ClientKey) must be StoredKey. The key is what SCRAM passthrough
+// logs in to servers with.
+func (v *scramVerifier) verifyProof(authMessage string, proof []byte) []byte {
 	if len(proof) != scramKeyLen {
-		return false
+		return nil
 	}
 	signature := hmacSHA256(v.storedKey, []byte(authMessage))
 	clientKey := make([]byte, scramKeyLen)
 	subtle.XORBytes(clientKey, proof, signature)
 	sum := sha256.Sum256(clientKey)
-	return subtle.ConstantTimeCompare(sum[:], v.storedKey) == 1
-}
-
-// clientKey recovers the client's ClientKey from a proof verifyProof
-// accepted.
-func (v *scramVerifier) clientKey(authMessage string, proof []byte) []byte {
-	key := make([]byte, scramKeyLen)
-	subtle.XORBytes(key, proof, hmacSHA256(v.storedKey, []byte(authMessage)))
-	return key
+	if subtle.ConstantTimeCompare(sum[:], v.storedKey) != 1 {
+		return nil
+	}
+	return clientKey
 }
 
 // SCRAMKeys are what a SCRAM login gives pgone beyond "yes": the client's
@@ -145,14 +141,14 @@ func scramExchange(c Conn, user string, v *scramVerifier, doomed bool) (*SCRAMKe
 	}
 
 	authMessage := first.bare + "," + serverFirst + "," + final.withoutProof
-	ok := v.verifyProof(authMessage, final.proof)
-	if !ok || doomed {
+	clientKey := v.verifyProof(authMessage, final.proof)
+	if clientKey == nil || doomed {
 		return nil, authFailed(user)
 	}
 	if err := c.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte("v=" + v.serverSignature(authMessage))}); err != nil {
 		return nil, err
 	}
-	return &SCRAMKeys{ClientKey: v.clientKey(authMessage, final.proof), ServerKey: v.serverKey}, nil
+	return &SCRAMKeys{ClientKey: clientKey, ServerKey: v.serverKey}, nil
 }
 
 // saslPrep normalizes a password as clients do before SCRAM (RFC 4013, via

@@ -29,14 +29,14 @@ func TestSCRAMRFC7677Vector(t *testing.T) {
 		"r=" + nonce + ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096," +
 		"c=biws,r=" + nonce
 	proof, _ := base64.StdEncoding.DecodeString("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
-	if !v.verifyProof(authMessage, proof) {
+	if v.verifyProof(authMessage, proof) == nil {
 		t.Error("RFC 7677 proof rejected")
 	}
 	if got := v.serverSignature(authMessage); got != "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=" {
 		t.Errorf("server signature %s", got)
 	}
 	proof[0] ^= 1
-	if v.verifyProof(authMessage, proof) {
+	if v.verifyProof(authMessage, proof) != nil {
 		t.Error("altered proof accepted")
 	}
 }
