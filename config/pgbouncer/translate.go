@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/proxy/auth"
 )
 
@@ -184,19 +185,19 @@ func (t *translation) applyGlobalKey(s setting) error {
 	case "max_packet_size":
 		return setInt(t.limits, "max_message_size", s.value, from)
 	case "client_idle_timeout", "idle_transaction_timeout", "query_timeout":
-		return setDuration(t.limits, s.key, s.value, from, "")
+		return setDuration(t.limits, s.key, s.value, from, 0)
 	case "client_login_timeout":
-		return setDuration(t.limits, s.key, s.value, from, "60s")
+		return setDuration(t.limits, s.key, s.value, from, defaults.Proxy.Limits.ClientLoginTimeout)
 	case "server_idle_timeout":
-		return setDuration(t.pool, s.key, s.value, from, "10m")
+		return setDuration(t.pool, s.key, s.value, from, defaults.Pool.ServerIdleTimeout)
 	case "server_lifetime":
-		return setDuration(t.pool, s.key, s.value, from, "1h")
+		return setDuration(t.pool, s.key, s.value, from, defaults.Pool.ServerLifetime)
 	case "query_wait_timeout":
-		return setDuration(t.pool, s.key, s.value, from, "2m")
+		return setDuration(t.pool, s.key, s.value, from, defaults.Pool.QueryWaitTimeout)
 	case "server_connect_timeout":
-		return setDuration(t.pool, s.key, s.value, from, "15s")
+		return setDuration(t.pool, s.key, s.value, from, defaults.Pool.ServerConnectTimeout)
 	case "reserve_pool_timeout":
-		return setDuration(t.pool, s.key, s.value, from, "5s")
+		return setDuration(t.pool, s.key, s.value, from, defaults.Pool.ReservePoolTimeout)
 	case "server_tls_sslmode":
 		switch s.value {
 		case "disable", "allow", "prefer", "require", "verify-ca", "verify-full":
@@ -529,16 +530,24 @@ func setPoolMode(m omap, key, value, from string) error {
 	return fmt.Errorf("unknown pool mode %q", value)
 }
 
+// defaults is pgone's configuration with nothing set, so the import quotes
+// the defaults config applies rather than copies of them.
+var defaults = func() config.Config {
+	var c config.Config
+	c.Defaults()
+	return c
+}()
+
 // setDuration maps a PgBouncer time (seconds, fractions allowed, or with a
 // unit). unsetDefault is pgone's default when 0 means "unset" to pgone
-// rather than "never", as in PgBouncer; "" when 0 means never in both.
-func setDuration(m omap, key, value, from, unsetDefault string) error {
+// rather than "never", as in PgBouncer; 0 when 0 means never in both.
+func setDuration(m omap, key, value, from string, unsetDefault time.Duration) error {
 	d, err := parseTime(value)
 	if err != nil {
 		return err
 	}
-	if d == 0 && unsetDefault != "" {
-		return fmt.Errorf("0 (never/disabled in PgBouncer) has no pgone equivalent: pgone reads 0 as unset and uses its default %s", unsetDefault)
+	if d == 0 && unsetDefault != 0 {
+		return fmt.Errorf("0 (never/disabled in PgBouncer) has no pgone equivalent: pgone reads 0 as unset and uses its default %s", formatDuration(unsetDefault))
 	}
 	m.set(key, durationNode(d), from)
 	return nil
