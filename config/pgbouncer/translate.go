@@ -2,6 +2,7 @@ package pgbouncer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -230,10 +231,7 @@ func (t *translation) applyGlobalKey(s setting) error {
 		t.authQuery().set("database", strNode(s.value), from)
 		return nil
 	}
-	if r, ok := pgbouncerReasons[s.key]; ok {
-		return fmt.Errorf("%s", r)
-	}
-	return fmt.Errorf("%s", noEquivalent)
+	return errors.New(reasonFor(pgbouncerReasons, s.key))
 }
 
 func (t *translation) applyAuthType(v string) error {
@@ -384,11 +382,7 @@ func (t *translation) applyDatabase(name, value string) error {
 				t.skip(prefix+": pool_mode", err.Error())
 			}
 		default:
-			reason, ok := databaseReasons[p.key]
-			if !ok {
-				reason = noEquivalent
-			}
-			t.skip(prefix+": "+p.key, reason)
+			t.skip(prefix+": "+p.key, reasonFor(databaseReasons, p.key))
 		}
 	}
 	if !db.has("host") {
@@ -421,11 +415,7 @@ func (t *translation) applyUserEntry(name, value string) error {
 	prefix := "[users] " + name
 	for _, p := range params {
 		if p.key != "pool_mode" {
-			reason, ok := pgbouncerReasons[p.key]
-			if !ok {
-				reason = noEquivalent
-			}
-			t.skip(prefix+": "+p.key, reason)
+			t.skip(prefix+": "+p.key, reasonFor(pgbouncerReasons, p.key))
 			continue
 		}
 		if _, ok := t.secrets[name]; !ok {
