@@ -49,11 +49,11 @@ func Import(iniPath, userlistPath string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	settings, err := parseINI(ini)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", iniPath, err)
+	}
 	if userlistPath == "" {
-		settings, err := parseINI(ini)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", iniPath, err)
-		}
 		for _, s := range settings {
 			if s.section == "pgbouncer" && s.key == "auth_file" && s.value != "" {
 				userlistPath = s.value
@@ -69,7 +69,7 @@ func Import(iniPath, userlistPath string) (*Result, error) {
 			return nil, err
 		}
 	}
-	res, err := Translate(ini, userlist)
+	res, err := translate(settings, userlist)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", iniPath, err)
 	}
@@ -100,6 +100,12 @@ func Translate(ini, userlist []byte) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return translate(settings, userlist)
+}
+
+// translate is Translate on the ini's parsed settings, which Import has
+// already read for auth_file.
+func translate(settings []setting, userlist []byte) (*Result, error) {
 	t := &translation{
 		root: newMap(), limits: newMap(), tls: newMap(), databases: newMap(),
 		users: newMap(), pool: newMap(), secrets: map[string]string{},
