@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,14 +43,7 @@ func cmdImportPgBouncer(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "not translated: %s\n", u)
 	}
 	if _, err := config.Parse(res.YAML); err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			for _, p := range ce.Problems {
-				fmt.Fprintf(stderr, "the result needs editing: %s\n", p)
-			}
-		} else {
-			fmt.Fprintln(stderr, "the result needs editing:", err)
-		}
+		printConfigError(stderr, "the result needs editing", err)
 		return 1
 	}
 	return 0

@@ -109,6 +109,20 @@ func (l *logFlags) logger(w io.Writer, cfg config.Log) (*slog.Logger, error) {
 	return slog.New(logx.New(h, logx.Options{})), nil
 }
 
+// printConfigError writes each problem of a config.Error on its own line
+// after prefix, or err itself (a file config.Load could not read, which
+// names the file already) when it is not one.
+func printConfigError(w io.Writer, prefix string, err error) {
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		fmt.Fprintln(w, err)
+		return
+	}
+	for _, p := range ce.Problems {
+		fmt.Fprintf(w, "%s: %s\n", prefix, p)
+	}
+}
+
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -122,14 +136,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			for _, p := range ce.Problems {
-				fmt.Fprintf(stderr, "%s: %s\n", *path, p)
-			}
-		} else {
-			fmt.Fprintln(stderr, err)
-		}
+		printConfigError(stderr, *path, err)
 		return 1
 	}
 	for _, w := range cfg.Warnings() {

@@ -4,6 +4,15 @@ package pgbouncer
 // here and not translated gets noEquivalent.
 const noEquivalent = "no pgone equivalent"
 
+// reasonFor is why key has no pgone equivalent: its entry in reasons, or
+// noEquivalent.
+func reasonFor(reasons map[string]string, key string) string {
+	if r, ok := reasons[key]; ok {
+		return r
+	}
+	return noEquivalent
+}
+
 var pgbouncerReasons = map[string]string{
 	"logfile":                   "pgone logs to stderr (log.format, log.level)",
 	"syslog":                    "pgone logs to stderr (log.format, log.level)",

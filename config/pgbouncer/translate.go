@@ -2,6 +2,7 @@ package pgbouncer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/proxy/auth"
 )
 
@@ -47,11 +49,11 @@ func Import(iniPath, userlistPath string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	settings, err := parseINI(ini)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", iniPath, err)
+	}
 	if userlistPath == "" {
-		settings, err := parseINI(ini)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", iniPath, err)
-		}
 		for _, s := range settings {
 			if s.section == "pgbouncer" && s.key == "auth_file" && s.value != "" {
 				userlistPath = s.value
@@ -67,7 +69,7 @@ func Import(iniPath, userlistPath string) (*Result, error) {
 			return nil, err
 		}
 	}
-	res, err := Translate(ini, userlist)
+	res, err := translate(settings, userlist)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", iniPath, err)
 	}
@@ -98,6 +100,12 @@ func Translate(ini, userlist []byte) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return translate(settings, userlist)
+}
+
+// translate is Translate on the ini's parsed settings, which Import has
+// already read for auth_file.
+func translate(settings []setting, userlist []byte) (*Result, error) {
 	t := &translation{
 		root: newMap(), limits: newMap(), tls: newMap(), databases: newMap(),
 		users: newMap(), pool: newMap(), secrets: map[string]string{},
@@ -184,19 +192,19 @@ func (t *translation) applyGlobalKey(s setting) error {
 	case "max_packet_size":
 		return setInt(t.limits, "max_message_size", s.value, from)
 	case "client_idle_timeout", "idle_transaction_timeout", "query_timeout":
-		return setDuration(t.limits, s.key, s.value, from, "")
+		return setDuration(t.limits, s.key, s.value, from, 0)
 	case "client_login_timeout":
-		return setDuration(t.limits, s.key, s.value, from, "60s")
+		return setDuration(t.limits, s.key, s.value, from, defaults.Proxy.Limits.ClientLoginTimeout)
 	case "server_idle_timeout":
-		return setDuration(t.pool, s.key, s.value, from, "10m")
+		return setDuration(t.pool, s.key, s.value, from, defaults.Pool.ServerIdleTimeout)
 	case "server_lifetime":
-		return setDuration(t.pool, s.key, s.value, from, "1h")
+		return setDuration(t.pool, s.key, s.value, from, defaults.Pool.ServerLifetime)
 	case "query_wait_timeout":
-		return setDuration(t.pool, s.key, s.value, from, "2m")
+		return setDuration(t.pool, s.key, s.value, from, defaults.Pool.QueryWaitTimeout)
 	case "server_connect_timeout":
-		return setDuration(t.pool, s.key, s.value, from, "15s")
+		return setDuration(t.pool, s.key, s.value, from, defaults.Pool.ServerConnectTimeout)
 	case "reserve_pool_timeout":
-		return setDuration(t.pool, s.key, s.value, from, "5s")
+		return setDuration(t.pool, s.key, s.value, from, defaults.Pool.ReservePoolTimeout)
 	case "server_tls_sslmode":
 		switch s.value {
 		case "disable", "allow", "prefer", "require", "verify-ca", "verify-full":
@@ -229,10 +237,7 @@ func (t *translation) applyGlobalKey(s setting) error {
 		t.authQuery().set("database", strNode(s.value), from)
 		return nil
 	}
-	if r, ok := pgbouncerReasons[s.key]; ok {
-		return fmt.Errorf("%s", r)
-	}
-	return fmt.Errorf("%s", noEquivalent)
+	return errors.New(reasonFor(pgbouncerReasons, s.key))
 }
 
 func (t *translation) applyAuthType(v string) error {
@@ -383,11 +388,7 @@ func (t *translation) applyDatabase(name, value string) error {
 				t.skip(prefix+": pool_mode", err.Error())
 			}
 		default:
-			reason, ok := databaseReasons[p.key]
-			if !ok {
-				reason = noEquivalent
-			}
-			t.skip(prefix+": "+p.key, reason)
+			t.skip(prefix+": "+p.key, reasonFor(databaseReasons, p.key))
 		}
 	}
 	if !db.has("host") {
@@ -420,11 +421,7 @@ func (t *translation) applyUserEntry(name, value string) error {
 	prefix := "[users] " + name
 	for _, p := range params {
 		if p.key != "pool_mode" {
-			reason, ok := pgbouncerReasons[p.key]
-			if !ok {
-				reason = noEquivalent
-			}
-			t.skip(prefix+": "+p.key, reason)
+			t.skip(prefix+": "+p.key, reasonFor(pgbouncerReasons, p.key))
 			continue
 		}
 		if _, ok := t.secrets[name]; !ok {
@@ -529,16 +526,24 @@ func setPoolMode(m omap, key, value, from string) error {
 	return fmt.Errorf("unknown pool mode %q", value)
 }
 
+// defaults is pgone's configuration with nothing set, so the import quotes
+// the defaults config applies rather than copies of them.
+var defaults = func() config.Config {
+	var c config.Config
+	c.Defaults()
+	return c
+}()
+
 // setDuration maps a PgBouncer time (seconds, fractions allowed, or with a
 // unit). unsetDefault is pgone's default when 0 means "unset" to pgone
-// rather than "never", as in PgBouncer; "" when 0 means never in both.
-func setDuration(m omap, key, value, from, unsetDefault string) error {
+// rather than "never", as in PgBouncer; 0 when 0 means never in both.
+func setDuration(m omap, key, value, from string, unsetDefault time.Duration) error {
 	d, err := parseTime(value)
 	if err != nil {
 		return err
 	}
-	if d == 0 && unsetDefault != "" {
-		return fmt.Errorf("0 (never/disabled in PgBouncer) has no pgone equivalent: pgone reads 0 as unset and uses its default %s", unsetDefault)
+	if d == 0 && unsetDefault != 0 {
+		return fmt.Errorf("0 (never/disabled in PgBouncer) has no pgone equivalent: pgone reads 0 as unset and uses its default %s", formatDuration(unsetDefault))
 	}
 	m.set(key, durationNode(d), from)
 	return nil
