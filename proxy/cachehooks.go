@@ -56,6 +56,9 @@ type sessionCache struct {
 	mu  sync.Mutex
 	cs  *cache.Session
 	key []byte // the request key's buffer
+	// db and role are the key's Database and Role, fixed for the session:
+	// worked out once rather than per request.
+	db, role string
 	// open counts requests that marked writes and whose end is not seen;
 	// commitDue says one of them ended its transaction with a commit (or
 	// maybe did) while a later request was still out.
@@ -72,12 +75,10 @@ type cacheRequest struct {
 	ttl    time.Duration
 }
 
-// cacheDatabase names the PostgreSQL database a session's requests run in
-// for the cache: server address and database name, so that two pgone
+// cacheDatabaseOf names the PostgreSQL database a session's requests run
+// in for the cache: server address and database name, so that two pgone
 // database names for one database share their versions (a write through
 // one invalidates reads through the other).
-func (ss *session) cacheDatabase() string { return cacheDatabaseOf(ss.target) }
-
 func cacheDatabaseOf(t pool.Target) string {
 	return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) + "/" + t.Database
 }
@@ -94,17 +95,20 @@ func (ss *session) cacheSessionMode() (end func()) {
 	}
 	sc := ss.cacheOf(h.c)
 	sc.mu.Lock()
-	sc.cs.Write(ss.cacheDatabase(), nil, true)
+	sc.cs.Write(sc.db, nil, true)
 	sc.mu.Unlock()
 	return ss.cacheClosed
 }
 
-// cacheOf returns the session's handle, made on first use.
+// cacheOf returns the session's handle, made on first use (after the
+// startup, when the session's target and user are known).
 func (ss *session) cacheOf(c *cache.Cache) *sessionCache {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.cache == nil {
-		ss.cache = &sessionCache{cs: c.NewSession()}
+		// Role: the client's user and the role pgone logs in to the server as.
+		ss.cache = &sessionCache{cs: c.NewSession(), db: cacheDatabaseOf(ss.target),
+			role: ss.poolKey.User + "\x00" + ss.target.User}
 	}
 	return ss.cache
 }
@@ -145,7 +149,7 @@ func (h *cacheHooks) markRequest(p *PlanView) {
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	sc.cs.Write(p.ss.cacheDatabase(), relationNames(tables), all)
+	sc.cs.Write(sc.db, relationNames(tables), all)
 	sc.open++
 	p.cache.marked = true
 }
@@ -183,8 +187,7 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 	if !ok {
 		return nil, false
 	}
-	// Role: the client's user and the role pgone logs in to the server as.
-	in := cache.KeyInput{Database: ss.cacheDatabase(), Role: p.user + "\x00" + ss.target.User,
+	in := cache.KeyInput{Database: sc.db, Role: sc.role,
 		Settings: settings, Shape: shape, Text: string(key)}
 	reply, hit := sc.cs.Lookup(ctx, &in, relationNames(st.ReadTables))
 	if hit {
