@@ -113,11 +113,19 @@ func (ss *session) cacheOf(c *cache.Cache) *sessionCache {
 	return ss.cache
 }
 
-// cacheHandle returns the session's handle, or nil if it never made one.
-func (ss *session) cacheHandle() *sessionCache {
+// withCache runs f holding the session's handle locked; if the session
+// never made one (no cacheable or writing request yet) there is nothing
+// to end and f is not run.
+func (ss *session) withCache(f func(sc *sessionCache)) {
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.cache
+	sc := ss.cache
+	ss.mu.Unlock()
+	if sc == nil {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	f(sc)
 }
 
 // markRequest marks what the request may write, before it is sent:
@@ -225,19 +233,15 @@ func (ss *session) unnamedParsedByHit(req *request) {
 // AfterReply stores or abandons the request's fill and ends the session's
 // marks when its transaction ended.
 func (h *cacheHooks) AfterReply(_ context.Context, p *PlanView, r ReplySample) {
-	sc := p.ss.cacheHandle()
-	if sc == nil {
-		return
-	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if p.cache.fill {
-		h.fillLocked(sc, r, p.cache.ttl)
-	}
-	if p.cache.marked {
-		sc.open--
-	}
-	h.endLocked(sc, p, r)
+	p.ss.withCache(func(sc *sessionCache) {
+		if p.cache.fill {
+			h.fillLocked(sc, r, p.cache.ttl)
+		}
+		if p.cache.marked {
+			sc.open--
+		}
+		h.endLocked(sc, p, r)
+	})
 }
 
 func (h *cacheHooks) fillLocked(sc *sessionCache, r ReplySample, ttl time.Duration) {
@@ -295,44 +299,30 @@ func (h *cacheHooks) AfterCommit(context.Context, CommitInfo) {}
 // requestUnsent ends what the hooks began for a request that was never
 // sent (no server could be had).
 func (h *cacheHooks) requestUnsent(p *PlanView) {
-	sc := p.ss.cacheHandle()
-	if sc == nil {
-		return
-	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if p.cache.fill {
-		sc.cs.Abandon()
-	}
-	if p.cache.marked {
-		if sc.open--; sc.open == 0 {
-			sc.cs.Committed(cache.UnknownLSN, nil) // invalidating more is safe
-			sc.commitDue = false
+	p.ss.withCache(func(sc *sessionCache) {
+		if p.cache.fill {
+			sc.cs.Abandon()
 		}
-	}
+		if p.cache.marked {
+			if sc.open--; sc.open == 0 {
+				sc.cs.Committed(cache.UnknownLSN, nil) // invalidating more is safe
+				sc.commitDue = false
+			}
+		}
+	})
 }
 
 // cacheServerLost: the server died under the session (08006, or 08007
 // with a commit in doubt). Whatever it was writing may have committed.
 func (ss *session) cacheServerLost() {
-	sc := ss.cacheHandle()
-	if sc == nil {
-		return
-	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	sc.cs.Abandon()
-	sc.cs.Committed(cache.UnknownLSN, nil)
-	sc.open, sc.commitDue = 0, false
+	ss.withCache(func(sc *sessionCache) {
+		sc.cs.Abandon()
+		sc.cs.Committed(cache.UnknownLSN, nil)
+		sc.open, sc.commitDue = 0, false
+	})
 }
 
 // cacheClosed ends the session's use of the cache.
 func (ss *session) cacheClosed() {
-	sc := ss.cacheHandle()
-	if sc == nil {
-		return
-	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	sc.cs.Close()
+	ss.withCache(func(sc *sessionCache) { sc.cs.Close() })
 }
