@@ -398,7 +398,11 @@ func TestCacheNeverCached(t *testing.T) {
 		noHit(t, func() { readV(t, conn, "SELECT 'x' || 'y'") })
 	})
 	t.Run("inside a transaction", func(t *testing.T) {
+		fills := c.Stats().Fills
 		readV(t, conn, "SELECT v FROM cache_never WHERE id = 1") // fills outside
+		// The fill is stored after the client has its reply: wait for it, or
+		// it lands inside noHit's window.
+		waitUntil(t, "the fill outside the transaction", func() bool { return c.Stats().Fills > fills })
 		noHit(t, func() {
 			tx, err := conn.Begin(ctx)
 			if err != nil {
