@@ -255,6 +255,22 @@ func TestCacheWritesInvalidate(t *testing.T) {
 		}
 	})
 
+	// A write the plan cannot name (a DO block, a volatile function)
+	// invalidates the whole database (its epoch), not a table.
+	t.Run("DO block invalidates the database", func(t *testing.T) {
+		waitUntil(t, "the entry served", func() bool {
+			hits := c.Stats().Hits
+			readV(t, reader, sql)
+			return c.Stats().Hits > hits
+		})
+		if _, err := writer.Exec(ctx, "DO $$BEGIN UPDATE cache_inv SET v = 'do' WHERE id = 1; END$$"); err != nil {
+			t.Fatal(err)
+		}
+		if v := readV(t, reader, sql); v != "do" {
+			t.Fatalf("read after a DO block's write = %q, want do", v)
+		}
+	})
+
 	t.Run("DDL bumps the epoch", func(t *testing.T) {
 		readV(t, reader, sql)
 		if _, err := writer.Exec(ctx, "TRUNCATE cache_inv"); err != nil {
@@ -382,7 +398,11 @@ func TestCacheNeverCached(t *testing.T) {
 		noHit(t, func() { readV(t, conn, "SELECT 'x' || 'y'") })
 	})
 	t.Run("inside a transaction", func(t *testing.T) {
+		fills := c.Stats().Fills
 		readV(t, conn, "SELECT v FROM cache_never WHERE id = 1") // fills outside
+		// The fill is stored after the client has its reply: wait for it, or
+		// it lands inside noHit's window.
+		waitUntil(t, "the fill outside the transaction", func() bool { return c.Stats().Fills > fills })
 		noHit(t, func() {
 			tx, err := conn.Begin(ctx)
 			if err != nil {

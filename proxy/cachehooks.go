@@ -56,6 +56,9 @@ type sessionCache struct {
 	mu  sync.Mutex
 	cs  *cache.Session
 	key []byte // the request key's buffer
+	// db and role are the key's Database and Role, fixed for the session:
+	// worked out once rather than per request.
+	db, role string
 	// open counts requests that marked writes and whose end is not seen;
 	// commitDue says one of them ended its transaction with a commit (or
 	// maybe did) while a later request was still out.
@@ -72,12 +75,10 @@ type cacheRequest struct {
 	ttl    time.Duration
 }
 
-// cacheDatabase names the PostgreSQL database a session's requests run in
-// for the cache: server address and database name, so that two pgone
+// cacheDatabaseOf names the PostgreSQL database a session's requests run
+// in for the cache: server address and database name, so that two pgone
 // database names for one database share their versions (a write through
 // one invalidates reads through the other).
-func (ss *session) cacheDatabase() string { return cacheDatabaseOf(ss.target) }
-
 func cacheDatabaseOf(t pool.Target) string {
 	return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) + "/" + t.Database
 }
@@ -94,26 +95,37 @@ func (ss *session) cacheSessionMode() (end func()) {
 	}
 	sc := ss.cacheOf(h.c)
 	sc.mu.Lock()
-	sc.cs.Write(ss.cacheDatabase(), nil, true)
+	sc.cs.Write(sc.db, nil, true)
 	sc.mu.Unlock()
 	return ss.cacheClosed
 }
 
-// cacheOf returns the session's handle, made on first use.
+// cacheOf returns the session's handle, made on first use (after the
+// startup, when the session's target and user are known).
 func (ss *session) cacheOf(c *cache.Cache) *sessionCache {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.cache == nil {
-		ss.cache = &sessionCache{cs: c.NewSession()}
+		// Role: the client's user and the role pgone logs in to the server as.
+		ss.cache = &sessionCache{cs: c.NewSession(), db: cacheDatabaseOf(ss.target),
+			role: ss.poolKey.User + "\x00" + ss.target.User}
 	}
 	return ss.cache
 }
 
-// cacheHandle returns the session's handle, or nil if it never made one.
-func (ss *session) cacheHandle() *sessionCache {
+// withCache runs f holding the session's handle locked; if the session
+// never made one (no cacheable or writing request yet) there is nothing
+// to end and f is not run.
+func (ss *session) withCache(f func(sc *sessionCache)) {
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.cache
+	sc := ss.cache
+	ss.mu.Unlock()
+	if sc == nil {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	f(sc)
 }
 
 // markRequest marks what the request may write, before it is sent:
@@ -145,7 +157,7 @@ func (h *cacheHooks) markRequest(p *PlanView) {
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	sc.cs.Write(p.ss.cacheDatabase(), relationNames(tables), all)
+	sc.cs.Write(sc.db, relationNames(tables), all)
 	sc.open++
 	p.cache.marked = true
 }
@@ -183,8 +195,7 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 	if !ok {
 		return nil, false
 	}
-	// Role: the client's user and the role pgone logs in to the server as.
-	in := cache.KeyInput{Database: ss.cacheDatabase(), Role: p.user + "\x00" + ss.target.User,
+	in := cache.KeyInput{Database: sc.db, Role: sc.role,
 		Settings: settings, Shape: shape, Text: string(key)}
 	reply, hit := sc.cs.Lookup(ctx, &in, relationNames(st.ReadTables))
 	if hit {
@@ -222,19 +233,15 @@ func (ss *session) unnamedParsedByHit(req *request) {
 // AfterReply stores or abandons the request's fill and ends the session's
 // marks when its transaction ended.
 func (h *cacheHooks) AfterReply(_ context.Context, p *PlanView, r ReplySample) {
-	sc := p.ss.cacheHandle()
-	if sc == nil {
-		return
-	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if p.cache.fill {
-		h.fillLocked(sc, r, p.cache.ttl)
-	}
-	if p.cache.marked {
-		sc.open--
-	}
-	h.endLocked(sc, p, r)
+	p.ss.withCache(func(sc *sessionCache) {
+		if p.cache.fill {
+			h.fillLocked(sc, r, p.cache.ttl)
+		}
+		if p.cache.marked {
+			sc.open--
+		}
+		h.endLocked(sc, p, r)
+	})
 }
 
 func (h *cacheHooks) fillLocked(sc *sessionCache, r ReplySample, ttl time.Duration) {
@@ -292,44 +299,30 @@ func (h *cacheHooks) AfterCommit(context.Context, CommitInfo) {}
 // requestUnsent ends what the hooks began for a request that was never
 // sent (no server could be had).
 func (h *cacheHooks) requestUnsent(p *PlanView) {
-	sc := p.ss.cacheHandle()
-	if sc == nil {
-		return
-	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if p.cache.fill {
-		sc.cs.Abandon()
-	}
-	if p.cache.marked {
-		if sc.open--; sc.open == 0 {
-			sc.cs.Committed(cache.UnknownLSN, nil) // invalidating more is safe
-			sc.commitDue = false
+	p.ss.withCache(func(sc *sessionCache) {
+		if p.cache.fill {
+			sc.cs.Abandon()
 		}
-	}
+		if p.cache.marked {
+			if sc.open--; sc.open == 0 {
+				sc.cs.Committed(cache.UnknownLSN, nil) // invalidating more is safe
+				sc.commitDue = false
+			}
+		}
+	})
 }
 
 // cacheServerLost: the server died under the session (08006, or 08007
 // with a commit in doubt). Whatever it was writing may have committed.
 func (ss *session) cacheServerLost() {
-	sc := ss.cacheHandle()
-	if sc == nil {
-		return
-	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	sc.cs.Abandon()
-	sc.cs.Committed(cache.UnknownLSN, nil)
-	sc.open, sc.commitDue = 0, false
+	ss.withCache(func(sc *sessionCache) {
+		sc.cs.Abandon()
+		sc.cs.Committed(cache.UnknownLSN, nil)
+		sc.open, sc.commitDue = 0, false
+	})
 }
 
 // cacheClosed ends the session's use of the cache.
 func (ss *session) cacheClosed() {
-	sc := ss.cacheHandle()
-	if sc == nil {
-		return
-	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	sc.cs.Close()
+	ss.withCache(func(sc *sessionCache) { sc.cs.Close() })
 }

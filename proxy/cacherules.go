@@ -71,10 +71,10 @@ func isSystemTable(table string) bool {
 // (also inside a literal: refusing is always safe), and pgone:cache with
 // an optional ttl=DURATION.
 func cacheHint(text string) (nocache, cacheIt bool, ttl time.Duration) {
-	lower := strings.ToLower(text)
-	if !strings.Contains(lower, "pgone:") {
-		return false, false, 0
+	if !containsFoldASCII(text, "pgone:") {
+		return false, false, 0 // most reads: no lower-case copy of the text
 	}
+	lower := strings.ToLower(text)
 	if strings.Contains(lower, hintNoCache) {
 		return true, false, 0
 	}
@@ -96,6 +96,29 @@ func cacheHint(text string) (nocache, cacheIt bool, ttl time.Duration) {
 		}
 	}
 	return false, true, ttl
+}
+
+// containsFoldASCII reports whether s holds lowerSub (lower-case ASCII)
+// in any letter case, without copying s: the check cacheHint makes on
+// every cacheable read before it lower-cases the text.
+func containsFoldASCII(s, lowerSub string) bool {
+	for i := 0; i+len(lowerSub) <= len(s); i++ {
+		j := 0
+		for j < len(lowerSub) && lowerASCII(s[i+j]) == lowerSub[j] {
+			j++
+		}
+		if j == len(lowerSub) {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(b byte) byte {
+	if 'A' <= b && b <= 'Z' {
+		return b + 'a' - 'A'
+	}
+	return b
 }
 
 // cacheableRead decides whether the one statement of a request may be

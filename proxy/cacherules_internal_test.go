@@ -178,6 +178,9 @@ func TestCacheHint(t *testing.T) {
 		{"/* pgone:nocache */ SELECT 1", true, false, 0},
 		{"/* pgone:cache */ /* pgone:nocache */ SELECT 1", true, false, 0},
 		{"/* pgone:primary */ SELECT 1", false, false, 0},
+		{"/* PgOne:NoCache */ SELECT 1", true, false, 0},
+		{"SELECT 'pgone' || ':cache'", false, false, 0},
+		{"/* pgone:cache ttl=1m", false, true, time.Minute},
 	}
 	for _, tc := range tests {
 		n, c, ttl := cacheHint(tc.text)
