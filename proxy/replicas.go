@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,26 +125,11 @@ func monitorLogin(db Database, cfg Config) (user, password string, ok bool) {
 			if trust == "" {
 				trust = name
 			}
-		case !auth.IsSCRAMVerifier(pw) && !isMD5Hash(pw):
+		case auth.IsPlaintext(pw):
 			return name, pw, true
 		}
 	}
 	return trust, "", trust != ""
-}
-
-// isMD5Hash reports whether a configured password is an md5 hash ("md5"
-// and 32 hex digits) rather than plaintext.
-func isMD5Hash(pw string) bool {
-	hex, ok := strings.CutPrefix(pw, "md5")
-	if !ok || len(hex) != 32 {
-		return false
-	}
-	for _, c := range hex {
-		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
-			return false
-		}
-	}
-	return true
 }
 
 // SplitWarnings lists the databases whose replicas are configured but

@@ -322,7 +322,7 @@ func (t *translation) applyAuthUserPassword() {
 		return
 	}
 	secret, ok := t.secrets[t.authUser]
-	if ok && isPlaintext(secret) && secret != "" {
+	if ok && auth.IsPlaintext(secret) {
 		t.authQuery().set("password", strNode(secret), "")
 		return
 	}
@@ -400,7 +400,7 @@ func (t *translation) applyDatabase(name, value string) error {
 		db.set("user", strNode(user), "")
 		if password != "" {
 			db.set("password", strNode(password), "")
-		} else if secret, ok := t.secrets[user]; ok && isPlaintext(secret) {
+		} else if secret, ok := t.secrets[user]; ok && auth.IsPlaintext(secret) {
 			// PgBouncer takes a forced user's password from the auth_file.
 			db.set("password", strNode(secret), "")
 		} else if ok {
@@ -450,7 +450,7 @@ func (t *translation) checkServerLogins() {
 	}
 	for _, name := range t.userOrder {
 		secret, ok := t.secrets[name]
-		if !ok || secret == "" || isPlaintext(secret) || auth.IsSCRAMVerifier(secret) {
+		if !ok || secret == "" || auth.IsPlaintext(secret) || auth.IsSCRAMVerifier(secret) {
 			continue // plaintext is sent, a SCRAM verifier passed through
 		}
 		t.skip(fmt.Sprintf("userlist %q", name), fmt.Sprintf(
@@ -576,14 +576,4 @@ func splitList(v string) []string {
 		out = append(out, f)
 	}
 	return slices.Clip(out)
-}
-
-// isPlaintext reports whether a userlist secret is a password rather than
-// an md5 hash or SCRAM verifier.
-func isPlaintext(secret string) bool {
-	if auth.IsSCRAMVerifier(secret) {
-		return false
-	}
-	rest, ok := strings.CutPrefix(secret, "md5")
-	return !ok || len(rest) != 32 || strings.Trim(strings.ToLower(rest), "0123456789abcdef") != ""
 }

@@ -69,6 +69,13 @@ func ParseSecret(user, password string) (*Secret, error) {
 	return &Secret{plaintext: password, md5: md5Hash(user, password), scram: v}, nil
 }
 
+// IsPlaintext reports whether a configured password is a password rather
+// than an md5 hash or a SCRAM verifier (and not empty), as ParseSecret
+// reads it.
+func IsPlaintext(password string) bool {
+	return password != "" && !IsSCRAMVerifier(password) && !looksLikeMD5(password)
+}
+
 // looksLikeMD5 reports whether password is "md5" followed only by hex
 // digits: such a string is meant as a hash, and a wrong length is a typo to
 // report rather than a plaintext password to accept.
