@@ -220,20 +220,8 @@ func (ss *session) splitVerdict(req *request) (read bool, reason router.Reason) 
 				read, reason = false, router.ReasonUnknownStatement
 				break
 			}
-			name := v.name
-			text, found := "", false
-			var lx lexed
-			for i := len(parsed) - 1; i >= 0 && !found; i-- {
-				if parsed[i].name == name {
-					text, found = parsed[i].text, true
-					lx = ss.lexOf(text)
-				}
-			}
-			if !found && name != "" {
-				var cs clientStatement
-				cs, found = ss.prepared[name]
-				text, lx = cs.query, cs.lex
-			} else if !found && ss.stmts.unnamed != nil && ss.stmts.unnamed.query != "" {
+			text, lx, found := ss.boundText(v, parsed) // lost.go
+			if !found && v.name == "" && ss.stmts.unnamed != nil && ss.stmts.unnamed.query != "" {
 				// The client's unnamed statement of an earlier request:
 				// renderLocked parses it again where it runs.
 				text, lx, found = ss.stmts.unnamed.query, ss.stmts.unnamed.lex, true
