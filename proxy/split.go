@@ -220,12 +220,7 @@ func (ss *session) splitVerdict(req *request) (read bool, reason router.Reason) 
 				read, reason = false, router.ReasonUnknownStatement
 				break
 			}
-			text, lx, found := ss.boundText(v, parsed) // lost.go
-			if !found && v.name == "" && ss.stmts.unnamed != nil && ss.stmts.unnamed.query != "" {
-				// The client's unnamed statement of an earlier request:
-				// renderLocked parses it again where it runs.
-				text, lx, found = ss.stmts.unnamed.query, ss.stmts.unnamed.lex, true
-			}
+			text, lx, found := ss.executedText(v, parsed) // plan.go
 			if !found {
 				read, reason = false, router.ReasonUnknownStatement
 				break
