@@ -165,7 +165,7 @@ func (ss *session) splitFor() *replicaSet {
 // routeRequest decides where a request runs when the session acquires a
 // server for it: a replica if it is a read, else the primary.
 func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
-	read, reason := ss.requestIsRead(set, req)
+	read, reason := ss.requestIsRead(req)
 	if !read {
 		return routeDecision{reason: reason}
 	}
@@ -175,8 +175,8 @@ func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
 // requestIsRead reports whether a request only reads: every statement it
 // executes (simple Query texts, the statements its Binds use) is a read,
 // and something runs. reason is the router's or pgone's word for it.
-func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reason router.Reason) {
-	p := &ss.plan // set is p.set: the plan routes for it
+func (ss *session) requestIsRead(req *request) (read bool, reason router.Reason) {
+	p := &ss.plan
 	if !p.splitDone {
 		p.read, p.reason = ss.splitVerdict(req)
 		p.splitDone = true
@@ -257,7 +257,7 @@ func (ss *session) mayMoveLocked(set *replicaSet, req *request) bool {
 	if set == nil {
 		return true // the split was turned off: the primary
 	}
-	read, reason := ss.requestIsRead(set, req)
+	read, reason := ss.requestIsRead(req)
 	return !read && reason != router.ReasonEmpty && reason != router.ReasonUnknownStatement
 }
 
