@@ -229,6 +229,19 @@ func TestTxModeHooks(t *testing.T) {
 		}
 	})
 
+	t.Run("unnamed statement of an earlier request", func(t *testing.T) {
+		// pgx's describe-exec mode parses the unnamed statement in one
+		// request and binds it in the next: BeforeSend sees what runs.
+		const sql = "SELECT $1::int + 40"
+		var got int
+		if err := conn.QueryRow(ctx, sql, pgx.QueryExecModeDescribeExec, 2).Scan(&got); err != nil || got != 42 {
+			t.Fatalf("%s = %d, %v; want 42", sql, got, err)
+		}
+		if plan := hooks.lastPlanned(); len(plan) != 1 || plan[0].Text != sql {
+			t.Errorf("BeforeSend of the Bind's request saw %+v; want the statement %q", plan, sql)
+		}
+	})
+
 	t.Run("after reply", func(t *testing.T) {
 		const sql = "SELECT g FROM generate_series(1, 3) g"
 		rows, err := conn.Query(ctx, sql, simple)

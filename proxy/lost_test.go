@@ -23,12 +23,6 @@ import (
 // server cannot be made to do on cue.
 func TestTxModeServerLostReportsOutcome(t *testing.T) {
 	t.Parallel()
-	extended := func(sql string) []pgproto3.FrontendMessage {
-		return []pgproto3.FrontendMessage{
-			&pgproto3.Parse{Query: sql}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
-		}
-	}
-	isSync := func(m pgproto3.FrontendMessage) bool { _, ok := m.(*pgproto3.Sync); return ok }
 	cases := []struct {
 		name   string
 		before []string // simple queries answered normally first
@@ -53,14 +47,14 @@ func TestTxModeServerLostReportsOutcome(t *testing.T) {
 		{name: "write and commit in one text", before: []string{"BEGIN"},
 			send: []pgproto3.FrontendMessage{&pgproto3.Query{String: "INSERT INTO t VALUES (1); COMMIT"}},
 			dies: queryIs("INSERT INTO t VALUES (1); COMMIT"), code: "08007", text: "may or may not have committed"},
-		{name: "extended write", send: extended("INSERT INTO t VALUES ($1)"), dies: isSync,
+		{name: "extended write", send: extendedQuery("INSERT INTO t VALUES ($1)"), dies: isSyncMsg,
 			code: "08007", text: "may or may not have committed"},
 		{name: "commit answered by FATAL", before: []string{"BEGIN", "INSERT INTO t VALUES (1)"},
 			send: []pgproto3.FrontendMessage{&pgproto3.Query{String: "COMMIT"}}, dies: queryIs("COMMIT"), fatal: true,
 			code: "08007", text: "terminating connection due to administrator command"},
 		{name: "autocommit read", send: []pgproto3.FrontendMessage{&pgproto3.Query{String: "SELECT * FROM t"}},
 			dies: queryIs("SELECT * FROM t"), code: "08006", text: "rolled back"},
-		{name: "extended read", send: extended("SELECT * FROM t WHERE id = $1"), dies: isSync,
+		{name: "extended read", send: extendedQuery("SELECT * FROM t WHERE id = $1"), dies: isSyncMsg,
 			code: "08006", text: "rolled back"},
 		{name: "write inside a transaction", before: []string{"BEGIN"},
 			send: []pgproto3.FrontendMessage{&pgproto3.Query{String: "UPDATE t SET v = 2"}}, dies: queryIs("UPDATE t SET v = 2"),
@@ -374,3 +368,14 @@ func TestTxModeLocalizedFatalOnCommit(t *testing.T) {
 		t.Fatalf("COMMIT answered by a localized FATAL: got %q; want one 08007 error then ReadyForQuery", reply)
 	}
 }
+
+// extendedQuery is sql run by the extended protocol in one request: its
+// unnamed statement and portal, then Sync.
+func extendedQuery(sql string) []pgproto3.FrontendMessage {
+	return []pgproto3.FrontendMessage{
+		&pgproto3.Parse{Query: sql}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
+	}
+}
+
+// isSyncMsg reports whether m is a Sync: a request dies at it.
+func isSyncMsg(m pgproto3.FrontendMessage) bool { _, ok := m.(*pgproto3.Sync); return ok }

@@ -24,12 +24,6 @@ import (
 // (TestInDoubtCommitOnRealServer has a real one).
 func TestSessionModeServerLostReportsOutcome(t *testing.T) {
 	t.Parallel()
-	extended := func(sql string) []pgproto3.FrontendMessage {
-		return []pgproto3.FrontendMessage{
-			&pgproto3.Parse{Query: sql}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{},
-		}
-	}
-	isSync := func(m pgproto3.FrontendMessage) bool { _, ok := m.(*pgproto3.Sync); return ok }
 	query := func(sql string) []pgproto3.FrontendMessage {
 		return []pgproto3.FrontendMessage{&pgproto3.Query{String: sql}}
 	}
@@ -54,14 +48,14 @@ func TestSessionModeServerLostReportsOutcome(t *testing.T) {
 		{name: "write and commit in one text", before: []string{"BEGIN"},
 			send: query("INSERT INTO t VALUES (1); COMMIT"), dies: queryIs("INSERT INTO t VALUES (1); COMMIT"),
 			code: "08007", text: "may or may not have committed"},
-		{name: "extended write", send: extended("INSERT INTO t VALUES ($1)"), dies: isSync,
+		{name: "extended write", send: extendedQuery("INSERT INTO t VALUES ($1)"), dies: isSyncMsg,
 			code: "08007", text: "may or may not have committed"},
 		{name: "commit answered by FATAL", before: []string{"BEGIN", "INSERT INTO t VALUES (1)"},
 			send: query("COMMIT"), dies: queryIs("COMMIT"), fatal: true,
 			code: "08007", text: "terminating connection due to administrator command"},
 		{name: "autocommit read", send: query("SELECT * FROM t"),
 			dies: queryIs("SELECT * FROM t"), code: "08006", text: "server connection lost"},
-		{name: "extended read", send: extended("SELECT * FROM t WHERE id = $1"), dies: isSync,
+		{name: "extended read", send: extendedQuery("SELECT * FROM t WHERE id = $1"), dies: isSyncMsg,
 			code: "08006", text: "server connection lost"},
 		{name: "write inside a transaction", before: []string{"BEGIN"},
 			send: query("UPDATE t SET v = 2"), dies: queryIs("UPDATE t SET v = 2"),
@@ -70,7 +64,7 @@ func TestSessionModeServerLostReportsOutcome(t *testing.T) {
 			send: query("ROLLBACK"), dies: queryIs("ROLLBACK"), code: "08006", text: "server connection lost"},
 		{name: "read over the tracked length", send: query(long), dies: queryIs(long),
 			code: "08007", text: "may or may not have committed"},
-		{name: "extended read over the tracked length", send: extended(long), dies: isSync,
+		{name: "extended read over the tracked length", send: extendedQuery(long), dies: isSyncMsg,
 			code: "08007", text: "may or may not have committed"},
 		// PostgreSQL's FATAL while a statement runs aborts it: its own error stands.
 		{name: "autocommit write answered by FATAL", send: query("INSERT INTO t VALUES (1)"),

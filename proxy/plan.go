@@ -163,7 +163,7 @@ func (ss *session) planAll(req *request) {
 				parsed = append(parsed, parsedText{name: v.name, text: v.text})
 			}
 		case pgmsg.Bind:
-			if text, _, ok := ss.boundText(v, parsed); ok {
+			if text, _, ok := ss.executedText(v, parsed); ok {
 				ss.decide(text)
 			}
 		}
@@ -187,4 +187,19 @@ func (ss *session) effectsOf(text string, lx lexed) Classification {
 	default:
 		return c.Classify(text, ss.txStatus != pgmsg.TxIdle)
 	}
+}
+
+// executedText returns the text of the statement a Bind runs and its
+// lexText: one the request parses or the client prepared (boundText), or
+// the client's unnamed statement of an earlier request, which
+// renderLocked parses again where it runs. parsed holds no unknown
+// entries.
+func (ss *session) executedText(v *frameView, parsed []parsedText) (text string, lx lexed, ok bool) {
+	if text, lx, ok = ss.boundText(v, parsed); ok || !v.ok || v.name != "" {
+		return text, lx, ok
+	}
+	if u := ss.stmts.unnamed; u != nil && u.query != "" {
+		return u.query, u.lex, true
+	}
+	return "", lexed{}, false
 }

@@ -165,7 +165,7 @@ func (ss *session) splitFor() *replicaSet {
 // routeRequest decides where a request runs when the session acquires a
 // server for it: a replica if it is a read, else the primary.
 func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
-	read, reason := ss.requestIsRead(set, req)
+	read, reason := ss.requestIsRead(req)
 	if !read {
 		return routeDecision{reason: reason}
 	}
@@ -175,8 +175,8 @@ func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
 // requestIsRead reports whether a request only reads: every statement it
 // executes (simple Query texts, the statements its Binds use) is a read,
 // and something runs. reason is the router's or pgone's word for it.
-func (ss *session) requestIsRead(set *replicaSet, req *request) (read bool, reason router.Reason) {
-	p := &ss.plan // set is p.set: the plan routes for it
+func (ss *session) requestIsRead(req *request) (read bool, reason router.Reason) {
+	p := &ss.plan
 	if !p.splitDone {
 		p.read, p.reason = ss.splitVerdict(req)
 		p.splitDone = true
@@ -220,24 +220,7 @@ func (ss *session) splitVerdict(req *request) (read bool, reason router.Reason) 
 				read, reason = false, router.ReasonUnknownStatement
 				break
 			}
-			name := v.name
-			text, found := "", false
-			var lx lexed
-			for i := len(parsed) - 1; i >= 0 && !found; i-- {
-				if parsed[i].name == name {
-					text, found = parsed[i].text, true
-					lx = ss.lexOf(text)
-				}
-			}
-			if !found && name != "" {
-				var cs clientStatement
-				cs, found = ss.prepared[name]
-				text, lx = cs.query, cs.lex
-			} else if !found && ss.stmts.unnamed != nil && ss.stmts.unnamed.query != "" {
-				// The client's unnamed statement of an earlier request:
-				// renderLocked parses it again where it runs.
-				text, lx, found = ss.stmts.unnamed.query, ss.stmts.unnamed.lex, true
-			}
+			text, lx, found := ss.executedText(v, parsed) // plan.go
 			if !found {
 				read, reason = false, router.ReasonUnknownStatement
 				break
@@ -274,7 +257,7 @@ func (ss *session) mayMoveLocked(set *replicaSet, req *request) bool {
 	if set == nil {
 		return true // the split was turned off: the primary
 	}
-	read, reason := ss.requestIsRead(set, req)
+	read, reason := ss.requestIsRead(req)
 	return !read && reason != router.ReasonEmpty && reason != router.ReasonUnknownStatement
 }
 

@@ -14,14 +14,28 @@ import (
 	"github.com/pgone/pgone/pool"
 )
 
-// TestTxModeQueryTimeout: a request running longer than query_timeout is
-// cancelled on its server by a real CancelRequest: the client gets 57014
-// saying query_timeout, quickly; the server's statement is gone (not just
-// the client's wait); the same server serves the client's next query.
-func TestTxModeQueryTimeout(t *testing.T) {
+// TestQueryTimeoutCancelsOnServer: in transaction and in session mode a
+// request running longer than query_timeout is cancelled on its server by
+// a real CancelRequest: the client gets 57014 saying query_timeout,
+// quickly; the server's statement is gone (not just the client's wait);
+// the same server serves the client's next query; the extended protocol
+// is timed the same way; a request within the limit is left alone.
+func TestQueryTimeoutCancelsOnServer(t *testing.T) {
 	// Not parallel: it counts every active pg_sleep(5) on the primary.
+	for _, mode := range []pool.Mode{pool.ModeTransaction, pool.ModeSession} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := startProxy(t, func(c *config.Config) {
+				c.Pool.Mode = mode
+				c.Pool.PoolSize = 1
+				c.Proxy.Limits.QueryTimeout = 200 * time.Millisecond
+			})
+			checkQueryTimeoutCancels(t, p)
+		})
+	}
+}
+
+func checkQueryTimeoutCancels(t *testing.T, p *testProxy) {
 	ctx := testCtx(t)
-	p := txProxy(t, 1, func(c *config.Config) { c.Proxy.Limits.QueryTimeout = 200 * time.Millisecond })
 	conn := p.Connect(t)
 	var before, after int
 	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&before); err != nil {
@@ -51,11 +65,9 @@ func TestTxModeQueryTimeout(t *testing.T) {
 	if after != before {
 		t.Errorf("server after the timeout = pid %d, before = %d: a server that answered the cancel should be reused", after, before)
 	}
-	// The extended protocol (pgx with arguments) is timed the same way.
 	if _, err := conn.Exec(ctx, "SELECT pg_sleep($1)", 5); pgerr(err) != "57014" {
 		t.Errorf("extended-protocol pg_sleep(5): %v; want 57014", err)
 	}
-	// A request within the limit is left alone.
 	if _, err := conn.Exec(ctx, "SELECT pg_sleep(0.05)"); err != nil {
 		t.Errorf("a short request: %v", err)
 	}
@@ -207,39 +219,6 @@ func TestTxModeQueryTimeoutFreesClientOnStoppedReplica(t *testing.T) {
 	}
 	if v := serverPort(t, ctx, conn, portQuery); v == 0 {
 		t.Error("next read failed")
-	}
-}
-
-// TestSessionModeQueryTimeout: query_timeout in session mode cancels the
-// running statement on the client's own server: 57014 saying
-// query_timeout, and the session (same server) goes on.
-func TestSessionModeQueryTimeout(t *testing.T) {
-	// Not parallel: TestTxModeQueryTimeout counts its pg_sleep(5).
-	ctx := testCtx(t)
-	p := startProxy(t, func(c *config.Config) {
-		c.Pool.Mode = pool.ModeSession
-		c.Proxy.Limits.QueryTimeout = 200 * time.Millisecond
-	})
-	conn := p.Connect(t)
-	var before, after int
-	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&before); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	_, err := conn.Exec(ctx, "SELECT pg_sleep(5)")
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "57014" || pgErr.Message != "canceling statement due to query_timeout" {
-		t.Fatalf("pg_sleep(5) with query_timeout 200ms: %v; want 57014 canceling statement due to query_timeout", err)
-	}
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("the timeout took %s; want about 200ms", took)
-	}
-	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&after); err != nil || after != before {
-		t.Fatalf("after the timeout: pid %d (%v); want the session's server %d", after, err, before)
-	}
-	// Requests after a long idle period are timed from their own start.
-	if _, err := conn.Exec(ctx, "SELECT pg_sleep(0.05)"); err != nil {
-		t.Errorf("a short request: %v", err)
 	}
 }
 
