@@ -61,10 +61,7 @@ func (s *Server) cacheFlush(db string) error {
 		c.Flush("") // a pool without a config entry any more: flush all
 		return nil
 	}
-	dbname := d.DBName
-	if dbname == "" {
-		dbname = db
-	}
+	dbname := d.ServerDBName(db)
 	c.Flush(cacheDatabaseOf(pool.Target{Host: d.Host, Port: d.Port, Database: dbname}))
 	return nil
 }

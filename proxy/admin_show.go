@@ -248,10 +248,7 @@ func (s *Server) showDatabases() resultSet {
 	sort.Strings(sorted)
 	for _, name := range sorted {
 		db, _ := snap.cfg.DatabaseFor(name)
-		dbname := db.DBName
-		if dbname == "" {
-			dbname = name
-		}
+		dbname := db.ServerDBName(name)
 		size := snap.poolSize(name)
 		mode := db.PoolMode
 		if mode == "" {

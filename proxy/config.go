@@ -176,6 +176,15 @@ type Database struct {
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
 
+// ServerDBName is the database name on the server of the entry named name:
+// DBName, or name itself when DBName is empty.
+func (d Database) ServerDBName(name string) string {
+	if d.DBName == "" {
+		return name
+	}
+	return d.DBName
+}
+
 // DatabaseFor returns the entry that serves a client-visible database
 // name: its own, else the wildcard's; ok is false when neither exists.
 // Every per-database setting (server, pool size and mode, query_timeout)

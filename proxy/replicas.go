@@ -67,10 +67,7 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 			continue
 		}
 		want[name] = true
-		dbname := db.DBName
-		if dbname == "" {
-			dbname = name
-		}
+		dbname := db.ServerDBName(name)
 		primary := pool.Target{Host: db.Host, Port: db.Port, Database: dbname, User: user, Password: password}
 		replicas := make([]pool.Target, len(db.Replicas))
 		for i, r := range db.Replicas {

@@ -365,10 +365,7 @@ func (ss *session) attach(snap *snapshot, req *startupRequest) (*pool.Conn, erro
 	if !ok {
 		return nil, pgerr.Fatal(pgerr.InvalidCatalogName, "database %q does not exist", req.database)
 	}
-	dbname := db.DBName
-	if dbname == "" {
-		dbname = req.database
-	}
+	dbname := db.ServerDBName(req.database)
 	target := pool.Target{Host: db.Host, Port: db.Port, Database: dbname, User: db.User, Password: db.Password}
 	if target.User == "" {
 		target.User = req.user
