@@ -80,6 +80,8 @@ func startTargets(ctx context.Context, env *Env) error {
 			t, err = startPgpool(ctx, env)
 		case name == "pgone" || strings.HasPrefix(name, "pgone-"):
 			t, err = startPgone(ctx, env, name)
+		case strings.HasPrefix(name, "relay-"):
+			t, err = startRelay(ctx, env, strings.TrimPrefix(name, "relay-"))
 		default:
 			err = fmt.Errorf("unknown target %q", name)
 		}

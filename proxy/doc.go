@@ -28,6 +28,12 @@
 //     otherwise closed (a client that left inside a transaction leaves no
 //     backend to the next client).
 //
+// Session mode's server pump (relay.go pumpServer) has transaction mode's
+// replies shape: a handler per reply kind (ReadyForQuery, CopyInResponse,
+// ErrorResponse; the rest passes through) returns a reply value, and
+// transaction mode's deliverLocked writes and flushes it. The lost-server
+// outcomes (lost.go), the FATAL and query_timeout rewrites are shared too.
+//
 // In session mode the relay also re-applies the client's startup
 // parameters after statements that may reset settings (reapply.go), since
 // PostgreSQL's reset values are those of the server's own startup.

@@ -103,13 +103,11 @@ func (ss *session) sessionCopyInLocked(n int) {
 	so.inFlight = so.inFlight[:len(so.inFlight)-n]
 }
 
-// sessionFatal rewrites a FATAL ErrorResponse from the server: in reply
+// sessionFatalLocked rewrites a FATAL ErrorResponse from the server: in reply
 // to a request that commits it becomes FATAL 08007; otherwise (the
 // statement was aborted, or nothing was running) it passes unchanged.
-func (ss *session) sessionFatal(frame []byte) []byte {
-	ss.mu.Lock()
+func (ss *session) sessionFatalLocked(frame []byte) []byte {
 	commit := len(ss.outcomes.inFlight) > 0 && ss.outcomes.inFlight[0] == outcomeCommit
-	ss.mu.Unlock()
 	if !commit {
 		return frame
 	}

@@ -166,16 +166,14 @@ func (ss *session) writeReapply(w *bufio.Writer, zsBefore int) error {
 	return err
 }
 
-// reapplyFrame decides what the pump does with a server frame while a
+// reapplyFrameLocked decides what the pump does with a server frame while a
 // re-apply is queued. skip: the client must not see it now. When the
 // client's ReadyForQuery comes right before the re-apply's replies it is
 // held, and given back as held in place of the re-apply's own
 // ReadyForQuery: the client hears the end of its request only once its
 // settings are right, as from PostgreSQL, and cannot send its next request
 // in between.
-func (ss *session) reapplyFrame(typ byte, frame []byte) (skip bool, held []byte) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
+func (ss *session) reapplyFrameLocked(typ byte, frame []byte) (skip bool, held []byte) {
 	r := &ss.reapply
 	if r.zsBefore > 0 {
 		if typ == pgmsg.ReadyForQuery {

@@ -155,93 +155,110 @@ func (ss *session) clientGone(err error) {
 	}
 }
 
-// pumpServer forwards server frames to the client. It inspects
-// ReadyForQuery (request accounting, transaction status, drain) and FATAL
-// errors; everything else passes through untouched.
+// pumpServer forwards server frames to the client in session mode, in
+// transaction mode's shape (replies.go): each frame goes to the handler
+// of its kind (sessionReplyLocked), which returns a reply; deliverLocked,
+// shared with transaction mode, writes and flushes it. A session-mode
+// server is never released here (relay does that when the client ends).
 func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 	fr := server.Frames()
 	sawFatal := false
 	for {
 		typ, frame, err := fr.Next()
 		if err != nil {
-			ss.mu.Lock()
-			closed := ss.closed
-			ss.mu.Unlock()
-			if closed && errors.Is(err, os.ErrDeadlineExceeded) && !fr.Broken() {
-				done <- pumpResult{atBoundary: true}
-				return
-			}
-			done <- pumpResult{}
-			if !closed {
-				if !sawFatal {
-					lost := ss.sessionLostError() // lostsession.go
-					ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", lost.Code)
-					ss.terminate(lost)
-				} else {
-					ss.terminate(nil)
-				}
-			}
+			done <- ss.sessionReadFailed(server, fr, err, sawFatal)
 			return
 		}
-		if ss.reapplyQueued.Load() {
-			skip, held := ss.reapplyFrame(typ, frame)
-			switch {
-			case held != nil:
-				frame = held // the client's ReadyForQuery, held until now
-			case skip:
-				if !fr.HasFrame() && !ss.flushClient() {
-					done <- pumpResult{}
-					ss.terminate(nil)
-					return
-				}
-				continue
-			}
-		}
-		closeAfter := false
-		ss.stats.sentFrame(len(frame))
-		switch typ {
-		case pgmsg.ReadyForQuery:
-			ss.mu.Lock()
-			ss.pending--
-			ss.sessionReadyLocked()
-			ss.sessionReplyLocked()
-			ss.txStatus = frame[wire.HeaderLen]
-			ss.stats.readyLocked(ss.txStatus)
-			closeAfter = ss.draining && ss.stateLocked() == stateIdle
-			ss.mu.Unlock()
-		case pgmsg.CopyInResponse:
-			// Syncs the client sent after the Execute that started this COPY
-			// reach the server in copy-in mode, which ignores them.
-			ss.mu.Lock()
-			ss.copyIn = true
-			ss.pending -= ss.syncsAfterExecute
-			ss.sessionCopyInLocked(ss.syncsAfterExecute)
-			ss.syncsAfterExecute = 0
-			ss.mu.Unlock()
-		case pgmsg.ErrorResponse:
-			ss.countServerError(frame)
-			frame = ss.sessionQueryCanceled(frame)
-			if pgmsg.IsFatal(wire.Body(frame)) {
-				sawFatal = true
-				frame = ss.sessionFatal(frame) // lostsession.go: 08007 for a commit
-			}
-		}
 		ss.wmu.Lock()
-		cw := ss.writerLocked()
-		_, werr := cw.Write(frame)
-		if werr == nil && (!fr.HasFrame() || closeAfter) {
-			werr = cw.Flush()
-		}
+		ss.mu.Lock()
+		r, fatal := ss.sessionFrameLocked(typ, frame)
+		ss.mu.Unlock()
+		werr := ss.deliverLocked(server, &r, fr.HasFrame())
 		ss.wmu.Unlock()
+		sawFatal = sawFatal || fatal
 		if werr != nil {
 			// The client is gone; the server may still be sending: not reusable.
 			done <- pumpResult{}
 			ss.terminate(nil)
 			return
 		}
-		if closeAfter {
+		if r.closeAfter {
 			ss.log.Info("closing client for shutdown after its transaction")
 			ss.terminate(shutdownError())
 		}
 	}
+}
+
+// sessionReadFailed ends the pump on a failed server read: at a frame
+// boundary when relay asked it to stop, else the server is lost (after a
+// FATAL the client has its error already).
+func (ss *session) sessionReadFailed(server *pool.Conn, fr *wire.Reader, err error, sawFatal bool) pumpResult {
+	ss.mu.Lock()
+	closed := ss.closed
+	ss.mu.Unlock()
+	if closed && errors.Is(err, os.ErrDeadlineExceeded) && !fr.Broken() {
+		return pumpResult{atBoundary: true}
+	}
+	if closed {
+		return pumpResult{}
+	}
+	if sawFatal {
+		ss.terminate(nil)
+		return pumpResult{}
+	}
+	lost := ss.sessionLostError() // lostsession.go
+	ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", lost.Code)
+	ss.terminate(lost)
+	return pumpResult{}
+}
+
+// sessionFrameLocked is session mode's handler table: what to do with
+// one server frame, and whether it is a FATAL. Everything but the kinds
+// below passes through untouched.
+func (ss *session) sessionFrameLocked(typ byte, frame []byte) (r reply, fatal bool) {
+	if ss.reapplyQueued.Load() {
+		// Replies to settings pgone re-applies are not the client's
+		// (reapply.go); the client's ReadyForQuery is held until they end.
+		skip, held := ss.reapplyFrameLocked(typ, frame)
+		switch {
+		case held != nil:
+			frame = held
+		case skip:
+			return reply{}, false
+		}
+	}
+	ss.stats.sentFrame(len(frame))
+	switch typ {
+	case pgmsg.ReadyForQuery:
+		ss.onSessionReadyLocked(frame)
+		return reply{frame: frame, forward: true, closeAfter: ss.draining && ss.stateLocked() == stateIdle}, false
+	case pgmsg.CopyInResponse:
+		ss.onSessionCopyInLocked()
+	case pgmsg.ErrorResponse:
+		ss.countServerError(frame)
+		frame = ss.sessionQueryCanceledLocked(frame)
+		if pgmsg.IsFatal(wire.Body(frame)) {
+			return reply{frame: ss.sessionFatalLocked(frame), forward: true}, true // lostsession.go: 08007 for a commit
+		}
+	}
+	return reply{frame: frame, forward: true}, false
+}
+
+// onSessionReadyLocked accounts a ReadyForQuery: one request answered,
+// the transaction status, the statistics.
+func (ss *session) onSessionReadyLocked(frame []byte) {
+	ss.pending--
+	ss.sessionReadyLocked()
+	ss.sessionReplyLocked()
+	ss.txStatus = frame[wire.HeaderLen]
+	ss.stats.readyLocked(ss.txStatus)
+}
+
+// onSessionCopyInLocked: Syncs the client sent after the Execute that
+// started this COPY reach the server in copy-in mode, which ignores them.
+func (ss *session) onSessionCopyInLocked() {
+	ss.copyIn = true
+	ss.pending -= ss.syncsAfterExecute
+	ss.sessionCopyInLocked(ss.syncsAfterExecute)
+	ss.syncsAfterExecute = 0
 }

@@ -285,10 +285,9 @@ func (ss *session) onSessionQueryTimerLocked() {
 	}
 }
 
-// sessionQueryCanceled is queryCanceledLocked for the session-mode pump.
-func (ss *session) sessionQueryCanceled(frame []byte) []byte {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
+// sessionQueryCanceledLocked is queryCanceledLocked for the session-mode
+// pump.
+func (ss *session) sessionQueryCanceledLocked(frame []byte) []byte {
 	if ss.qt.canceled == 0 || ss.qt.canceled != ss.qt.running {
 		return frame
 	}
