@@ -24,7 +24,8 @@ const (
 	SeedTPS
 	// SeedConns: Limit clients ran with no failure.
 	SeedConns
-	// SeedHitRatio: the cache's hit ratio over Limit (cache targets only).
+	// SeedHitRatio: the cache's hit ratio at least Limit (cache targets
+	// only; the seed's "> 98%" and issue 13's "≥ 98%" are judged alike).
 	SeedHitRatio
 	// SeedXDirect: TPS at least Limit times direct's (cache targets only).
 	SeedXDirect
@@ -75,7 +76,7 @@ func judgeGoal(g SeedTarget, s, direct Summary, clients int) verdict {
 		if s.HitRatio < 0 {
 			return verdict{}
 		}
-		return verdict{true, s.HitRatio > g.Limit, fmt.Sprintf("%.1f%%", s.HitRatio*100)}
+		return verdict{true, s.HitRatio >= g.Limit, fmt.Sprintf("%.1f%%", s.HitRatio*100)}
 	case SeedXDirect:
 		if s.HitRatio < 0 || !direct.OK || direct.TPS == 0 {
 			return verdict{}

@@ -25,11 +25,20 @@ SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 // balance), so every read can be checked for staleness (stale.go).
 const versionCol = `(SELECT abalance FROM pgbench_accounts WHERE aid = 0) AS version`
 
+// hotGoals: the cache must not make hot point reads slower than PostgreSQL
+// itself (PgBouncer is about 0.8× direct there).
+var hotGoals = []SeedTarget{{Kind: SeedXDirect, Limit: 1, Goal: "cache on ≥ 1.0× direct"}}
+
 var cacheWorkloads = []Workload{
 	{
 		Name: "cache-aggregates", Title: "expensive reads while writes go on (aggregates over pgbench_accounts)",
 		Suite: SuiteCache, Mode: Transaction, Clients: []int{10}, QuickClients: []int{10},
 		Data: []string{"version"}, Unit: "stmt/s",
+		Seed: []SeedTarget{
+			{Kind: SeedXDirect, Limit: 20, Goal: "cache on ≥ 20× direct"},
+			{Kind: SeedHitRatio, Limit: 0.98, Goal: "hit ratio ≥ 98%"},
+			{Kind: SeedNoStale, Goal: "0 stale reads"},
+		},
 		Mix: &Mix{
 			Ops: []Op{
 				{Name: "accounts-total", Weight: 33, Version: true,
@@ -53,12 +62,12 @@ var cacheWorkloads = []Workload{
 	{
 		Name: "cache-hot-simple", Title: fmt.Sprintf("hot point reads, simple protocol (pgbench -S over %d rows, -M simple)", hotRows),
 		Suite: SuiteCache, Mode: Transaction, Clients: []int{10, 100}, QuickClients: []int{10},
-		Pgbench: []string{"-M", "simple"}, Script: hotScript,
+		Pgbench: []string{"-M", "simple"}, Script: hotScript, Seed: hotGoals,
 	},
 	{
 		Name: "cache-hot-extended", Title: fmt.Sprintf("hot point reads, extended protocol (pgbench -S over %d rows, -M extended)", hotRows),
 		Suite: SuiteCache, Mode: Transaction, Clients: []int{10, 100}, QuickClients: []int{10},
-		Pgbench: []string{"-M", "extended"}, Script: hotScript,
+		Pgbench: []string{"-M", "extended"}, Script: hotScript, Seed: hotGoals,
 	},
 }
 
