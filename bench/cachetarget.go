@@ -21,7 +21,7 @@ import (
 // base table as pgone's rules require; events is partitioned and written
 // only through its parent, so a write to it is seen as one (pgone does not
 // resolve partitions to their parent yet).
-var cachedTables = []string{"pgbench_accounts", "events", "documents", "jsondocs"}
+var cachedTables = []string{"pgbench_accounts", "events", "documents", "search_terms", "jsondocs"}
 
 // cacheConfig is pgone-cache's cache section.
 func cacheConfig() string {

@@ -147,7 +147,7 @@ compiler runtime garbage collector goroutine channel mutex atomic`)
 // index on it.
 func documentsSQL(rows int) []string {
 	docs := max(rows/20, 100)
-	words := "ARRAY['" + strings.Join(vocabulary, "','") + "']"
+	words := sqlTextArray(vocabulary)
 	// "+ 0 * i" names the inner row: an aggregate whose arguments name
 	// only outer columns belongs to the outer query.
 	pick := fmt.Sprintf("w.v[1 + floor(power(random(), 2) * %d)::int + 0 * i]", len(vocabulary))
@@ -165,7 +165,23 @@ func documentsSQL(rows int) []string {
 			FROM generate_series(1, %d) g, w`, words, pick, pick, docs),
 		`CREATE INDEX ON documents USING gin (tsv)`,
 		`ANALYZE documents`,
+		// Saved searches: each term with its parsed query, so a search can
+		// be a read of tables and immutable functions only (pgone judges a
+		// function's volatility by its name, and websearch_to_tsquery's
+		// one-argument form is stable).
+		`DROP TABLE IF EXISTS search_terms`,
+		fmt.Sprintf(`CREATE TABLE search_terms AS SELECT t AS term, websearch_to_tsquery('english', t) AS q FROM unnest(%s::text[]) t`, sqlTextArray(searchTerms)),
+		`ALTER TABLE search_terms ADD PRIMARY KEY (term)`,
 	}
+}
+
+// sqlTextArray is an ARRAY[...] literal of vals.
+func sqlTextArray(vals []string) string {
+	q := make([]string, len(vals))
+	for i, v := range vals {
+		q[i] = "'" + strings.ReplaceAll(v, "'", "''") + "'"
+	}
+	return "ARRAY[" + strings.Join(q, ",") + "]"
 }
 
 // searchTerms are the FTS workload's queries (websearch_to_tsquery syntax):
