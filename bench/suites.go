@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -95,7 +95,7 @@ var seedWorkloads = []Workload{
 		Name: "seed-select", Title: "seed OLTP: select-only at 300 clients (pgbench -S -M simple)",
 		Suite: SuiteSeed, Mode: Transaction, Clients: []int{300}, QuickClients: []int{100},
 		Pgbench: []string{"-S", "-M", "simple"}, Seed: append(slices.Clone(seedOLTP), seedHit),
-		Note:    "pgone-cache caches these reads (pgbench_accounts has a rule): random rows over the whole table, the cache's worst case.",
+		Note: "pgone-cache caches these reads (pgbench_accounts has a rule): random rows over the whole table, the cache's worst case.",
 	},
 	{
 		Name: "seed-analytics", Title: "seed analytics: dashboard aggregates over a partitioned events table while inserts go on",
