@@ -34,8 +34,8 @@ type Op struct {
 	Version bool
 }
 
-// Writer is a mix's background writer: one connection, one statement every
-// Every, for the whole run.
+// Writer is a mix's background writer: one connection, one statement at
+// the start and then every Every, for the whole run.
 type Writer struct {
 	Name  string
 	SQL   string
@@ -115,8 +115,8 @@ func runMix(ctx context.Context, env *Env, t *Target, db string, w *Workload, cl
 	wall := time.Since(start)
 	res := Result{Wall: wall}
 	if wr != nil {
-		writes, werr := wr.stop()
-		res.Writes = int64(len(writes))
+		writes, committed, werr := wr.stop()
+		res.Writes = committed
 		if werr != nil {
 			res.Err = "writer: " + werr.Error()
 		}
@@ -233,8 +233,11 @@ func summarizeMix(res *Result, recs []mixClient, wall time.Duration) {
 type writerRun struct {
 	cancel context.CancelFunc
 	done   chan struct{}
-	writes []versionWrite
-	err    error
+	// writes are the versions known committed: the one read before the
+	// run, then each write's.
+	writes    []versionWrite
+	committed int64 // statements committed during the run
+	err       error
 }
 
 // startWriter connects and starts w's loop; with w.Version it first
@@ -266,11 +269,13 @@ func startWriter(ctx context.Context, dsn string, w *Writer) (*writerRun, error)
 		r := rand.New(rand.NewPCG(1, 0x3717e))
 		tick := time.NewTicker(w.Every)
 		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
 			}
 			var args []string
 			if w.Args != nil {
@@ -287,6 +292,7 @@ func startWriter(ctx context.Context, dsn string, w *Writer) (*writerRun, error)
 				wr.err = err
 				return
 			}
+			wr.committed++
 			if w.Version {
 				v, err := firstInt(rows)
 				if err != nil {
@@ -300,11 +306,12 @@ func startWriter(ctx context.Context, dsn string, w *Writer) (*writerRun, error)
 	return wr, nil
 }
 
-// stop ends the writer and returns what it committed.
-func (wr *writerRun) stop() ([]versionWrite, error) {
+// stop ends the writer and returns the versions known committed and how
+// many statements it committed.
+func (wr *writerRun) stop() ([]versionWrite, int64, error) {
 	wr.cancel()
 	<-wr.done
-	return wr.writes, wr.err
+	return wr.writes, wr.committed, wr.err
 }
 
 func execRows(ctx context.Context, conn *pgconn.PgConn, sql string, args []string) ([][][]byte, error) {
