@@ -194,7 +194,7 @@ func (r *Report) cacheTable(b *strings.Builder) {
 		return
 	}
 	fmt.Fprintf(b, "## Cache off and on\n\n")
-	fmt.Fprintf(b, "pgone (cache off) against pgone-cache (the same pgone with cache.mode rules) in the same interleaved run. Hit ratio: SHOW CACHE's hits / (hits + misses) over the cell. Stale: reads older than a version committed before they began (cache-aggregates only), summed over the runs.\n\n")
+	fmt.Fprintf(b, "pgone (cache off) against pgone-cache (the same pgone with cache.mode rules) in the same interleaved run. Hit ratio: SHOW CACHE's hits / (hits + misses) over the cell; a statement pgone never caches is not a miss, so read it with the per-statement table. Stale: reads older than a version committed before they began (cache-aggregates only), summed over the runs.\n\n")
 	writeRow(b, "workload", "clients", "TPS off → on", "×", "median ms off → on", "p99 ms off → on", "worst statement p99 off → on", "hit ratio", "stale reads on", "on ×direct")
 	writeSep(b, 10)
 	for i := range r.Cells {
