@@ -102,18 +102,17 @@ func runMix(ctx context.Context, env *Env, t *Target, db string, w *Workload, cl
 			return Result{Err: "writer: " + err.Error()}
 		}
 	}
-	runCtx, cancel := context.WithTimeout(ctx, env.duration)
-	defer cancel()
 	var errs errorTally
 	recs := make([]mixClient, clients)
 	start := time.Now()
+	deadline := start.Add(env.duration)
 	var wg sync.WaitGroup
 	for i, conn := range h.conns {
-		wg.Go(func() { recs[i] = mixLoop(runCtx, conn, w.Mix, uint64(i), &errs) })
+		wg.Go(func() { recs[i] = mixLoop(ctx, deadline, conn, w.Mix, uint64(i), &errs) })
 	}
 	wg.Wait()
-	wall := time.Since(start)
-	res := Result{Wall: wall}
+	wall := env.duration
+	res := Result{Wall: time.Since(start)}
 	if wr != nil {
 		writes, committed, werr := wr.stop()
 		res.Writes = committed
@@ -136,12 +135,14 @@ func runMix(ctx context.Context, env *Env, t *Target, db string, w *Workload, cl
 	return res
 }
 
-// mixLoop is one client: statements until ctx ends. A statement cut off by
-// the end of the run is not counted.
-func mixLoop(ctx context.Context, conn *pgconn.PgConn, m *Mix, seed uint64, errs *errorTally) mixClient {
+// mixLoop is one client: statements until deadline. The statement running
+// at the deadline finishes but is not counted: canceling it would leave
+// its query running on the server (PostgreSQL notices a closed client only
+// when it next writes to it) and charge the next target's cell for it.
+func mixLoop(ctx context.Context, deadline time.Time, conn *pgconn.PgConn, m *Mix, seed uint64, errs *errorTally) mixClient {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	c := mixClient{lat: map[string][]float64{}, failed: map[string]int64{}}
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && time.Now().Before(deadline) {
 		op := m.pick(r)
 		var args []string
 		if op.Args != nil {
@@ -150,7 +151,7 @@ func mixLoop(ctx context.Context, conn *pgconn.PgConn, m *Mix, seed uint64, errs
 		began := time.Now()
 		res := conn.ExecParams(ctx, op.SQL, textParams(args), nil, nil, nil).Read()
 		took := time.Since(began)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || time.Now().After(deadline) {
 			break
 		}
 		if res.Err != nil {
@@ -231,8 +232,8 @@ func summarizeMix(res *Result, recs []mixClient, wall time.Duration) {
 
 // writerRun is a running Writer.
 type writerRun struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+	stopc chan struct{}
+	done  chan struct{}
 	// writes are the versions known committed: the one read before the
 	// run, then each write's.
 	writes    []versionWrite
@@ -247,8 +248,7 @@ func startWriter(ctx context.Context, dsn string, w *Writer) (*writerRun, error)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	wr := &writerRun{cancel: cancel, done: make(chan struct{})}
+	wr := &writerRun{stopc: make(chan struct{}), done: make(chan struct{})}
 	if w.Version {
 		rows, err := execRows(ctx, conn, w.VersionSQL, nil)
 		if err == nil {
@@ -258,7 +258,6 @@ func startWriter(ctx context.Context, dsn string, w *Writer) (*writerRun, error)
 			}
 		}
 		if err != nil {
-			cancel()
 			conn.Close(context.Background())
 			return nil, err
 		}
@@ -274,6 +273,8 @@ func startWriter(ctx context.Context, dsn string, w *Writer) (*writerRun, error)
 				select {
 				case <-ctx.Done():
 					return
+				case <-wr.stopc:
+					return
 				case <-tick.C:
 				}
 			}
@@ -281,12 +282,12 @@ func startWriter(ctx context.Context, dsn string, w *Writer) (*writerRun, error)
 			if w.Args != nil {
 				args = w.Args(r)
 			}
+			// A write in flight when the run ends finishes (stop waits):
+			// cut off, its outcome would be unknown.
 			rows, err := execRows(ctx, conn, w.SQL, args)
 			acked := time.Now()
 			if ctx.Err() != nil {
-				// Cut off by the end of the run: its outcome is unknown,
-				// and an unknown write binds no read.
-				return
+				return // interrupted: an unknown outcome binds no read
 			}
 			if err != nil {
 				wr.err = err
@@ -309,7 +310,7 @@ func startWriter(ctx context.Context, dsn string, w *Writer) (*writerRun, error)
 // stop ends the writer and returns the versions known committed and how
 // many statements it committed.
 func (wr *writerRun) stop() ([]versionWrite, int64, error) {
-	wr.cancel()
+	close(wr.stopc)
 	<-wr.done
 	return wr.writes, wr.committed, wr.err
 }

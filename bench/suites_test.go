@@ -34,7 +34,7 @@ func TestSuitePlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(plan) != 3 {
-		t.Errorf("named plan %v, want seed-fts c=50 and cache-hot-simple at 10 and 100", plan)
+		t.Errorf("named plan %v, want seed-fts c=20 and cache-hot-simple at 10 and 100", plan)
 	}
 	seed, _ := buildPlan(false, SuiteSeed, nil)
 	for _, c := range seed {
@@ -252,12 +252,12 @@ func TestSeedReport(t *testing.T) {
 		"| cache-aggregates | 10 | 0 stale reads | 0 stale of 240 **met** | 0 stale of 228 **met** | 0 stale of 216 **met** | 0 stale of 10800 **met** |",
 		"| seed-tpcb | 300 | OLTP p99 < 50 ms | 2500.0 ms not met |",
 		"| seed-tpcb | 300 | 300 connections | 300 clients, 0 failed **met** |",
-		"| seed-analytics | 50 | analytics < 3 s (p99 of each query) | 2500.0 ms **met** | 2600.0 ms **met** | 3200.0 ms not met | 40.0 ms **met** |",
-		"| seed-analytics | 50 | cache hit ratio > 98% | — | — | — | 99.0% **met** |",
+		"| seed-analytics | 20 | analytics < 3 s (p99 of each query) | 2500.0 ms **met** | 2600.0 ms **met** | 3200.0 ms not met | 40.0 ms **met** |",
+		"| seed-analytics | 20 | cache hit ratio > 98% | — | — | — | 99.0% **met** |",
 		"## Cache off and on",
-		"| seed-analytics | 50 | 18 → 900 | 50.00 | 320.00 → 0.10 | 3200.00 → 40.00 | 3200.0 → 40.0 | 99.0% | 0 of 10800 | 45.00 |",
+		"| seed-analytics | 20 | 18 → 900 | 50.00 | 320.00 → 0.10 | 3200.00 → 40.00 | 3200.0 → 40.0 | 99.0% | 0 of 10800 | 45.00 |",
 		"## Per-statement latency",
-		"| seed-analytics | 50 | events-per-hour | 625.00 / 2500.00 (100) |",
+		"| seed-analytics | 20 | events-per-hour | 625.00 / 2500.00 (100) |",
 		"- **seed data**: 2000000 events (partitioned by day over 7 days), 100000 documents, 200000 JSON documents",
 	} {
 		if !strings.Contains(md, want) {
