@@ -190,7 +190,7 @@ func TestReportFairness(t *testing.T) {
 		"at most 600 server connections closed before one; most backends of other targets seen on the primary during any of them (sampled every 0.5s from pg_stat_activity): 0.",
 		"## Proxy CPU per transaction",
 		"| select-simple | 10 | 836 | 25 | 50 (2.00) |",
-		"| 10 | pgone | 4000 | 0.000 | 0.000 | 1.45 | 0.80 | 0 | 0.8 | 50 | 2.00 |",
+		"| 10 | pgone | 4000 | 0.000 | 0.000 | 0.000 | 1.45 | 0.80 | 0 | 0.8 | 50 | 2.00 |",
 		"select-simple c=10 #1: direct pgbouncer pgone; select-simple c=10 #2: pgbouncer pgone direct",
 	} {
 		if !strings.Contains(md, want) {

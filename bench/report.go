@@ -397,7 +397,7 @@ func (r *Report) workloadTable(b *strings.Builder, w *Workload) {
 		unit = "TPS"
 	}
 	idle := w.Metric == MetricHeld
-	hdr := []string{"clients", "target", unit, "avg ms", "p99 ms", "×direct", "×pgbouncer", "failed", "proxy CPU s", "proxy CPU µs/tx", "CPU/tx ×pgbouncer", "proxy RSS MiB", "PG CPU s", "PG CPU µs/tx", "errors"}
+	hdr := []string{"clients", "target", unit, "avg ms", "median ms", "p99 ms", "×direct", "×pgbouncer", "failed", "proxy CPU s", "proxy CPU µs/tx", "CPU/tx ×pgbouncer", "proxy RSS MiB", "PG CPU s", "PG CPU µs/tx", "errors"}
 	if idle {
 		hdr = []string{"clients", "target", "held", "KiB/client", "×direct", "×pgbouncer", "failed", unit, "proxy CPU s", "proxy RSS MiB", "PG CPU s", "errors"}
 	}
@@ -434,7 +434,7 @@ func (r *Report) workloadTable(b *strings.Builder, w *Workload) {
 					proxyCPU, rss, fmt.Sprintf("%.1f", s.ServerCPU), errs)
 				continue
 			}
-			writeRow(b, fmt.Sprint(c.Clients), t.Name, fmt.Sprintf("%.0f", s.TPS), fmt.Sprintf("%.3f", s.AvgMs), fmt.Sprintf("%.3f", s.P99Ms),
+			writeRow(b, fmt.Sprint(c.Clients), t.Name, fmt.Sprintf("%.0f", s.TPS), fmt.Sprintf("%.3f", s.AvgMs), fmt.Sprintf("%.3f", s.P50Ms), fmt.Sprintf("%.3f", s.P99Ms),
 				ratio(s, d, w.Metric), ratio(s, pb, w.Metric), fmt.Sprint(s.Failed),
 				proxyCPU, perTx(s.ProxyCPUPerTx), cpuRatio(s, pb), rss, fmt.Sprintf("%.1f", s.ServerCPU), perTx(s.ServerCPUPerTx), errs)
 		}
