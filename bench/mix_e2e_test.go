@@ -17,6 +17,9 @@ import (
 // versions, must find no stale read on PostgreSQL itself (a checker that
 // flagged the database would flag every cache).
 func TestMixesEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL (about 10s)")
+	}
 	cluster := pgtest.New(t, pgtest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
