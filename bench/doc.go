@@ -5,7 +5,8 @@
 //	make bench         # every cell, 4s runs, under 40 minutes
 //	make bench-cache   # issue 13: the result cache off (pgone) and on (pgone-cache)
 //	make bench-seed    # issue 17: the seed's workloads and targets
-//	go run ./bench -h  # flags: -quick, -record, -reps, -duration, -targets, -workloads, -pgone-modes, -keep
+//	go run ./bench -h  # flags: -quick, -record, -reps, -duration, -targets, -workloads, -pgone-modes, -keep,
+//	                   # -suite, -seed-rows, -tiny (a smoke run of a suite in one flag)
 //
 // Lifecycle: the run starts a primary and a streaming replica
 // (internal/pgtest), redis-server, PgBouncer and pgpool-II (as the OS user

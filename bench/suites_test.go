@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/xml"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -267,6 +268,15 @@ func TestSeedReport(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(md)
+	}
+	d := xml.NewDecoder(strings.NewReader(renderChart(r)))
+	for {
+		if _, err := d.Token(); err != nil {
+			if err != io.EOF {
+				t.Fatalf("SVG is not well-formed: %v", err)
+			}
+			break
+		}
 	}
 }
 
