@@ -72,4 +72,30 @@ func TestMixesEndToEnd(t *testing.T) {
 		}
 		t.Logf("%s: %.0f stmt/s, p99 %.1f ms, %d writes, %d/%d stale", c, res.TPS, res.P99Ms, res.Writes, res.StaleReads, res.VersionReads)
 	}
+
+	// The check must be able to fail: readers that report a version five
+	// behind the one they saw are stale from the first read on (the writer
+	// records the version it found before the clients start, and writes
+	// once a second: a read cannot have begun five writes before the
+	// version it saw was committed, in a one-second run).
+	agg := workloadNamed(t, "cache-aggregates")
+	planted := *agg
+	planted.Mix = &Mix{
+		Ops:    []Op{{Name: "old-version", Weight: 1, Version: true, SQL: `SELECT abalance - 5 FROM pgbench_accounts WHERE aid = 0`}},
+		Writer: agg.Mix.Writer,
+	}
+	res := runMix(ctx, env, direct, env.db, &planted, 2)
+	if res.VersionReads == 0 || res.StaleReads != res.VersionReads || res.StaleLag < 4 {
+		t.Errorf("planted stale reads: %d stale of %d (worst lag %d), want all", res.StaleReads, res.VersionReads, res.StaleLag)
+	}
+}
+
+func workloadNamed(t *testing.T, name string) *Workload {
+	for i := range workloads {
+		if workloads[i].Name == name {
+			return &workloads[i]
+		}
+	}
+	t.Fatalf("no workload %s", name)
+	return nil
 }
