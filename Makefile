@@ -54,9 +54,14 @@ clean:
 # latest.{md,svg,json}; BENCH_ARGS="-record" also writes a dated
 # copy to commit. `make bench-micro` runs the Go micro-benchmarks; compare two
 # runs with benchstat.
+# `make bench-cache` (issue 13) and `make bench-seed` (issue 17, under 15
+# minutes) run their suites against direct, PgBouncer, pgone and pgone-cache
+# (pgone with the result cache on), in bench/results/cache/ and
+# bench/results/seed/; BENCH_ARGS=-tiny is a smoke run of either (about a
+# minute and a half; its numbers mean nothing).
 BENCH_ARGS ?=
 
-.PHONY: bench bench-quick bench-pool300 bench-micro bench-deps
+.PHONY: bench bench-quick bench-pool300 bench-micro bench-deps bench-cache bench-seed
 
 bench-deps: deps
 	@bash bench/deps.sh
@@ -69,6 +74,12 @@ bench-quick: bench-deps build
 
 bench-pool300: bench-deps build
 	$(GO) run ./bench -pool-size 300 -workloads select-simple,select-extended,select-prepared,tpcb -clients 100,300 -out bench/results/pool300 $(BENCH_ARGS)
+
+bench-cache: bench-deps build
+	$(GO) run ./bench -suite cache -out bench/results/cache $(BENCH_ARGS)
+
+bench-seed: bench-deps build
+	$(GO) run ./bench -suite seed -out bench/results/seed $(BENCH_ARGS)
 
 bench-micro:
 	@mkdir -p bench/work

@@ -108,18 +108,18 @@ func TestNiceScale(t *testing.T) {
 }
 
 func TestBuildPlan(t *testing.T) {
-	full, err := buildPlan(false, nil)
+	full, err := buildPlan(false, SuiteMain, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	quick, err := buildPlan(true, nil)
+	quick, err := buildPlan(true, SuiteMain, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(quick) == 0 || len(quick) >= len(full) {
 		t.Errorf("quick plan has %d cells, full %d", len(quick), len(full))
 	}
-	only, err := buildPlan(false, []string{"tpcb", "idle"})
+	only, err := buildPlan(false, SuiteMain, []string{"tpcb", "idle"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestBuildPlan(t *testing.T) {
 	if len(only) != 3 {
 		t.Errorf("filtered plan has %d cells, want 3", len(only))
 	}
-	if _, err := buildPlan(false, []string{"nope"}); err == nil {
+	if _, err := buildPlan(false, SuiteMain, []string{"nope"}); err == nil {
 		t.Error("an unknown workload must be an error")
 	}
 	names := map[string]bool{}
@@ -140,8 +140,14 @@ func TestBuildPlan(t *testing.T) {
 			t.Errorf("workload name %s used twice", w.Name)
 		}
 		names[w.Name] = true
-		if (w.Pgbench == nil) == (w.Run == nil) {
-			t.Errorf("workload %s needs exactly one of Pgbench and Run", w.Name)
+		kinds := 0
+		for _, set := range []bool{w.Pgbench != nil, w.Run != nil, w.Mix != nil} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			t.Errorf("workload %s needs exactly one of Pgbench, Run and Mix", w.Name)
 		}
 	}
 }
@@ -150,7 +156,7 @@ func TestBuildPlan(t *testing.T) {
 // the failure and its error are shown, ratios are computed and the SVG is
 // well-formed.
 func TestReport(t *testing.T) {
-	plan, err := buildPlan(true, nil)
+	plan, err := buildPlan(true, SuiteMain, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +204,7 @@ func TestReport(t *testing.T) {
 }
 
 func TestWithClientsReplacesCounts(t *testing.T) {
-	plan, err := buildPlan(false, []string{"select-extended", "idle"})
+	plan, err := buildPlan(false, SuiteMain, []string{"select-extended", "idle"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,10 @@
 //
 //	make bench-quick   # about 4½ minutes: a few cells, 2s runs
 //	make bench         # every cell, 4s runs, under 40 minutes
-//	go run ./bench -h  # flags: -quick, -record, -reps, -duration, -targets, -workloads, -pgone-modes, -keep
+//	make bench-cache   # issue 13: the result cache off (pgone) and on (pgone-cache)
+//	make bench-seed    # issue 17: the seed's workloads and targets
+//	go run ./bench -h  # flags: -quick, -record, -reps, -duration, -targets, -workloads, -pgone-modes, -keep,
+//	                   # -suite, -seed-rows, -tiny (a smoke run of a suite in one flag)
 //
 // Lifecycle: the run starts a primary and a streaming replica
 // (internal/pgtest), redis-server, PgBouncer and pgpool-II (as the OS user
@@ -30,10 +33,18 @@
 // storm, idle clients) are Go functions using pgconn. CPU seconds and
 // memory of each proxy's process tree and of PostgreSQL come from /proc.
 //
+// Suites: a run without -workloads runs one suite: the pooler comparison,
+// cache (issue 13) or seed (issue 17). Their Go-client workloads time each
+// statement (mix.go); the cache workload checks every read against the
+// versions its writer published (stale.go); the seed's data is generated
+// on the primary before any target starts (datasets.go); goals.go judges
+// each workload against its targets and compares cache off and on.
+//
 // Files: main.go (flags, setup, teardown), plan.go (warm-up and the
 // interleaved loop), fair.go (direct alone, the check, rotation, CPU per
-// transaction), workloads.go (what runs; adding a workload is one
-// struct literal), targets.go (starting each target), pgbench.go and
+// transaction), workloads.go and suites.go (what runs; adding a workload
+// is one struct literal), mix.go, stale.go, datasets.go, goals.go and
+// cachetarget.go (pgone-cache and SHOW CACHE), targets.go (starting each target), pgbench.go and
 // clients.go (running a cell), proc.go (/proc accounting; child processes
 // and logins are bench/proc, shared with bench/soak and scripts/pgxsuite),
 // report.go and chart.go (results), env.go (versions and machine).

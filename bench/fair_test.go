@@ -123,7 +123,7 @@ func TestJudge(t *testing.T) {
 // TestCheckWorkloads: the check covers select-only cells at 10 clients on
 // the primary, not the split (reads go to the replica) nor TPC-B.
 func TestCheckWorkloads(t *testing.T) {
-	plan, err := buildPlan(false, nil)
+	plan, err := buildPlan(false, SuiteMain, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestParsePgbenchTransactions(t *testing.T) {
 // report shows the verdict, the isolation evidence, the CPU per
 // transaction with its ratio to PgBouncer's and the rotated orders.
 func TestReportFairness(t *testing.T) {
-	plan, err := buildPlan(false, []string{"select-simple"})
+	plan, err := buildPlan(false, SuiteMain, []string{"select-simple"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestReportFairness(t *testing.T) {
 		"at most 600 server connections closed before one; most backends of other targets seen on the primary during any of them (sampled every 0.5s from pg_stat_activity): 0.",
 		"## Proxy CPU per transaction",
 		"| select-simple | 10 | 836 | 25 | 50 (2.00) |",
-		"| 10 | pgone | 4000 | 0.000 | 0.000 | 1.45 | 0.80 | 0 | 0.8 | 50 | 2.00 |",
+		"| 10 | pgone | 4000 | 0.000 | 0.000 | 0.000 | 1.45 | 0.80 | 0 | 0.8 | 50 | 2.00 |",
 		"select-simple c=10 #1: direct pgbouncer pgone; select-simple c=10 #2: pgbouncer pgone direct",
 	} {
 		if !strings.Contains(md, want) {
@@ -224,7 +224,7 @@ func TestRefillTracker(t *testing.T) {
 
 // TestQuickPlanIsChecked: the quick run has a cell the direct check covers.
 func TestQuickPlanIsChecked(t *testing.T) {
-	plan, err := buildPlan(true, nil)
+	plan, err := buildPlan(true, SuiteMain, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,9 @@ type options struct {
 	clients      string
 	keep         bool
 	render       string
+	suite        string
+	seedRows     int
+	tiny         bool
 	// isolateDirect closes the poolers' server connections before each
 	// direct cell (see isolateDirect); off only to show why it is needed.
 	isolateDirect bool
@@ -55,7 +58,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 0, "length of each pgbench run, connection time excluded (default 4s, -quick 2s)")
 	fs.IntVar(&o.scale, "scale", 0, "pgbench scale factor (default 10)")
 	fs.IntVar(&o.poolSize, "pool-size", 0, "server connections per pool, the same for every pooler (default 20, as PgBouncer is usually deployed; 300 for the second table)")
-	fs.StringVar(&o.targets, "targets", "direct,pgbouncer,pgpool,pgone", "targets in interleaving order: direct, pgbouncer, pgpool, pgone, pgone-<mode>")
+	fs.StringVar(&o.targets, "targets", "", "targets in interleaving order: direct, pgbouncer, pgpool, pgone, pgone-<mode>, pgone-cache (pgone with the result cache on) (default direct,pgbouncer,pgpool,pgone; -suite cache or seed: direct,pgbouncer,pgone,pgone-cache)")
+	fs.StringVar(&o.suite, "suite", "", "workloads to run when -workloads names none: \"\" (the pooler comparison), cache (issue 13: the result cache) or seed (issue 17: the seed's workloads and targets)")
+	fs.IntVar(&o.seedRows, "seed-rows", 0, "rows of the seed's events table (documents get a twentieth, JSON documents a tenth; default 2000000)")
+	fs.BoolVar(&o.tiny, "tiny", false, "a smoke run, not a measurement: scale 1, 20000 seed rows, 1s runs, 1 rep, 2 clients per cell (flags given explicitly win)")
 	fs.StringVar(&o.pgoneModes, "pgone-modes", "transaction", "pgone pool modes to measure: one mode names the target pgone, several make a target pgone-<mode> each")
 	fs.StringVar(&o.pgoneBin, "pgone", "bin/pgone", "pgone binary to measure (make build)")
 	fs.StringVar(&o.pgoneBaseBin, "pgone-base", "", "a second pgone binary (e.g. built from an earlier commit), measured as target pgone-base (name it in -targets) in the first of -pgone-modes, interleaved with the others: before/after in one run")
@@ -69,6 +75,35 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.tiny {
+		for name, apply := range map[string]func(){
+			"scale":     func() { o.scale = 1 },
+			"seed-rows": func() { o.seedRows = 20000 },
+			"duration":  func() { o.duration = time.Second },
+			"reps":      func() { o.reps = 1 },
+			"clients":   func() { o.clients = "2" },
+		} {
+			if !set[name] {
+				apply()
+			}
+		}
+	}
+	switch o.suite {
+	case SuiteMain, SuiteCache, SuiteSeed:
+	default:
+		return o, fmt.Errorf("-suite: %q is not one of \"\", cache, seed", o.suite)
+	}
+	if o.targets == "" {
+		o.targets = "direct,pgbouncer,pgpool,pgone"
+		if o.suite != SuiteMain {
+			o.targets = "direct,pgbouncer,pgone,pgone-cache"
+		}
+	}
+	if o.seedRows == 0 {
+		o.seedRows = 2_000_000
 	}
 	if o.duration == 0 {
 		// The full plan has 180 pgbench runs (15 cells, 4 targets, 3 reps)
@@ -193,7 +228,7 @@ func run(args []string, stdout io.Writer) int {
 		}
 		return 0
 	}
-	plan, err := buildPlan(o.quick, splitList(o.workloads))
+	plan, err := buildPlan(o.quick, o.suite, splitList(o.workloads))
 	if err == nil && o.clients != "" {
 		plan, err = withClients(plan, splitList(o.clients))
 	}
@@ -352,6 +387,9 @@ func benchmark(ctx context.Context, env *Env, o options, plan []Cell) (*Report, 
 	}
 	env.logf("pgbench -i -s %d", o.scale)
 	if err := pgbenchInit(ctx, env, o.scale); err != nil {
+		return nil, err
+	}
+	if err := prepareData(ctx, env, plan, o.seedRows); err != nil {
 		return nil, err
 	}
 	if err := cluster.WaitReplicaCaughtUp(ctx); err != nil {

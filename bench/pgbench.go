@@ -46,6 +46,17 @@ type Result struct {
 	ClosedBefore  int `json:",omitempty"`
 	OtherBackends int
 
+	// Stmts are the Go-client workloads' per-statement latencies (mix.go).
+	Stmts []StmtStat `json:",omitempty"`
+	// CacheHits and CacheMisses are the cache target's SHOW CACHE counters
+	// over the run; CacheMeasured says they were read.
+	CacheHits, CacheMisses int64 `json:",omitempty"`
+	CacheMeasured          bool  `json:",omitempty"`
+	// Writes the mix's writer committed; VersionReads the reads checked
+	// against them, StaleReads those that were stale (stale.go) and
+	// StaleLag the most versions one was behind.
+	Writes, VersionReads, StaleReads, StaleLag int64 `json:",omitempty"`
+
 	noTx bool // pgbench processed no transaction
 }
 
@@ -114,6 +125,13 @@ func pgbenchOnce(ctx context.Context, env *Env, t *Target, db string, w *Workloa
 		limit += time.Duration(secs) * time.Second
 	}
 	args = append(args, w.Pgbench...)
+	if w.Script != "" {
+		path := filepath.Join(logDir, "script.sql")
+		if err := os.WriteFile(path, []byte(w.Script), 0o644); err != nil {
+			return Result{Err: err.Error()}
+		}
+		args = append(args, "-f", path)
+	}
 	args = append(args, db)
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()

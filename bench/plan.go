@@ -215,11 +215,28 @@ func runCell(ctx context.Context, env *Env, t *Target, cell Cell) Result {
 	if t.Name == "direct" && cell.W.Pgbench != nil {
 		watch = watchBackends(ctx, env, cell.Clients)
 	}
+	var before cacheCounters
+	var cacheErr error
+	if t.cache {
+		before, cacheErr = readCacheCounters(ctx, env, t)
+	}
 	var res Result
-	if cell.W.Run != nil {
+	switch {
+	case cell.W.Run != nil:
 		res = cell.W.Run(ctx, env, t, db, cell.Clients)
-	} else {
+	case cell.W.Mix != nil:
+		res = runMix(ctx, env, t, db, cell.W, cell.Clients)
+	default:
 		res = runPgbench(ctx, env, t, db, cell.W, cell.Clients)
+	}
+	if t.cache && cacheErr == nil {
+		var after cacheCounters
+		if after, cacheErr = readCacheCounters(ctx, env, t); cacheErr == nil {
+			res.CacheHits, res.CacheMisses, res.CacheMeasured = after.hits-before.hits, after.misses-before.misses, true
+		}
+	}
+	if cacheErr != nil && ctx.Err() == nil {
+		env.logf("%s: SHOW CACHE: %v", t.Name, cacheErr)
 	}
 	peak := s.finish()
 	res.OtherBackends = -1
@@ -248,6 +265,16 @@ func (r Result) short(w *Workload) string {
 	s := fmt.Sprintf("%.0f %s, avg %.3f ms, p99 %.3f ms", r.TPS, unit, r.AvgMs, r.P99Ms)
 	if w.Metric == MetricHeld {
 		s = fmt.Sprintf("held %d, %.0f KiB/client, %.0f conn/s", r.Held, r.MemPerClientK, r.TPS)
+	}
+	if r.CacheMeasured {
+		if hr := hitRatio(r.CacheHits, r.CacheMisses); hr >= 0 {
+			s += fmt.Sprintf(", cache hits %.1f%%", hr*100)
+		} else {
+			s += ", no cache lookups"
+		}
+	}
+	if r.VersionReads > 0 {
+		s += fmt.Sprintf(", %d stale of %d reads", r.StaleReads, r.VersionReads)
 	}
 	if r.Attempts > 1 {
 		s += " (rerun: the first run spent its time connecting)"

@@ -30,6 +30,7 @@ type Meta struct {
 	Duration   string            `json:"duration"`
 	Reps       int               `json:"reps"`
 	Scale      int               `json:"scale"`
+	SeedRows   int               `json:"seed_rows,omitempty"`
 	PGSettings map[string]string `json:"pg_settings"`
 	RunTime    time.Duration     `json:"run_time_ns"`
 	// IsolateDirect: the poolers' server connections were closed before
@@ -58,6 +59,12 @@ func newReport(env *Env, o options, plan []Cell) *Report {
 	if o.quick {
 		mode = "quick"
 	}
+	if o.suite != SuiteMain {
+		mode = o.suite + "-" + mode
+	}
+	if o.tiny {
+		mode = "tiny"
+	}
 	r := &Report{Meta: Meta{
 		Date:       time.Now().UTC(),
 		Mode:       mode,
@@ -68,6 +75,7 @@ func newReport(env *Env, o options, plan []Cell) *Report {
 		Duration:   env.duration.String(),
 		Reps:       env.reps,
 		Scale:      o.scale,
+		SeedRows:   o.seedRows,
 		PGSettings: env.pgSettings,
 
 		IsolateDirect: env.isolateDirect,
@@ -126,10 +134,17 @@ type Summary struct {
 	Held                          float64
 	Failed                        int64 // summed over all runs
 	Errs                          []string
+	// HitRatio is the median of the runs' cache hit ratios; -1: not a
+	// cache target, or no lookup.
+	HitRatio float64
+	// VersionReads, StaleReads and Writes are summed over the runs.
+	VersionReads, StaleReads, Writes int64
+	// Stmts are the per-statement medians (Go-client workloads).
+	Stmts []StmtStat
 }
 
 func summarize(runs []Result) Summary {
-	s := Summary{Runs: len(runs)}
+	s := Summary{Runs: len(runs), HitRatio: -1}
 	var good []Result
 	for _, r := range runs {
 		s.Failed += r.Failed
@@ -164,6 +179,7 @@ func summarize(runs []Result) Summary {
 	s.RSSKB = med(func(r Result) float64 { return float64(r.ProxyRSSKB) })
 	s.MemPerClientK = med(func(r Result) float64 { return r.MemPerClientK })
 	s.Held = med(func(r Result) float64 { return float64(r.Held) })
+	summarizeExtras(&s, good)
 	return s
 }
 
@@ -235,6 +251,10 @@ func (r *Report) markdown(chart string) string {
 		m.PoolSize, m.PGSettings["max_connections"])
 	p("- **method**: after a warm-up that fills every pool, targets interleaved with the order rotated every round (%s, then %s, ...), each cell %d times, medians reported; pgbench runs %s each plus the time its clients need to connect (`-n`, `-j` up to the core count), scale %d, initialized once on the primary; all targets use the same database\n",
 		strings.Join(r.targetNames(), ", "), strings.Join(roundOrder(r.targetNames(), 1), ", "), m.Reps, m.Duration, m.Scale)
+	if r.hasData() {
+		p("- **seed data**: %d events (partitioned by day over %d days), %d documents, %d JSON documents (`-seed-rows`; made once on the primary with generate_series)\n",
+			m.SeedRows, seedDays, max(m.SeedRows/20, 100), max(m.SeedRows/10, 100))
+	}
 	if m.IsolateDirect {
 		p("- **direct alone**: before every direct cell the poolers' server connections were closed (pg_terminate_backend on both servers, waited for until pg_stat_activity showed none); each pooler reopened them before its next cell, outside the measurement (a 1s select-only run)\n")
 	}
@@ -248,6 +268,9 @@ func (r *Report) markdown(chart string) string {
 	p("\n![TPS by target and client count](%s)\n\n", chart)
 	checkSection(&b, r.Checks, m.IsolateDirect, r.directIsolation())
 	r.summaryTable(&b)
+	r.goalsTable(&b)
+	r.cacheTable(&b)
+	r.stmtTable(&b)
 	r.cpuTable(&b)
 	r.latencyTable(&b)
 	for _, w := range r.workloadOrder() {
@@ -261,6 +284,16 @@ func (r *Report) markdown(chart string) string {
 	p("- proxy CPU µs/tx, PG CPU µs/tx: those CPU times over the transactions pgbench completed, per run, medians; CPU/tx ×pgbouncer: proxy CPU µs/tx over PgBouncer's in the same cell.\n")
 	p("- proxy RSS MiB: peak resident memory of the proxy during the run, sampled each second (multi-process targets: private memory of each process plus the parent's shared pages once).\n")
 	return b.String()
+}
+
+// hasData reports whether a workload of the report reads seed data.
+func (r *Report) hasData() bool {
+	for _, w := range r.workloadOrder() {
+		if slices.ContainsFunc(w.Data, func(d string) bool { return d != "version" }) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Report) targetNames() []string {
@@ -364,7 +397,7 @@ func (r *Report) workloadTable(b *strings.Builder, w *Workload) {
 		unit = "TPS"
 	}
 	idle := w.Metric == MetricHeld
-	hdr := []string{"clients", "target", unit, "avg ms", "p99 ms", "×direct", "×pgbouncer", "failed", "proxy CPU s", "proxy CPU µs/tx", "CPU/tx ×pgbouncer", "proxy RSS MiB", "PG CPU s", "PG CPU µs/tx", "errors"}
+	hdr := []string{"clients", "target", unit, "avg ms", "median ms", "p99 ms", "×direct", "×pgbouncer", "failed", "proxy CPU s", "proxy CPU µs/tx", "CPU/tx ×pgbouncer", "proxy RSS MiB", "PG CPU s", "PG CPU µs/tx", "errors"}
 	if idle {
 		hdr = []string{"clients", "target", "held", "KiB/client", "×direct", "×pgbouncer", "failed", unit, "proxy CPU s", "proxy RSS MiB", "PG CPU s", "errors"}
 	}
@@ -401,7 +434,7 @@ func (r *Report) workloadTable(b *strings.Builder, w *Workload) {
 					proxyCPU, rss, fmt.Sprintf("%.1f", s.ServerCPU), errs)
 				continue
 			}
-			writeRow(b, fmt.Sprint(c.Clients), t.Name, fmt.Sprintf("%.0f", s.TPS), fmt.Sprintf("%.3f", s.AvgMs), fmt.Sprintf("%.3f", s.P99Ms),
+			writeRow(b, fmt.Sprint(c.Clients), t.Name, fmt.Sprintf("%.0f", s.TPS), fmt.Sprintf("%.3f", s.AvgMs), fmt.Sprintf("%.3f", s.P50Ms), fmt.Sprintf("%.3f", s.P99Ms),
 				ratio(s, d, w.Metric), ratio(s, pb, w.Metric), fmt.Sprint(s.Failed),
 				proxyCPU, perTx(s.ProxyCPUPerTx), cpuRatio(s, pb), rss, fmt.Sprintf("%.1f", s.ServerCPU), perTx(s.ServerCPUPerTx), errs)
 		}

@@ -37,6 +37,8 @@ type Target struct {
 	// db returns the database name a client uses for a workload in mode and
 	// the mode the target really runs it in ("" when it has none).
 	db func(mode PoolMode) (dbname, runsAs string)
+	// cache: pgone with the result cache on (cachetarget.go).
+	cache bool
 	// proc is the proxy process; nil for direct.
 	proc *proc.Child
 	stop func() error
@@ -266,6 +268,10 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 	if name == "pgone" {
 		mode = env.pgoneModes[0]
 	}
+	withCache := name == "pgone-cache"
+	if withCache {
+		mode = env.pgoneModes[0]
+	}
 	if name == "pgone-base" {
 		// The same config under an earlier build: a before/after pair
 		// (parseFlags made sure -pgone-base names it).
@@ -278,10 +284,15 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	cacheSetup := ""
+	if withCache {
+		cacheSetup = fmt.Sprintf("; result cache on: cache.mode rules for %s, other cache settings default", strings.Join(cachedTables, ", "))
+	}
 	t := &Target{
-		Name: name,
-		Setup: fmt.Sprintf("%s (%s), pool_mode=%s, pool_size=%d, max_server_connections=%d (3 pools), database %s with consistency primary_only (no split) and %s_split with the read/write split on (read_your_writes, transaction mode only), server_idle_timeout and server_lifetime 24h, sslmode=disable to the servers, log level warn",
-			bin, versionOf(bin, env), mode, env.poolSize, 3*env.poolSize, env.db, env.db),
+		Name:  name,
+		cache: withCache,
+		Setup: fmt.Sprintf("%s (%s), pool_mode=%s, pool_size=%d, max_server_connections=%d (3 pools), database %s with consistency primary_only (no split) and %s_split with the read/write split on (read_your_writes, transaction mode only), server_idle_timeout and server_lifetime 24h, sslmode=disable to the servers, log level warn%s",
+			bin, versionOf(bin, env), mode, env.poolSize, 3*env.poolSize, env.db, env.db, cacheSetup),
 		db: func(w PoolMode) (string, string) {
 			if w != Split {
 				return env.db, string(mode)
@@ -298,7 +309,7 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 			return nil, err
 		}
 		path := filepath.Join(dir, "pgone.yaml")
-		if err := os.WriteFile(path, []byte(pgoneConfig(env, mode, port, httpPort)), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(pgoneConfig(env, mode, port, httpPort, withCache)), 0o600); err != nil {
 			return nil, err
 		}
 		cmd := env.acct.command(dir, bin, "serve", "--config", path)
@@ -312,7 +323,13 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 	return t, nil
 }
 
-func pgoneConfig(env *Env, mode PoolMode, port, httpPort int) string {
+// pgoneConfig is the generated config; withCache turns the result cache
+// on. The bench user is an admin too, to read SHOW CACHE.
+func pgoneConfig(env *Env, mode PoolMode, port, httpPort int, withCache bool) string {
+	cache := ""
+	if withCache {
+		cache = cacheConfig()
+	}
 	// The database entry: a name, its consistency (primary_only: no split).
 	db := func(name string, consistency string) string {
 		return fmt.Sprintf(`  %s:
@@ -351,11 +368,12 @@ log:
   level: warn
 http:
   listen: "127.0.0.1:%d"
-`, port, env.maxClients, db(env.db, "primary_only"), db(env.db+"_split", "read_your_writes"),
+admin_users: [%s]
+%s`, port, env.maxClients, db(env.db, "primary_only"), db(env.db+"_split", "read_your_writes"),
 		// Three pools of pool_size each (bench; bench_split's primary and
 		// replica) under the global cap, as PgBouncer's pools have no
 		// common cap: no pool takes another's connections between cells.
-		env.user, env.password, mode, env.poolSize, 3*env.poolSize, httpPort)
+		env.user, env.password, mode, env.poolSize, 3*env.poolSize, httpPort, env.user, cache)
 }
 
 // startOnFreePort starts a target on a free port and waits until a client

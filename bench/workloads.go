@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,10 +44,37 @@ type Workload struct {
 	Unit string
 	// Note is one line under the table heading.
 	Note string
+	// Suite groups workloads into runs: "" is the main comparison (make
+	// bench), SuiteCache issue 13's cache measurements (make bench-cache),
+	// SuiteSeed issue 17's seed workloads (make bench-seed). A run without
+	// -workloads runs one suite; -workloads names workloads of any suite.
+	Suite string
+	// Script is a pgbench custom script (-f), written to a file per run.
+	Script string
+	// Data names the datasets the workload reads (datasets.go); each is
+	// made once on the primary before any target starts.
+	Data []string
+	// Mix, when set instead of Pgbench, runs Go clients (mix.go) with
+	// per-statement latency, an optional background writer and the
+	// stale-read check.
+	Mix *Mix
+	// Seed are the seed's targets this workload is judged against
+	// (seedreport.go); nil: none.
+	Seed []SeedTarget
 }
 
+// Suites.
+const (
+	SuiteMain  = ""
+	SuiteCache = "cache"
+	SuiteSeed  = "seed"
+)
+
 // workloads is every workload, in run and report order.
-var workloads = []Workload{
+var workloads = slices.Concat(mainWorkloads, cacheWorkloads, seedWorkloads)
+
+// mainWorkloads are the pooler comparison of make bench.
+var mainWorkloads = []Workload{
 	{
 		Name: "select-simple", Title: "select-only, simple protocol (pgbench -S -M simple)",
 		Mode: Transaction, Clients: []int{1, 10, 100, 300},
@@ -104,9 +132,9 @@ type Cell struct {
 
 func (c Cell) String() string { return fmt.Sprintf("%s c=%d", c.W.Name, c.Clients) }
 
-// buildPlan returns the cells to run: quick or full client lists, filtered
-// by name if only is non-empty.
-func buildPlan(quick bool, only []string) ([]Cell, error) {
+// buildPlan returns the cells to run: quick or full client lists of the
+// suite's workloads, or of the workloads named in only (any suite).
+func buildPlan(quick bool, suite string, only []string) ([]Cell, error) {
 	want := map[string]bool{}
 	for _, n := range only {
 		want[n] = true
@@ -114,7 +142,7 @@ func buildPlan(quick bool, only []string) ([]Cell, error) {
 	var plan []Cell
 	for i := range workloads {
 		w := &workloads[i]
-		if len(only) > 0 && !want[w.Name] {
+		if len(only) > 0 && !want[w.Name] || len(only) == 0 && w.Suite != suite {
 			continue
 		}
 		delete(want, w.Name)
