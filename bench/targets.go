@@ -268,6 +268,12 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 	if name == "pgone" {
 		mode = env.pgoneModes[0]
 	}
+	// pgone-procsN: the measured binary with GOMAXPROCS=N (issue 14: one
+	// thread, as PgBouncer, against Go's default of one per core).
+	procs := ""
+	if n, ok := strings.CutPrefix(name, "pgone-procs"); ok {
+		mode, procs = env.pgoneModes[0], n
+	}
 	withCache := name == "pgone-cache"
 	if withCache {
 		mode = env.pgoneModes[0]
@@ -291,8 +297,8 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 	t := &Target{
 		Name:  name,
 		cache: withCache,
-		Setup: fmt.Sprintf("%s (%s), pool_mode=%s, pool_size=%d, max_server_connections=%d (3 pools), database %s with consistency primary_only (no split) and %s_split with the read/write split on (read_your_writes, transaction mode only), server_idle_timeout and server_lifetime 24h, sslmode=disable to the servers, log level warn%s",
-			bin, versionOf(bin, env), mode, env.poolSize, 3*env.poolSize, env.db, env.db, cacheSetup),
+		Setup: fmt.Sprintf("%s (%s)%s, pool_mode=%s, pool_size=%d, max_server_connections=%d (3 pools), database %s with consistency primary_only (no split) and %s_split with the read/write split on (read_your_writes, transaction mode only), server_idle_timeout and server_lifetime 24h, sslmode=disable to the servers, log level warn%s",
+			bin, versionOf(bin, env), procsNote(procs), mode, env.poolSize, 3*env.poolSize, env.db, env.db, cacheSetup),
 		db: func(w PoolMode) (string, string) {
 			if w != Split {
 				return env.db, string(mode)
@@ -314,6 +320,9 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 		}
 		cmd := env.acct.command(dir, bin, "serve", "--config", path)
 		cmd.SysProcAttr.Credential = nil // pgone may run as root
+		if procs != "" {
+			cmd.Env = append(cmd.Env, "GOMAXPROCS="+procs)
+		}
 		return proc.Start(name, cmd, filepath.Join(dir, "pgone.log"), syscall.SIGTERM)
 	}, env.db)
 	if err != nil {
@@ -395,4 +404,12 @@ func versionOf(bin string, env *Env) string {
 		return env.versions.pgone
 	}
 	return proc.FirstLine(context.Background(), bin, "version")
+}
+
+// procsNote describes a GOMAXPROCS setting for a target's Setup line.
+func procsNote(procs string) string {
+	if procs == "" {
+		return ""
+	}
+	return " with GOMAXPROCS=" + procs
 }
