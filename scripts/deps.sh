@@ -2,7 +2,8 @@
 # deps.sh installs what `make test` and `make demo` need, only if something
 # is missing: PostgreSQL server binaries (initdb, postgres, pg_basebackup),
 # psql, pgbench, redis-server, a C compiler (go test -race needs cgo),
-# prometheus and promtool (the deploy/ checks), and helm (built from its Go
+# prometheus and promtool, amtool and alertmanager (Debian's
+# prometheus-alertmanager: the deploy/ checks), and helm (built from its Go
 # module into ~/.cache/pgone-tools/bin, or $PGONE_TOOLS_DIR).
 # On Debian/Ubuntu it uses apt-get; elsewhere it prints what to install and
 # fails. Go itself is never installed here. Run it as root (or with sudo).
@@ -74,6 +75,9 @@ missing() {
 	has_cgo_compiler || echo "a C compiler with libc headers (go test -race needs cgo)"
 	command -v prometheus >/dev/null 2>&1 || echo "prometheus (Debian package prometheus)"
 	command -v promtool >/dev/null 2>&1 || echo "promtool (Debian package prometheus)"
+	command -v amtool >/dev/null 2>&1 || echo "amtool (Debian package prometheus-alertmanager)"
+	command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 ||
+		echo "alertmanager (Debian package prometheus-alertmanager)"
 }
 
 # HELM_VERSION is the helm the deploy/ chart test runs (helm lint, helm template).
@@ -92,16 +96,17 @@ install_helm() {
 	GOBIN="$TOOLS_DIR" GOFLAGS=-mod=mod "$GO" install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
-# no_system_prometheus stops and disables the prometheus service the Debian
-# package starts: the tests run their own on a free port, and only promtool
-# and the binary are wanted.
-no_system_prometheus() {
+# no_system_service NAME stops and disables the service a Debian package
+# (prometheus, prometheus-alertmanager) starts: the tests run their own on a
+# free port, and only the tools and the binary are wanted.
+no_system_service() {
+	local name="$1"
 	if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
-	elif [[ -x /etc/init.d/prometheus ]]; then
+		$SUDO systemctl disable --now "$name" >/dev/null 2>&1 || true
+	elif [[ -x "/etc/init.d/$name" ]]; then
 		# Without systemd the package starts it through its init script.
-		$SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
-		$SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+		$SUDO "/etc/init.d/$name" stop >/dev/null 2>&1 || true
+		$SUDO update-rc.d "$name" disable >/dev/null 2>&1 || true
 	fi
 }
 
@@ -141,6 +146,7 @@ deps: no apt-get here; install these yourself, then run make again:
   - redis-server
   - a C compiler with libc headers (gcc), for go test -race
   - prometheus and promtool (2.x), for the deploy/ checks
+  - alertmanager and amtool (0.25 or later), for the deploy/ checks
 MSG
 	exit 1
 fi
@@ -162,8 +168,10 @@ $SUDO apt-get update
 $SUDO env DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 \
 	apt-get install -y --no-install-recommends \
 	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-	postgresql postgresql-client redis-server gcc libc6-dev prometheus
-no_system_prometheus
+	postgresql postgresql-client redis-server gcc libc6-dev prometheus \
+	prometheus-alertmanager
+no_system_service prometheus
+no_system_service prometheus-alertmanager
 
 todo="$(missing)"
 if [[ -n "$todo" ]]; then

@@ -5,6 +5,8 @@ package main
 // a real Prometheus scrapes a real pgone in front of a real primary and
 // replica, and every panel query and alert expression is evaluated through
 // Prometheus's HTTP API. A renamed metric fails here, not in a dashboard.
+// Prometheus sends its alerts to a real AlertManager running
+// deploy/compose/alertmanager.yml (deploy_alertmanager_test.go).
 
 import (
 	"context"
@@ -64,6 +66,7 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal("prometheus not found on PATH: install Debian's prometheus package (apt-get install prometheus; make deps does it)")
 	}
+	amBin := alertmanagerBinary(t)
 	c := pgtest.New(t, pgtest.Options{Replica: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -77,9 +80,11 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prom := startPrometheus(t, promBin, rs.httpAddr)
+	am := startAlertmanager(t, amBin)
+	prom := startPrometheus(t, promBin, rs.httpAddr, am.addr, deployTestRules)
 
 	runDeployTraffic(ctx, t, rs.proxyAddr)
+	runCacheTraffic(ctx, t, c, rs)
 
 	panels := dashboardQueries(t)
 	alerts := alertExpressions(t)
@@ -122,8 +127,79 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 			}
 		}
 	}
-	// Prometheus loaded the rule file and evaluated each rule without error.
-	prom.checkRules(t, len(alerts))
+	// The traffic made the cache do each thing its panels show, so they
+	// show more than zeros.
+	for _, q := range []string{
+		`pgone_cache_hits_total{job="pgone"} > 0`,
+		`pgone_cache_misses_total{job="pgone"} > 0`,
+		`pgone_cache_fills_total{job="pgone"} > 0`,
+		`pgone_cache_invalidations_total{job="pgone", cause="write"} > 0`,
+		`pgone_cache_entries{job="pgone"} > 0`,
+	} {
+		if n, err := prom.series(q); err != nil || n == 0 {
+			t.Errorf("Prometheus has no %s (%v)", q, err)
+		}
+	}
+	// Prometheus loaded the rule files and evaluated each rule without error.
+	prom.checkRules(t, len(alerts)+deployTestRuleCount)
+	// It sent the firing test alerts to AlertManager, which routed them by severity.
+	am.checkRouting(t)
+}
+
+// runCacheTraffic makes the cache (a rule on deploy_t) miss, fill, hit and
+// invalidate: the same read is repeated until it is answered from the cache
+// (a fill from the replica is stored only once the replica, as pgone last
+// saw it, has replayed the writes before it), then a write invalidates it.
+func runCacheTraffic(ctx context.Context, t *testing.T, c *pgtest.Cluster, rs *runningServe) {
+	t.Helper()
+	if err := c.WaitReplicaCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(rs.proxyAddr, ":")
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=alice password=alice-secret dbname=app sslmode=disable", host, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	deadline := time.Now().Add(15 * time.Second)
+	for scrapeCounter(t, rs, "pgone_cache_hits_total") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no cache hit after 15s of repeating a cacheable read")
+		}
+		var v string
+		if err := conn.QueryRow(ctx, "SELECT v FROM deploy_t WHERE id = 1").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := conn.Exec(ctx, "UPDATE deploy_t SET v = 'w' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scrapeCounter reads one unlabelled sample from pgone's /metrics.
+func scrapeCounter(t *testing.T, rs *runningServe, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + rs.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("pgone's /metrics has no %s", name)
+	return 0
 }
 
 // runDeployTraffic sends writes, reads (routed to the replica), a
@@ -261,23 +337,32 @@ func metricNames(expr string) []string {
 type promServer struct{ base string }
 
 // startPrometheus runs the prometheus binary in a temp dir, scraping pgone's
-// HTTP endpoint every second as job "pgone" and loading the alert rules.
-func startPrometheus(t *testing.T, bin, target string) *promServer {
+// HTTP endpoint every second as job "pgone", loading the alert rules and
+// extraRules (a rule file's text), and sending alerts to alertmanager.
+func startPrometheus(t *testing.T, bin, target, alertmanager, extraRules string) *promServer {
 	t.Helper()
 	dir := t.TempDir()
 	rules, err := filepath.Abs(filepath.Join(deployDir, "prometheus", "alerts.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	extra := filepath.Join(dir, "test-rules.yml")
+	if err := os.WriteFile(extra, []byte(extraRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
-rule_files: [%q]
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: [%q]
+rule_files: [%q, %q]
 scrape_configs:
   - job_name: pgone
     static_configs:
       - targets: [%q]
-`, rules, target)
+`, alertmanager, rules, extra, target)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -305,27 +390,8 @@ scrape_configs:
 	}
 	t.Cleanup(func() { _ = proc.Stop(syscall.SIGTERM, 10*time.Second) })
 	p := &promServer{base: "http://" + addr}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-proc.Done():
-			log, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("prometheus exited: %v\n%s", proc.Err(), log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("prometheus not ready on %s after 30s\n%s", addr, log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitReady(t, "prometheus", p.base, proc, logFile.Name())
+	return p
 }
 
 // series evaluates expr now and returns how many series (or 1 for a
