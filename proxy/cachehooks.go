@@ -44,9 +44,11 @@ type cacheHooks struct {
 
 // SetCache turns the result cache on for transaction mode: c answers and
 // stores reads its rules allow, and every write through this server
-// invalidates it. It replaces any hooks set. Call it before Serve.
+// invalidates it. It is added after the hooks set before it (hookset.go),
+// so add it first to let it answer first; a cache set before is replaced
+// in its place. Call it before Serve.
 func (s *Server) SetCache(c *cache.Cache, rules []cache.Rule) {
-	s.SetHooks(&cacheHooks{c: c, rules: compileRules(rules)})
+	s.AddHooks(&cacheHooks{c: c, rules: compileRules(rules)})
 }
 
 // sessionCache is one client session's cache handle. The session
@@ -89,8 +91,8 @@ func cacheDatabaseOf(t pool.Target) string {
 // meanwhile, and its end invalidates the database. The returned func ends
 // it. Without the cache it does nothing.
 func (ss *session) cacheSessionMode() (end func()) {
-	h, ok := ss.srv.hooks.(*cacheHooks)
-	if !ok {
+	h := ss.srv.hooks.cacheHooks()
+	if h == nil {
 		return func() {}
 	}
 	sc := ss.cacheOf(h.c)

@@ -72,12 +72,14 @@
 //     tables a committed transaction wrote and a WAL position covering the
 //     commit.
 //
-// Hooks (Server.SetHooks) are the extension points for the result cache and
-// the tuner, called from the session's goroutine or its pump, one at a time
-// per session:
+// Hooks (Server.SetHooks, Server.AddHooks; hookset.go) are the extension
+// points for the result cache and the tuner, side by side: each is called
+// in the order added, each call guarded on its own. They are called from
+// the session's goroutine or its pump, one at a time per session:
 //
 //   - BeforeSend(plan) once a request is planned, before a server is
-//     acquired; it may answer the request (the cache's lookup);
+//     acquired; it may answer the request (the cache's lookup): the first
+//     answer wins, and the later hooks are told (AnsweredHooks);
 //   - AfterReply(plan, sample) once the request's last ReadyForQuery is
 //     written to the client (the cache's fill, the tuner's sample). The
 //     sample's Frames are the forwarded frames byte for byte, copied as
