@@ -77,14 +77,17 @@ func relation(t string) string {
 
 // admission is loop 2's state.
 type admission struct {
-	set        atomic.Pointer[map[uint64]bool]
+	set atomic.Pointer[map[uint64]bool]
+	// shadow is the set dry-run would have, so that it decides each
+	// admission once, as mode on would.
+	shadow     map[uint64]bool
 	prev       map[uint64]QueryRow // last interval's readings
 	prevWrites map[string]uint64
 	bad        map[uint64]int // intervals in a row an admitted one did badly
 }
 
 func newAdmission() *admission {
-	a := &admission{prev: map[uint64]QueryRow{}, bad: map[uint64]int{}}
+	a := &admission{prev: map[uint64]QueryRow{}, bad: map[uint64]int{}, shadow: map[uint64]bool{}}
 	a.set.Store(&map[uint64]bool{})
 	return a
 }
@@ -126,6 +129,9 @@ func (t *Tuner) stepAdmission(now time.Time) []Decision {
 	}
 	a.prevWrites = writes
 	set := *a.set.Load()
+	if t.cfg.CacheAdmission == ModeDryRun {
+		set = a.shadow
+	}
 	next := make(map[uint64]bool, len(set))
 	for fp := range set {
 		next[fp] = true
@@ -140,6 +146,8 @@ func (t *Tuner) stepAdmission(now time.Time) []Decision {
 	}
 	if t.cfg.CacheAdmission == ModeOn {
 		a.set.Store(&next)
+	} else {
+		a.shadow = next
 	}
 	return out
 }
