@@ -40,6 +40,8 @@ import (
 type cacheHooks struct {
 	c     *cache.Cache
 	rules cacheRules
+	// admission admits more statements in mode auto (cacheadmission.go).
+	admission CacheAdmission
 }
 
 // SetCache turns the result cache on for transaction mode: c answers and
@@ -170,7 +172,7 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 		return nil, false
 	}
 	st := p.stmts[0]
-	ttl, ok := h.rules.cacheableRead(st)
+	ttl, ok := h.cacheableRead(st) // cacheadmission.go
 	if !ok {
 		return nil, false
 	}
