@@ -118,3 +118,8 @@ func answerSample(answer []byte, took time.Duration) ReplySample {
 	}
 	return r
 }
+
+// CacheFill reports that the result cache missed this request and its
+// reply fills the cache (the tuner's cache outcome); false without the
+// cache.
+func (v *PlanView) CacheFill() bool { return v.cache.fill }

@@ -20,6 +20,11 @@ const (
 type Config struct {
 	// Interval is how often the loops run.
 	Interval time.Duration `yaml:"interval"`
+	// QueryStats collects per-statement statistics (SHOW QUERIES and the
+	// top-N metrics). It costs every request a sample and a copy of its
+	// reply frames, so it is off by default; cache_admission needs it and
+	// turns it on.
+	QueryStats bool `yaml:"query_stats"`
 	// TopQueries bounds SHOW QUERIES and the per-query metrics.
 	TopQueries int `yaml:"top_queries"`
 	// PoolSize is loop 1's mode: pool sizes from clients' wait and the
@@ -65,6 +70,13 @@ func (c *Config) Defaults() {
 		c.Cooldown = 15 * time.Second
 	}
 }
+
+// WantsSamples reports whether the tuner needs the proxy's per-request
+// samples.
+func (c Config) WantsSamples() bool { return c.QueryStats || c.CacheAdmission != ModeOff }
+
+// Runs reports whether any loop runs.
+func (c Config) Runs() bool { return c.PoolSize != ModeOff || c.CacheAdmission != ModeOff }
 
 // Validate reports every problem with c, each starting with its key path
 // below the tuner section. It expects Defaults to have run.

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgone/pgone/internal/pgtest"
+)
+
+// tunerServeConfig: one database in transaction mode whose pool starts at
+// 2 servers, the pool loop on with a short interval; %d is the primary's
+// port.
+const tunerServeConfig = `listen: "127.0.0.1:0"
+databases:
+  app:
+    host: 127.0.0.1
+    port: %d
+    dbname: postgres
+    user: postgres
+    password: postgres
+    pool_mode: transaction
+    pool_size: 2
+users:
+  alice:
+    password: alice-secret
+  admin:
+    password: admin-secret
+admin_users: [admin]
+tuner:
+  interval: 200ms
+  cooldown: 400ms
+  step: 4
+  max_pool_size: 32
+  pool_size: "on"
+  query_stats: true
+http:
+  listen: "127.0.0.1:0"
+`
+
+// tunerLoad runs sql from clients concurrent clients until stop, and
+// records each query's client-side latency with its end time.
+type tunerLoad struct {
+	mu   sync.Mutex
+	done []latencyAt
+	errs []error
+}
+
+type latencyAt struct {
+	end time.Time
+	d   time.Duration
+}
+
+func startTunerLoad(ctx context.Context, t *testing.T, proxyAddr, sql string, clients int) (*tunerLoad, func()) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(proxyAddr)
+	dsn := fmt.Sprintf("host=%s port=%s user=alice password=alice-secret dbname=app sslmode=disable", host, port)
+	l := &tunerLoad{}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close(context.Background())
+			for ctx.Err() == nil {
+				start := time.Now()
+				_, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+				now := time.Now()
+				l.mu.Lock()
+				if err != nil && ctx.Err() == nil {
+					l.errs = append(l.errs, err)
+				} else if err == nil {
+					l.done = append(l.done, latencyAt{now, now.Sub(start)})
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l, func() { cancel(); wg.Wait() }
+}
+
+// p returns the q-quantile of the latencies of queries that ended in
+// [from, to).
+func (l *tunerLoad) p(q float64, from, to time.Time) (time.Duration, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ds []time.Duration
+	for _, x := range l.done {
+		if !x.end.Before(from) && x.end.Before(to) {
+			ds = append(ds, x.d)
+		}
+	}
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	slices.Sort(ds)
+	return ds[min(int(q*float64(len(ds))), len(ds)-1)], len(ds)
+}
+
+var tunerSizeRE = regexp.MustCompile(`size=(\d+)`)
+
+// tunerPoolSize reads the pool's size from SHOW TUNER (0 before the
+// tuner saw it), and the actions SHOW TUNER lists.
+func tunerPoolSize(t *testing.T, c *pgconn.PgConn) (size int, actions []string) {
+	t.Helper()
+	res, err := c.Exec(context.Background(), "SHOW TUNER").ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range res[0].Rows {
+		loop, target, state, action := string(row[0]), string(row[2]), string(row[3]), string(row[5])
+		if loop == "pool" && action == "" && target == "app/alice" {
+			if m := tunerSizeRE.FindStringSubmatch(state); m != nil {
+				size, _ = strconv.Atoi(m[1])
+			}
+		}
+		if action != "" {
+			actions = append(actions, action)
+		}
+	}
+	return size, actions
+}
+
+// TestTunerGrowsAStarvedPool: 16 clients, a pool of 2 and queries that
+// only sleep in PostgreSQL (it has room: latency does not rise with
+// concurrency). The tuner grows the pool until clients stop waiting, and
+// the clients' p95 latency (mostly waiting for a server) drops.
+func TestTunerGrowsAStarvedPool(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rs, err := startServeConfig(t, fmt.Sprintf(tunerServeConfig, c.Primary.Port), serveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	load, stop := startTunerLoad(ctx, t, rs.proxyAddr, "SELECT pg_sleep(0.01)", 16)
+	defer stop()
+	console := rs.console(t)
+	for {
+		size, _ := tunerPoolSize(t, console)
+		if size >= 16 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the pool did not grow to 16: size %d", size)
+		}
+		time.Sleep(50 * time.Millisecond) // polling SHOW TUNER, not synchronising
+	}
+	grown := time.Now()
+	for {
+		if _, n := load.p(0.95, grown, time.Now()); n >= 200 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	// The first grow needs two intervals of signal after a first reading:
+	// before 500ms the pool is still 2.
+	before, nb := load.p(0.95, start, start.Add(500*time.Millisecond))
+	after, na := load.p(0.95, grown, time.Now())
+	if nb < 10 || na < 200 || after*2 > before {
+		t.Errorf("client p95 latency %s (%d queries) with the pool at 2, %s (%d queries) once grown; want it at least halved", before, nb, after, na)
+	}
+	if len(load.errs) > 0 {
+		t.Errorf("errors under load: %v", load.errs[0])
+	}
+	_, body := rs.get(t, "/metrics")
+	if !strings.Contains(body, `pgone_tuner_decisions_total{action="grow",loop="pool"}`) {
+		t.Error("no pgone_tuner_decisions_total{loop=pool,action=grow} in /metrics")
+	}
+	res, err := console.Exec(context.Background(), "SHOW QUERIES calls").ReadAll()
+	if err != nil || len(res) != 1 || len(res[0].Rows) == 0 {
+		t.Fatalf("SHOW QUERIES calls: %v", err)
+	}
+	top := res[0].Rows[0]
+	if q := string(top[len(top)-1]); q != "SELECT pg_sleep($1)" {
+		t.Errorf("SHOW QUERIES' top statement %q; want the workload, normalised", q)
+	}
+}
+
+// TestTunerDoesNotGrowASaturatedPool: every query holds one advisory
+// lock while it sleeps, so PostgreSQL runs one at a time whatever the
+// pool: more servers only raise latency. The tuner's grow buys no
+// throughput, so it is undone and growing backs off: the pool stays
+// small, and the clients' latency is no worse than with the same pool
+// left static (pgone with the loop off, same workload, run first).
+func TestTunerDoesNotGrowASaturatedPool(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const sql = "SELECT pg_advisory_xact_lock(42), pg_sleep(0.004)"
+	static := strings.Replace(fmt.Sprintf(tunerServeConfig, c.Primary.Port), `pool_size: "on"`, `pool_size: "off"`, 1)
+	rs, err := startServeConfig(t, static, serveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load, stop := startTunerLoad(ctx, t, rs.proxyAddr, sql, 16)
+	waitLoad(ctx, 3*time.Second)
+	stop()
+	staticP50, ns := load.p(0.5, time.Now().Add(-2*time.Second), time.Now())
+
+	rs, err = startServeConfig(t, fmt.Sprintf(tunerServeConfig, c.Primary.Port), serveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	load, stop = startTunerLoad(ctx, t, rs.proxyAddr, sql, 16)
+	defer stop()
+	console := rs.console(t)
+	maxSize := 0
+	var actions []string
+	for time.Since(start) < 6*time.Second && ctx.Err() == nil {
+		var size int
+		size, actions = tunerPoolSize(t, console)
+		maxSize = max(maxSize, size)
+		time.Sleep(50 * time.Millisecond) // sampling SHOW TUNER over the run
+	}
+	end := time.Now()
+	stop()
+	if !slices.Contains(actions, "revert") {
+		t.Errorf("decisions %v; want a grow undone (revert) once it bought no throughput", actions)
+	}
+	if maxSize > 2+4 {
+		t.Errorf("the pool reached %d; want at most one step (4) over its 2", maxSize)
+	}
+	tunedP50, nt := load.p(0.5, end.Add(-2*time.Second), end)
+	if ns < 20 || nt < 20 || float64(tunedP50) > 1.3*float64(staticP50) {
+		t.Errorf("client p50 latency %s (%d queries) with the static pool, %s (%d) tuned; want it no worse", staticP50, ns, tunedP50, nt)
+	}
+}
+
+// waitLoad lets a workload run for d.
+func waitLoad(ctx context.Context, d time.Duration) {
+	select {
+	case <-time.After(d): // the workload's duration, not a synchronisation
+	case <-ctx.Done():
+	}
+}
