@@ -13,8 +13,12 @@ import (
 //
 //   - admit a read (not a write, reading named tables) whose server time
 //     in the interval is at least admitShare of all statements' (it is
-//     frequent × slow), with at least admitMinCalls calls, and whose
-//     tables were written at most admitMaxWriteRatio times per call;
+//     frequent × slow), with at least admitMinCalls calls taking on
+//     average admitMinMean and at least the mean of all statements' calls
+//     (a fast query costs PostgreSQL little: a hit saves a round trip,
+//     not the database's work), and whose
+//     tables were written at most admitMaxWriteRatio times per call, on
+//     admitAfter intervals in a row (a start-up hiccup admits nothing);
 //   - evict an admitted one when, on evictAfter intervals in a row with
 //     at least admitMinCalls lookups, its hit ratio stays under
 //     evictHitRatio or its tables' writes (each an invalidation)
@@ -26,9 +30,11 @@ import (
 const (
 	admitShare         = 0.10
 	admitMinCalls      = 10
+	admitMinMean       = 2 * time.Millisecond
 	admitMaxWriteRatio = 0.10
 	evictHitRatio      = 0.5
 	evictAfter         = 3
+	admitAfter         = 2
 	maxAdmitted        = 64
 )
 
@@ -84,10 +90,11 @@ type admission struct {
 	prev       map[uint64]QueryRow // last interval's readings
 	prevWrites map[string]uint64
 	bad        map[uint64]int // intervals in a row an admitted one did badly
+	good       map[uint64]int // intervals in a row a candidate qualified
 }
 
 func newAdmission() *admission {
-	a := &admission{prev: map[uint64]QueryRow{}, bad: map[uint64]int{}, shadow: map[uint64]bool{}}
+	a := &admission{prev: map[uint64]QueryRow{}, bad: map[uint64]int{}, good: map[uint64]int{}, shadow: map[uint64]bool{}}
 	a.set.Store(&map[uint64]bool{})
 	return a
 }
@@ -110,6 +117,7 @@ func (t *Tuner) stepAdmission(now time.Time) []Decision {
 	rows, _ := t.queries.rows("total", t.queries.capacity)
 	writes := t.writes.snapshot()
 	var all time.Duration
+	var calls uint64
 	cur := make([]interval, 0, len(rows))
 	for _, r := range rows {
 		p := a.prev[r.Fingerprint]
@@ -121,6 +129,7 @@ func (t *Tuner) stepAdmission(now time.Time) []Decision {
 		}
 		iv.writes += writes["*"] - a.prevWrites["*"]
 		all += iv.server
+		calls += iv.calls
 		cur = append(cur, iv)
 	}
 	a.prev = make(map[uint64]QueryRow, len(rows))
@@ -137,8 +146,12 @@ func (t *Tuner) stepAdmission(now time.Time) []Decision {
 		next[fp] = true
 	}
 	var out []Decision
+	mean := time.Duration(0)
+	if calls > 0 {
+		mean = all / time.Duration(calls)
+	}
 	for _, iv := range cur {
-		if d, ok := a.judge(now, iv, all, next); ok {
+		if d, ok := a.judge(now, iv, all, max(mean, admitMinMean), next); ok {
 			d.Mode = t.cfg.CacheAdmission
 			t.decided(d)
 			out = append(out, d)
@@ -153,7 +166,7 @@ func (t *Tuner) stepAdmission(now time.Time) []Decision {
 }
 
 // judge decides on one fingerprint, changing next (the set to be).
-func (a *admission) judge(now time.Time, iv interval, all time.Duration, next map[uint64]bool) (Decision, bool) {
+func (a *admission) judge(now time.Time, iv interval, all, minMean time.Duration, next map[uint64]bool) (Decision, bool) {
 	r := iv.row
 	d := Decision{At: now, Loop: "cache", Target: r.FingerprintHex()}
 	if next[r.Fingerprint] {
@@ -177,17 +190,23 @@ func (a *admission) judge(now time.Time, iv interval, all time.Duration, next ma
 		return d, true
 	}
 	if r.Writes || len(r.ReadTables) == 0 || iv.calls < admitMinCalls || all <= 0 || len(next) >= maxAdmitted {
+		delete(a.good, r.Fingerprint)
 		return d, false
 	}
 	share := float64(iv.server) / float64(all)
 	writeRatio := float64(iv.writes) / float64(iv.calls)
-	if share < admitShare || writeRatio > admitMaxWriteRatio {
+	if share < admitShare || writeRatio > admitMaxWriteRatio || iv.server/time.Duration(iv.calls) < minMean {
+		delete(a.good, r.Fingerprint)
 		return d, false
 	}
+	if a.good[r.Fingerprint]++; a.good[r.Fingerprint] < admitAfter {
+		return d, false
+	}
+	delete(a.good, r.Fingerprint)
 	next[r.Fingerprint] = true
 	d.Action, d.From, d.To = "admit", 0, 1
 	d.Reason = "frequent and slow, its tables rarely written"
-	d.Inputs = fmt.Sprintf("calls=%d server_time=%s share=%.2f table_writes=%d tables=%s",
-		iv.calls, iv.server, share, iv.writes, strings.Join(r.ReadTables, ","))
+	d.Inputs = fmt.Sprintf("calls=%d server_time=%s mean=%s (at least %s) share=%.2f table_writes=%d tables=%s",
+		iv.calls, iv.server, iv.server/time.Duration(iv.calls), minMean, share, iv.writes, strings.Join(r.ReadTables, ","))
 	return d, true
 }

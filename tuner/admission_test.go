@@ -24,12 +24,18 @@ func TestAdmissionPicksSlowFrequentRead(t *testing.T) {
 				s.CacheFill = true // a miss that fills
 			}
 			tu.Record(s)
-			tu.Record(Sample{Fingerprint: fast, ReadTables: []string{"items"}, ServerTime: 50 * time.Microsecond})
+			for j := 0; j < 100; j++ { // as much server time as the slow one in all, but each call is cheap
+				tu.Record(Sample{Fingerprint: fast, ReadTables: []string{"items"}, ServerTime: 200 * time.Microsecond})
+			}
 			tu.Record(Sample{Fingerprint: written, ReadTables: []string{"orders"}, ServerTime: 20 * time.Millisecond})
 			tu.RecordWrite("app", []string{"public.orders"})
 		}
 		now = now.Add(cfg.Interval)
 		tu.Step(now)
+	}
+	interval(false)
+	if tu.Admitted(slow) {
+		t.Fatal("admitted after one interval; want admitAfter intervals of evidence")
 	}
 	interval(false)
 	if !tu.Admitted(slow) || tu.Admitted(fast) || tu.Admitted(written) {
@@ -65,6 +71,10 @@ func TestAdmissionDryRun(t *testing.T) {
 	cfg := Config{CacheAdmission: ModeDryRun, PoolSize: ModeOff}
 	cfg.Defaults()
 	tu := New(cfg, PoolBounds{}, nil, nil, nil)
+	for i := 0; i < 50; i++ {
+		tu.Record(Sample{Fingerprint: 7, ReadTables: []string{"reports"}, ServerTime: 20 * time.Millisecond})
+	}
+	tu.Step(time.Unix(5, 0))
 	for i := 0; i < 50; i++ {
 		tu.Record(Sample{Fingerprint: 7, ReadTables: []string{"reports"}, ServerTime: 20 * time.Millisecond})
 	}

@@ -252,3 +252,105 @@ func waitLoad(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	}
 }
+
+// tunerCacheConfig: cache.mode auto without rules, the cache admission
+// loop on; %d is the primary's port.
+const tunerCacheConfig = `listen: "127.0.0.1:0"
+databases:
+  app:
+    host: 127.0.0.1
+    port: %d
+    dbname: postgres
+    user: postgres
+    password: postgres
+    pool_mode: transaction
+    pool_size: 8
+users:
+  alice:
+    password: alice-secret
+  admin:
+    password: admin-secret
+admin_users: [admin]
+cache:
+  mode: auto
+tuner:
+  interval: 300ms
+  cache_admission: "on"
+http:
+  listen: "127.0.0.1:0"
+`
+
+// TestTunerAdmitsTheSlowFrequentQuery: three reads run side by side
+// through pgone with cache.mode auto and no rules: a slow one, a fast
+// one, and a slow one of a table written all the time. The tuner admits
+// the first only, and the cache then answers it.
+func TestTunerAdmitsTheSlowFrequentQuery(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, sql := range []string{
+		"CREATE TABLE adm_report (id int PRIMARY KEY, v int)",
+		"INSERT INTO adm_report SELECT g, g FROM generate_series(1, 2000) g",
+		"CREATE TABLE adm_items (id int PRIMARY KEY, v text)",
+		"INSERT INTO adm_items VALUES (1, 'a')",
+		"CREATE TABLE adm_orders (id int PRIMARY KEY, v int)",
+		"INSERT INTO adm_orders SELECT g, g FROM generate_series(1, 2000) g",
+		"GRANT ALL ON adm_report, adm_items, adm_orders TO PUBLIC",
+	} {
+		if err := c.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	rs, err := startServeConfig(t, fmt.Sprintf(tunerCacheConfig, c.Primary.Port), serveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const slow = "SELECT sum(a.v * b.v) FROM adm_report a CROSS JOIN adm_report b WHERE b.id <= 100"
+	const fast = "SELECT v FROM adm_items WHERE id = 1"
+	const written = "SELECT sum(a.v * b.v) FROM adm_orders a CROSS JOIN adm_orders b WHERE b.id <= 100"
+	const write = "UPDATE adm_orders SET v = v + 1 WHERE id = 1"
+	var stops []func()
+	for _, sql := range []string{slow, fast, written, write} {
+		_, stop := startTunerLoad(ctx, t, rs.proxyAddr, sql, 2)
+		stops = append(stops, stop)
+	}
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	console := rs.console(t)
+	admitted := func() map[string]string {
+		res, err := console.Exec(context.Background(), "SHOW QUERIES").ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols := map[string]int{}
+		for i, fd := range res[0].FieldDescriptions {
+			cols[fd.Name] = i
+		}
+		out := map[string]string{}
+		for _, row := range res[0].Rows {
+			out[string(row[cols["query"]])] = string(row[cols["cache_admitted"]]) + " avg=" + string(row[cols["avg_time"]]) + " calls=" + string(row[cols["calls"]]) + " hits=" + string(row[cols["cache_hits"]])
+		}
+		return out
+	}
+	normal := func(s string) string { // the texts as SHOW QUERIES shows them
+		s = strings.Replace(s, "<= 100", "<= $1", 1)
+		return strings.Replace(strings.Replace(s, "id = 1", "id = $1", 1), "v + 1", "v + $2", 1)
+	}
+	var got map[string]string
+	for ctx.Err() == nil {
+		got = admitted()
+		if strings.HasPrefix(got[normal(slow)], "yes") && !strings.HasSuffix(got[normal(slow)], " hits=0") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // polling SHOW QUERIES
+	}
+	if !strings.HasPrefix(got[normal(slow)], "yes") || strings.HasSuffix(got[normal(slow)], " hits=0") {
+		t.Fatalf("SHOW QUERIES: %v; want the slow query admitted and hit", got)
+	}
+	if !strings.HasPrefix(got[normal(fast)], "no") || !strings.HasPrefix(got[normal(written)], "no") {
+		t.Errorf("SHOW QUERIES: %v; want the fast query and the often-written table's query not admitted", got)
+	}
+}
