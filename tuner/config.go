@@ -33,6 +33,10 @@ type Config struct {
 	// CacheAdmission is loop 2's mode: which fingerprints the cache
 	// admits when cache.mode is auto.
 	CacheAdmission Mode `yaml:"cache_admission"`
+	// PGSettings is loop 4's mode: advice on PostgreSQL settings (SHOW
+	// TUNER, the log); on also applies the reloadable ones when
+	// ApplyPGSettings is true.
+	PGSettings Mode `yaml:"pg_settings"`
 	// MaxPoolSize bounds one pool's size as the tuner sets it (the total
 	// stays within pool.max_server_connections).
 	MaxPoolSize int `yaml:"max_pool_size"`
@@ -40,8 +44,8 @@ type Config struct {
 	Step int `yaml:"step"`
 	// Cooldown is the least time between two changes of one pool.
 	Cooldown time.Duration `yaml:"cooldown"`
-	// ApplyPGSettings lets the tuner apply its PostgreSQL settings advice
-	// (ALTER SYSTEM and pg_reload_conf()); false only shows it.
+	// ApplyPGSettings lets loop 4 (mode on) apply its advice on reloadable
+	// settings (ALTER SYSTEM and pg_reload_conf()); false only shows it.
 	ApplyPGSettings bool `yaml:"apply_pg_settings"`
 }
 
@@ -60,6 +64,9 @@ func (c *Config) Defaults() {
 	if c.CacheAdmission == "" {
 		c.CacheAdmission = ModeOff
 	}
+	if c.PGSettings == "" {
+		c.PGSettings = ModeOff
+	}
 	if c.MaxPoolSize == 0 {
 		c.MaxPoolSize = 100
 	}
@@ -76,7 +83,9 @@ func (c *Config) Defaults() {
 func (c Config) WantsSamples() bool { return c.QueryStats || c.CacheAdmission != ModeOff }
 
 // Runs reports whether any loop runs.
-func (c Config) Runs() bool { return c.PoolSize != ModeOff || c.CacheAdmission != ModeOff }
+func (c Config) Runs() bool {
+	return c.PoolSize != ModeOff || c.CacheAdmission != ModeOff || c.PGSettings != ModeOff
+}
 
 // Validate reports every problem with c, each starting with its key path
 // below the tuner section. It expects Defaults to have run.
@@ -85,7 +94,7 @@ func (c *Config) Validate() []error {
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	for key, m := range map[string]Mode{"pool_size": c.PoolSize, "cache_admission": c.CacheAdmission} {
+	for key, m := range map[string]Mode{"pool_size": c.PoolSize, "cache_admission": c.CacheAdmission, "pg_settings": c.PGSettings} {
 		if m != ModeOff && m != ModeDryRun && m != ModeOn {
 			add(key, "must be off, dry-run or on, got %q", m)
 		}

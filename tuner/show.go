@@ -73,6 +73,7 @@ func (t *Tuner) TunerTable() Table {
 	}
 	admitted := len(*t.admission.set.Load())
 	tb.Rows = append(tb.Rows, []string{"cache", string(t.cfg.CacheAdmission), "", "admitted=" + strconv.Itoa(admitted), "", "", "", ""})
+	tb.Rows = append(tb.Rows, t.settingsRowsLocked()...)
 	for i := len(t.decisions) - 1; i >= 0; i-- {
 		d := t.decisions[i]
 		tb.Rows = append(tb.Rows, []string{d.Loop, string(d.Mode), d.Target, strconv.Itoa(d.From) + "->" + strconv.Itoa(d.To),

@@ -39,6 +39,9 @@ type Tuner struct {
 	pools     map[string]*poolLoop
 	decisions []Decision // the last maxDecisions, oldest first
 	admission *admission
+	settings  *settingsState
+	// settingsSrc reads and sets PostgreSQL settings (loop 4); nil: none.
+	settingsSrc SettingsSource
 }
 
 // New builds a tuner. knobs may be nil (statistics only); normalize may
@@ -46,7 +49,7 @@ type Tuner struct {
 func New(cfg Config, bounds PoolBounds, knobs Knobs, normalize Normalizer, log *slog.Logger) *Tuner {
 	return &Tuner{cfg: cfg, bounds: bounds, knobs: knobs, normalize: normalize, log: log,
 		queries: newQueryTable(2 * cfg.TopQueries), pools: map[string]*poolLoop{},
-		writes: newTableWrites(), admission: newAdmission()}
+		writes: newTableWrites(), admission: newAdmission(), settings: newSettingsState()}
 }
 
 // Config returns the configuration the tuner runs with.
@@ -73,6 +76,9 @@ func (t *Tuner) Run(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			t.Step(now)
+			if t.settingsDue() {
+				t.stepSettings(ctx, now)
+			}
 		}
 	}
 }
