@@ -167,10 +167,14 @@ func (t *Tuner) settingsDue() bool {
 	return t.settings.ticks%settingsEvery == 1
 }
 
-// stepSettings reads the servers (outside the tuner's lock), turns the
+// StepSettings reads the servers (outside the tuner's lock), turns the
 // readings into advice, and applies the reloadable advice when
-// apply_pg_settings is true and the loop is on.
-func (t *Tuner) stepSettings(ctx context.Context, now time.Time) []Decision {
+// apply_pg_settings is true and the loop is on. Run calls it every
+// settingsEvery intervals.
+func (t *Tuner) StepSettings(ctx context.Context, now time.Time) []Decision {
+	if t.settingsSrc == nil || t.cfg.PGSettings == ModeOff {
+		return nil
+	}
 	snaps, err := t.settingsSrc.Snapshot(ctx)
 	if err != nil && t.log != nil {
 		t.log.Warn("tuner: reading PostgreSQL settings", "err", err)

@@ -77,7 +77,7 @@ func (t *Tuner) Run(ctx context.Context) {
 		case now := <-tick.C:
 			t.Step(now)
 			if t.settingsDue() {
-				t.stepSettings(ctx, now)
+				t.StepSettings(ctx, now)
 			}
 		}
 	}

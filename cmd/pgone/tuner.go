@@ -45,8 +45,12 @@ func wireTuner(cfg *config.Config, srv *proxy.Server, pools *pool.Manager, reg p
 	if cfg.Cache.Mode == cache.ModeAuto && cfg.Tuner.CacheAdmission != tuner.ModeOff {
 		srv.SetCacheAdmission(tu)
 	}
+	if cfg.Tuner.PGSettings != tuner.ModeOff {
+		tu.SetSettingsSource(&pgSettings{cfg: cfg, pools: pools, log: log.With("part", "tuner")})
+	}
 	if cfg.Tuner.Runs() {
-		log.Info("tuner on", "pool_size", cfg.Tuner.PoolSize, "cache_admission", cfg.Tuner.CacheAdmission, "interval", cfg.Tuner.Interval)
+		log.Info("tuner on", "pool_size", cfg.Tuner.PoolSize, "cache_admission", cfg.Tuner.CacheAdmission,
+			"pg_settings", cfg.Tuner.PGSettings, "apply_pg_settings", cfg.Tuner.ApplyPGSettings, "interval", cfg.Tuner.Interval)
 	}
 	return tu, nil
 }
