@@ -112,7 +112,9 @@ func answerSample(answer []byte, took time.Duration) ReplySample {
 		case pgmsg.ErrorResponse:
 			r.Outcome = OutcomeError
 		case pgmsg.ReadyForQuery:
-			r.TxStatus = rest[wire.HeaderLen]
+			if n > wire.HeaderLen {
+				r.TxStatus = rest[wire.HeaderLen]
+			}
 		}
 		rest = rest[n:]
 	}
