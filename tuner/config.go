@@ -33,6 +33,9 @@ type Config struct {
 	// CacheAdmission is loop 2's mode: which fingerprints the cache
 	// admits when cache.mode is auto.
 	CacheAdmission Mode `yaml:"cache_admission"`
+	// ReplicaWeights is loop 3's mode: replica weights from measured
+	// latency, lag as a penalty.
+	ReplicaWeights Mode `yaml:"replica_weights"`
 	// PGSettings is loop 4's mode: advice on PostgreSQL settings (SHOW
 	// TUNER, the log); on also applies the reloadable ones when
 	// ApplyPGSettings is true.
@@ -64,6 +67,9 @@ func (c *Config) Defaults() {
 	if c.CacheAdmission == "" {
 		c.CacheAdmission = ModeOff
 	}
+	if c.ReplicaWeights == "" {
+		c.ReplicaWeights = ModeOff
+	}
 	if c.PGSettings == "" {
 		c.PGSettings = ModeOff
 	}
@@ -84,7 +90,7 @@ func (c Config) WantsSamples() bool { return c.QueryStats || c.CacheAdmission !=
 
 // Runs reports whether any loop runs.
 func (c Config) Runs() bool {
-	return c.PoolSize != ModeOff || c.CacheAdmission != ModeOff || c.PGSettings != ModeOff
+	return c.PoolSize != ModeOff || c.CacheAdmission != ModeOff || c.PGSettings != ModeOff || c.ReplicaWeights != ModeOff
 }
 
 // Validate reports every problem with c, each starting with its key path
@@ -94,7 +100,7 @@ func (c *Config) Validate() []error {
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	for key, m := range map[string]Mode{"pool_size": c.PoolSize, "cache_admission": c.CacheAdmission, "pg_settings": c.PGSettings} {
+	for key, m := range map[string]Mode{"pool_size": c.PoolSize, "cache_admission": c.CacheAdmission, "pg_settings": c.PGSettings, "replica_weights": c.ReplicaWeights} {
 		if m != ModeOff && m != ModeDryRun && m != ModeOn {
 			add(key, "must be off, dry-run or on, got %q", m)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -40,6 +41,7 @@ type Tuner struct {
 	decisions []Decision // the last maxDecisions, oldest first
 	admission *admission
 	settings  *settingsState
+	replicas  *replicaLoop
 	// settingsSrc reads and sets PostgreSQL settings (loop 4); nil: none.
 	settingsSrc SettingsSource
 }
@@ -49,7 +51,7 @@ type Tuner struct {
 func New(cfg Config, bounds PoolBounds, knobs Knobs, normalize Normalizer, log *slog.Logger) *Tuner {
 	return &Tuner{cfg: cfg, bounds: bounds, knobs: knobs, normalize: normalize, log: log,
 		queries: newQueryTable(2 * cfg.TopQueries), pools: map[string]*poolLoop{},
-		writes: newTableWrites(), admission: newAdmission(), settings: newSettingsState()}
+		writes: newTableWrites(), admission: newAdmission(), settings: newSettingsState(), replicas: newReplicaLoop()}
 }
 
 // Config returns the configuration the tuner runs with.
@@ -95,6 +97,9 @@ func (t *Tuner) Step(now time.Time) []Decision {
 	if t.cfg.CacheAdmission != ModeOff {
 		out = append(out, t.stepAdmission(now)...)
 	}
+	if rk, ok := t.knobs.(ReplicaKnobs); ok && t.cfg.ReplicaWeights != ModeOff {
+		out = append(out, t.stepReplicas(now, rk)...)
+	}
 	return out
 }
 
@@ -137,6 +142,21 @@ func (t *Tuner) stepPools(now time.Time) []Decision {
 		}
 	}
 	return out
+}
+
+// stepReplicas runs loop 3 and applies its changes (mode on).
+func (t *Tuner) stepReplicas(now time.Time, rk ReplicaKnobs) []Decision {
+	ds := t.replicas.observe(now, rk.Replicas(), t.cfg.Cooldown)
+	for i := range ds {
+		d := &ds[i]
+		d.Mode = t.cfg.ReplicaWeights
+		if d.Mode == ModeOn {
+			db, addr, _ := strings.Cut(d.Target, "/")
+			rk.SetReplicaWeight(db, addr, int64(d.To))
+		}
+		t.decided(*d)
+	}
+	return ds
 }
 
 // decided logs and counts d once and keeps it for SHOW TUNER.

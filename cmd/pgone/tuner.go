@@ -22,7 +22,7 @@ import (
 // admission with cache.mode auto. The returned func starts its loops (if
 // any is on) until ctx ends.
 func wireTuner(cfg *config.Config, srv *proxy.Server, pools *pool.Manager, reg prometheus.Registerer, log *slog.Logger) (*tuner.Tuner, error) {
-	knobs := &poolKnobs{pools: pools}
+	knobs := &poolKnobs{pools: pools, srv: srv}
 	bounds := tuner.PoolBounds{MinPoolSize: cfg.Pool.MinPoolSize, MaxPoolSize: cfg.Tuner.MaxPoolSize,
 		MaxServerConnections: cfg.Pool.MaxServerConnections}
 	tu := tuner.New(cfg.Tuner, bounds, knobs, router.Normalize, log.With("part", "tuner"))
@@ -103,9 +103,11 @@ func (h tunerHooks) AfterCommit(_ context.Context, c proxy.CommitInfo) {
 	h.t.RecordWrite(c.Database, c.WriteTables)
 }
 
-// poolKnobs are the pools as the tuner sees them, by name.
+// poolKnobs are the pools as the tuner sees them, by name, and the
+// replicas' weights.
 type poolKnobs struct {
 	pools *pool.Manager
+	srv   *proxy.Server
 	mu    sync.Mutex
 	keys  map[string]pool.Key // from the last Pools call
 }
@@ -140,4 +142,32 @@ func (k *poolKnobs) SetPoolSize(name string, n int) bool {
 	key, ok := k.keys[name]
 	k.mu.Unlock()
 	return ok && k.pools.SetSize(key, n)
+}
+
+// Replicas lists the split databases' replicas with their pools' counters
+// summed (every user's pool of the replica).
+func (k *poolKnobs) Replicas() []tuner.ReplicaState {
+	ws := k.srv.ReplicaWeights()
+	if len(ws) == 0 {
+		return nil
+	}
+	type key struct{ db, addr string }
+	sums := map[key]pool.Totals{}
+	for _, st := range k.pools.Status() {
+		if st.Key.Replica != "" {
+			kk := key{st.Key.Database, st.Key.Replica}
+			sums[kk] = sums[kk].Add(st.Counters.Totals())
+		}
+	}
+	out := make([]tuner.ReplicaState, 0, len(ws))
+	for _, w := range ws {
+		tot := sums[key{w.Database, w.Addr}]
+		out = append(out, tuner.ReplicaState{Database: w.Database, Addr: w.Addr, Usable: w.Usable, Lag: w.Lag,
+			Weight: w.Weight, Queries: tot.Queries, QueryTime: tot.QueryTime})
+	}
+	return out
+}
+
+func (k *poolKnobs) SetReplicaWeight(database, addr string, w int64) bool {
+	return k.srv.SetReplicaWeight(database, addr, w)
 }
