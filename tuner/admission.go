@@ -2,6 +2,7 @@ package tuner
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,7 +115,7 @@ type interval struct {
 
 func (t *Tuner) stepAdmission(now time.Time) []Decision {
 	a := t.admission
-	rows, _ := t.queries.rows("total", t.queries.capacity)
+	rows, _ := t.queries.rows("total", math.MaxInt) // every fingerprint kept
 	writes := t.writes.snapshot()
 	var all time.Duration
 	var calls uint64

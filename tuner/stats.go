@@ -76,29 +76,55 @@ type queryStats struct {
 // total is the time the fingerprint cost: server time, and the cache's.
 func (q *queryStats) total() time.Duration { return q.server.Sum() }
 
-// queryTable holds the statistics of at most capacity fingerprints.
+// queryTable holds the statistics of about capacity fingerprints, in
+// shards by fingerprint so that sessions recording different statements
+// do not contend for one lock. Each shard keeps its own top by total
+// time (capacity/shards of them): the table's top is approximate at the
+// margin, exact for the statements that matter.
 type queryTable struct {
+	capacity int
+	shards   []*queryShard
+}
+
+type queryShard struct {
 	mu       sync.Mutex
 	capacity int
 	byFP     map[uint64]*queryStats
 }
 
+// shardThreshold: tables smaller than this are one shard (exact top).
+const shardThreshold, queryShards = 64, 16
+
 func newQueryTable(capacity int) *queryTable {
-	return &queryTable{capacity: capacity, byFP: make(map[uint64]*queryStats, capacity)}
+	n := 1
+	if capacity >= shardThreshold {
+		n = queryShards
+	}
+	t := &queryTable{capacity: capacity}
+	for i := 0; i < n; i++ {
+		per := (capacity + n - 1) / n
+		t.shards = append(t.shards, &queryShard{capacity: per, byFP: make(map[uint64]*queryStats, per)})
+	}
+	return t
+}
+
+func (t *queryTable) shard(fp uint64) *queryShard {
+	return t.shards[(fp^fp>>32)%uint64(len(t.shards))]
 }
 
 // record adds s to its fingerprint's numbers. A new fingerprint on a full
-// table replaces the one with the least total time: the top by total time
+// shard replaces the one with the least total time: the top by total time
 // stays, a one-off query passes through.
 func (t *queryTable) record(s *Sample) {
 	if s.Fingerprint == 0 {
 		return // not parsed (over the router's bounds): nothing to group by
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	q := t.byFP[s.Fingerprint]
+	sh := t.shard(s.Fingerprint)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	q := sh.byFP[s.Fingerprint]
 	if q == nil {
-		q = t.admitLocked(s)
+		q = sh.admitLocked(s)
 	}
 	q.calls++
 	if s.Error {
@@ -118,7 +144,7 @@ func (t *queryTable) record(s *Sample) {
 	}
 }
 
-func (t *queryTable) admitLocked(s *Sample) *queryStats {
+func (t *queryShard) admitLocked(s *Sample) *queryStats {
 	if len(t.byFP) >= t.capacity {
 		var least *queryStats
 		for _, q := range t.byFP {
@@ -205,12 +231,14 @@ func (t *queryTable) rows(key string, n int) ([]QueryRow, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown order %q: one of %s", key, strings.Join(SortKeys, ", "))
 	}
-	t.mu.Lock()
-	out := make([]QueryRow, 0, len(t.byFP))
-	for _, q := range t.byFP {
-		out = append(out, q.row())
+	var out []QueryRow
+	for _, sh := range t.shards {
+		sh.mu.Lock()
+		for _, q := range sh.byFP {
+			out = append(out, q.row())
+		}
+		sh.mu.Unlock()
 	}
-	t.mu.Unlock()
 	slices.SortFunc(out, less)
 	if len(out) > n {
 		out = out[:n]
@@ -233,13 +261,14 @@ func (q *queryStats) row() QueryRow {
 // pendingTexts returns the raw texts of the top fingerprints not yet
 // normalised, so the caller normalises them outside the lock.
 func (t *queryTable) pendingTexts(fps []uint64) map[uint64]string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	out := map[uint64]string{}
 	for _, fp := range fps {
-		if q := t.byFP[fp]; q != nil && q.text == "" && q.raw != "" {
+		sh := t.shard(fp)
+		sh.mu.Lock()
+		if q := sh.byFP[fp]; q != nil && q.text == "" && q.raw != "" {
 			out[fp] = q.raw
 		}
+		sh.mu.Unlock()
 	}
 	return out
 }
@@ -250,9 +279,10 @@ func (t *queryTable) setText(fp uint64, text string) {
 	if len(text) > maxShownText {
 		text = text[:maxShownText] + "…"
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if q := t.byFP[fp]; q != nil {
+	sh := t.shard(fp)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if q := sh.byFP[fp]; q != nil {
 		q.text, q.raw = text, ""
 	}
 }

@@ -41,7 +41,7 @@ func TestQueryTableBounded(t *testing.T) {
 	for fp := uint64(1); fp <= 100; fp++ {
 		tb.record(&Sample{Fingerprint: fp, Text: "SELECT 1", ServerTime: time.Duration(fp) * time.Millisecond})
 	}
-	if n := len(tb.byFP); n != 4 {
+	if n := len(tb.shards[0].byFP); len(tb.shards) != 1 || n != 4 {
 		t.Fatalf("%d fingerprints kept; want 4", n)
 	}
 	rows, err := tb.rows("total", 10)
@@ -54,6 +54,25 @@ func TestQueryTableBounded(t *testing.T) {
 	}
 	if !slices.Equal(fps, []uint64{100, 99, 98, 97}) {
 		t.Errorf("kept %v; want the top 4 by total time, in order", fps)
+	}
+}
+
+// TestQueryTableShardsBounded: a large table is sharded and holds about
+// its capacity, keeping the statements with the most total time.
+func TestQueryTableShardsBounded(t *testing.T) {
+	tb := newQueryTable(100)
+	const mix = 0x9e3779b97f4a7c15 // spreads the fingerprints over the shards
+	var top uint64
+	for fp := uint64(1); fp <= 10000; fp++ {
+		top = fp * mix
+		tb.record(&Sample{Fingerprint: top, ServerTime: time.Duration(fp) * time.Microsecond})
+	}
+	rows, _ := tb.rows("total", 1000)
+	if len(tb.shards) != queryShards || len(rows) > 112 || len(rows) < 100 {
+		t.Fatalf("%d shards, %d fingerprints kept; want %d shards and about 100", len(tb.shards), len(rows), queryShards)
+	}
+	if rows[0].Fingerprint != top {
+		t.Errorf("the top statement was evicted: %x", rows[0].Fingerprint)
 	}
 }
 
