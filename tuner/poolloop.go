@@ -23,9 +23,10 @@ import (
 //     if the added concurrency did not turn into throughput (growGain:
 //     latency rose instead), the grow is undone and growing waits for a
 //     backoff that doubles each time (up to 16 × Cooldown).
-//   - Bounds: never below min_pool_size (at least 1), never above
-//     max_pool_size, and the sizes of all pools never above
-//     max_server_connections.
+//   - Bounds: never shrinks below min_pool_size (at least 1), never grows
+//     past max_pool_size, and never grows the sizes of all pools past
+//     max_server_connections. A configured size outside them is left as
+//     it is until a signal moves it back inside.
 
 // PoolState is one pool at one moment, as the Knobs report it. The
 // counters are cumulative since the pool was made.
@@ -137,12 +138,6 @@ func (l *poolLoop) observe(now time.Time, cur PoolState, b PoolBounds, room int,
 	w := window(l.prev, cur, now.Sub(l.prevAt))
 	l.prev, l.prevAt, l.lastWindow = cur, now, w
 	lo, hi := max(b.MinPoolSize, 1), max(min(b.MaxPoolSize, b.MaxServerConnections), 1)
-	if cur.Size < lo || cur.Size > hi {
-		d.To = min(max(cur.Size, lo), hi)
-		d.Action, d.Reason = actionOf(d.From, d.To), "size out of bounds"
-		d.Inputs = fmt.Sprintf("min=%d max=%d", lo, hi)
-		return l.changed(d, now), true
-	}
 	l.trackBase(w)
 	d.Inputs = fmt.Sprintf("rate=%.1f/s latency=%s base=%s wait=%s busy=%.1f waiting=%d size=%d",
 		w.rate, w.latency, l.base, w.wait, w.busy, w.waiting, cur.Size)
@@ -180,19 +175,20 @@ func (l *poolLoop) observe(now time.Time, cur PoolState, b PoolBounds, room int,
 			return d, false
 		}
 		d.To = min(cur.Size+step, hi, cur.Size+max(room, 0))
-		if d.To > d.From {
-			l.lastGrow, l.grownBy = &w, d.To-d.From
+		if d.To <= d.From {
+			return d, false // at a bound (a configured size over max_pool_size is left alone)
 		}
+		l.lastGrow, l.grownBy = &w, d.To-d.From
 	} else {
 		d.To = max(cur.Size-step, lo)
 		if reason == "idle" {
 			// Keep room for what is busy: never below the busy servers.
 			d.To = max(d.To, int(w.busy+0.999), lo)
 		}
+		if d.To >= d.From {
+			return d, false // at min_pool_size
+		}
 		l.lastGrow = nil
-	}
-	if d.To == d.From {
-		return d, false
 	}
 	d.Action, d.Reason = actionOf(d.From, d.To), reasonText(reason)
 	return l.changed(d, now), true

@@ -228,3 +228,16 @@ func TestPoolLoopDryRun(t *testing.T) {
 		t.Errorf("size %d; dry-run must not change it", p.state.Size)
 	}
 }
+
+// TestPoolLoopLeavesAConfiguredSizeOverItsMax: a pool configured larger
+// than max_pool_size is not cut down for it: only a signal (here idle
+// servers) shrinks it, in steps; a starved one is not grown further.
+func TestPoolLoopLeavesAConfiguredSizeOverItsMax(t *testing.T) {
+	p := &simPool{name: "app/app", clients: 200, cores: 400, service: 2 * time.Millisecond, state: PoolState{Size: 150}}
+	k := &simKnobs{pools: []*simPool{p}}
+	tu := testTuner(k, PoolBounds{MinPoolSize: 1, MaxPoolSize: 100, MaxServerConnections: 300})
+	decisions, _, _ := run(tu, k, time.Unix(0, 0), 50)
+	if len(decisions) != 0 || p.state.Size != 150 {
+		t.Errorf("decisions %v, size %d; want the configured 150 left alone while busy", decisions, p.state.Size)
+	}
+}
