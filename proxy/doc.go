@@ -103,6 +103,14 @@
 // write ends (at the transaction's idle ReadyForQuery; a lost server or a
 // request never sent counts as a commit). A miss runs on the primary.
 //
+// The tuner reaches the proxy through cmd/pgone, never by import: its
+// samples are hooks added beside the cache's (AddHooks; the cache's hits
+// reach it through AnsweredHooks), its console commands are SetShow
+// extensions (admin_ext.go: SHOW QUERIES, SHOW TUNER), its cache
+// admission is a CacheAdmission the cache rules consult in mode auto
+// (cacheadmission.go), and its replica weights replace the configured
+// ones in pickReplica (replicaweights.go).
+//
 // In transaction mode a server that dies under a request is answered for
 // (lost.go): each waiting request gets one error, then ReadyForQuery;
 // 08007 (outcome unknown) when the request may have committed, 08006
