@@ -1,9 +1,15 @@
 package tuner
 
 import (
+	"bytes"
+	"log/slog"
 	"math"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // simPool is a closed-loop model of one pool in front of PostgreSQL:
@@ -239,5 +245,29 @@ func TestPoolLoopLeavesAConfiguredSizeOverItsMax(t *testing.T) {
 	decisions, _, _ := run(tu, k, time.Unix(0, 0), 50)
 	if len(decisions) != 0 || p.state.Size != 150 {
 		t.Errorf("decisions %v, size %d; want the configured 150 left alone while busy", decisions, p.state.Size)
+	}
+}
+
+// TestDecisionsLoggedOnceAndCounted: every decision is logged once with
+// its inputs and counted in pgone_tuner_decisions_total{loop,action}.
+func TestDecisionsLoggedOnceAndCounted(t *testing.T) {
+	var buf bytes.Buffer
+	p := &simPool{name: "app/app", clients: 20, cores: 32, service: 2 * time.Millisecond, state: PoolState{Size: 2}}
+	k := &simKnobs{pools: []*simPool{p}}
+	cfg := Config{PoolSize: ModeOn}
+	cfg.Defaults()
+	tu := New(cfg, PoolBounds{MinPoolSize: 1, MaxPoolSize: 100, MaxServerConnections: 300}, k, nil,
+		slog.New(slog.NewTextHandler(&buf, nil)))
+	reg := prometheus.NewRegistry()
+	if err := tu.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	decisions, _, _ := run(tu, k, time.Unix(0, 0), 100)
+	lines := strings.Count(buf.String(), "msg=\"tuner decision\"")
+	withInputs := strings.Count(buf.String(), "inputs=\"rate=")
+	counted := testutil.ToFloat64(tu.metrics.decisions.WithLabelValues("pool", "grow"))
+	if len(decisions) == 0 || lines != len(decisions) || withInputs != lines || int(counted) != len(decisions) {
+		t.Errorf("%d decisions, %d log lines (%d with inputs), counted %v; want each logged once with inputs and counted",
+			len(decisions), lines, withInputs, counted)
 	}
 }
