@@ -10,6 +10,7 @@ import (
 	"github.com/pgone/pgone/cache"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/proxy"
+	"github.com/pgone/pgone/tuner"
 )
 
 // Config is the whole configuration file. Each part owns its section; this
@@ -22,6 +23,8 @@ type Config struct {
 	Pool pool.Config `yaml:"pool"`
 	// Cache is the result cache section (mode off by default).
 	Cache cache.Config `yaml:"cache"`
+	// Tuner is the adaptive tuner section (every loop off by default).
+	Tuner tuner.Config `yaml:"tuner"`
 	// Log configures pgone's own log.
 	Log Log `yaml:"log"`
 	// HTTP is the metrics and health endpoint.
@@ -113,6 +116,7 @@ func (c *Config) Defaults() {
 	c.Proxy.Defaults()
 	c.Pool.Defaults()
 	c.Cache.Defaults()
+	c.Tuner.Defaults()
 	if c.Log.Format == "" {
 		c.Log.Format = LogText
 	}
@@ -138,6 +142,7 @@ func (c *Config) problems() []Problem {
 	ps = append(ps, fromErrors("", c.Proxy.Validate())...)
 	ps = append(ps, sortedByKey(fromErrors("pool", c.Pool.Validate()))...)
 	ps = append(ps, sortedByKey(fromErrors("cache", c.Cache.Validate()))...)
+	ps = append(ps, sortedByKey(fromErrors("tuner", c.Tuner.Validate()))...)
 	switch c.Log.Format {
 	case LogText, LogJSON:
 	default:

@@ -27,6 +27,7 @@ const (
 	FeatureNotSupported               Code = "0A000"
 	InsufficientPrivilege             Code = "42501"
 	SyntaxError                       Code = "42601"
+	InvalidParameterValue             Code = "22023"
 	ObjectNotInPrerequisiteState      Code = "55000"
 	ConfigFileError                   Code = "F0000"
 	InternalError                     Code = "XX000"

@@ -29,6 +29,7 @@ type adminState struct {
 	configRows func() []ConfigRow
 	reloader   func() error
 	window     statsWindow
+	shows      map[string]ShowFunc // SetShow (admin_ext.go)
 }
 
 // SetVersion sets the version SHOW VERSION reports.
@@ -225,6 +226,8 @@ func (ss *session) consoleQuery(admin bool, text string) error {
 type consoleCommand struct {
 	verb string // lower case
 	arg  string // SHOW subjects lower case; database names as written
+	// more is SHOW's optional third word, for extensions (admin_ext.go).
+	more string
 }
 
 // parseConsoleCommand reads "VERB [ARG]" with an optional trailing
@@ -244,11 +247,14 @@ func parseConsoleCommand(text string) (consoleCommand, error) {
 	if len(words) >= 2 && strings.EqualFold(words[0], "cache") && strings.EqualFold(words[1], "flush") {
 		words = append([]string{"cache flush"}, words[2:]...) // CACHE FLUSH [db]: admin_cache.go
 	}
-	if len(words) > 2 {
+	if len(words) > 3 || len(words) == 3 && !strings.EqualFold(words[0], "show") {
 		return consoleCommand{}, syntaxError(s)
 	}
 	cmd := consoleCommand{verb: strings.ToLower(words[0])}
-	if len(words) == 2 {
+	if len(words) == 3 {
+		cmd.more = words[2]
+	}
+	if len(words) >= 2 {
 		cmd.arg = words[1]
 		if cmd.verb == "show" {
 			cmd.arg = strings.ToLower(cmd.arg)
@@ -279,10 +285,16 @@ func (ss *session) runConsoleCommand(cmd consoleCommand) ([]pgproto3.BackendMess
 			}, nil
 		}
 		show, ok := showCommands[cmd.arg]
-		if !ok {
-			return nil, syntaxError("SHOW " + cmd.arg)
+		if ok && cmd.more == "" {
+			return encodeResult(show(s), "SHOW"), nil
 		}
-		return encodeResult(show(s), "SHOW"), nil
+		if rs, ok, err := s.showExtension(cmd.arg, cmd.more); ok { // admin_ext.go
+			if err != nil {
+				return nil, err
+			}
+			return encodeResult(rs, "SHOW"), nil
+		}
+		return nil, syntaxError(strings.TrimSpace("SHOW " + cmd.arg + " " + cmd.more))
 	case "reload":
 		if cmd.arg != "" {
 			return nil, syntaxError("RELOAD " + cmd.arg)
@@ -378,6 +390,8 @@ func (s *Server) kill(db string) int {
 
 const consoleHelp = `Console usage
 	SHOW HELP|POOLS|CLIENTS|SERVERS|STATS|DATABASES|CONFIG|VERSION|REPLICAS|CACHE
+	SHOW QUERIES [total|calls|p99|wait|errors|rows]   (with the tuner)
+	SHOW TUNER                                       (with the tuner)
 	RELOAD
 	CACHE FLUSH [<db>]
 	PAUSE [<db>]

@@ -12,7 +12,7 @@ import (
 
 // resultCache returns the server's cache, or nil when it is off.
 func (s *Server) resultCache() *cache.Cache {
-	if h, ok := s.hooks.(*cacheHooks); ok {
+	if h := s.hooks.cacheHooks(); h != nil {
 		return h.c
 	}
 	return nil

@@ -40,13 +40,17 @@ import (
 type cacheHooks struct {
 	c     *cache.Cache
 	rules cacheRules
+	// admission admits more statements in mode auto (cacheadmission.go).
+	admission CacheAdmission
 }
 
 // SetCache turns the result cache on for transaction mode: c answers and
 // stores reads its rules allow, and every write through this server
-// invalidates it. It replaces any hooks set. Call it before Serve.
+// invalidates it. It is added after the hooks set before it (hookset.go),
+// so add it first to let it answer first; a cache set before is replaced
+// in its place. Call it before Serve.
 func (s *Server) SetCache(c *cache.Cache, rules []cache.Rule) {
-	s.SetHooks(&cacheHooks{c: c, rules: compileRules(rules)})
+	s.AddHooks(&cacheHooks{c: c, rules: compileRules(rules)})
 }
 
 // sessionCache is one client session's cache handle. The session
@@ -89,8 +93,8 @@ func cacheDatabaseOf(t pool.Target) string {
 // meanwhile, and its end invalidates the database. The returned func ends
 // it. Without the cache it does nothing.
 func (ss *session) cacheSessionMode() (end func()) {
-	h, ok := ss.srv.hooks.(*cacheHooks)
-	if !ok {
+	h := ss.srv.hooks.cacheHooks()
+	if h == nil {
 		return func() {}
 	}
 	sc := ss.cacheOf(h.c)
@@ -168,7 +172,7 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 		return nil, false
 	}
 	st := p.stmts[0]
-	ttl, ok := h.rules.cacheableRead(st)
+	ttl, ok := h.cacheableRead(st) // cacheadmission.go
 	if !ok {
 		return nil, false
 	}

@@ -78,12 +78,14 @@
 //     tables a committed transaction wrote and a WAL position covering the
 //     commit.
 //
-// Hooks (Server.SetHooks) are the extension points for the result cache and
-// the tuner, called from the session's goroutine or its pump, one at a time
-// per session:
+// Hooks (Server.SetHooks, Server.AddHooks; hookset.go) are the extension
+// points for the result cache and the tuner, side by side: each is called
+// in the order added, each call guarded on its own. They are called from
+// the session's goroutine or its pump, one at a time per session:
 //
 //   - BeforeSend(plan) once a request is planned, before a server is
-//     acquired; it may answer the request (the cache's lookup);
+//     acquired; it may answer the request (the cache's lookup): the first
+//     answer wins, and the later hooks are told (AnsweredHooks);
 //   - AfterReply(plan, sample) once the request's last ReadyForQuery is
 //     written to the client (the cache's fill, the tuner's sample). The
 //     sample's Frames are the forwarded frames byte for byte, copied as
@@ -106,6 +108,14 @@
 // may write, so nothing of those tables is served or filled until the
 // write ends (at the transaction's idle ReadyForQuery; a lost server or a
 // request never sent counts as a commit). A miss runs on the primary.
+//
+// The tuner reaches the proxy through cmd/pgone, never by import: its
+// samples are hooks added beside the cache's (AddHooks; the cache's hits
+// reach it through AnsweredHooks), its console commands are SetShow
+// extensions (admin_ext.go: SHOW QUERIES, SHOW TUNER), its cache
+// admission is a CacheAdmission the cache rules consult in mode auto
+// (cacheadmission.go), and its replica weights replace the configured
+// ones in pickReplica (replicaweights.go).
 //
 // In transaction mode a server that dies under a request is answered for
 // (lost.go): each waiting request gets one error, then ReadyForQuery;

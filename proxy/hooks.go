@@ -47,12 +47,19 @@ type CommitLSNHooks interface {
 	WantsCommitLSN() bool
 }
 
-// SetHooks sets the pipeline's hooks; nil removes them. Call it before
-// Serve.
+// SetHooks sets the pipeline's only hooks, replacing any set before; nil
+// removes them all. Call it before Serve.
 func (s *Server) SetHooks(h Hooks) {
-	s.hooks = h
-	lh, ok := h.(CommitLSNHooks)
-	s.hooksWantLSN = ok && lh.WantsCommitLSN()
+	s.hooks = nil
+	if h != nil {
+		s.AddHooks(h)
+	}
+}
+
+// AddHooks adds h to the pipeline's hooks (hookset.go), after those set
+// before: the cache and the tuner run side by side. Call it before Serve.
+func (s *Server) AddHooks(h Hooks) {
+	s.hooks = s.hooks.with(h)
 }
 
 // PlanView is a read-only view of a request's plan (plan.go): one router
@@ -141,7 +148,7 @@ type requestView struct {
 // beforeSend plans the whole request and offers it to BeforeSend. It
 // returns the view the reply handlers fill, or answered when the hook
 // answered the request.
-func (ss *session) beforeSend(h Hooks, req *request) (v *requestView, answered bool) {
+func (ss *session) beforeSend(h *hookSet, req *request) (v *requestView, answered bool) {
 	ss.planAll(req)
 	v = &requestView{plan: PlanView{database: ss.poolKey.Database, user: ss.poolKey.User, ss: ss, req: req}, frames: takeFrames()}
 	defer func() {
@@ -156,7 +163,7 @@ func (ss *session) beforeSend(h Hooks, req *request) (v *requestView, answered b
 		v.writes = append(v.writes, d.WriteTables...)
 		v.rollback = v.rollback || d.Tx == router.TxRollback
 	}
-	if m, ok := h.(requestMarker); ok {
+	for _, m := range h.markers {
 		m.markRequest(&v.plan)
 	}
 	ss.mu.Lock()
@@ -165,10 +172,12 @@ func (ss *session) beforeSend(h Hooks, req *request) (v *requestView, answered b
 	if !idle {
 		return v, false
 	}
-	answer, ok := ss.callBeforeSend(h, &v.plan)
+	began := time.Now()
+	answer, by, ok := ss.callBeforeSend(h, &v.plan)
 	if !ok {
 		return v, false
 	}
+	ss.hooksAnswered(h, &v.plan, by, answer, time.Since(began)) // hookset.go
 	v.plan.req = nil
 	putFrames(v.frames)
 	if err := ss.writeRaw(answer); err != nil {
@@ -228,28 +237,44 @@ func (ss *session) sampleReplyLocked(v *requestView, typ byte, r *reply, ends bo
 	return v
 }
 
-// afterReplyHooks calls AfterReply, and AfterCommit if the request
-// committed writes. The frames go back to their pool once AfterReply
-// returns: the hook was told they are valid only during the call.
+// afterReplyHooks calls AfterReply of every hook, and AfterCommit if the
+// request committed writes. The frames go back to their pool once the
+// hooks return: they were told the frames are valid only during the call.
 func (ss *session) afterReplyHooks(v *requestView) {
 	h := ss.srv.hooks
 	ctx := ss.srv.ctx
 	v.sample.Frames = v.replyFrames()
-	ss.guardHook("AfterReply", func() { h.AfterReply(ctx, &v.plan, v.sample) })
+	for _, hk := range h.list {
+		ss.guardHook("AfterReply", func() { hk.AfterReply(ctx, &v.plan, v.sample) })
+	}
 	v.sample.Frames = ReplyFrames{}
 	putFrames(v.frames)
 	v.frames = nil
 	if v.commit != nil {
-		if ss.srv.hooksWantLSN {
-			v.commit.LSN = ss.srv.commitLSN(ctx, v.plan.database, v.committed, ss.log) // hooks_lsn.go
+		var lsn pool.LSN
+		if h.wantLSN {
+			lsn = ss.srv.commitLSN(ctx, v.plan.database, v.committed, ss.log) // hooks_lsn.go
 		}
-		ss.guardHook("AfterCommit", func() { h.AfterCommit(ctx, *v.commit) })
+		for i, hk := range h.list {
+			c := *v.commit
+			if h.wantsLSN[i] {
+				c.LSN = lsn
+			}
+			ss.guardHook("AfterCommit", func() { hk.AfterCommit(ctx, c) })
+		}
 	}
 }
 
-func (ss *session) callBeforeSend(h Hooks, p *PlanView) (answer []byte, ok bool) {
-	ss.guardHook("BeforeSend", func() { answer, ok = h.BeforeSend(ss.srv.ctx, p) })
-	return answer, ok && len(answer) > 0
+// callBeforeSend offers the request to each hook in turn: the first
+// answer wins, and the hooks after it are not asked.
+func (ss *session) callBeforeSend(h *hookSet, p *PlanView) (answer []byte, by int, ok bool) {
+	for i, hk := range h.list {
+		ss.guardHook("BeforeSend", func() { answer, ok = hk.BeforeSend(ss.srv.ctx, p) })
+		if ok && len(answer) > 0 {
+			return answer, i, true
+		}
+	}
+	return nil, -1, false
 }
 
 // guardHook runs a hook call; a panic is logged, not passed on.
@@ -265,7 +290,10 @@ func (ss *session) guardHook(name string, call func()) {
 // hooksRequestUnsent tells the hooks a request they saw before send was
 // never sent.
 func (ss *session) hooksRequestUnsent(v *requestView) {
-	if m, ok := ss.srv.hooks.(requestMarker); ok && v != nil {
+	if v == nil {
+		return
+	}
+	for _, m := range ss.srv.hooks.markers {
 		m.requestUnsent(&v.plan)
 	}
 }

@@ -49,10 +49,9 @@ type Server struct {
 	parsed parsedStatements
 	// classifier tells what statements do to session state (transaction mode).
 	classifier Classifier
-	// hooks are the pipeline's extension points (hooks.go); nil: none.
-	hooks Hooks
-	// hooksWantLSN: the hooks asked for CommitInfo.LSN (CommitLSNHooks).
-	hooksWantLSN bool
+	// hooks are the pipeline's extension points (hooks.go, hookset.go);
+	// nil: none.
+	hooks *hookSet
 	// router routes requests for the read/write split (split.go); splits
 	// are the databases whose reads are split, by client-visible name.
 	router *router.Router

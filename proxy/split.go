@@ -114,6 +114,9 @@ type replicaSlot struct {
 	// failedAt is when a connection to the replica last failed (unix ns);
 	// the replica is skipped until the monitor has checked it since.
 	failedAt atomic.Int64
+	// tuned is the tuner's weight for the replica (replicaweights.go);
+	// 0: the configured one.
+	tuned atomic.Int64
 }
 
 // add appends replica r to the set, reusing its slot from old (by
@@ -324,7 +327,7 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason r
 			continue
 		}
 		// Fewest in flight per weight: a/wa < b/wb.
-		if w := set.weights[i]; best == nil || slot.inflight.Load()*bestWeight < best.inflight.Load()*w {
+		if w := slot.weight(set.weights[i]); best == nil || slot.inflight.Load()*bestWeight < best.inflight.Load()*w {
 			best, bestWeight = slot, w
 		}
 	}

@@ -73,6 +73,8 @@ func TestParseConsoleCommand(t *testing.T) {
 		{";", "", "", false},
 		{"SHOW POOLS; SHOW STATS", "", "", true},
 		{"PAUSE a b", "", "", true},
+		{"show queries P99;", "show", "queries", false},
+		{"SHOW a b c", "", "", true},
 	} {
 		cmd, err := parseConsoleCommand(tc.in)
 		if (err != nil) != tc.bad || cmd.verb != tc.verb || cmd.arg != tc.arg {

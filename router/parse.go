@@ -570,3 +570,18 @@ func messageDepth(m protoreflect.Message) int {
 	})
 	return deepest + 1
 }
+
+// Normalize returns text with its constants replaced by $n placeholders
+// (pg_query's normalisation), for showing a statement without its values
+// (the tuner's SHOW QUERIES). It applies the parser's bounds first: a text
+// over them, or one pg_query cannot normalise, gives false.
+func Normalize(text string) (string, bool) {
+	if _, over := overBound(text, parseDepthLimit); over {
+		return "", false
+	}
+	out, err := pg_query.Normalize(text)
+	if err != nil {
+		return "", false
+	}
+	return out, true
+}

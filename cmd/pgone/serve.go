@@ -66,6 +66,11 @@ func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.
 	if err := wireCache(cfg, srv, reg, log); err != nil {
 		return err
 	}
+	tu, err := wireTuner(cfg, srv, pools, reg, log) // tuner.go: after the cache, so the cache answers first
+	if err != nil {
+		return err
+	}
+	defer runTuner(context.Background(), tu)()
 	running := &runningConfig{cfg: cfg, load: reload, srv: srv, log: log}
 	srv.SetVersion(versionString())
 	srv.SetConfigRows(running.configRows)

@@ -1,0 +1,41 @@
+package proxy
+
+import "time"
+
+// Cache admission (cache.mode auto): besides the rules and hints, the
+// cache admits the statements a CacheAdmission names by fingerprint (the
+// tuner's loop 2 picks them from what it measures). An admitted statement
+// still passes every check of cacheableRead (cacherules.go): the router's
+// verdict, no catalogs, no nocache hint, and whatever else it requires;
+// the admission only stands in for the rule naming its tables.
+
+// CacheAdmission names the fingerprints the cache admits. Admitted is
+// called for every cacheable read that no rule admits, from every
+// session: it must be safe for concurrent use and cheap (no lock).
+type CacheAdmission interface {
+	Admitted(fingerprint uint64) bool
+}
+
+// SetCacheAdmission lets a admit statements to the cache (cache.mode
+// auto); call it after SetCache and before Serve. Without the cache it
+// does nothing.
+func (s *Server) SetCacheAdmission(a CacheAdmission) {
+	if h := s.hooks.cacheHooks(); h != nil {
+		h.admission = a
+	}
+}
+
+// cacheableRead is the rules' verdict, or, for a statement the admission
+// names, the verdict of rules that name its tables.
+func (h *cacheHooks) cacheableRead(st StatementPlan) (time.Duration, bool) {
+	ttl, ok := h.rules.cacheableRead(st)
+	if ok || h.admission == nil || st.Fingerprint == 0 || len(st.ReadTables) == 0 || !h.admission.Admitted(st.Fingerprint) {
+		return ttl, ok
+	}
+	rules := make(cacheRules, len(st.ReadTables))
+	for _, t := range st.ReadTables {
+		name := relationName(t)
+		rules[name] = h.rules[name] // a rule's TTL where one names the table
+	}
+	return rules.cacheableRead(st)
+}

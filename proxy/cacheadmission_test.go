@@ -1,0 +1,85 @@
+package proxy_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgone/pgone/cache"
+	"github.com/pgone/pgone/config"
+	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/router"
+)
+
+// fakeAdmission admits the fingerprints in its set.
+type fakeAdmission struct {
+	mu  sync.Mutex
+	fps map[uint64]bool
+}
+
+func (a *fakeAdmission) Admitted(fp uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fps[fp]
+}
+
+// TestCacheAdmissionAuto: in cache.mode auto with no rules, a read the
+// admission names is cached (the second call is a hit) and a read it does
+// not name is not; an admitted statement still gets no hit after a write
+// to its table through pgone; an admitted read of a catalog is never
+// cached (the rules' checks stay).
+func TestCacheAdmissionAuto(t *testing.T) {
+	t.Parallel()
+	cacheTable(t, "admit_items", 3)
+	const admitted, other = "SELECT v FROM admit_items WHERE id = 1", "SELECT v FROM admit_items WHERE id > 1 ORDER BY id LIMIT 1"
+	const catalog = "SELECT relname FROM pg_class WHERE relname = 'pg_class'"
+	fp := func(text string) uint64 { return router.NewRouter(0).Route(text, router.Session{}).Fingerprint }
+	adm := &fakeAdmission{fps: map[uint64]bool{fp(admitted): true, fp(catalog): true}}
+	ccfg := cache.Config{Mode: cache.ModeAuto}
+	ccfg.Defaults()
+	c, err := cache.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := validConfig(t, baseConfig(), func(c *config.Config) { c.Pool.Mode = pool.ModeTransaction })
+	p := serveProxy(t, cfg, testLog(), func(p *testProxy) {
+		p.Srv.SetCache(c, nil)
+		p.Srv.SetCacheAdmission(adm)
+	})
+	ctx := testCtx(t)
+	conn := p.Connect(t)
+	simple := pgx.QueryExecModeSimpleProtocol
+	read := func(sql string) string {
+		t.Helper()
+		var v string
+		if err := conn.QueryRow(ctx, sql, simple).Scan(&v); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return v
+	}
+	hits := func() int64 { return c.Stats().Hits }
+
+	read(other)
+	read(other)
+	if h := hits(); h != 0 {
+		t.Fatalf("%d hits for a read no rule and no admission names; want 0", h)
+	}
+	read(admitted)
+	read(admitted)
+	if h := hits(); h != 1 {
+		t.Fatalf("%d hits after reading the admitted statement twice; want 1", h)
+	}
+	if _, err := conn.Exec(ctx, "UPDATE admit_items SET v = 'v1' WHERE id = 1", simple); err != nil {
+		t.Fatal(err)
+	}
+	if v := read(admitted); v != "v1" {
+		t.Fatalf("admitted read after the UPDATE: %q; want v1", v)
+	}
+	read(catalog)
+	before := hits()
+	read(catalog)
+	if h := hits(); h != before {
+		t.Errorf("an admitted read of a catalog was served from the cache")
+	}
+}
