@@ -436,8 +436,17 @@ func (m *Monitor) reportRound(changes []statusChange, primary *PrimaryChange) {
 		m.mu.Unlock()
 	}()
 	if primary != nil {
-		m.log.Warn("replica monitor: primary changed", "state", primary.State.String(), "from", primary.From.addr(),
-			"to", primary.To.addr(), "promotion", primary.Promotion, "epoch", primary.Epoch)
+		from, to, level := "", "", slog.LevelWarn
+		if primary.FromOK {
+			from = primary.From.addr()
+		} else if primary.State == PrimaryTrusted {
+			level = slog.LevelInfo // found, not changed
+		}
+		if primary.ToOK {
+			to = primary.To.addr()
+		}
+		m.log.Log(context.Background(), level, "replica monitor: primary changed", "state", primary.State.String(),
+			"from", from, "to", to, "promotion", primary.Promotion, "epoch", primary.Epoch)
 		if m.OnPrimaryChange != nil {
 			m.OnPrimaryChange(*primary)
 		}
