@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgone/pgone/cache"
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/internal/pgtest"
 	"github.com/pgone/pgone/pool"
@@ -27,8 +30,15 @@ const failoverInterval = 200 * time.Millisecond
 func failoverCluster(t *testing.T, db string) *pgtest.Cluster {
 	t.Helper()
 	cl := pgtest.New(t, pgtest.Options{Replica: true})
-	if err := cl.Exec(testCtx(t), fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s'`, appUser, appPassword)); err != nil {
-		t.Fatal(err)
+	// pg_monitor lets the monitor's login see a standby's timeline
+	// (pg_stat_wal_receiver); without it the timeline reads unknown.
+	for _, sql := range []string{
+		fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD '%s'`, appUser, appPassword),
+		fmt.Sprintf(`GRANT pg_monitor TO %s`, appUser),
+	} {
+		if err := cl.Exec(testCtx(t), sql); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ownDatabaseOn(t, cl, db)
 	direct := cl.Primary.DSN(appUser, appPassword, db)
@@ -49,6 +59,12 @@ const probeTable = "failover_probe"
 // cl's two servers with role auto.
 func failoverProxy(t *testing.T, cl *pgtest.Cluster, db string, wait time.Duration) *observedProxy {
 	t.Helper()
+	ccfg := cache.Config{Mode: cache.ModeRules}
+	ccfg.Defaults()
+	cc, err := cache.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return startObservedProxy(t, func(c *config.Config) {
 		c.Pool.Mode = pool.ModeTransaction
 		c.Pool.PoolSize = 4
@@ -59,7 +75,7 @@ func failoverProxy(t *testing.T, cl *pgtest.Cluster, db string, wait time.Durati
 			{Host: cl.Replica.Host, Port: cl.Replica.Port, Role: proxy.RoleAuto},
 		}}
 		c.Defaults() // the servers form becomes host and replicas, as a loaded file's does
-	}, nil)
+	}, func(s *proxy.Server) { s.SetCache(cc, nil) })
 }
 
 // promote promotes s (pg_promote waits until it is out of recovery).
@@ -149,6 +165,60 @@ func TestFailoverFollowsPromotion(t *testing.T) {
 	if r := rows[addrOf(cl.Primary)]; r["state"] != "down" {
 		t.Errorf("SHOW REPLICAS row of the stopped old primary: %v; want state down", r)
 	}
+	if n := flushes(t, admin); n < 1 {
+		t.Errorf("the promotion flushed the result cache %d times, want 1", n)
+	}
+
+	// The old primary comes back as a standby of the new one (its clean
+	// shutdown left nothing the new timeline lacks): it rejoins as a
+	// replica on the new timeline, and writes stay on the new primary.
+	rejoinAsStandby(t, cl.Primary, cl.Replica)
+	var last map[string]string
+	defer func() {
+		if t.Failed() {
+			t.Logf("old primary's last SHOW REPLICAS row: %v; its log:\n%s", last, tail(cl.Primary.LogFile))
+		}
+	}()
+	eventually(t, "the old primary back as a replica", func() bool {
+		last = serverRows(t, admin, db)[addrOf(cl.Primary)]
+		return last["state"] == "healthy" && last["timeline"] == "2"
+	})
+	if r := serverRows(t, admin, db)[addrOf(cl.Replica)]; r["state"] != "primary" || r["primary_state"] != "ok" {
+		t.Errorf("SHOW REPLICAS row of the new primary after the rejoin: %v", r)
+	}
+	if _, err := probe.Exec(testCtx(t), "INSERT INTO "+probeTable+" VALUES (now())"); err != nil {
+		t.Fatalf("write after the old primary rejoined: %v", err)
+	}
+}
+
+// rejoinAsStandby restarts the stopped server s as a streaming standby of
+// primary.
+func rejoinAsStandby(t *testing.T, s, primary *pgtest.Server) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(s.DataDir, "standby.signal"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(s.DataDir, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(f, "primary_conninfo = 'host=%s port=%d user=%s password=%s'\nprimary_slot_name = ''\n",
+		primary.Host, primary.Port, pgtest.SuperUser, pgtest.SuperPassword)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flushes is SHOW CACHE's invalidations_flush.
+func flushes(t *testing.T, admin *pgconn.PgConn) int64 {
+	t.Helper()
+	return num(t, show(t, admin, "SHOW CACHE").rows[0], "invalidations_flush")
 }
 
 // TestFailoverSplitBrain: the replica is promoted while the old primary
@@ -224,7 +294,11 @@ func TestFailoverSplitBrain(t *testing.T) {
 	if pe := consoleErr(t, admin, "PRIMARY "+db+" 127.0.0.1:1"); pe.Code != "55000" {
 		t.Errorf("PRIMARY of a server not in the database: %s %s, want 55000", pe.Code, pe.Message)
 	}
+	before := flushes(t, admin)
 	show(t, admin, "PRIMARY "+db+" "+addrOf(cl.Replica))
+	if n := flushes(t, admin) - before; n != 1 {
+		t.Errorf("picking the promoted server flushed the result cache %d times, want 1", n)
+	}
 	rows = serverRows(t, admin, db)
 	if r := rows[addrOf(cl.Replica)]; r["state"] != "primary" || r["primary_state"] != "operator_pick" {
 		t.Errorf("SHOW REPLICAS row of the picked primary: %v; want primary, operator_pick", r)
@@ -242,4 +316,13 @@ func TestFailoverSplitBrain(t *testing.T) {
 	if o := count(cl.Primary); o != oldBefore {
 		t.Errorf("the old primary got writes after the pick: %d -> %d rows", oldBefore, o)
 	}
+}
+
+// tail is the end of a log file, for a failure message.
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
 }
