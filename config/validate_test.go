@@ -102,6 +102,10 @@ func TestValidateRules(t *testing.T) {
 			[]Problem{{Key: "databases.app.servers[1].role", Message: `must be primary, replica or auto, got "standby"`}}},
 		{"server without host", withDatabases("  app: {servers: [{port: 5432}]}\n"),
 			[]Problem{{Key: "databases.app.servers[0].host", Message: "is required"}}},
+		{"auto on the wildcard", withDatabases("  \"*\": {servers: [{host: a, role: auto}]}\n"),
+			[]Problem{{Key: "databases.*.servers", Message: "needs a named database"}}},
+		{"auto without a login to monitor with", "users: {alice: {password: " + bobMD5 + "}}\ndatabases:\n  app: {servers: [{host: a, role: auto}]}\n",
+			[]Problem{{Key: "databases.app.user", Message: "role auto needs a login"}}},
 		// proxy: users
 		{"no users", "databases: {app: {host: h}}\n",
 			[]Problem{{Key: "users", Message: "at least one user is required (or auth_query.user)"}}},

@@ -379,6 +379,7 @@ func (c *Config) Validate() []error {
 		}
 		if len(db.Servers) > 0 {
 			validateServers(db, key, add)
+			validateAuto(c, name, db, key, add)
 		} else if db.Host == "" {
 			add(key+".host", "is required")
 		}

@@ -86,6 +86,23 @@ func validateServers(d Database, key string, add func(key, format string, args .
 	}
 }
 
+// validateAuto checks what role auto needs beyond the list: a login the
+// monitor can check the servers with (without a monitor nobody would know
+// the primary, and writes must not go to a guess), and a named entry (the
+// wildcard has no monitor).
+func validateAuto(c *Config, name string, d Database, key string, add func(key, format string, args ...any)) {
+	if !d.Auto() {
+		return
+	}
+	if name == WildcardDatabase {
+		add(key+".servers", "role auto needs a named database; the wildcard entry has no monitor to find its primary")
+		return
+	}
+	if _, _, ok := monitorLogin(d, *c); !ok {
+		add(key+".user", "role auto needs a login to check the servers with: set user and password (or configure a user with a plaintext password)")
+	}
+}
+
 // filledFromServers reports whether Host, Port and Replicas are what
 // serversDefaults makes of the servers list alone: not also set by hand.
 func filledFromServers(d Database) bool {

@@ -63,6 +63,18 @@ func (ss *session) primaryOf() (pool.Key, pool.Target, bool) {
 	return key, target, ok
 }
 
+// stillPrimary reports whether server is of the primary the session's
+// monitor trusts now (always, for a configured primary): a server acquired
+// just as the primary changed is not used.
+func (ss *session) stillPrimary(server *pool.Conn) bool {
+	mon := ss.failoverFor()
+	if mon == nil {
+		return true
+	}
+	t, ok := mon.View().PrimaryTarget()
+	return ok && server.Addr() == net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+}
+
 // waitPrimary waits, within query_wait_timeout, until the monitor mon
 // trusts a primary.
 func (ss *session) waitPrimary(ctx context.Context, mon *pool.Monitor) error {

@@ -123,12 +123,18 @@ func (ss *session) acquireOf(ctx context.Context, slot *replicaSlot) (*pool.Conn
 	}
 	for {
 		key, target, ok := ss.primaryOf()
-		if ok {
-			return ss.srv.pools.Acquire(ctx, key, target)
+		if !ok {
+			if err := ss.waitPrimary(ctx, ss.failoverFor()); err != nil {
+				return nil, err
+			}
+			continue
 		}
-		if err := ss.waitPrimary(ctx, ss.failoverFor()); err != nil {
-			return nil, err
+		server, err := ss.srv.pools.Acquire(ctx, key, target)
+		if err != nil || ss.stillPrimary(server) {
+			return server, err
 		}
+		// The primary changed while this waited: not that server.
+		ss.srv.pools.Discard(server)
 	}
 }
 
