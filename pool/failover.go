@@ -242,14 +242,20 @@ func decodeServerRow(row []string) (serverObs, error) {
 func (m *Monitor) roundAuto(conns []*Conn) {
 	timeout := checkTimeout(m.cfg.Interval)
 	sent := time.Now()
-	obs := make([]serverObs, len(m.status))
-	errs := make([]error, len(m.status))
+	m.mu.Lock() // PickPrimary writes status between rounds
+	targets := make([]Target, len(m.status))
+	for i, st := range m.status {
+		targets[i] = st.Target
+	}
+	m.mu.Unlock()
+	obs := make([]serverObs, len(targets))
+	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
-	for i := range m.status {
+	for i := range targets {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			obs[i], errs[i] = query(m, conns, i+1, m.status[i].Target, timeout, decodeServerRow, serverCheckSQL)
+			obs[i], errs[i] = query(m, conns, i+1, targets[i], timeout, decodeServerRow, serverCheckSQL)
 			obs[i].up = errs[i] == nil
 		}(i)
 	}
