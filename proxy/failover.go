@@ -150,6 +150,23 @@ func (s *Server) severServer(db, addr string) int {
 	return n
 }
 
+// primaryAddr is where database name's writes go, for SHOW DATABASES: the
+// configured primary, or the one the monitor trusts ("" and 0 while it
+// trusts none).
+func (s *Server) primaryAddr(name string, db Database) (string, int) {
+	if !db.Auto() {
+		return db.Host, db.Port
+	}
+	if sets := s.splits.Load(); sets != nil {
+		if set := (*sets)[name]; set != nil && set.auto {
+			if t, ok := set.mon.View().PrimaryTarget(); ok {
+				return t.Host, t.Port
+			}
+		}
+	}
+	return "", 0
+}
+
 // pickPrimary is the console's PRIMARY <db> <host:port>.
 func (s *Server) pickPrimary(db, addr string) error {
 	s.replicaMons.mu.Lock()

@@ -143,8 +143,8 @@ func (c *Config) SplitWarnings() []string {
 	var out []string
 	for _, name := range sortedKeys(c.Databases) {
 		db := c.Databases[name]
-		if name == WildcardDatabase || len(db.Replicas) == 0 {
-			continue
+		if name == WildcardDatabase || len(db.Replicas) == 0 || db.Auto() {
+			continue // role auto without a login is a Validate error
 		}
 		if _, _, ok := monitorLogin(db, *c); !ok {
 			out = append(out, fmt.Sprintf("databases.%s.replicas: the read/write split is off: user is empty and no configured user has a plaintext password to monitor the replicas with; set databases.%s.user and password", name, name))
