@@ -225,7 +225,8 @@ func flushes(t *testing.T, admin *pgconn.PgConn) int64 {
 // keeps running. pgone refuses writes with 08004 naming the split and the
 // console command (never sending them to either server), SHOW REPLICAS
 // shows split_brain; PRIMARY <db> <host:port> picks the new primary and
-// writes go there, and only there.
+// writes go there, and only there; once the old primary stops, the state
+// is ok without the pick.
 func TestFailoverSplitBrain(t *testing.T) {
 	t.Parallel()
 	const db = "failover_split"
@@ -315,6 +316,19 @@ func TestFailoverSplitBrain(t *testing.T) {
 	}
 	if o := count(cl.Primary); o != oldBefore {
 		t.Errorf("the old primary got writes after the pick: %d -> %d rows", oldBefore, o)
+	}
+
+	// The old primary goes away: one primary is left, the pick has done
+	// its work and the state is ok again.
+	if err := cl.Primary.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "one primary left after the old one stopped", func() bool {
+		r := serverRows(t, admin, db)[addrOf(cl.Replica)]
+		return r["state"] == "primary" && r["primary_state"] == "ok"
+	})
+	if _, err := conn.Exec(testCtx(t), insert, 3000); err != nil {
+		t.Fatalf("write once the old primary is gone: %v", err)
 	}
 }
 
