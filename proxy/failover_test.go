@@ -152,6 +152,9 @@ func TestFailoverFollowsPromotion(t *testing.T) {
 	if bound := 10 * failoverInterval; took > bound {
 		t.Errorf("first write after the promotion took %v, over %v", took, bound)
 	}
+	if len(probeErrs) > 0 {
+		t.Errorf("the probe, idle outside a transaction, got errors instead of waiting for the new primary: %v", probeErrs)
+	}
 	l.waitServed(t, "after the failover")
 	newPrimary := cl.Replica.DSN(appUser, appPassword, db)
 	v := l.verify(t, newPrimary, codeServerLost, codeOutcomeUnknown, codeAdminShutdown, codeNoSQLSTATE)
