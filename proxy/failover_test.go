@@ -157,7 +157,7 @@ func TestFailoverFollowsPromotion(t *testing.T) {
 	}
 	l.waitServed(t, "after the failover")
 	newPrimary := cl.Replica.DSN(appUser, appPassword, db)
-	v := l.verify(t, newPrimary, codeServerLost, codeOutcomeUnknown, codeAdminShutdown, codeNoSQLSTATE)
+	v := l.verify(t, newPrimary, codeServerLost, codeOutcomeUnknown, codeAdminShutdown)
 	v.requireNoRollbackClaimForCommitted(t)
 
 	admin := p.console(t, adminUser, adminPassword)
