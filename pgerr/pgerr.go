@@ -20,20 +20,22 @@ const (
 	ProtocolViolation                 Code = "08P01"
 	ConnectionFailure                 Code = "08006"
 	TransactionResolutionUnknown      Code = "08007"
-	// ServerRejectedConnection: pgone refuses to connect a write to a
-	// primary it cannot trust (split brain, proxy/failover.go).
-	ServerRejectedConnection     Code = "08004"
-	AdminShutdown                Code = "57P01"
-	QueryCanceled                Code = "57014"
-	IdleInTransactionTimeout     Code = "25P03"
-	IdleSessionTimeout           Code = "57P05"
-	FeatureNotSupported          Code = "0A000"
-	InsufficientPrivilege        Code = "42501"
-	SyntaxError                  Code = "42601"
-	ObjectNotInPrerequisiteState Code = "55000"
-	ConfigFileError              Code = "F0000"
-	InternalError                Code = "XX000"
+	AdminShutdown                     Code = "57P01"
+	QueryCanceled                     Code = "57014"
+	IdleInTransactionTimeout          Code = "25P03"
+	IdleSessionTimeout                Code = "57P05"
+	FeatureNotSupported               Code = "0A000"
+	InsufficientPrivilege             Code = "42501"
+	SyntaxError                       Code = "42601"
+	ObjectNotInPrerequisiteState      Code = "55000"
+	ConfigFileError                   Code = "F0000"
+	InternalError                     Code = "XX000"
 )
+
+// ServerRejectedConnection: pgone refuses to connect a write to a primary
+// it cannot trust (split brain, proxy/failover.go). Its own block keeps the
+// list above as it was.
+const ServerRejectedConnection Code = "08004"
 
 // Severity values as PostgreSQL spells them on the wire.
 const (
