@@ -78,8 +78,8 @@ func (c *Config) splitImpossible() []string {
 	var out []string
 	for _, name := range slices.Sorted(maps.Keys(c.Proxy.Databases)) {
 		db := c.Proxy.Databases[name]
-		if len(db.Replicas) == 0 || db.Consistency == proxy.PrimaryOnly {
-			continue
+		if len(db.Replicas) == 0 || db.Consistency == proxy.PrimaryOnly || db.Auto() {
+			continue // role auto: the servers are there for failover in any mode
 		}
 		if name == proxy.WildcardDatabase {
 			out = append(out, fmt.Sprintf("databases.%s.replicas: the read/write split is off: replicas of the wildcard database are never used; list the database by name", name))

@@ -33,6 +33,11 @@ const (
 	InternalError                     Code = "XX000"
 )
 
+// ServerRejectedConnection: pgone refuses to connect a write to a primary
+// it cannot trust (split brain, proxy/failover.go). Its own block keeps the
+// list above as it was.
+const ServerRejectedConnection Code = "08004"
+
 // Severity values as PostgreSQL spells them on the wire.
 const (
 	SeverityError = "ERROR"

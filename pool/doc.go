@@ -12,6 +12,11 @@
 // closed). The session resets the connection (Reset) before Release; a Conn
 // never returns to the idle list mid-transaction.
 //
+// Replica monitors (Monitor) check a database's replicas each interval
+// for reads; one made by NewAutoMonitor also finds the primary among the
+// servers and follows a promotion (failover.go); MovePrimary points the
+// primary pools at the server it trusts.
+//
 // Concurrency: Manager is safe for concurrent use; one mutex guards every
 // pool's counts, idle lists and waiters. A Conn is used by one goroutine at
 // a time (its owner), except Cancel, which only reads immutable fields.

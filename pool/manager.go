@@ -65,6 +65,9 @@ type pool struct {
 	// (Conn.StartCancel).
 	canceling atomic.Int32
 	killed    time.Time // KILL: connections created before are closed on release
+	// moved is closed and replaced when MovePrimary changes target, so
+	// that a dial retrying the old server tries the new one at once.
+	moved chan struct{}
 }
 
 // waiter is a client queued for a connection. It receives either a Conn
@@ -163,7 +166,7 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target) (*Conn, e
 	cfg := m.cfg
 	p := m.pools[key]
 	if p == nil {
-		p = &pool{key: key, target: target, size: m.sizeLocked(key), counters: m.newCounters(key, target)}
+		p = &pool{key: key, target: target, size: m.sizeLocked(key), counters: m.newCounters(key, target), moved: make(chan struct{})}
 		m.pools[key] = p
 	}
 	if p.target != target {
@@ -305,7 +308,10 @@ func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error)
 	deadline := time.Now().Add(cfg.QueryWaitTimeout)
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		c, err := dial(ctx, cfg, p.target)
+		m.mu.Lock()
+		target, moved := p.target, p.moved
+		m.mu.Unlock()
+		c, err := dial(ctx, cfg, target)
 		if err == nil {
 			c.pool = p
 			if attempt > 1 {
@@ -314,7 +320,7 @@ func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error)
 			return c, nil
 		}
 		if attempt == 1 {
-			m.log.Warn("server connection failed", "db", p.key.Database, "user", p.key.User, "addr", p.target.addr(), "err", err)
+			m.log.Warn("server connection failed", "db", p.key.Database, "user", p.key.User, "addr", target.addr(), "err", err)
 		}
 		// A replica that cannot be reached is not waited for: the proxy
 		// sends its reads to the primary instead.
@@ -331,8 +337,31 @@ func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error)
 			m.mu.Unlock()
 			return nil, err
 		case <-time.After(backoff):
+		case <-moved:
+			backoff = 25 * time.Millisecond // the primary moved: try it now
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// MovePrimary points every primary pool of db at host:port, as a
+// failover decided (the proxy's replica monitor): idle connections to the
+// old server close now, busy ones when released (Release), and dials
+// retrying the old server switch to the new one at once.
+func (m *Manager) MovePrimary(db, host string, port int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.pools {
+		if p.key.Database != db || p.key.Replica != "" || (p.target.Host == host && p.target.Port == port) {
+			continue
+		}
+		p.target.Host, p.target.Port = host, port
+		m.closeIdleLocked(p)
+		if m.metrics != nil {
+			p.counters.obs.Store(m.metrics.observers(p.key, p.target))
+		}
+		close(p.moved)
+		p.moved = make(chan struct{})
 	}
 }
 

@@ -94,8 +94,15 @@ func (m *Monitor) runPositions() {
 // whether every query succeeded.
 func (m *Monitor) samplePositions(conns []*Conn) bool {
 	timeout := max(m.cfg.Interval, time.Second)
+	pi, primary, ok := m.primarySlot()
+	if !ok {
+		return true // no primary trusted: no fence to sample
+	}
+	m.mu.Lock()
+	epoch := m.epochLocked()
+	m.mu.Unlock()
 	sent := time.Now()
-	insert, err := query(m, conns, 0, m.primary, timeout, decodeLSN, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
+	insert, err := query(m, conns, pi, primary, timeout, decodeLSN, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
 	if err != nil {
 		return false // the round reports the primary
 	}
@@ -105,7 +112,7 @@ func (m *Monitor) samplePositions(conns []*Conn) bool {
 	healthy := make([]bool, len(m.status))
 	targets := make([]Target, len(m.status))
 	for i, st := range m.status {
-		healthy[i], targets[i] = st.State == ReplicaHealthy, st.Target
+		healthy[i], targets[i] = st.State == ReplicaHealthy && i+1 != pi, st.Target
 	}
 	m.mu.Unlock()
 	replays := make([]LSN, len(targets))
@@ -126,6 +133,11 @@ func (m *Monitor) samplePositions(conns []*Conn) bool {
 	}
 	wg.Wait()
 	m.mu.Lock()
+	if m.epochLocked() != epoch {
+		// The primary changed meanwhile: these are old-timeline positions.
+		m.mu.Unlock()
+		return true
+	}
 	m.recent = append(m.recent, Fence{At: sent, LSN: insert})
 	if len(m.recent) > maxRecentFences {
 		m.recent = append(m.recent[:0], m.recent[len(m.recent)-maxRecentFences:]...)
@@ -169,7 +181,9 @@ func (m *Monitor) publishLocked() {
 			r++
 		}
 	}
-	m.view.Store(NewReplicaView(replicas, fences))
+	v := NewReplicaView(replicas, fences)
+	v.Failover = m.failoverLocked()
+	m.view.Store(v)
 	close(m.published)
 	m.published = make(chan struct{})
 }

@@ -27,8 +27,14 @@ const (
 	// ReplicaDown: the last check could not connect or failed.
 	ReplicaDown
 	// ReplicaPromoted: no longer in recovery: a primary now, not a replica
-	// of ours. Not usable.
+	// of ours. Not usable. Of an auto monitor (failover.go): out of
+	// recovery but not trusted as primary (split brain).
 	ReplicaPromoted
+	// ReplicaPrimary: an auto monitor's trusted primary.
+	ReplicaPrimary
+	// ReplicaOldTimeline: in recovery on a timeline older than the
+	// primary's: it has not followed the promotion. Not usable.
+	ReplicaOldTimeline
 )
 
 func (s ReplicaState) String() string {
@@ -41,6 +47,10 @@ func (s ReplicaState) String() string {
 		return "down"
 	case ReplicaPromoted:
 		return "promoted"
+	case ReplicaPrimary:
+		return "primary"
+	case ReplicaOldTimeline:
+		return "old_timeline"
 	}
 	return "unknown"
 }
@@ -64,6 +74,15 @@ type ReplicaStatus struct {
 	Err string
 	// Changes counts state changes since the monitor started.
 	Changes int
+	// Timeline is the server's timeline at the last check, for an auto
+	// monitor (0 unknown).
+	Timeline uint32
+}
+
+// statusChange is one server's state change in a round.
+type statusChange struct {
+	i        int
+	from, to ReplicaStatus
 }
 
 // Usable reports whether reads may go to the replica.
@@ -118,6 +137,12 @@ type Monitor struct {
 	// PrimaryTask, if set before Start, is run on the primary between
 	// rounds (task.go).
 	PrimaryTask PrimaryTask
+	// OnPrimaryChange, if set before Start, is called from the monitor's
+	// goroutine (or PickPrimary's caller) when an auto monitor's trusted
+	// primary or its state changes (failover.go).
+	OnPrimaryChange func(PrimaryChange)
+	// auto is set by NewAutoMonitor: the primary is found, not given.
+	auto *autoState
 
 	mu      sync.Mutex
 	status  []ReplicaStatus
@@ -160,6 +185,8 @@ type lsnSample struct {
 type ReplicaView struct {
 	Replicas []ReplicaStatus
 	fences   []Fence // oldest first
+	// Failover is the trusted primary of an auto monitor (failover.go).
+	Failover FailoverView
 }
 
 // NewReplicaView returns a view of replicas and of the primary's positions
@@ -264,7 +291,11 @@ func (m *Monitor) run() {
 		if m.taskDue(taskDone) {
 			taskDone = m.runPrimaryTask(conns, taskDone)
 		}
-		m.round(conns)
+		if m.auto != nil {
+			m.roundAuto(conns)
+		} else {
+			m.round(conns)
+		}
 		select {
 		case <-m.stop:
 			return
@@ -339,18 +370,12 @@ func (m *Monitor) round(conns []*Conn) {
 	}
 	wg.Wait()
 	now := time.Now()
-	var changes [][3]any
+	var changes []statusChange
 	m.mu.Lock()
 	if perr == nil {
 		m.advanceReplayable(positions[0], positions[1])
 		m.history = append(m.history, lsnSample{sent: sent, at: primaryAt, insert: positions[1]})
-		// Keep enough history to tell lag up to twice the limit.
-		horizon := primaryAt.Add(-2*max(m.cfg.MaxLag, 5*m.cfg.Interval) - m.cfg.Interval)
-		drop := 0
-		for drop < len(m.history)-1 && m.history[drop].at.Before(horizon) {
-			drop++
-		}
-		m.history = append(m.history[:0], m.history[drop:]...)
+		m.trimHistoryLocked(primaryAt)
 	}
 	for i := range m.status {
 		old := m.status[i]
@@ -380,12 +405,29 @@ func (m *Monitor) round(conns []*Conn) {
 		}
 		if st.State != old.State {
 			st.Changes++
-			changes = append(changes, [3]any{i, old, st})
+			changes = append(changes, statusChange{i, old, st})
 		}
 		m.status[i] = st
 	}
 	m.publishLocked()
 	m.mu.Unlock()
+	m.reportRound(changes, nil)
+}
+
+// trimHistoryLocked keeps enough of the primary's positions to tell lag
+// up to twice the limit.
+func (m *Monitor) trimHistoryLocked(at time.Time) {
+	horizon := at.Add(-2*max(m.cfg.MaxLag, 5*m.cfg.Interval) - m.cfg.Interval)
+	drop := 0
+	for drop < len(m.history)-1 && m.history[drop].at.Before(horizon) {
+		drop++
+	}
+	m.history = append(m.history[:0], m.history[drop:]...)
+}
+
+// reportRound logs and reports a round's state changes and its change of
+// primary (auto monitors), then ends the round for WaitCheck.
+func (m *Monitor) reportRound(changes []statusChange, primary *PrimaryChange) {
 	defer func() {
 		// The round is over once its changes are reported.
 		m.mu.Lock()
@@ -393,10 +435,26 @@ func (m *Monitor) round(conns []*Conn) {
 		m.checked = make(chan struct{})
 		m.mu.Unlock()
 	}()
+	if primary != nil {
+		from, to, level := "", "", slog.LevelWarn
+		if primary.FromOK {
+			from = primary.From.addr()
+		} else if primary.State == PrimaryTrusted {
+			level = slog.LevelInfo // found, not changed
+		}
+		if primary.ToOK {
+			to = primary.To.addr()
+		}
+		m.log.Log(context.Background(), level, "replica monitor: primary changed", "state", primary.State.String(),
+			"from", from, "to", to, "promotion", primary.Promotion, "epoch", primary.Epoch)
+		if m.OnPrimaryChange != nil {
+			m.OnPrimaryChange(*primary)
+		}
+	}
 	for _, c := range changes {
-		i, from, to := c[0].(int), c[1].(ReplicaStatus), c[2].(ReplicaStatus)
+		i, from, to := c.i, c.from, c.to
 		level := slog.LevelInfo
-		if to.State != ReplicaHealthy {
+		if to.State != ReplicaHealthy && to.State != ReplicaPrimary {
 			level = slog.LevelWarn
 		}
 		m.log.Log(context.Background(), level, "replica state changed", "replica", to.Target.addr(),

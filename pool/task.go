@@ -49,8 +49,12 @@ func (m *Monitor) runPrimaryTask(conns []*Conn, done time.Time) time.Time {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), max(m.cfg.Interval, 5*time.Second))
 	defer cancel()
+	pi, primary, ok := m.primarySlot()
+	if !ok {
+		return done // no primary trusted (failover.go): try again later
+	}
 	query := func(ctx context.Context, sql string) ([][]string, error) {
-		return m.queryRows(ctx, conns, 0, m.primary, sql)
+		return m.queryRows(ctx, conns, pi, primary, sql)
 	}
 	if m.PrimaryTask(ctx, query) {
 		return time.Now()

@@ -216,7 +216,7 @@ func (ss *session) consoleQuery(admin bool, text string) error {
 		ss.log.Info("admin console command failed", "user", ss.user, "command", cmd.verb, "sqlstate", pgerr.CodeOf(err), "err", err)
 		msgs = []pgproto3.BackendMessage{ss.consoleError(err)}
 	} else if cmd.verb != "show" {
-		ss.log.Info("admin console command", "user", ss.user, "command", strings.TrimSpace(cmd.verb+" "+cmd.arg))
+		ss.log.Info("admin console command", "user", ss.user, "command", strings.TrimSpace(cmd.verb+" "+cmd.arg+" "+cmd.arg2))
 	}
 	return ss.send(append(msgs, &pgproto3.ReadyForQuery{TxStatus: pgmsg.TxIdle})...)
 }
@@ -228,6 +228,7 @@ type consoleCommand struct {
 	arg  string // SHOW subjects lower case; database names as written
 	// more is SHOW's optional third word, for extensions (admin_ext.go).
 	more string
+	arg2 string // PRIMARY's host:port
 }
 
 // parseConsoleCommand reads "VERB [ARG]" with an optional trailing
@@ -247,6 +248,10 @@ func parseConsoleCommand(text string) (consoleCommand, error) {
 	if len(words) >= 2 && strings.EqualFold(words[0], "cache") && strings.EqualFold(words[1], "flush") {
 		words = append([]string{"cache flush"}, words[2:]...) // CACHE FLUSH [db]: admin_cache.go
 	}
+	if len(words) == 3 && strings.EqualFold(words[0], "primary") {
+		// PRIMARY <db> <host:port>: failover.go
+		return consoleCommand{verb: "primary", arg: unquoteName(words[1]), arg2: words[2]}, nil
+	}
 	if len(words) > 3 || len(words) == 3 && !strings.EqualFold(words[0], "show") {
 		return consoleCommand{}, syntaxError(s)
 	}
@@ -258,11 +263,19 @@ func parseConsoleCommand(text string) (consoleCommand, error) {
 		cmd.arg = words[1]
 		if cmd.verb == "show" {
 			cmd.arg = strings.ToLower(cmd.arg)
-		} else if n := len(cmd.arg); n >= 2 && cmd.arg[0] == '"' && cmd.arg[n-1] == '"' {
-			cmd.arg = strings.ReplaceAll(cmd.arg[1:n-1], `""`, `"`)
+		} else {
+			cmd.arg = unquoteName(cmd.arg)
 		}
 	}
 	return cmd, nil
+}
+
+// unquoteName reads a database name as written, maybe double-quoted.
+func unquoteName(s string) string {
+	if n := len(s); n >= 2 && s[0] == '"' && s[n-1] == '"' {
+		return strings.ReplaceAll(s[1:n-1], `""`, `"`)
+	}
+	return s
 }
 
 func syntaxError(text string) error {
@@ -330,6 +343,11 @@ func (ss *session) runConsoleCommand(cmd consoleCommand) ([]pgproto3.BackendMess
 			return nil, err
 		}
 		return done("CACHE FLUSH"), nil
+	case "primary":
+		if err := s.pickPrimary(cmd.arg, cmd.arg2); err != nil { // failover.go
+			return nil, err
+		}
+		return done("PRIMARY"), nil
 	case "kill":
 		if err := s.checkDatabase(cmd.arg, true); err != nil {
 			return nil, err
@@ -396,7 +414,8 @@ const consoleHelp = `Console usage
 	CACHE FLUSH [<db>]
 	PAUSE [<db>]
 	RESUME [<db>]
-	KILL <db>`
+	KILL <db>
+	PRIMARY <db> <host:port>`
 
 // encodeResult is a result set's RowDescription, DataRows and CommandComplete.
 func encodeResult(rs resultSet, tag string) []pgproto3.BackendMessage {

@@ -258,8 +258,9 @@ func (s *Server) showDatabases() resultSet {
 		if name != WildcardDatabase && s.pools.Paused(name) {
 			paused = "1"
 		}
+		host, port := s.primaryAddr(name, db)
 		rs.rows = append(rs.rows, []string{
-			name, db.Host, strconv.Itoa(db.Port), dbname, db.User,
+			name, host, strconv.Itoa(port), dbname, db.User,
 			strconv.Itoa(size), "0", "0", string(mode),
 			"0", strconv.Itoa(conns[name]), paused, "0",
 		})

@@ -168,6 +168,11 @@ type Database struct {
 	// reads go to them (the read/write split); in session mode they are
 	// only monitored.
 	Replicas []Replica `yaml:"replicas"`
+	// Servers is the other way to list them, PgDog's: every server with
+	// its role. Roles primary and replica fill Host, Port and Replicas;
+	// role auto (then on every server) lets the replica monitor find the
+	// primary by pg_is_in_recovery() and follow a promotion (failover.go).
+	Servers []DatabaseServer `yaml:"servers"`
 	// Consistency is what reads sent to replicas may miss (default
 	// read_your_writes).
 	Consistency Consistency `yaml:"consistency"`
@@ -217,6 +222,38 @@ type Replica struct {
 	Weight int `yaml:"weight"`
 }
 
+// ServerRole is a server's role in a database's servers list.
+type ServerRole string
+
+const (
+	RolePrimary ServerRole = "primary"
+	RoleReplica ServerRole = "replica"
+	// RoleAuto: the replica monitor decides, from pg_is_in_recovery().
+	RoleAuto ServerRole = "auto"
+)
+
+// DatabaseServer is one entry of a database's servers list.
+type DatabaseServer struct {
+	Host   string     `yaml:"host"`
+	Port   int        `yaml:"port"`
+	Role   ServerRole `yaml:"role"`
+	Weight int        `yaml:"weight"`
+}
+
+// Auto reports whether the database's primary is found, not configured:
+// its servers all have role auto.
+func (d Database) Auto() bool {
+	if len(d.Servers) == 0 {
+		return false
+	}
+	for _, s := range d.Servers {
+		if s.Role != RoleAuto {
+			return false
+		}
+	}
+	return true
+}
+
 // User is a client login.
 type User struct {
 	// Password is plaintext, an "md5..." hash or a "SCRAM-SHA-256$..." verifier.
@@ -258,6 +295,7 @@ func (c *Config) Defaults() {
 		}
 	}
 	for name, db := range c.Databases {
+		db.serversDefaults()
 		if db.Port == 0 {
 			db.Port = 5432
 		}
@@ -339,7 +377,10 @@ func (c *Config) Validate() []error {
 		if name == AdminDatabase {
 			add(key, "the name %q is reserved for the admin console", AdminDatabase)
 		}
-		if db.Host == "" {
+		if len(db.Servers) > 0 {
+			validateServers(db, key, add)
+			validateAuto(c, name, db, key, add)
+		} else if db.Host == "" {
 			add(key+".host", "is required")
 		}
 		if db.Port < 1 || db.Port > 65535 {
@@ -357,6 +398,9 @@ func (c *Config) Validate() []error {
 			add(key+".user", "is required when password is set")
 		}
 		for i, r := range db.Replicas {
+			if len(db.Servers) > 0 {
+				break // made from servers, checked there
+			}
 			rk := fmt.Sprintf("%s.replicas[%d]", key, i)
 			if r.Host == "" {
 				add(rk+".host", "is required")

@@ -38,6 +38,7 @@ type monitorEntry struct {
 type replicaRow struct {
 	database string
 	pool.ReplicaStatus
+	primaryState string // "" unless the database's servers have role auto
 }
 
 // syncMonitors starts, restarts and stops monitors to match snap. Before
@@ -75,7 +76,7 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 		}
 		mcfg := pool.MonitorConfig{Interval: snap.poolCfg.ReplicaCheckInterval, MaxLag: snap.poolCfg.MaxReplicaLag,
 			PrimaryTaskEvery: snap.cfg.Routing.FunctionsRefreshInterval}
-		identity := fmt.Sprintf("%v|%v|%v|%s|%s|%s", primary, replicas, mcfg,
+		identity := fmt.Sprintf("%v|%v|%v|%v|%s|%s|%s", db.Auto(), primary, replicas, mcfg,
 			snap.poolCfg.ServerTLS.SSLMode, snap.poolCfg.ServerTLS.RootCert, snap.poolCfg.ServerConnectTimeout)
 		if e := rm.monitors[name]; e != nil {
 			if e.identity == identity {
@@ -84,7 +85,13 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 			e.m.Stop()
 		}
 		log := s.log.With("database", name)
-		m := pool.NewMonitor(mcfg, snap.poolCfg, primary, replicas, log)
+		var m *pool.Monitor
+		if db.Auto() {
+			m = pool.NewAutoMonitor(mcfg, snap.poolCfg, replicas, log)
+			m.OnPrimaryChange = func(c pool.PrimaryChange) { s.primaryChanged(name, c) } // failover.go
+		} else {
+			m = pool.NewMonitor(mcfg, snap.poolCfg, primary, replicas, log)
+		}
 		cat := newCatalog(m, log) // its primary task loads the catalog facts
 		m.Start()
 		rm.monitors[name] = &monitorEntry{m: m, cat: cat, identity: identity}
@@ -136,8 +143,8 @@ func (c *Config) SplitWarnings() []string {
 	var out []string
 	for _, name := range sortedKeys(c.Databases) {
 		db := c.Databases[name]
-		if name == WildcardDatabase || len(db.Replicas) == 0 {
-			continue
+		if name == WildcardDatabase || len(db.Replicas) == 0 || db.Auto() {
+			continue // role auto without a login is a Validate error
 		}
 		if _, _, ok := monitorLogin(db, *c); !ok {
 			out = append(out, fmt.Sprintf("databases.%s.replicas: the read/write split is off: user is empty and no configured user has a plaintext password to monitor the replicas with; set databases.%s.user and password", name, name))
@@ -176,7 +183,8 @@ func (s *Server) publishSplits(snap *snapshot) {
 			users = new(sync.Map)
 			s.replicaMons.userWrites[name] = users
 		}
-		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m, cat: e.cat, lastWrite: clock, userWrites: users}
+		set := &replicaSet{database: name, consistency: db.Consistency, mon: e.m, cat: e.cat, lastWrite: clock, userWrites: users,
+			auto: db.Auto()}
 		if set.consistency == "" {
 			set.consistency = ReadYourWrites
 		}
@@ -213,8 +221,13 @@ func (s *Server) replicaRows() []replicaRow {
 	sort.Strings(names)
 	var rows []replicaRow
 	for _, name := range names {
-		for _, st := range rm.monitors[name].m.Status() {
-			rows = append(rows, replicaRow{database: name, ReplicaStatus: st})
+		m := rm.monitors[name].m
+		state := ""
+		if v := m.View(); v != nil && v.Failover.Auto {
+			state = v.Failover.State.String()
+		}
+		for _, st := range m.Status() {
+			rows = append(rows, replicaRow{database: name, ReplicaStatus: st, primaryState: state})
 		}
 	}
 	rm.mu.Unlock()
@@ -227,6 +240,10 @@ func (s *Server) showReplicas() resultSet {
 		{"database", oidText}, {"host", oidText}, {"port", oidInt4}, {"state", oidText}, {"usable", oidInt4},
 		{"lag_seconds", oidText}, {"lag_bytes", oidInt8}, {"replay_lsn", oidText}, {"checked_ago_ms", oidInt8},
 		{"state_changes", oidInt8}, {"error", oidText},
+		// Databases whose servers have role auto (failover.go): each
+		// server's timeline, and the database's primary: ok,
+		// operator_pick, split_brain, no_primary or unknown.
+		{"timeline", oidInt8}, {"primary_state", oidText},
 	}}
 	now := time.Now()
 	for _, r := range s.replicaRows() {
@@ -237,6 +254,10 @@ func (s *Server) showReplicas() resultSet {
 		if !r.CheckedAt.IsZero() {
 			ago = strconv.FormatInt(now.Sub(r.CheckedAt).Milliseconds(), 10)
 		}
+		timeline := ""
+		if r.Timeline != 0 {
+			timeline = strconv.FormatUint(uint64(r.Timeline), 10)
+		}
 		replay := ""
 		if r.ReplayLSN != 0 {
 			replay = r.ReplayLSN.String()
@@ -244,7 +265,7 @@ func (s *Server) showReplicas() resultSet {
 		rs.rows = append(rs.rows, []string{
 			r.database, r.Target.Host, strconv.Itoa(r.Target.Port), r.State.String(), usable,
 			strconv.FormatFloat(r.Lag.Seconds(), 'f', 3, 64), strconv.FormatInt(r.LagBytes, 10), replay, ago,
-			strconv.Itoa(r.Changes), r.Err,
+			strconv.Itoa(r.Changes), r.Err, timeline, r.primaryState,
 		})
 	}
 	return rs

@@ -34,7 +34,7 @@ func TestShowReplicasAndMetrics(t *testing.T) {
 	eventually(t, "both replicas checked", func() bool {
 		tb := show(t, admin, "SHOW REPLICAS")
 		requireCols(t, "SHOW REPLICAS", tb.cols, []string{"database", "host", "port", "state", "usable",
-			"lag_seconds", "lag_bytes", "replay_lsn", "checked_ago_ms", "state_changes", "error"})
+			"lag_seconds", "lag_bytes", "replay_lsn", "checked_ago_ms", "state_changes", "error", "timeline", "primary_state"})
 		rows = tb.rows
 		return len(rows) == 2 && rows[0]["state"] != "unknown" && rows[1]["state"] != "unknown"
 	})

@@ -177,7 +177,8 @@ type session struct {
 	fenceAt         time.Time    // the client's last request that may have written ended then
 	fenceLSN        pool.LSN     // the primary's position covering fenceAt, once known
 	fenceKnown      bool
-	defaultReadOnly bool // the client's default_transaction_read_only is on
+	fenceEpoch      uint64 // the monitor's epoch fenceLSN is of (failover.go)
+	defaultReadOnly bool   // the client's default_transaction_read_only is on
 
 	// stats feed SHOW STATS, SHOW CLIENTS and the metrics (stats.go):
 	// mixed ownership, written down field by field in sessionStats.

@@ -26,10 +26,12 @@ type replicaSet struct {
 	database    string
 	consistency Consistency
 	mon         *pool.Monitor
-	cat         *catalog       // what the router needs of the primary's catalog (catalog.go)
-	slots       []*replicaSlot // configuration order, as mon's status
-	weights     []int64        // of slots, at least 1
-	next        atomic.Uint32  // where ties between replicas start, round robin
+	cat         *catalog // what the router needs of the primary's catalog (catalog.go)
+	// auto: mon finds the primary, and every server is a slot (failover.go).
+	auto    bool
+	slots   []*replicaSlot // configuration order, as mon's status
+	weights []int64        // of slots, at least 1
+	next    atomic.Uint32  // where ties between replicas start, round robin
 	// lastWrite is when the last request that may have written through
 	// pgone ended (read_all_writes), as time since monoBase. It is the
 	// database's, shared by the sets a reload makes, so no write is lost
@@ -297,6 +299,11 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason r
 			fence = lsn
 		}
 	case set.consistency == ReadYourWrites && !ss.fenceAt.IsZero():
+		if ss.fenceKnown && ss.fenceEpoch != view.Failover.Epoch {
+			// A promotion since: the fence is a position on the old
+			// timeline. Ask for the new primary's (failover.go).
+			ss.fenceKnown = false
+		}
 		if !ss.fenceKnown {
 			lsn, ok := view.FenceAfter(ss.fenceAt)
 			if !ok {
@@ -305,7 +312,7 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason r
 				set.nudge()
 				return routeDecision{reason: router.ReasonReadYourWrites}
 			}
-			ss.fenceLSN, ss.fenceKnown = lsn, true
+			ss.fenceLSN, ss.fenceKnown, ss.fenceEpoch = lsn, true, view.Failover.Epoch
 		}
 		fence = ss.fenceLSN
 	}

@@ -99,10 +99,9 @@ func (t *sessionStats) readyLocked(status byte) {
 // the wait: in SHOW CLIENTS while it lasts, in the pool's wait time after.
 // slot names a replica's pool; nil is the primary's.
 func (ss *session) acquire(ctx context.Context, slot *replicaSlot) (*pool.Conn, error) {
-	key, target := ss.poolOf(slot)
 	start := time.Now()
 	ss.stats.waitingSince.Store(start.UnixNano())
-	server, err := ss.srv.pools.Acquire(ctx, key, target)
+	server, err := ss.acquireOf(ctx, slot)
 	ss.stats.waitingSince.Store(0)
 	if err != nil {
 		if slot != nil {
@@ -114,9 +113,40 @@ func (ss *session) acquire(ctx context.Context, slot *replicaSlot) (*pool.Conn, 
 	return server, nil
 }
 
+// acquireOf gets a connection of the pool of slot (nil: the primary). A
+// database whose primary is found (failover.go) first waits for one the
+// monitor trusts.
+func (ss *session) acquireOf(ctx context.Context, slot *replicaSlot) (*pool.Conn, error) {
+	if slot != nil {
+		key, target := ss.poolOf(slot)
+		return ss.srv.pools.Acquire(ctx, key, target)
+	}
+	for {
+		key, target, ok := ss.primaryOf()
+		if !ok {
+			if err := ss.waitPrimary(ctx, ss.failoverFor()); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		server, err := ss.srv.pools.Acquire(ctx, key, target)
+		if err != nil || ss.stillPrimary(server) {
+			return server, err
+		}
+		// The primary changed while this waited: not that server.
+		ss.srv.pools.Discard(server)
+	}
+}
+
 // tryAcquire is acquire without waiting: an idle server or nil.
 func (ss *session) tryAcquire(slot *replicaSlot) *pool.Conn {
 	key, target := ss.poolOf(slot)
+	if slot == nil {
+		var ok bool
+		if key, target, ok = ss.primaryOf(); !ok {
+			return nil
+		}
+	}
 	start := time.Now()
 	server := ss.srv.pools.TryAcquire(key, target)
 	if server != nil {

@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/pgone/pgone/pgerr"
+	"github.com/pgone/pgone/pool"
+)
+
+// Failover (databases whose servers have role auto). The database's
+// pool.Monitor (made by pool.NewAutoMonitor) says which server is the
+// primary; everything that acquires a primary connection asks it here:
+//
+//   - acquirePrimary: a session that needs the primary waits, within
+//     query_wait_timeout, for a primary the monitor trusts, then gets a
+//     connection to it. A split brain (two servers out of recovery) that
+//     outlasts the wait is refused with 08004 (the SQL standard's "server
+//     rejected establishment of connection": pgone will not connect the
+//     write to either claimant; an 08 class error, which clients treat as
+//     retryable, with a message naming the split and the console command
+//     that ends it). No primary at all (every server in recovery or down)
+//     is 08006.
+//   - primaryChanged (the monitor's OnPrimaryChange): the primary pools
+//     move to the new server (pool.Manager.MovePrimary); sessions holding a
+//     connection to the old primary lose it now (lost.go: 08006, or 08007
+//     when a commit may have been in flight), so no transaction goes on
+//     writing there once another server is trusted; on a promotion the
+//     database's result cache is flushed, since entries read from the old
+//     timeline may hold writes the new one never had.
+//   - Read-your-writes: a session's fence (split.go) is a position on the
+//     timeline it was taken on; the monitor forgets old-timeline positions
+//     at a promotion and numbers its epochs, and pickReplica asks for the
+//     fence again when the epoch moved: the first position of the new
+//     primary, so reads go to it until replicas of the new timeline have
+//     replayed past the promotion.
+
+// failoverFor returns the monitor that finds the session's primary, or
+// nil when the database's primary is configured.
+func (ss *session) failoverFor() *pool.Monitor {
+	sets := ss.srv.splits.Load()
+	if sets == nil {
+		return nil
+	}
+	if set := (*sets)[ss.poolKey.Database]; set != nil && set.auto {
+		return set.mon
+	}
+	return nil
+}
+
+// primaryOf returns the session's primary pool and target: the configured
+// server, or the one the monitor trusts; ok is false when it trusts none.
+func (ss *session) primaryOf() (pool.Key, pool.Target, bool) {
+	key, target := ss.poolKey, ss.target
+	mon := ss.failoverFor()
+	if mon == nil {
+		return key, target, true
+	}
+	t, ok := mon.View().PrimaryTarget()
+	target.Host, target.Port = t.Host, t.Port
+	return key, target, ok
+}
+
+// stillPrimary reports whether server is of the primary the session's
+// monitor trusts now (always, for a configured primary): a server acquired
+// just as the primary changed is not used.
+func (ss *session) stillPrimary(server *pool.Conn) bool {
+	mon := ss.failoverFor()
+	if mon == nil {
+		return true
+	}
+	t, ok := mon.View().PrimaryTarget()
+	return ok && server.Addr() == net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+}
+
+// waitPrimary waits, within query_wait_timeout, until the monitor mon
+// trusts a primary.
+func (ss *session) waitPrimary(ctx context.Context, mon *pool.Monitor) error {
+	if _, ok := mon.View().PrimaryTarget(); ok {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, ss.srv.snap.Load().poolCfg.QueryWaitTimeout)
+	defer cancel()
+	_, v, err := mon.WaitPrimary(wctx)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ss.serverUnavailable(ctx.Err())
+	}
+	return noPrimaryError(ss.poolKey.Database, v)
+}
+
+// noPrimaryError is what a client that needs the primary hears when the
+// monitor trusts none.
+func noPrimaryError(db string, v *pool.ReplicaView) error {
+	if v != nil && v.Failover.State == pool.PrimarySplitBrain {
+		addrs := make([]string, 0, len(v.Failover.Candidates))
+		for _, i := range v.Failover.Candidates {
+			t := v.Replicas[i].Target
+			addrs = append(addrs, net.JoinHostPort(t.Host, strconv.Itoa(t.Port)))
+		}
+		return pgerr.New(pgerr.ServerRejectedConnection,
+			"split brain: %d servers of database %q claim to be primary; pgone sends writes to neither", len(addrs), db).
+			WithHint("Demote one of them, or pick one on the pgone console: PRIMARY " + db + " " + addrs[0] +
+				" (servers: " + strings.Join(addrs, ", ") + ").")
+	}
+	return pgerr.New(pgerr.ConnectionFailure, "no primary for database %q: every server is in recovery or unreachable", db)
+}
+
+// primaryChanged follows a change of database db's trusted primary (the
+// monitor's OnPrimaryChange; see the top of this file).
+func (s *Server) primaryChanged(db string, c pool.PrimaryChange) {
+	if c.ToOK {
+		s.pools.MovePrimary(db, c.To.Host, c.To.Port)
+	}
+	if c.FromOK && (!c.ToOK || c.From.Host != c.To.Host || c.From.Port != c.To.Port) {
+		n := s.severServer(db, net.JoinHostPort(c.From.Host, strconv.Itoa(c.From.Port)))
+		s.log.Warn("failover: closed the connections to the old primary", "database", db, "sessions", n)
+	}
+	if c.Promotion {
+		if cc := s.resultCache(); cc != nil {
+			if d, ok := s.snap.Load().cfg.DatabaseFor(db); ok {
+				cc.Flush(cacheDatabaseOf(pool.Target{Host: d.Host, Port: d.Port, Database: d.ServerDBName(db)}))
+			}
+		}
+	}
+}
+
+// severServer closes the server connection of every session of db that
+// holds one to addr; each session reports it as lost (lost.go). It returns
+// how many it closed.
+func (s *Server) severServer(db, addr string) int {
+	n := 0
+	for _, c := range s.clientList() {
+		if !c.known || c.database != db {
+			continue
+		}
+		ss := c.ss
+		ss.mu.Lock()
+		server := ss.server
+		ss.mu.Unlock()
+		if server != nil && server.Addr() == addr {
+			_ = server.NetConn().Close()
+			n++
+		}
+	}
+	return n
+}
+
+// primaryAddr is where database name's writes go, for SHOW DATABASES: the
+// configured primary, or the one the monitor trusts ("" and 0 while it
+// trusts none).
+func (s *Server) primaryAddr(name string, db Database) (string, int) {
+	if !db.Auto() {
+		return db.Host, db.Port
+	}
+	if sets := s.splits.Load(); sets != nil {
+		if set := (*sets)[name]; set != nil && set.auto {
+			if t, ok := set.mon.View().PrimaryTarget(); ok {
+				return t.Host, t.Port
+			}
+		}
+	}
+	return "", 0
+}
+
+// pickPrimary is the console's PRIMARY <db> <host:port>.
+func (s *Server) pickPrimary(db, addr string) error {
+	s.replicaMons.mu.Lock()
+	e := s.replicaMons.monitors[db]
+	s.replicaMons.mu.Unlock()
+	if e == nil {
+		return pgerr.New(pgerr.ObjectNotInPrerequisiteState, "database %q has no monitored servers", db)
+	}
+	if err := e.m.PickPrimary(addr); err != nil {
+		return pgerr.New(pgerr.ObjectNotInPrerequisiteState, "%v", err)
+	}
+	return nil
+}
