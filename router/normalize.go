@@ -42,16 +42,17 @@ const (
 // litSpan is where a replaced literal lies in the text: [start, end).
 type litSpan struct{ start, end int32 }
 
-// normalize appends the normalised key of text to dst[:0] and returns it;
-// ok is false when text has no key. When lits is not nil it receives the
-// span of each literal replaced. It allocates only to grow dst.
-func normalize(dst []byte, text string, lits *[]litSpan) (key []byte, ok bool) {
+// normalize appends the normalised key of text to dst[:0] and returns it
+// with the number of literals replaced; ok is false when text has no key.
+// When lits is not nil it receives the span of each literal replaced. It
+// allocates only to grow dst.
+func normalize(dst []byte, text string, lits *[]litSpan) (key []byte, replaced int, ok bool) {
 	n := normalizer{dst: dst[:0], text: text, lits: lits}
 	if lits != nil {
 		*lits = (*lits)[:0]
 	}
 	if strings.IndexByte(text, 0) >= 0 {
-		return n.dst, false
+		return n.dst, 0, false
 	}
 	for i := 0; i < len(text); {
 		var next int
@@ -79,25 +80,27 @@ func normalize(dst []byte, text string, lits *[]litSpan) (key []byte, ok bool) {
 			next = i + 1
 		}
 		if next <= i {
-			return n.dst, false
+			return n.dst, n.replaced, false
 		}
 		i = next
 	}
-	return n.dst, true
+	return n.dst, n.replaced, true
 }
 
 // normalizer is normalize's state. Its methods read the token starting at
 // i, append its key form to dst and return the index after it, or -1 to
 // give up.
 type normalizer struct {
-	dst  []byte
-	text string
-	lits *[]litSpan
+	dst      []byte
+	text     string
+	lits     *[]litSpan
+	replaced int
 }
 
 // literal appends the placeholder ph for the literal text[start:end].
 func (n *normalizer) literal(ph string, start, end int) int {
 	n.dst = append(n.dst, ph...)
+	n.replaced++
 	if n.lits != nil {
 		*n.lits = append(*n.lits, litSpan{int32(start), int32(end)})
 	}

@@ -65,9 +65,10 @@ func (r *Router) analysisFor(text string) *analysis {
 	}
 	buf := keyBuffers.Get().(*[]byte)
 	defer keyBuffers.Put(buf)
-	key, ok := normalize(*buf, text, nil)
+	key, literals, ok := normalize(*buf, text, nil)
 	*buf = key[:0] // keep what it grew to
-	if !ok {
+	if !ok || literals == 0 {
+		// No key, or the key is the text: the exact level has it.
 		return r.parseAndStore(text, sh, nil)
 	}
 	nsh := r.norm.shardBytes(key)
@@ -97,7 +98,7 @@ func (r *Router) parseAndStore(text string, sh, nsh *cacheShard) *analysis {
 	}
 	sh.put(strings.Clone(text), a)
 	var lits []litSpan
-	if key, ok := normalize(nil, text, &lits); ok && normalizable(a, text, lits, consts) {
+	if key, _, ok := normalize(nil, text, &lits); ok && normalizable(a, text, lits, consts) {
 		nsh.put(string(key), a)
 	}
 	return a
