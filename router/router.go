@@ -63,6 +63,9 @@ func (r *Router) analysisFor(text string) *analysis {
 	if len(text) > maxCachedTextLen {
 		return r.analyzeBounded(text, nil)
 	}
+	if r.norm == nil {
+		return r.parseAndStore(text, sh, nil)
+	}
 	buf := keyBuffers.Get().(*[]byte)
 	defer keyBuffers.Put(buf)
 	key, literals, ok := normalize(*buf, text, nil)
