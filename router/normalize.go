@@ -1,6 +1,9 @@
 package router
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // The second level of the text cache (router.go) is keyed by a text's
 // normalised form: its literals replaced by placeholders, everything else
@@ -18,7 +21,9 @@ import "strings"
 // strings and identifiers (UESCAPE takes a literal that changes how they
 // decode), adjacent string literals that PostgreSQL would join, number
 // forms PostgreSQL 15 and 16 read differently (0x1F, 1_000) or reject
-// (1abc, 1..2), a NUL byte (the placeholders use it).
+// (1abc, 1..2), a NUL byte (the placeholders use it), bytes that are not
+// UTF-8 (pg_query rejects them in a literal, so a literal's bytes would
+// decide whether the text parses).
 //
 // The placeholder names the constant's token type, which the grammar
 // does look at: an integer that fits in 32 bits (ICONST), any other
@@ -51,7 +56,7 @@ func normalize(dst []byte, text string, lits *[]litSpan) (key []byte, replaced i
 	if lits != nil {
 		*lits = (*lits)[:0]
 	}
-	if strings.IndexByte(text, 0) >= 0 {
+	if strings.IndexByte(text, 0) >= 0 || !utf8.ValidString(text) {
 		return n.dst, 0, false
 	}
 	for i := 0; i < len(text); {

@@ -54,6 +54,7 @@ func TestNormalize(t *testing.T) {
 		{"SELECT 'a' -- c\n 'b'", ""},
 		{"SELECT B'1''0'", ""},
 		{"SELECT 'a\x00'", ""},
+		{"SELECT 'a\x8f'", ""}, // pg_query rejects it: found by FuzzRoute
 		// Time words stay verbatim, as isTimeLiteral reads them.
 		{"SELECT 'now'::timestamptz, ' Today ', 'TOMORROW', 'yesterday', 'nowx'", "SELECT 'now'::timestamptz, ' Today ', 'TOMORROW', 'yesterday', ?s"},
 		{"SELECT timestamp 'now', E'now', $$now$$, $x$ today $x$", "SELECT timestamp 'now', E'now', $$now$$, $x$ today $x$"},
