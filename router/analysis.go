@@ -52,7 +52,7 @@ type analysis struct {
 	// literalValue: the analysis read a constant's value (EXPLAIN's
 	// ANALYZE option, transaction modes), so texts differing only in
 	// literals may differ here. The 'now'-like strings of time casts are
-	// read too but do not count: normalize keeps them verbatim.
+	// read too but do not count: normalizedKey keeps them verbatim.
 	literalValue bool
 }
 

@@ -23,7 +23,7 @@
 //     text is parsed once while it stays in the cache (a parse costs
 //     hundreds of microseconds; a cached Route a few hundred nanoseconds
 //     and no allocation). A second level is keyed by the normalised text
-//     (normalize.go: literals replaced by typed placeholders, comments
+//     (normkey.go: literals replaced by typed placeholders, comments
 //     kept), so the inlined values of simple-protocol texts cost one
 //     parse per statement shape, not per value; an analysis is stored
 //     there only when it cannot depend on a literal's value (normalizable

@@ -16,7 +16,7 @@ func analyze(text string) *analysis { return analyzeConsts(text, nil) }
 
 // analyzeConsts is analyze that also appends to consts, when not nil, the
 // location of every A_Const node: where the grammar saw a constant
-// (normalizable in router.go checks the literals normalize replaced
+// (normalizable in router.go checks the literals normalizedKey replaced
 // against them).
 func analyzeConsts(text string, consts *[]int32) *analysis {
 	a := &analysis{}

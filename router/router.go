@@ -16,7 +16,7 @@ const maxCachedTextLen = 64 << 10
 // the text cache, and all session state comes in through Route's argument.
 type Router struct {
 	cache *textCache // nil when caching is off
-	// norm is the second level, by normalised text (normalize.go): nil
+	// norm is the second level, by normalised text (normkey.go): nil
 	// when caching is off.
 	norm     *textCache
 	uncached atomic.Uint64
@@ -68,7 +68,7 @@ func (r *Router) analysisFor(text string) *analysis {
 	}
 	buf := keyBuffers.Get().(*[]byte)
 	defer keyBuffers.Put(buf)
-	key, literals, ok := normalize(*buf, text, nil)
+	key, literals, ok := normalizedKey(*buf, text, nil)
 	*buf = key[:0] // keep what it grew to
 	if !ok || literals == 0 {
 		// No key, or the key is the text: the exact level has it.
@@ -101,7 +101,7 @@ func (r *Router) parseAndStore(text string, sh, nsh *cacheShard) *analysis {
 	}
 	sh.put(strings.Clone(text), a)
 	var lits []litSpan
-	if key, _, ok := normalize(nil, text, &lits); ok && normalizable(a, text, lits, consts) {
+	if key, _, ok := normalizedKey(nil, text, &lits); ok && normalizable(a, text, lits, consts) {
 		nsh.put(string(key), a)
 	}
 	return a
@@ -112,7 +112,7 @@ func (r *Router) parseAndStore(text string, sh, nsh *cacheShard) *analysis {
 // not depend on a literal's value: one statement of the kinds whose
 // literals are expression constants, no session effect, no transaction
 // control, no constant value read (analysis.literalValue), and every
-// literal normalize replaced is a constant in the tree (an A_Const at its
+// literal normalizedKey replaced is a constant in the tree (an A_Const at its
 // location, or at the '-' the grammar folds into a negative number): a
 // literal the grammar takes elsewhere (float(53), int[5], FETCH 5, option
 // values) can change the tree or the fingerprint, which ignores A_Const
@@ -185,7 +185,7 @@ func (r *Router) Stats() (hits, misses uint64) {
 
 // NormalizedStats returns the hits and misses of the second level, by
 // normalised text, since NewRouter. It is looked up after an exact miss,
-// for texts that have a normalised key (normalize.go): a hit is a parse
+// for texts that have a normalised key (normkey.go): a hit is a parse
 // saved, a miss a parse.
 func (r *Router) NormalizedStats() (hits, misses uint64) {
 	if r.norm == nil {

@@ -12,10 +12,10 @@ import (
 // clients inline their values, so "... WHERE aid = 61234" and "... WHERE
 // aid = 7" share one normalised key and one parse.
 //
-// normalize reads a text as pg_query's lexer does (PostgreSQL 16's
+// normalizedKey reads a text as pg_query's lexer does (PostgreSQL 16's
 // scan.l with standard_conforming_strings on). A key is only worth
 // anything if every text with that key is the same token sequence with
-// other constant values, so normalize returns no key at the first doubt:
+// other constant values, so normalizedKey returns no key at the first doubt:
 // an unterminated quote or comment, a backslash in a plain '...' string
 // (the server may read it with standard_conforming_strings off), U&
 // strings and identifiers (UESCAPE takes a literal that changes how they
@@ -32,7 +32,7 @@ import (
 // (SCONST: '...', E'...', $$...$$), a bit string B'...' or X'...'. Some
 // strings stay verbatim: the date/time words isTimeLiteral knows ('now',
 // 'today'...), which make a statement uncacheable when cast (parse.go),
-// and E'...' strings with backslash escapes, whose value normalize does
+// and E'...' strings with backslash escapes, whose value normalizedKey does
 // not decode. Whether a text's analysis may be shared under its key is
 // decided after parsing it (normalizable in router.go).
 const (
@@ -47,11 +47,11 @@ const (
 // litSpan is where a replaced literal lies in the text: [start, end).
 type litSpan struct{ start, end int32 }
 
-// normalize appends the normalised key of text to dst[:0] and returns it
+// normalizedKey appends the normalised key of text to dst[:0] and returns it
 // with the number of literals replaced; ok is false when text has no key.
 // When lits is not nil it receives the span of each literal replaced. It
 // allocates only to grow dst.
-func normalize(dst []byte, text string, lits *[]litSpan) (key []byte, replaced int, ok bool) {
+func normalizedKey(dst []byte, text string, lits *[]litSpan) (key []byte, replaced int, ok bool) {
 	n := normalizer{dst: dst[:0], text: text, lits: lits}
 	if lits != nil {
 		*lits = (*lits)[:0]
@@ -92,7 +92,7 @@ func normalize(dst []byte, text string, lits *[]litSpan) (key []byte, replaced i
 	return n.dst, n.replaced, true
 }
 
-// normalizer is normalize's state. Its methods read the token starting at
+// normalizer is normalizedKey's state. Its methods read the token starting at
 // i, append its key form to dst and return the index after it, or -1 to
 // give up.
 type normalizer struct {

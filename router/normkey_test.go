@@ -9,7 +9,7 @@ import (
 // shown makes a key readable: placeholders print as ?s, ?i...
 func shown(key []byte) string { return strings.ReplaceAll(string(key), "\x00", "?") }
 
-func TestNormalize(t *testing.T) {
+func TestNormalizedKey(t *testing.T) {
 	cases := []struct {
 		text, want string // want "" means no key
 	}{
@@ -71,22 +71,22 @@ func TestNormalize(t *testing.T) {
 		{"SELECT a<>-1", "SELECT a<>-?i"},
 	}
 	for _, c := range cases {
-		key, _, ok := normalize(nil, c.text, nil)
+		key, _, ok := normalizedKey(nil, c.text, nil)
 		got := shown(key)
 		if !ok {
 			got = ""
 		}
 		if got != c.want {
-			t.Errorf("normalize(%q) = %q, want %q", c.text, got, c.want)
+			t.Errorf("normalizedKey(%q) = %q, want %q", c.text, got, c.want)
 		}
 	}
 }
 
-// TestNormalizeSpans: the spans recorded are the literals replaced.
-func TestNormalizeSpans(t *testing.T) {
+// TestNormalizedKeySpans: the spans recorded are the literals replaced.
+func TestNormalizedKeySpans(t *testing.T) {
 	const text = "SELECT 'a''b', -12, E'x', $q$y$q$, B'1' FROM t WHERE x = 1.5e-3 AND y = 'now'"
 	var lits []litSpan
-	if _, n, ok := normalize(nil, text, &lits); !ok || n != len(lits) {
+	if _, n, ok := normalizedKey(nil, text, &lits); !ok || n != len(lits) {
 		t.Fatal("no key")
 	}
 	var got []string
@@ -99,10 +99,10 @@ func TestNormalizeSpans(t *testing.T) {
 	}
 }
 
-func TestNormalizeAllocatesNothing(t *testing.T) {
+func TestNormalizedKeyAllocatesNothing(t *testing.T) {
 	const text = "UPDATE pgbench_accounts SET abalance = abalance + -3105 WHERE aid = 61234;"
 	buf := make([]byte, 0, 256)
-	if n := testing.AllocsPerRun(100, func() { buf, _, _ = normalize(buf, text, nil) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { buf, _, _ = normalizedKey(buf, text, nil) }); n != 0 {
 		t.Fatalf("%v allocations", n)
 	}
 }
@@ -119,7 +119,7 @@ var literalVariants = []string{
 // values at once and, with oneByOne, each literal alone by each value.
 func variantsOf(text string, values []string, oneByOne bool) []string {
 	var lits []litSpan
-	if _, _, ok := normalize(nil, text, &lits); !ok || len(lits) == 0 {
+	if _, _, ok := normalizedKey(nil, text, &lits); !ok || len(lits) == 0 {
 		return nil
 	}
 	replaced := func(pick func(i int) string) string {
