@@ -43,6 +43,17 @@ type analysis struct {
 	discardAll      bool
 	deallocateAll   bool
 	unlisten        bool
+
+	// exprStatement: a single SELECT, VALUES, TABLE, INSERT, UPDATE,
+	// DELETE or MERGE, whose literals the grammar keeps as constants in
+	// expressions (utility statements take theirs into option lists and
+	// fields). Only these may be shared under a normalised key.
+	exprStatement bool
+	// literalValue: the analysis read a constant's value (EXPLAIN's
+	// ANALYZE option, transaction modes), so texts differing only in
+	// literals may differ here. The 'now'-like strings of time casts are
+	// read too but do not count: normalizedKey keeps them verbatim.
+	literalValue bool
 }
 
 // decide turns a text's analysis into a Decision for one session state.

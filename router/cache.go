@@ -68,10 +68,27 @@ func (c *textCache) shard(key string) *cacheShard {
 	return &c.shards[maphash.String(c.seed, key)&c.mask]
 }
 
+func (c *textCache) shardBytes(key []byte) *cacheShard {
+	return &c.shards[maphash.Bytes(c.seed, key)&c.mask]
+}
+
 // get returns the cached analysis and counts the hit or miss.
 func (sh *cacheShard) get(key string) (*analysis, bool) {
 	sh.mu.Lock()
 	e, ok := sh.items[key]
+	return sh.found(e, ok)
+}
+
+// getBytes is get for a key in a buffer (the map lookup does not copy it).
+func (sh *cacheShard) getBytes(key []byte) (*analysis, bool) {
+	sh.mu.Lock()
+	e, ok := sh.items[string(key)]
+	return sh.found(e, ok)
+}
+
+// found counts the lookup get made under sh.mu, moves a hit to the front
+// and unlocks.
+func (sh *cacheShard) found(e *cacheEntry, ok bool) (*analysis, bool) {
 	if !ok {
 		sh.misses++
 		sh.mu.Unlock()

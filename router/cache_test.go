@@ -35,18 +35,21 @@ func TestCacheParsesOnce(t *testing.T) {
 	}
 }
 
+// The texts of the exact-text cache tests differ in identifiers, not
+// literals, so that the normalised level cannot answer them.
+
 func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	r := NewRouter(2)
-	r.Route("SELECT 1", Session{}) // miss
-	r.Route("SELECT 2", Session{}) // miss
-	r.Route("SELECT 1", Session{}) // hit: 1 is now the most recent
-	r.Route("SELECT 3", Session{}) // miss: evicts 2
+	r.Route("SELECT c1", Session{}) // miss
+	r.Route("SELECT c2", Session{}) // miss
+	r.Route("SELECT c1", Session{}) // hit: 1 is now the most recent
+	r.Route("SELECT c3", Session{}) // miss: evicts 2
 	if n := r.Len(); n != 2 {
 		t.Fatalf("Len() = %d, want 2", n)
 	}
-	r.Route("SELECT 1", Session{}) // hit
-	r.Route("SELECT 3", Session{}) // hit
-	r.Route("SELECT 2", Session{}) // miss: was evicted
+	r.Route("SELECT c1", Session{}) // hit
+	r.Route("SELECT c3", Session{}) // hit
+	r.Route("SELECT c2", Session{}) // miss: was evicted
 	if hits, misses := r.Stats(); hits != 3 || misses != 4 {
 		t.Fatalf("Stats() = %d hits, %d misses; want 3, 4", hits, misses)
 	}
@@ -59,7 +62,7 @@ func TestCacheBoundedWithShards(t *testing.T) {
 		t.Fatalf("%d shards; want several for size %d", len(r.cache.shards), size)
 	}
 	for i := 0; i < 5*size; i++ {
-		r.Route(fmt.Sprintf("SELECT %d", i), Session{})
+		r.Route(fmt.Sprintf("SELECT c%d", i), Session{})
 	}
 	if n := r.Len(); n > size || n < size*9/10 {
 		t.Fatalf("Len() = %d, want close to and at most %d", n, size)
@@ -123,7 +126,7 @@ func TestCacheBoundsTextBytes(t *testing.T) {
 	r := NewRouter(10000)
 	pad := strings.Repeat("x", 60<<10)
 	for i := 0; i < 1000; i++ {
-		q := "SELECT " + strconv.Itoa(i) + " /*" + pad + "*/"
+		q := "SELECT c" + strconv.Itoa(i) + " /*" + pad + "*/"
 		if d := r.Route(q, Session{}); d.Reason != ReasonRead {
 			t.Fatalf("reason %v", d.Reason)
 		}

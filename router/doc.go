@@ -22,7 +22,12 @@
 //     Analyses are cached by exact text in a bounded, sharded LRU, so a
 //     text is parsed once while it stays in the cache (a parse costs
 //     hundreds of microseconds; a cached Route a few hundred nanoseconds
-//     and no allocation).
+//     and no allocation). A second level is keyed by the normalised text
+//     (normkey.go: literals replaced by typed placeholders, comments
+//     kept), so the inlined values of simple-protocol texts cost one
+//     parse per statement shape, not per value; an analysis is stored
+//     there only when it cannot depend on a literal's value (normalizable
+//     in router.go).
 //   - The decision depends on the session too: whether a transaction is
 //     open and read only, and the volatility of each function called
 //     (Session.Functions from pg_proc, config overrides, built-in list).

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +26,9 @@ func FuzzRoute(f *testing.F) {
 		f.Add(sh.text(200))
 	}
 	for _, text := range trickyTexts {
+		f.Add(text)
+	}
+	for _, text := range normalizedCorpus {
 		f.Add(text)
 	}
 	f.Add("select e'\\'' " + strings.Repeat("+1", 6000))
@@ -70,7 +74,22 @@ func FuzzRoute(f *testing.F) {
 				}
 			}
 		}
+		// The normalised level: the text's literal variants, which cached
+		// answers from text's analysis when they share its normalised key,
+		// are decided exactly as by parsing them.
+		for _, v := range variantsOf(text, fuzzLiteralVariants, false) {
+			parsed := uncached.analysisFor(v)
+			for _, s := range sessions {
+				if got, want := cached.Route(v, s), decide(parsed, &s); !reflect.DeepEqual(got, want) {
+					t.Fatalf("%.100q (a variant of %.100q): cached %+v, parsed %+v", v, text, got, want)
+				}
+			}
+		}
 	})
 }
+
+// fuzzLiteralVariants are the values FuzzRoute puts in place of a text's
+// literals: one of each placeholder kind, and a time word.
+var fuzzLiteralVariants = []string{"0", "2147483648", "1.5e-3", "'x'", "'now'", "$q$z$q$", "B'1'", "X'F'"}
 
 func unparsedReason(r Reason) bool { return r == ReasonTooLong || r == ReasonTooComplex }

@@ -12,7 +12,13 @@ import (
 const cursorOptHold = 0x20
 
 // analyze parses text and walks every statement's tree once.
-func analyze(text string) *analysis {
+func analyze(text string) *analysis { return analyzeConsts(text, nil) }
+
+// analyzeConsts is analyze that also appends to consts, when not nil, the
+// location of every A_Const node: where the grammar saw a constant
+// (normalizable in router.go checks the literals normalizedKey replaced
+// against them).
+func analyzeConsts(text string, consts *[]int32) *analysis {
 	a := &analysis{}
 	tree, err := pg_query.Parse(text)
 	if err != nil {
@@ -29,7 +35,7 @@ func analyze(text string) *analysis {
 	if mayHaveHint(text) {
 		a.hintPrimary, a.hintReplica = scanHints(text)
 	}
-	w := walker{reads: map[string]bool{}, writes: map[string]bool{}, funcSeen: map[string]bool{}}
+	w := walker{reads: map[string]bool{}, writes: map[string]bool{}, funcSeen: map[string]bool{}, consts: consts}
 	for _, raw := range tree.Stmts {
 		w.statement(a, raw.GetStmt())
 	}
@@ -89,6 +95,8 @@ type walker struct {
 	// outside deferred subtrees.
 	serverView bool
 	pins       pinSet
+	// consts, when not nil, receives the location of every A_Const.
+	consts *[]int32
 
 	changesSettings bool
 	unlisten        bool
@@ -110,11 +118,19 @@ func (w *walker) statement(a *analysis, stmt *pg_query.Node) {
 
 	name := string(inner.Descriptor().Name())
 	a.read, a.reason, a.txControl, a.selectQuery = false, stmtReason(name), false, false
+	switch name {
+	case "SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt":
+		a.exprStatement = true
+	default:
+		a.exprStatement = false
+	}
 
 	// EXPLAIN ANALYZE runs its statement: classify that one instead.
 	exec := inner
 	if ex, ok := inner.Interface().(*pg_query.ExplainStmt); ok {
-		if explainAnalyze(ex) {
+		on, valued := explainAnalyze(ex)
+		a.literalValue = a.literalValue || valued
+		if on {
 			if q := nodeMessage(ex.GetQuery()); q != nil {
 				exec = q
 				name = string(q.Descriptor().Name())
@@ -127,14 +143,14 @@ func (w *walker) statement(a *analysis, stmt *pg_query.Node) {
 
 	switch n := exec.Interface().(type) {
 	case *pg_query.TransactionStmt:
-		a.txControl = true
+		a.txControl, a.literalValue = true, true // txMode reads constants
 		a.tx, a.txChain = txEffect(n.GetKind()), n.GetChain()
 		a.txReadOnly, a.txReadWrite = txMode(n.GetOptions())
 		a.txSerializable = txSerializable(n.GetOptions())
 	case *pg_query.VariableSetStmt:
 		if n.GetKind() == pg_query.VariableSetKind_VAR_SET_MULTI &&
 			(n.GetName() == "TRANSACTION" || n.GetName() == "TRANSACTION SNAPSHOT") {
-			a.txControl = true
+			a.txControl, a.literalValue = true, true
 			a.tx, a.txChain = TxSetTransaction, false
 			a.txReadOnly, a.txReadWrite = txMode(n.GetArgs())
 			a.txSerializable = txSerializable(n.GetArgs())
@@ -200,6 +216,10 @@ func (w *walker) enter(m protoreflect.Message) (skipWith bool) {
 		if !w.deferred {
 			w.call(n)
 		}
+	case *pg_query.A_Const:
+		if w.consts != nil {
+			*w.consts = append(*w.consts, n.GetLocation())
+		}
 	case *pg_query.SQLValueFunction:
 		w.uncacheable = true
 	case *pg_query.TypeCast:
@@ -240,7 +260,7 @@ func (w *walker) enter(m protoreflect.Message) (skipWith bool) {
 		w.createTarget(n.GetRel(), n.GetOnCommit())
 
 	case *pg_query.ExplainStmt:
-		if !explainAnalyze(n) {
+		if on, _ := explainAnalyze(n); !on {
 			w.deferred = true
 		}
 	case *pg_query.PrepareStmt:

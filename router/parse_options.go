@@ -7,17 +7,18 @@ import pg_query "github.com/pganalyze/pg_query_go/v5"
 // of BEGIN, START TRANSACTION and SET TRANSACTION.
 
 // explainAnalyze reports whether EXPLAIN runs its statement: ANALYZE given
-// without a value or with a true one.
-func explainAnalyze(ex *pg_query.ExplainStmt) bool {
-	on := false
+// without a value or with a true one. valued reports that a value was
+// read (EXPLAIN (ANALYZE 0) and (ANALYZE 1) differ only in a literal).
+func explainAnalyze(ex *pg_query.ExplainStmt) (on, valued bool) {
 	for _, o := range ex.GetOptions() {
 		d := o.GetDefElem()
 		if d.GetDefname() != "analyze" {
 			continue
 		}
 		on = defElemBool(d.GetArg())
+		valued = valued || d.GetArg() != nil
 	}
-	return on
+	return on, valued
 }
 
 // defElemBool reads an option value the way PostgreSQL's defGetBoolean
