@@ -16,6 +16,7 @@ type Cache struct {
 	versions *Versions
 	flights  flights
 	n        counters
+	feeds    feeds // logical replication streams (logical.go)
 }
 
 // New builds a cache from cfg, which must have had Defaults applied and

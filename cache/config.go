@@ -40,6 +40,23 @@ type Config struct {
 	Rules []Rule `yaml:"rules"`
 	// Redis is the shared store (L2); empty address: none.
 	Redis Redis `yaml:"redis"`
+	// Invalidation is none (the default: only writes through pgone
+	// invalidate) or logical: a logical replication stream from each
+	// primary also invalidates, for writes that bypass pgone (logical.go).
+	Invalidation Invalidation `yaml:"invalidation"`
+	// Publication is the publication the stream reads; empty: pgone
+	// creates pgone_cache FOR ALL TABLES (which needs the privilege).
+	Publication string `yaml:"publication"`
+	// Slot is a permanent replication slot to use (created if missing);
+	// empty: a temporary slot, dropped by PostgreSQL when pgone goes.
+	Slot string `yaml:"slot"`
+	// ReplicationMaxLag is how far behind the primary the stream may be
+	// before the database's cache is bypassed until it catches up.
+	ReplicationMaxLag time.Duration `yaml:"replication_max_lag"`
+	// ReplicationUser and ReplicationPassword log the stream in (a role
+	// with REPLICATION); empty: the database's server login.
+	ReplicationUser     string `yaml:"replication_user"`
+	ReplicationPassword string `yaml:"replication_password"`
 }
 
 // Rule lets reads of one table be cached. Table is matched on its
@@ -76,6 +93,7 @@ func (c *Config) Defaults() {
 	if c.SingleFlightWait == 0 {
 		c.SingleFlightWait = time.Second
 	}
+	c.logicalDefaults()
 }
 
 // Validate reports every problem with c; each error's text starts with the
@@ -121,5 +139,6 @@ func (c *Config) Validate() []error {
 			add("redis.address", "must be host:port, got %q", c.Redis.Address)
 		}
 	}
+	errs = append(errs, c.validateLogical()...)
 	return errs
 }

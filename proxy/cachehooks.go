@@ -38,8 +38,9 @@ import (
 
 // cacheHooks are the Hooks of a server with the cache on.
 type cacheHooks struct {
-	c     *cache.Cache
-	rules cacheRules
+	c       *cache.Cache
+	rules   cacheRules
+	logical *cacheLogical // cache.invalidation: logical (cachefeed.go), or nil
 }
 
 // SetCache turns the result cache on for transaction mode: c answers and
@@ -109,6 +110,9 @@ func (ss *session) cacheOf(c *cache.Cache) *sessionCache {
 		// Role: the client's user and the role pgone logs in to the server as.
 		ss.cache = &sessionCache{cs: c.NewSession(), db: cacheDatabaseOf(ss.target),
 			role: ss.poolKey.User + "\x00" + ss.target.User}
+		if h, ok := ss.srv.hooks.(*cacheHooks); ok {
+			ss.ensureFeed(h, ss.cache.db)
+		}
 	}
 	return ss.cache
 }
