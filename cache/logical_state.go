@@ -149,6 +149,9 @@ func (f *Feed) evaluate(now time.Time) {
 	ok := f.st.connected && !f.st.caughtUp.IsZero() && now.Sub(f.st.caughtUp) <= f.maxLag
 	switch {
 	case ok && f.st.held:
+		if f.st.needFlush {
+			f.c.perDB.of(f.db).flushes.Add(1)
+		}
 		f.c.versions.release(f.db, f.st.needFlush)
 		f.st.held, f.st.needFlush = false, false
 	case !ok:
