@@ -46,10 +46,10 @@ type DatabaseStats struct {
 	Database string
 	// Entries and Bytes are held by the in-process store (counted when
 	// asked, by a walk of the store).
-	Entries                      int
-	Bytes                        int64
-	Hits, Misses, Fills, Shared  int64
-	Refused                      map[Refusal]int64
+	Entries                     int
+	Bytes                       int64
+	Hits, Misses, Fills, Shared int64
+	Refused                     map[Refusal]int64
 	// Invalidations by cause: write counts table bumps (through pgone
 	// and from the replication stream), epoch the database-wide bumps,
 	// flush CACHE FLUSH and the releases after a stream outage.
