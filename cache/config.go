@@ -61,8 +61,9 @@ type Config struct {
 
 // Rule lets reads of one table be cached. Table is matched on its
 // relation name, schema and case ignored ("public.Accounts" and
-// "accounts" are one table); it must be a base table: a write to the
-// tables under a view is not seen as a write to the view.
+// "accounts" are one table). A view or a partitioned table may be named:
+// the proxy resolves it to its base tables and partitions from the
+// primary's catalog, so a write to those invalidates it.
 type Rule struct {
 	Table string `yaml:"table"`
 	// TTL bounds the entries reading the table (0: default_ttl); a read

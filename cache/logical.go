@@ -154,7 +154,7 @@ func (f *Feed) stream(ctx context.Context) error {
 	f.setConnected(true, nil)
 	f.src.Log.Info("cache: logical replication stream started", "database", f.db, "slot", slot,
 		"publication", f.src.Publication)
-	a := applier{f: f, rels: map[uint32][]string{}}
+	a := applier{f: f, rels: map[uint32]relation{}, touched: map[uint32]bool{}}
 	return a.loop(ctx, plain, repl)
 }
 
@@ -206,13 +206,15 @@ func queryBool(ctx context.Context, c *pgconn.PgConn, sql string) (bool, error) 
 // applier applies one connection's stream; it belongs to its goroutine.
 type applier struct {
 	f    *Feed
-	rels map[uint32][]string // relation OID -> table names
+	rels map[uint32]relation // by OID, from Relation messages
 	inTx bool
-	// touched are the tables the current transaction changed; unknown says
-	// it changed a relation whose name was never sent (bump the epoch).
-	touched []string
+	// touched are the relations the current transaction changed; unknown
+	// says it changed one whose name was never sent (bump the epoch).
+	touched map[uint32]bool
 	unknown bool
 }
+
+type relation struct{ schema, name string }
 
 func (a *applier) loop(ctx context.Context, plain, repl *pgconn.PgConn) error {
 	every := a.f.probeEvery()
@@ -316,9 +318,10 @@ func (a *applier) copyData(ctx context.Context, repl *pgconn.PgConn, data []byte
 func (a *applier) apply(m pglogrepl.Message) {
 	switch m := m.(type) {
 	case *pglogrepl.RelationMessage:
-		a.rels[m.RelationID] = a.f.src.Names(m.Namespace, m.RelationName)
+		a.rels[m.RelationID] = relation{m.Namespace, m.RelationName}
 	case *pglogrepl.BeginMessage:
-		a.inTx, a.unknown, a.touched = true, false, a.touched[:0]
+		a.inTx, a.unknown = true, false
+		clear(a.touched)
 	case *pglogrepl.InsertMessage:
 		a.changed(m.RelationID)
 	case *pglogrepl.UpdateMessage:
@@ -336,26 +339,32 @@ func (a *applier) apply(m pglogrepl.Message) {
 }
 
 func (a *applier) changed(rel uint32) {
-	names, ok := a.rels[rel]
-	if !ok {
+	if _, ok := a.rels[rel]; !ok {
 		a.unknown = true
 		return
 	}
-	a.touched = append(a.touched, names...)
+	a.touched[rel] = true
 }
 
 // commit bumps what the transaction changed at its end LSN: a replica
-// that replayed that far has the commit.
+// that replayed that far has the commit. Names are looked up now, so a
+// catalog loaded since the Relation message counts.
 func (a *applier) commit(end LSN) {
 	v := a.f.c.versions
 	if a.unknown {
 		v.BumpEpoch(a.f.db, end, CauseEpoch)
 	}
-	if len(a.touched) > 0 {
-		slices.Sort(a.touched)
-		v.Bump(a.f.db, slices.Compact(a.touched), end)
+	var names []string
+	for oid := range a.touched {
+		r := a.rels[oid]
+		names = append(names, a.f.src.Names(r.schema, r.name)...)
 	}
-	a.inTx, a.unknown, a.touched = false, false, a.touched[:0]
+	if len(names) > 0 {
+		slices.Sort(names)
+		v.Bump(a.f.db, slices.Compact(names), end)
+	}
+	a.inTx, a.unknown = false, false
+	clear(a.touched)
 	a.f.advance(end, time.Now())
 }
 

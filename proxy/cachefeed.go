@@ -64,7 +64,7 @@ func (ss *session) ensureFeed(h *cacheHooks, db string) {
 	}
 	h.c.StartLogical(cache.LogicalSource{Database: db, Conn: conn, Publication: pub, Create: create,
 		Slot: l.cfg.Slot, MaxLag: l.cfg.ReplicationMaxLag, Log: ss.srv.log,
-		Names: func(_, name string) []string { return []string{relationName(name)} }})
+		Names: func(_, name string) []string { return h.catalogs.loaded(db).names(nil, relationName(name)) }})
 }
 
 // feedConnConfig is the stream's login to t's primary: the replication

@@ -41,6 +41,9 @@ type cacheHooks struct {
 	c       *cache.Cache
 	rules   cacheRules
 	logical *cacheLogical // cache.invalidation: logical (cachefeed.go), or nil
+	// catalogs are what the databases' catalogs say about caching
+	// (cachecatalog.go).
+	catalogs cacheCatalogs
 }
 
 // SetCache turns the result cache on for transaction mode: c answers and
@@ -161,7 +164,7 @@ func (h *cacheHooks) markRequest(p *PlanView) {
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	sc.cs.Write(sc.db, relationNames(tables), all)
+	sc.cs.Write(sc.db, h.tableNames(sc.db, tables), all)
 	sc.open++
 	p.cache.marked = true
 }
@@ -184,11 +187,15 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 	ss.mu.Lock()
 	settings := ss.settingsKey
 	usable := !ss.settingsDirty && !ss.pinned && !ss.lostTx && ss.txStatus == pgmsg.TxIdle
+	target := ss.target
 	ss.mu.Unlock()
 	if !usable {
 		return nil, false // the settings in the key might not be the session's
 	}
 	sc := ss.cacheOf(h.c)
+	if !h.catalogAllows(ctx, ss, sc.db, target, st.ReadTables) {
+		return nil, false
+	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if sc.cs.InTransaction() || sc.open > 0 {
@@ -201,7 +208,7 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 	}
 	in := cache.KeyInput{Database: sc.db, Role: sc.role,
 		Settings: settings, Shape: shape, Text: string(key)}
-	reply, hit := sc.cs.Lookup(ctx, &in, relationNames(st.ReadTables))
+	reply, hit := sc.cs.Lookup(ctx, &in, h.tableNames(sc.db, st.ReadTables))
 	if hit {
 		ss.unnamedParsedByHit(p.req)
 		return reply, true
