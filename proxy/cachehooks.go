@@ -31,10 +31,10 @@ import (
 //   - A lost server (08006/08007) or a request never sent: Committed with
 //     an unknown LSN; the session's end: cache.Session.Close.
 //
-// Commit LSNs are not asked for (UnknownLSN). A miss is sent to the
-// primary (router.ReasonCacheFill), and a fill that ran on a replica
-// anyway is abandoned: a replica fill needs a replay LSN sampled before
-// the read was sent, which the pipeline does not give yet.
+// Commit LSNs are not asked for (UnknownLSN). A miss runs on a replica
+// only if its replay LSN, sampled before the pick, proves it replayed the
+// last invalidation of the tables read; else on the primary
+// (router.ReasonCacheFill): cachereplica.go.
 
 // cacheHooks are the Hooks of a server with the cache on.
 type cacheHooks struct {
@@ -44,6 +44,7 @@ type cacheHooks struct {
 	// catalogs are what the databases' catalogs say about caching
 	// (cachecatalog.go).
 	catalogs cacheCatalogs
+	unknown  unknownLSNs // cachereplica.go
 }
 
 // SetCache turns the result cache on for transaction mode: c answers and
@@ -208,15 +209,14 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 	}
 	in := cache.KeyInput{Database: sc.db, Role: sc.role,
 		Settings: settings, Shape: shape, Text: string(key)}
+	h.resolveUnknownLSN(ss.plan.set, sc.db)
 	reply, hit := sc.cs.Lookup(ctx, &in, h.tableNames(sc.db, st.ReadTables))
 	if hit {
 		ss.unnamedParsedByHit(p.req)
 		return reply, true
 	}
 	p.cache.fill, p.cache.ttl = true, ttl
-	// The miss runs on the primary: a replica's result may predate the
-	// cache's last invalidation, and its replay LSN is not known here.
-	ss.plan.splitDone, ss.plan.read, ss.plan.reason = true, false, router.ReasonCacheFill
+	h.routeFill(ss, sc)
 	return nil, false
 }
 
@@ -256,12 +256,13 @@ func (h *cacheHooks) AfterReply(_ context.Context, p *PlanView, r ReplySample) {
 }
 
 func (h *cacheHooks) fillLocked(sc *sessionCache, r ReplySample, ttl time.Duration) {
-	if r.Outcome != OutcomeOK || r.TxStatus != pgmsg.TxIdle || r.Replica ||
+	if r.Outcome != OutcomeOK || r.TxStatus != pgmsg.TxIdle ||
 		r.Frames.Len() > h.c.MaxEntryBytes() || !replayable(r.Frames) {
 		sc.cs.Abandon()
 		return
 	}
-	sc.cs.Store(r.Frames.AppendTo(make([]byte, 0, r.Frames.Len())), ttl, cache.Origin{})
+	from := cache.Origin{Replica: r.Replica, ReplayLSN: cache.LSN(r.ReplayLSN)}
+	sc.cs.Store(r.Frames.AppendTo(make([]byte, 0, r.Frames.Len())), ttl, from)
 }
 
 // endLocked ends the session's marks at the end of a transaction, once no
