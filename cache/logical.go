@@ -167,6 +167,9 @@ func (f *Feed) setup(ctx context.Context, plain, repl *pgconn.PgConn) (string, e
 			return "", err
 		}
 		if !exists {
+			if err := checkReplicaIdentities(ctx, plain); err != nil {
+				return "", err
+			}
 			if _, err := plain.Exec(ctx, "CREATE PUBLICATION "+f.src.Publication+" FOR ALL TABLES").ReadAll(); err != nil {
 				var pgErr *pgconn.PgError
 				if !errors.As(err, &pgErr) || pgErr.Code != "42710" { // created concurrently by another pgone
@@ -190,6 +193,31 @@ func (f *Feed) setup(ctx context.Context, plain, repl *pgconn.PgConn) (string, e
 	}
 	_, err = pglogrepl.CreateReplicationSlot(ctx, repl, f.src.Slot, "pgoutput", opts)
 	return f.src.Slot, err
+}
+
+// noIdentityQuery lists the tables whose UPDATE and DELETE would fail
+// once in a publication that publishes them: no replica identity.
+const noIdentityQuery = "SELECT coalesce(pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ' ORDER BY 1), '')" +
+	" FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace" +
+	" WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND n.nspname NOT IN ('pg_catalog', 'information_schema')" +
+	" AND n.nspname NOT LIKE 'pg\\_toast%' AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS" +
+	" (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))"
+
+// checkReplicaIdentities refuses to create the publication FOR ALL
+// TABLES while a table has no replica identity: PostgreSQL would then
+// fail the application's UPDATEs and DELETEs on it. The stream stays down
+// (the database uncached) and says why until it is fixed.
+func checkReplicaIdentities(ctx context.Context, c *pgconn.PgConn) error {
+	res, err := c.Exec(ctx, noIdentityQuery).ReadAll()
+	if err != nil {
+		return err
+	}
+	if len(res) == 1 && len(res[0].Rows) == 1 && len(res[0].Rows[0][0]) > 0 {
+		return fmt.Errorf("not creating publication %s FOR ALL TABLES: UPDATE and DELETE would fail on tables without a replica identity (%s);"+
+			" give them a primary key or REPLICA IDENTITY FULL, or create a publication yourself and name it in cache.publication",
+			DefaultPublication, res[0].Rows[0][0])
+	}
+	return nil
 }
 
 func queryBool(ctx context.Context, c *pgconn.PgConn, sql string) (bool, error) {

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ func logicalCluster(t *testing.T) *pgtest.Cluster {
 	t.Helper()
 	cl := pgtest.New(t, pgtest.Options{Settings: map[string]string{"wal_level": "logical"}})
 	if err := cl.Exec(testContext(t), "CREATE ROLE repl REPLICATION LOGIN PASSWORD 'repl-pw';"+
-		"CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE other (id int);"+
+		"CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE other (id int PRIMARY KEY);"+
 		"GRANT SELECT ON t, other TO repl; CREATE PUBLICATION named_pub FOR ALL TABLES"); err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +72,16 @@ func feedStatus(c *Cache) FeedStatus {
 // temporary slot is gone once the feed stops.
 func TestLogicalFeed(t *testing.T) {
 	cl := logicalCluster(t)
+	query(t, cl, "CREATE TABLE nopk (id int)")
 	c := newTestCache(t, nil)
 	f := c.StartLogical(sourceFor(t, cl, pgtest.SuperUser, pgtest.SuperPassword, DefaultPublication, true))
+	// A table without a replica identity: the publication would break its
+	// UPDATEs, so pgone does not create it and the database stays uncached.
+	waitFor(t, "the refusal", func() bool { return strings.Contains(f.Status().LastError, "nopk") })
+	if !f.Status().Bypassed || query(t, cl, "SELECT count(*) FROM pg_publication WHERE pubname = 'pgone_cache'") != "0" {
+		t.Fatalf("status %+v with a table without replica identity; want bypassed, no publication", f.Status())
+	}
+	query(t, cl, "ALTER TABLE nopk REPLICA IDENTITY FULL")
 	// Held from the start: a fill is refused until the stream caught up.
 	early := c.versions.Token("db", []string{"t"})
 	if r := c.versions.Check(&early, false, 0); r != RefuseInFlight {
