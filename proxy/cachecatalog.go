@@ -62,6 +62,9 @@ const (
 type cacheCatalog struct {
 	refuse map[string]string   // relation -> why it is never cached ("" if it may be)
 	reads  map[string][]string // relation -> the relations reading it reads
+	// verdict is refusal's answer for every relation in refuse, worked
+	// out once: a read looks it up without allocating.
+	verdict map[string]string
 	comp   map[string][]string // relation -> its connected relations (itself included), if any
 	sum    [sha256.Size]byte
 	gen    uint64 // the DDL generation it was loaded at
@@ -142,6 +145,10 @@ func buildCacheCatalog(rels, reads, volatile [][]string) *cacheCatalog {
 			c.comp[x] = g
 		}
 	}
+	c.verdict = make(map[string]string, len(c.refuse))
+	for x := range c.refuse {
+		c.verdict[x] = c.walkRefusal(x)
+	}
 	return c
 }
 
@@ -149,6 +156,14 @@ func buildCacheCatalog(rels, reads, volatile [][]string) *cacheCatalog {
 // those of anything reading it reads; unknown to the catalog counts as a
 // refusal (created since the load, or not a relation).
 func (c *cacheCatalog) refusal(table string) string {
+	why, known := c.verdict[table]
+	if !known {
+		return "not in the catalog: " + table
+	}
+	return why
+}
+
+func (c *cacheCatalog) walkRefusal(table string) string {
 	seen := map[string]bool{}
 	var walk func(string) string
 	walk = func(x string) string {
