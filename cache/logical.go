@@ -102,6 +102,9 @@ func (f *Feed) probeEvery() time.Duration {
 
 func (f *Feed) run(ctx context.Context) {
 	defer close(f.done)
+	watchdog := make(chan struct{})
+	defer func() { <-watchdog }()
+	go f.watch(ctx, watchdog)
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		began := time.Now()
@@ -121,6 +124,23 @@ func (f *Feed) run(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// watch re-evaluates the stream's standing every probe interval, so a
+// stream stuck anywhere (a probe waiting on a slow primary, a connect)
+// is held once its bound passes, not when the stuck call returns.
+func (f *Feed) watch(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(f.probeEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			f.evaluate(now)
+		}
 	}
 }
 
