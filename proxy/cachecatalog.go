@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
+	"log/slog"
 	"slices"
 	"sort"
 	"sync"
@@ -210,7 +212,14 @@ type cacheCatalogs struct {
 type catalogSlot struct {
 	load sync.Mutex // one load at a time
 	cat  atomic.Pointer[cacheCatalog]
+	// failedAt is when the last load failed (unix ns): reads do not try
+	// again (each would wait for a connect) until catalogRetry passed.
+	failedAt atomic.Int64
 }
+
+// catalogRetry is how long after a failed load reads go uncached without
+// trying again.
+const catalogRetry = 5 * time.Second
 
 func (cs *cacheCatalogs) slot(db string) *catalogSlot {
 	cs.mu.Lock()
@@ -238,7 +247,7 @@ func (cs *cacheCatalogs) stale() { cs.gen.Add(1) }
 // it is missing or older than the last DDL; nil if it cannot be had (the
 // read is then not cached). One older than every is used and refreshed
 // in the background.
-func (h *cacheHooks) currentCatalog(ctx context.Context, db string, conn func() (*pgconn.Config, error), every time.Duration) *cacheCatalog {
+func (h *cacheHooks) currentCatalog(ctx context.Context, db string, conn func() (*pgconn.Config, error), every time.Duration, log *slog.Logger) *cacheCatalog {
 	cs := &h.catalogs
 	s := cs.slot(db)
 	gen := cs.gen.Load()
@@ -246,17 +255,20 @@ func (h *cacheHooks) currentCatalog(ctx context.Context, db string, conn func() 
 		if every > 0 && time.Since(c.at) > every && s.load.TryLock() {
 			go func() {
 				defer s.load.Unlock()
-				h.loadCatalog(context.Background(), db, s, conn)
+				h.loadCatalog(context.Background(), db, s, conn, log)
 			}()
 		}
 		return c
+	}
+	if time.Since(time.Unix(0, s.failedAt.Load())) < catalogRetry {
+		return nil
 	}
 	s.load.Lock()
 	defer s.load.Unlock()
 	if c := s.cat.Load(); c != nil && c.gen == gen {
 		return c // loaded while this one waited
 	}
-	c := h.loadCatalog(ctx, db, s, conn)
+	c := h.loadCatalog(ctx, db, s, conn, log)
 	if c == nil || c.gen != gen {
 		return nil
 	}
@@ -267,24 +279,33 @@ func (h *cacheHooks) currentCatalog(ctx context.Context, db string, conn func() 
 // A catalog that differs from the one before bumps db's epoch: entries
 // stored under the old facts may be wrong under the new (DDL that
 // bypassed pgone).
-func (h *cacheHooks) loadCatalog(ctx context.Context, db string, s *catalogSlot, conn func() (*pgconn.Config, error)) *cacheCatalog {
+func (h *cacheHooks) loadCatalog(ctx context.Context, db string, s *catalogSlot, conn func() (*pgconn.Config, error), log *slog.Logger) *cacheCatalog {
 	gen := h.catalogs.gen.Load() // before the queries: they must see every DDL counted later
+	failed := func(err error) *cacheCatalog {
+		s.failedAt.Store(time.Now().UnixNano())
+		log.Warn("cache: reading the catalog failed; the database's reads are not cached until it is read",
+			"database", db, "err", err, "retry_in", catalogRetry)
+		return nil
+	}
 	cfg, err := conn()
 	if err != nil {
-		return nil
+		return failed(err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil
+		return failed(err)
 	}
 	defer pc.Close(context.Background())
 	var rows [3][][]string
 	for i, q := range []string{cacheRelationsQuery, cacheReadsQuery, cacheVolatileViewsQuery} {
 		res, err := pc.Exec(ctx, q).ReadAll()
-		if err != nil || len(res) != 1 {
-			return nil
+		if err == nil && len(res) != 1 {
+			err = errors.New("unexpected result")
+		}
+		if err != nil {
+			return failed(err)
 		}
 		for _, r := range res[0].Rows {
 			row := make([]string, len(r))
@@ -332,7 +353,7 @@ func (s *Server) cacheCatalogsStale() {
 // cached: loaded (waiting for it if needed) and no table refused.
 func (h *cacheHooks) catalogAllows(ctx context.Context, ss *session, db string, target pool.Target, tables []string) bool {
 	snap := ss.srv.snap.Load()
-	c := h.currentCatalog(ctx, db, catalogConn(target, snap.poolCfg), snap.cfg.Routing.FunctionsRefreshInterval)
+	c := h.currentCatalog(ctx, db, catalogConn(target, snap.poolCfg), snap.cfg.Routing.FunctionsRefreshInterval, ss.srv.log)
 	if c == nil {
 		return false
 	}
