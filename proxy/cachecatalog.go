@@ -67,10 +67,10 @@ type cacheCatalog struct {
 	// verdict is refusal's answer for every relation in refuse, worked
 	// out once: a read looks it up without allocating.
 	verdict map[string]string
-	comp   map[string][]string // relation -> its connected relations (itself included), if any
-	sum    [sha256.Size]byte
-	gen    uint64 // the DDL generation it was loaded at
-	at     time.Time
+	comp    map[string][]string // relation -> its connected relations (itself included), if any
+	sum     [sha256.Size]byte
+	gen     uint64 // the DDL generation it was loaded at
+	at      time.Time
 }
 
 // buildCacheCatalog builds the facts from the three queries' rows.
