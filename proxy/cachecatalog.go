@@ -73,8 +73,11 @@ type cacheCatalog struct {
 	at      time.Time
 }
 
-// buildCacheCatalog builds the facts from the three queries' rows.
-func buildCacheCatalog(rels, reads, volatile [][]string) *cacheCatalog {
+// buildCacheCatalog builds the facts from the three queries' rows. With
+// logical invalidation, relations whose changes the stream never carries
+// (unlogged tables, materialized views) are refused too: a write to them
+// that bypasses pgone would go unseen.
+func buildCacheCatalog(rels, reads, volatile [][]string, logical bool) *cacheCatalog {
 	c := &cacheCatalog{refuse: map[string]string{}, reads: map[string][]string{}, comp: map[string][]string{}}
 	h := sha256.New()
 	for _, rows := range [][][]string{rels, reads, volatile} {
@@ -101,6 +104,10 @@ func buildCacheCatalog(rels, reads, volatile [][]string) *cacheCatalog {
 			why = "temporary"
 		case r[1] == "f":
 			why = "foreign table"
+		case logical && r[2] == "u":
+			why = "unlogged table (not in the replication stream)"
+		case logical && r[1] == "m":
+			why = "materialized view (not in the replication stream)"
 		}
 		if old, seen := c.refuse[r[0]]; !seen || old == "" {
 			c.refuse[r[0]] = why
@@ -315,7 +322,7 @@ func (h *cacheHooks) loadCatalog(ctx context.Context, db string, s *catalogSlot,
 			rows[i] = append(rows[i], row)
 		}
 	}
-	c := buildCacheCatalog(rows[0], rows[1], rows[2])
+	c := buildCacheCatalog(rows[0], rows[1], rows[2], h.logical != nil)
 	c.gen, c.at = gen, time.Now()
 	if old := s.cat.Swap(c); old != nil && old.sum != c.sum {
 		h.c.Versions().BumpEpoch(db, 0, cache.CauseEpoch)

@@ -27,13 +27,15 @@ func TestCacheCatalogRefusalAndNames(t *testing.T) {
 		{"v_now", "v", "p", "false", "false"},
 		{"dup", "r", "p", "false", "false"},
 		{"dup", "r", "p", "true", "false"}, // same name, another schema
+		{"unlogged", "r", "u", "false", "false"},
+		{"mv", "m", "p", "false", "false"},
 	}
 	reads := [][]string{
 		{"parent", "child1"}, {"parent", "child2"},
 		{"mixed", "mixed_local"}, {"mixed", "mixed_remote"},
 		{"v_plain", "plain"}, {"v_rls", "rls"}, {"v_v", "v_plain"},
 	}
-	c := buildCacheCatalog(rels, reads, [][]string{{"v_now"}})
+	c := buildCacheCatalog(rels, reads, [][]string{{"v_now"}}, false)
 	for _, tc := range []struct {
 		table string
 		ok    bool
@@ -41,7 +43,7 @@ func TestCacheCatalogRefusalAndNames(t *testing.T) {
 		{"plain", true}, {"rls", false}, {"tmp", false}, {"ft", false}, {"pg_class", false},
 		{"parent", true}, {"child1", true}, {"mixed", false}, {"mixed_local", true},
 		{"v_plain", true}, {"v_rls", false}, {"v_v", true}, {"v_now", false},
-		{"dup", false}, {"unknown", false},
+		{"dup", false}, {"unknown", false}, {"unlogged", true}, {"mv", true},
 	} {
 		if why := c.refusal(tc.table); (why == "") != tc.ok {
 			t.Errorf("refusal(%s) = %q, want cacheable %v", tc.table, why, tc.ok)
@@ -66,7 +68,17 @@ func TestCacheCatalogRefusalAndNames(t *testing.T) {
 	if got := none.names(nil, "child1"); !slices.Equal(got, []string{"child1"}) {
 		t.Errorf("names before a load = %v", got)
 	}
-	if buildCacheCatalog(rels, reads, nil).sum == c.sum {
+	if buildCacheCatalog(rels, reads, nil, false).sum == c.sum {
 		t.Error("a changed catalog has the same sum")
+	}
+	// With logical invalidation, what the stream never carries is refused.
+	lc := buildCacheCatalog(rels, reads, nil, true)
+	for _, table := range []string{"unlogged", "mv"} {
+		if lc.refusal(table) == "" {
+			t.Errorf("logical: %s may be cached; its writes are not in the stream", table)
+		}
+	}
+	if lc.refusal("plain") != "" {
+		t.Error("logical: plain refused")
 	}
 }
