@@ -73,11 +73,21 @@ type cacheCatalog struct {
 	at      time.Time
 }
 
+// streamCoverage is what the replication stream carries (logical
+// invalidation): every table, or the tables of its publication. A table
+// it does not carry is never cached: a write to it that bypasses pgone
+// would go unseen.
+type streamCoverage struct {
+	all    bool
+	tables map[string]bool
+}
+
 // buildCacheCatalog builds the facts from the three queries' rows. With
-// logical invalidation, relations whose changes the stream never carries
-// (unlogged tables, materialized views) are refused too: a write to them
-// that bypasses pgone would go unseen.
-func buildCacheCatalog(rels, reads, volatile [][]string, logical bool) *cacheCatalog {
+// logical invalidation (stream non-nil), relations whose changes the
+// stream never carries (unlogged tables, materialized views, tables
+// outside its publication) are refused too.
+func buildCacheCatalog(rels, reads, volatile [][]string, stream *streamCoverage) *cacheCatalog {
+	logical := stream != nil
 	c := &cacheCatalog{refuse: map[string]string{}, reads: map[string][]string{}, comp: map[string][]string{}}
 	h := sha256.New()
 	for _, rows := range [][][]string{rels, reads, volatile} {
@@ -108,6 +118,8 @@ func buildCacheCatalog(rels, reads, volatile [][]string, logical bool) *cacheCat
 			why = "unlogged table (not in the replication stream)"
 		case logical && r[1] == "m":
 			why = "materialized view (not in the replication stream)"
+		case logical && r[1] == "r" && !stream.all && !stream.tables[r[0]]:
+			why = "not in the replication stream's publication"
 		}
 		if old, seen := c.refuse[r[0]]; !seen || old == "" {
 			c.refuse[r[0]] = why
@@ -322,7 +334,13 @@ func (h *cacheHooks) loadCatalog(ctx context.Context, db string, s *catalogSlot,
 			rows[i] = append(rows[i], row)
 		}
 	}
-	c := buildCacheCatalog(rows[0], rows[1], rows[2], h.logical != nil)
+	var stream *streamCoverage
+	if h.logical != nil {
+		if stream, err = h.logical.coverage(ctx, pc); err != nil {
+			return failed(err)
+		}
+	}
+	c := buildCacheCatalog(rows[0], rows[1], rows[2], stream)
 	c.gen, c.at = gen, time.Now()
 	if old := s.cat.Swap(c); old != nil && old.sum != c.sum {
 		h.c.Versions().BumpEpoch(db, 0, cache.CauseEpoch)

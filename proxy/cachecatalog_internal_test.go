@@ -35,7 +35,7 @@ func TestCacheCatalogRefusalAndNames(t *testing.T) {
 		{"mixed", "mixed_local"}, {"mixed", "mixed_remote"},
 		{"v_plain", "plain"}, {"v_rls", "rls"}, {"v_v", "v_plain"},
 	}
-	c := buildCacheCatalog(rels, reads, [][]string{{"v_now"}}, false)
+	c := buildCacheCatalog(rels, reads, [][]string{{"v_now"}}, nil)
 	for _, tc := range []struct {
 		table string
 		ok    bool
@@ -68,11 +68,11 @@ func TestCacheCatalogRefusalAndNames(t *testing.T) {
 	if got := none.names(nil, "child1"); !slices.Equal(got, []string{"child1"}) {
 		t.Errorf("names before a load = %v", got)
 	}
-	if buildCacheCatalog(rels, reads, nil, false).sum == c.sum {
+	if buildCacheCatalog(rels, reads, nil, nil).sum == c.sum {
 		t.Error("a changed catalog has the same sum")
 	}
 	// With logical invalidation, what the stream never carries is refused.
-	lc := buildCacheCatalog(rels, reads, nil, true)
+	lc := buildCacheCatalog(rels, reads, nil, &streamCoverage{all: true})
 	for _, table := range []string{"unlogged", "mv"} {
 		if lc.refusal(table) == "" {
 			t.Errorf("logical: %s may be cached; its writes are not in the stream", table)
@@ -80,5 +80,13 @@ func TestCacheCatalogRefusalAndNames(t *testing.T) {
 	}
 	if lc.refusal("plain") != "" {
 		t.Error("logical: plain refused")
+	}
+	// A publication of some tables: the others are refused, and a parent
+	// with a partition outside it.
+	pc := buildCacheCatalog(rels, reads, nil, &streamCoverage{tables: map[string]bool{"plain": true, "child1": true}})
+	for table, ok := range map[string]bool{"plain": true, "v_plain": true, "child1": true, "child2": false, "parent": false, "dup": false} {
+		if why := pc.refusal(table); (why == "") != ok {
+			t.Errorf("publication of plain, child1: refusal(%s) = %q, want cacheable %v", table, why, ok)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -65,6 +66,40 @@ func (ss *session) ensureFeed(h *cacheHooks, db string) {
 	h.c.StartLogical(cache.LogicalSource{Database: db, Conn: conn, Publication: pub, Create: create,
 		Slot: l.cfg.Slot, MaxLag: l.cfg.ReplicationMaxLag, Log: ss.srv.log,
 		Names: func(_, name string) []string { return h.catalogs.loaded(db).names(nil, relationName(name)) }})
+}
+
+// coverage reads what the stream's publication carries. The default one
+// not created yet will be FOR ALL TABLES; a named one that does not exist,
+// or one that does not publish every kind of change, carries nothing
+// pgone can rely on.
+func (l *cacheLogical) coverage(ctx context.Context, pc *pgconn.PgConn) (*streamCoverage, error) {
+	pub := l.cfg.Publication
+	if pub == "" {
+		pub = cache.DefaultPublication
+	}
+	res, err := pc.Exec(ctx, "SELECT p.puballtables::text, (p.pubinsert AND p.pubupdate AND p.pubdelete AND p.pubtruncate)::text"+
+		" FROM pg_catalog.pg_publication p WHERE p.pubname = '"+pub+"';"+
+		" SELECT pg_catalog.lower(t.tablename) FROM pg_catalog.pg_publication_tables t WHERE t.pubname = '"+pub+"'").ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != 2 {
+		return nil, fmt.Errorf("reading publication %s: unexpected result", pub)
+	}
+	cov := &streamCoverage{tables: map[string]bool{}}
+	switch {
+	case len(res[0].Rows) == 0:
+		cov.all = l.cfg.Publication == "" // pgone creates it FOR ALL TABLES
+	case string(res[0].Rows[0][1]) != "true":
+		// Some changes are not published: nothing is covered.
+	case string(res[0].Rows[0][0]) == "true":
+		cov.all = true
+	default:
+		for _, r := range res[1].Rows {
+			cov.tables[string(r[0])] = true
+		}
+	}
+	return cov, nil
 }
 
 // feedConnConfig is the stream's login to t's primary: the replication
