@@ -16,6 +16,8 @@ type Cache struct {
 	versions *Versions
 	flights  flights
 	n        counters
+	feeds    feeds // logical replication streams (logical.go)
+	perDB    dbCounterSet
 }
 
 // New builds a cache from cfg, which must have had Defaults applied and
@@ -61,6 +63,7 @@ func (c *Cache) Get(k Key) ([]byte, bool) {
 		return nil, false
 	}
 	c.n.hits.Add(1)
+	c.perDB.of(e.Database).hits.Add(1)
 	return e.Reply, true
 }
 
@@ -79,12 +82,16 @@ func (c *Cache) Lookup(ctx context.Context, k Key, db string, tables []string) (
 		if e := c.flights.wait(ctx, f, c.cfg.SingleFlightWait); e != nil && c.versions.Valid(e) {
 			c.n.hits.Add(1)
 			c.n.shared.Add(1)
+			d := c.perDB.of(db)
+			d.hits.Add(1)
+			d.shared.Add(1)
 			return e.Reply, nil
 		}
 		c.n.followersAlone.Add(1)
 		f = nil
 	}
 	c.n.misses.Add(1)
+	c.perDB.of(db).misses.Add(1)
 	// The token is taken now, after any wait: the read it covers is sent
 	// after it.
 	return nil, &Fill{c: c, key: k, token: c.versions.Token(db, tables), flight: f}
@@ -132,9 +139,11 @@ func (f *Fill) Store(reply []byte, ttl time.Duration, from Origin) Refusal {
 	}
 	if r != RefuseNone {
 		f.c.n.refused[r].Add(1)
+		f.c.perDB.of(f.token.db).refused[r].Add(1)
 		e = nil
 	} else {
 		f.c.n.fills.Add(1)
+		f.c.perDB.of(f.token.db).fills.Add(1)
 	}
 	f.end(e)
 	return r
@@ -167,4 +176,5 @@ func (c *Cache) Flush(db string) {
 	// Entries of db become invalid by the epoch and are dropped when next
 	// found or by eviction; the store has no per-database index.
 	c.versions.BumpEpoch(db, 0, CauseFlush)
+	c.perDB.of(db).flushes.Add(1)
 }

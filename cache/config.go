@@ -40,12 +40,30 @@ type Config struct {
 	Rules []Rule `yaml:"rules"`
 	// Redis is the shared store (L2); empty address: none.
 	Redis Redis `yaml:"redis"`
+	// Invalidation is none (the default: only writes through pgone
+	// invalidate) or logical: a logical replication stream from each
+	// primary also invalidates, for writes that bypass pgone (logical.go).
+	Invalidation Invalidation `yaml:"invalidation"`
+	// Publication is the publication the stream reads; empty: pgone
+	// creates pgone_cache FOR ALL TABLES (which needs the privilege).
+	Publication string `yaml:"publication"`
+	// Slot is a permanent replication slot to use (created if missing);
+	// empty: a temporary slot, dropped by PostgreSQL when pgone goes.
+	Slot string `yaml:"slot"`
+	// ReplicationMaxLag is how far behind the primary the stream may be
+	// before the database's cache is bypassed until it catches up.
+	ReplicationMaxLag time.Duration `yaml:"replication_max_lag"`
+	// ReplicationUser and ReplicationPassword log the stream in (a role
+	// with REPLICATION); empty: the database's server login.
+	ReplicationUser     string `yaml:"replication_user"`
+	ReplicationPassword string `yaml:"replication_password"`
 }
 
 // Rule lets reads of one table be cached. Table is matched on its
 // relation name, schema and case ignored ("public.Accounts" and
-// "accounts" are one table); it must be a base table: a write to the
-// tables under a view is not seen as a write to the view.
+// "accounts" are one table). A view or a partitioned table may be named:
+// the proxy resolves it to its base tables and partitions from the
+// primary's catalog, so a write to those invalidates it.
 type Rule struct {
 	Table string `yaml:"table"`
 	// TTL bounds the entries reading the table (0: default_ttl); a read
@@ -76,6 +94,7 @@ func (c *Config) Defaults() {
 	if c.SingleFlightWait == 0 {
 		c.SingleFlightWait = time.Second
 	}
+	c.logicalDefaults()
 }
 
 // Validate reports every problem with c; each error's text starts with the
@@ -121,5 +140,6 @@ func (c *Config) Validate() []error {
 			add("redis.address", "must be host:port, got %q", c.Redis.Address)
 		}
 	}
+	errs = append(errs, c.validateLogical()...)
 	return errs
 }

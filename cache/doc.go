@@ -19,6 +19,15 @@
 //     how far in the WAL each table's invalidations reached (an unknown
 //     LSN is resolved by a primary LSN read after it).
 //   - flight.go: single flight for concurrent misses of one key.
+//   - logical.go, logical_state.go, logical_config.go, logical_metrics.go:
+//     cache.invalidation: logical, a pgoutput stream per database that
+//     bumps the tables every committed change wrote (writes that bypass
+//     pgone), with its lag; while it is down or behind its bound the
+//     database is held like a writer in flight on all of it, and the
+//     release after an outage flushes it.
+//   - replicafill.go: what a replica needs to fill (ReplayBar), and
+//     unknown LSNs resolved per database.
+//   - dbstats.go: the per-database counts SHOW CACHE shows.
 //   - cache.go: Cache, the facade; session.go: Session, one client
 //     session's handle (key builder, marks, pending fill), what the
 //     proxy's hooks call; metrics.go: Stats and the pgone_cache_*

@@ -57,7 +57,10 @@ func (c *Cache) Stats() Stats {
 // RegisterMetrics registers the pgone_cache_* metrics on reg. They are
 // read from the counters at scrape time, so the request path only adds.
 func (c *Cache) RegisterMetrics(reg prometheus.Registerer) error {
-	return reg.Register(newCollector(c))
+	if err := reg.Register(newCollector(c)); err != nil {
+		return err
+	}
+	return reg.Register(newFeedCollector(c))
 }
 
 type collector struct {

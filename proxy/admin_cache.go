@@ -18,14 +18,20 @@ func (s *Server) resultCache() *cache.Cache {
 	return nil
 }
 
-// showCache is one row of the cache's counters (the cache keeps them for
-// all databases together); mode off when pgone runs without it.
+// showCache is a row of totals (database "*") then one row per database
+// (server address/database name, as the cache keys them); mode off and no
+// rows when pgone runs without the cache. The replication columns are the
+// database's invalidation stream (cache.invalidation: logical): off,
+// streaming, behind (bypassed: over replication_max_lag) or down.
 func (s *Server) showCache() resultSet {
-	rs := resultSet{cols: textCols("mode", "entries", "bytes", "hits", "misses", "hit_ratio", "fills",
-		"refused_in_flight", "refused_version", "refused_too_large", "refused_store",
-		"invalidations_write", "invalidations_epoch", "invalidations_flush", "single_flight_shared")}
+	rs := resultSet{cols: textCols("mode", "database", "entries", "bytes", "hits", "misses", "hit_ratio", "fills",
+		"refused_in_flight", "refused_version", "refused_replica_lsn", "refused_too_large", "refused_store",
+		"invalidations_write", "invalidations_epoch", "invalidations_flush", "single_flight_shared",
+		"replication", "replication_lag_bytes", "replication_lag_seconds")}
 	for i := range rs.cols {
-		if name := rs.cols[i].name; name != "mode" && name != "hit_ratio" {
+		switch rs.cols[i].name {
+		case "mode", "database", "hit_ratio", "replication", "replication_lag_seconds":
+		default:
 			rs.cols[i].oid = oidInt8
 		}
 	}
@@ -34,13 +40,37 @@ func (s *Server) showCache() resultSet {
 		return rs
 	}
 	st := c.Stats()
-	rs.rows = append(rs.rows, []string{"on", itoa(int64(st.Entries)), itoa(st.Bytes), itoa(st.Hits), itoa(st.Misses),
-		strconv.FormatFloat(st.HitRatio(), 'f', 4, 64), itoa(st.Fills),
-		itoa(st.Refused[cache.RefuseInFlight]), itoa(st.Refused[cache.RefuseVersion]),
-		itoa(st.Refused[cache.RefuseTooLarge]), itoa(st.Refused[cache.RefuseStore]),
-		itoa(st.Invalidations[cache.CauseWrite]), itoa(st.Invalidations[cache.CauseEpoch]),
-		itoa(st.Invalidations[cache.CauseFlush]), itoa(st.Shared)})
+	rs.rows = append(rs.rows, cacheRow("*", cache.DatabaseStats{Entries: st.Entries, Bytes: st.Bytes,
+		Hits: st.Hits, Misses: st.Misses, Fills: st.Fills, Shared: st.Shared,
+		Refused: st.Refused, Invalidations: st.Invalidations}))
+	for _, d := range c.DatabaseStats() {
+		rs.rows = append(rs.rows, cacheRow(d.Database, d))
+	}
 	return rs
+}
+
+func cacheRow(db string, d cache.DatabaseStats) []string {
+	repl, lagBytes, lagSeconds := "off", "0", ""
+	if f := d.Feed; f != nil {
+		switch {
+		case !f.Connected:
+			repl = "down"
+		case f.Bypassed:
+			repl = "behind"
+		default:
+			repl = "streaming"
+		}
+		lagBytes = itoa(f.LagBytes)
+		if f.LagSeconds >= 0 {
+			lagSeconds = strconv.FormatFloat(f.LagSeconds, 'f', 3, 64)
+		}
+	}
+	return []string{"on", db, itoa(int64(d.Entries)), itoa(d.Bytes), itoa(d.Hits), itoa(d.Misses),
+		strconv.FormatFloat(d.HitRatio(), 'f', 4, 64), itoa(d.Fills),
+		itoa(d.Refused[cache.RefuseInFlight]), itoa(d.Refused[cache.RefuseVersion]),
+		itoa(d.Refused[cache.RefuseReplicaLSN]), itoa(d.Refused[cache.RefuseTooLarge]), itoa(d.Refused[cache.RefuseStore]),
+		itoa(d.Invalidations[cache.CauseWrite]), itoa(d.Invalidations[cache.CauseEpoch]),
+		itoa(d.Invalidations[cache.CauseFlush]), itoa(d.Shared), repl, lagBytes, lagSeconds}
 }
 
 // cacheFlush drops the entries of db (all databases if empty).

@@ -143,7 +143,7 @@ func (ss *session) acquireRouted(set *replicaSet, req *request) (*pool.Conn, rou
 func (ss *session) attachLocked(server *pool.Conn, set *replicaSet, route routeDecision) {
 	ss.server = server
 	ss.serverFatal, ss.captured = false, nil
-	ss.slot = route.slot
+	ss.slot, ss.slotReplay = route.slot, route.replay
 	if route.slot != nil {
 		route.slot.inflight.Add(1)
 	} else if set != nil && set.fenced() && route.mayWrite() {

@@ -42,7 +42,10 @@ func startCacheProxyWith(t *testing.T, mutateCfg func(*config.Config), mutate fu
 			mutateCfg(c)
 		}
 	})
-	p := serveProxy(t, cfg, testLog(), func(p *testProxy) { p.Srv.SetCache(c, ccfg.Rules) })
+	p := serveProxy(t, cfg, testLog(), func(p *testProxy) {
+		p.Srv.SetCache(c, ccfg.Rules)
+		p.Srv.SetCacheInvalidation(ccfg)
+	})
 	return p, c
 }
 

@@ -31,15 +31,20 @@ import (
 //   - A lost server (08006/08007) or a request never sent: Committed with
 //     an unknown LSN; the session's end: cache.Session.Close.
 //
-// Commit LSNs are not asked for (UnknownLSN). A miss is sent to the
-// primary (router.ReasonCacheFill), and a fill that ran on a replica
-// anyway is abandoned: a replica fill needs a replay LSN sampled before
-// the read was sent, which the pipeline does not give yet.
+// Commit LSNs are not asked for (UnknownLSN). A miss runs on a replica
+// only if its replay LSN, sampled before the pick, proves it replayed the
+// last invalidation of the tables read; else on the primary
+// (router.ReasonCacheFill): cachereplica.go.
 
 // cacheHooks are the Hooks of a server with the cache on.
 type cacheHooks struct {
-	c     *cache.Cache
-	rules cacheRules
+	c       *cache.Cache
+	rules   cacheRules
+	logical *cacheLogical // cache.invalidation: logical (cachefeed.go), or nil
+	// catalogs are what the databases' catalogs say about caching
+	// (cachecatalog.go).
+	catalogs cacheCatalogs
+	unknown  unknownLSNs // cachereplica.go
 	// admission admits more statements in mode auto (cacheadmission.go).
 	admission CacheAdmission
 }
@@ -113,6 +118,9 @@ func (ss *session) cacheOf(c *cache.Cache) *sessionCache {
 		// Role: the client's user and the role pgone logs in to the server as.
 		ss.cache = &sessionCache{cs: c.NewSession(), db: cacheDatabaseOf(ss.target),
 			role: ss.poolKey.User + "\x00" + ss.target.User}
+		if h := ss.srv.hooks.cacheHooks(); h != nil {
+			ss.ensureFeed(h, ss.cache.db)
+		}
 	}
 	return ss.cache
 }
@@ -161,7 +169,7 @@ func (h *cacheHooks) markRequest(p *PlanView) {
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	sc.cs.Write(sc.db, relationNames(tables), all)
+	sc.cs.Write(sc.db, h.tableNames(sc.db, tables), all)
 	sc.open++
 	p.cache.marked = true
 }
@@ -184,11 +192,15 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 	ss.mu.Lock()
 	settings := ss.settingsKey
 	usable := !ss.settingsDirty && !ss.pinned && !ss.lostTx && ss.txStatus == pgmsg.TxIdle
+	target := ss.target
 	ss.mu.Unlock()
 	if !usable {
 		return nil, false // the settings in the key might not be the session's
 	}
 	sc := ss.cacheOf(h.c)
+	if !h.catalogAllows(ctx, ss, sc.db, target, st.ReadTables) {
+		return nil, false
+	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if sc.cs.InTransaction() || sc.open > 0 {
@@ -201,15 +213,14 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 	}
 	in := cache.KeyInput{Database: sc.db, Role: sc.role,
 		Settings: settings, Shape: shape, Text: string(key)}
-	reply, hit := sc.cs.Lookup(ctx, &in, relationNames(st.ReadTables))
+	h.resolveUnknownLSN(ss.plan.set, sc.db)
+	reply, hit := sc.cs.Lookup(ctx, &in, h.tableNames(sc.db, st.ReadTables))
 	if hit {
 		ss.unnamedParsedByHit(p.req)
 		return reply, true
 	}
 	p.cache.fill, p.cache.ttl = true, ttl
-	// The miss runs on the primary: a replica's result may predate the
-	// cache's last invalidation, and its replay LSN is not known here.
-	ss.plan.splitDone, ss.plan.read, ss.plan.reason = true, false, router.ReasonCacheFill
+	h.routeFill(ss, sc)
 	return nil, false
 }
 
@@ -249,12 +260,13 @@ func (h *cacheHooks) AfterReply(_ context.Context, p *PlanView, r ReplySample) {
 }
 
 func (h *cacheHooks) fillLocked(sc *sessionCache, r ReplySample, ttl time.Duration) {
-	if r.Outcome != OutcomeOK || r.TxStatus != pgmsg.TxIdle || r.Replica ||
+	if r.Outcome != OutcomeOK || r.TxStatus != pgmsg.TxIdle ||
 		r.Frames.Len() > h.c.MaxEntryBytes() || !replayable(r.Frames) {
 		sc.cs.Abandon()
 		return
 	}
-	sc.cs.Store(r.Frames.AppendTo(make([]byte, 0, r.Frames.Len())), ttl, cache.Origin{})
+	from := cache.Origin{Replica: r.Replica, ReplayLSN: cache.LSN(r.ReplayLSN)}
+	sc.cs.Store(r.Frames.AppendTo(make([]byte, 0, r.Frames.Len())), ttl, from)
 }
 
 // endLocked ends the session's marks at the end of a transaction, once no

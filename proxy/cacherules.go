@@ -16,11 +16,13 @@ import (
 // caching and towards invalidating more: a stale read, or one role seeing
 // another's rows, is the worst bug pgone can have.
 //
-// Without catalog knowledge (row security, temp/foreign tables, views and
-// inheritance, triggers and foreign-key cascades writing other tables),
-// only reads of tables named by a cache rule, or carrying the hint
-// /* pgone:cache */, are cached: the operator vouches for those tables.
-// System catalogs are never cached (the router refuses them too).
+// Only reads of tables named by a cache rule, or carrying the hint
+// /* pgone:cache */, are cached: the operator vouches for those tables
+// where the catalog cannot (triggers and foreign-key cascades writing
+// other tables). The catalog (cachecatalog.go) then refuses row security,
+// temporary, foreign and system relations and resolves views and
+// inheritance. System catalogs are never cached (the router refuses them
+// too).
 
 const (
 	hintNoCache = "pgone:nocache"
@@ -50,14 +52,6 @@ func relationName(table string) string {
 		table = table[i+1:]
 	}
 	return strings.ToLower(table)
-}
-
-func relationNames(tables []string) []string {
-	out := make([]string, 0, len(tables))
-	for _, t := range tables {
-		out = append(out, relationName(t))
-	}
-	return out
 }
 
 // isSystemTable reports a catalog or information_schema relation.

@@ -152,6 +152,7 @@ func (c *catalog) logLoadFailure(msg string, err error) {
 // DDL ran through pgone. Until then its reads calling functions other than
 // the built-in ones go to the primary.
 func (s *Server) functionsChanged(database string) {
+	s.cacheCatalogsStale() // cachecatalog.go
 	if sets := s.splits.Load(); sets != nil {
 		if set := (*sets)[database]; set != nil {
 			set.cat.refresh()

@@ -32,7 +32,8 @@ const (
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	c, err := pgtest.StartCluster(ctx, pgtest.Options{Replica: true})
+	// wal_level=logical: the cache's invalidation stream (cache.invalidation: logical) needs it.
+	c, err := pgtest.StartCluster(ctx, pgtest.Options{Replica: true, Settings: map[string]string{"wal_level": "logical"}})
 	if err != nil {
 		cancel()
 		fmt.Fprintln(os.Stderr, "proxy tests need PostgreSQL:", err)

@@ -116,6 +116,9 @@ type ReplySample struct {
 	WaitTime   time.Duration // waiting for a server (and for earlier replies it depends on)
 	TxStatus   byte          // of the last ReadyForQuery
 	Replica    bool          // it ran on a replica
+	// ReplayLSN is that replica's replay position as the monitor sampled
+	// it before the request was sent: a lower bound of what it saw.
+	ReplayLSN pool.LSN
 }
 
 // CommitInfo is a committed transaction's writes.
@@ -197,6 +200,7 @@ func (ss *session) watchRequestLocked(v *requestView, before int, wait time.Dura
 	}
 	v.sample.WaitTime = wait
 	v.sample.Replica = ss.slot != nil
+	v.sample.ReplayLSN = ss.slotReplay
 	v.sent = time.Now()
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"github.com/pgone/pgone/internal/pgmsg"
+	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/router"
 )
 
@@ -50,6 +51,11 @@ type plan struct {
 	splitDone bool
 	read      bool
 	reason    router.Reason
+	// cacheFence, when cacheFenced, is the replay LSN a replica needs to
+	// run the request: a cache miss whose result may be stored only from
+	// a replica that replayed its tables' last invalidation (cachereplica.go).
+	cacheFence  pool.LSN
+	cacheFenced bool
 }
 
 // plannedStatement is one statement text and the router's decision on it.

@@ -267,6 +267,7 @@ func (s *Server) Clients() int { return int(s.clients.Load()) }
 // idle ones with 57P01, and when ctx ends closes the rest with 57P01.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopMonitors()
+	s.stopCacheFeeds()
 	s.mu.Lock()
 	s.draining = true
 	for ln := range s.listeners {

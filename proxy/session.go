@@ -172,6 +172,7 @@ type session struct {
 	// The read/write split (split.go), also guarded by mu. The session
 	// goroutine reads them without mu while it holds no server (no pump).
 	slot            *replicaSlot // the replica of the attached server; nil for the primary
+	slotReplay      pool.LSN     // slot's replay LSN sampled before it was picked
 	mayWrite        bool         // the attached primary server ran what may have written
 	ddl             bool         // DDL was sent: function volatility is read again at release
 	fenceAt         time.Time    // the client's last request that may have written ended then

@@ -138,6 +138,7 @@ func (set *replicaSet) add(r Replica, old map[string]*replicaSlot) {
 type routeDecision struct {
 	slot   *replicaSlot // nil: the primary
 	reason router.Reason
+	replay pool.LSN // slot's replay LSN as last sampled, before the pick
 }
 
 // mayWrite reports whether a request routed to the primary may write: it
@@ -147,7 +148,7 @@ type routeDecision struct {
 func (r routeDecision) mayWrite() bool {
 	switch r.reason {
 	case router.ReasonNoUsableReplica, router.ReasonReadYourWrites, router.ReasonReplicaUnreachable, router.ReasonEmpty,
-		router.ReasonServerDependent, router.ReasonSerializable:
+		router.ReasonServerDependent, router.ReasonSerializable, router.ReasonCacheFill:
 		return false
 	}
 	return true
@@ -316,12 +317,16 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason r
 		}
 		fence = ss.fenceLSN
 	}
+	cacheBound := ss.plan.cacheFenced && ss.plan.cacheFence > fence
+	if cacheBound {
+		fence = ss.plan.cacheFence
+	}
 	n := len(set.slots)
 	if n != len(view.Replicas) {
 		return routeDecision{reason: router.ReasonNoUsableReplica} // a reload is between them
 	}
 	start := int(set.next.Add(1)) % n
-	best, bestWeight := (*replicaSlot)(nil), int64(0)
+	best, bestWeight, bestReplay := (*replicaSlot)(nil), int64(0), pool.LSN(0)
 	behind := false
 	for k := 0; k < n; k++ {
 		i := (start + k) % n
@@ -335,17 +340,20 @@ func (ss *session) pickReplica(set *replicaSet, view *pool.ReplicaView, reason r
 		}
 		// Fewest in flight per weight: a/wa < b/wb.
 		if w := slot.weight(set.weights[i]); best == nil || slot.inflight.Load()*bestWeight < best.inflight.Load()*w {
-			best, bestWeight = slot, w
+			best, bestWeight, bestReplay = slot, w, st.ReplayLSN
 		}
 	}
 	if best == nil {
 		if behind {
 			set.nudge() // a replica may have replayed it since its last check
+			if cacheBound {
+				return routeDecision{reason: router.ReasonCacheFill}
+			}
 			return routeDecision{reason: router.ReasonReadYourWrites}
 		}
 		return routeDecision{reason: router.ReasonNoUsableReplica}
 	}
-	return routeDecision{slot: best, reason: reason}
+	return routeDecision{slot: best, reason: reason, replay: bestReplay}
 }
 
 // releasedLocked is called, under mu, when the session's server leaves it

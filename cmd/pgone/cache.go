@@ -26,6 +26,8 @@ func wireCache(cfg *config.Config, srv *proxy.Server, reg prometheus.Registerer,
 		return err
 	}
 	srv.SetCache(c, cfg.Cache.Rules)
-	log.Info("result cache on", "mode", cfg.Cache.Mode, "rules", len(cfg.Cache.Rules), "max_bytes", cfg.Cache.MaxBytes)
+	srv.SetCacheInvalidation(cfg.Cache)
+	log.Info("result cache on", "mode", cfg.Cache.Mode, "rules", len(cfg.Cache.Rules), "max_bytes", cfg.Cache.MaxBytes,
+		"invalidation", cfg.Cache.Invalidation)
 	return nil
 }
