@@ -65,6 +65,9 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 			func(h, _ uint64) uint64 { return h }),
 		parse("pgone_router_cache_misses_total", "Statements parsed with PostgreSQL's grammar because their text was not in the routing cache.",
 			func(_, m uint64) uint64 { return m }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pgone_router_cache_normalized_hits_total",
+			Help: "Statements whose routing analysis came from the cache by normalised text (literals replaced) after missing by exact text; included in pgone_router_cache_hits_total."},
+			func() float64 { h, _ := s.router.NormalizedStats(); return float64(h) }),
 		unparsed(router.ReasonTooLong), unparsed(router.ReasonTooComplex),
 	} {
 		if err := reg.Register(c); err != nil {
