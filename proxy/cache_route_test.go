@@ -66,3 +66,48 @@ func TestCacheSimpleProtocolRoutesByNormalisedText(t *testing.T) {
 		t.Errorf("after an UPDATE routed by normalised text the read returned %q, want v1 (stale)", got)
 	}
 }
+
+// TestCacheKnowsUserFunctionsWithoutReplicas: a database without replicas
+// (no read/write split) still gets its functions' volatility from pg_proc
+// when the cache is on, so a read calling a user-defined immutable
+// function is cached, and one calling a volatile function is not.
+func TestCacheKnowsUserFunctionsWithoutReplicas(t *testing.T) {
+	t.Parallel()
+	cacheTable(t, "cache_fn", 10)
+	for _, sql := range []string{
+		"CREATE OR REPLACE FUNCTION cache_fn_imm(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 + 1'",
+		"CREATE OR REPLACE FUNCTION cache_fn_vol(int) RETURNS int VOLATILE LANGUAGE sql AS 'SELECT $1 + 1'",
+	} {
+		execDirect(t, sql)
+	}
+	ccfg := cache.Config{Mode: cache.ModeRules, Rules: []cache.Rule{{Table: "cache_fn", TTL: time.Hour}}}
+	ccfg.Defaults()
+	c, err := cache.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = pool.ModeTransaction },
+		func(s *proxy.Server) { s.SetCache(c, ccfg.Rules) })
+	conn := connect(t, p.AppDSN())
+	// The catalog is loaded by the database's monitor soon after the start.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hits := c.Stats().Hits
+		readV(t, conn, "SELECT v FROM cache_fn WHERE id = cache_fn_imm(0)")
+		readV(t, conn, "SELECT v FROM cache_fn WHERE id = cache_fn_imm(0)")
+		if c.Stats().Hits > hits {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a read calling an immutable user function was never cached: pg_proc's volatility never reached the router")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	hits := c.Stats().Hits
+	for i := 0; i < 3; i++ {
+		readV(t, conn, "SELECT v FROM cache_fn WHERE id = cache_fn_vol(0)")
+	}
+	if got := c.Stats().Hits; got != hits {
+		t.Errorf("a read calling a volatile user function was answered from the cache (%d hits)", got-hits)
+	}
+}

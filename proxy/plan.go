@@ -143,8 +143,14 @@ func (ss *session) decide(text string) router.Decision {
 	return d
 }
 
-// routerSession is the session as the router sees it for the plan.
+// routerSession is the session as the router sees it for the plan. A
+// database whose reads are not split still has its monitor's catalog
+// (function volatility from pg_proc) when one runs: the result cache's
+// verdicts need it as much as the split does.
 func (ss *session) routerSession(set *replicaSet) router.Session {
+	if set == nil {
+		set = ss.monitoredSet()
+	}
 	if set == nil {
 		return router.Session{}
 	}

@@ -57,11 +57,17 @@ func (s *Server) syncMonitors(snap *snapshot, start bool) {
 		rm.monitors = map[string]*monitorEntry{}
 	}
 	want := map[string]bool{}
+	// With the result cache on, a database without replicas gets a monitor
+	// too, for its catalog (function volatility: the cache's verdicts).
+	catalogOnly := s.hooks.cacheHooks() != nil
 	for name, db := range snap.cfg.Databases {
-		if name == WildcardDatabase || len(db.Replicas) == 0 {
+		if name == WildcardDatabase || len(db.Replicas) == 0 && !catalogOnly {
 			continue
 		}
 		user, password, ok := monitorLogin(db, snap.cfg)
+		if !ok && len(db.Replicas) == 0 {
+			continue // no login to read its catalog with: unknown functions stay volatile
+		}
 		if !ok {
 			s.log.Warn("read/write split off: no login to monitor the replicas with; reads go to the primary",
 				"database", name, "fix", "set databases."+name+".user and password")
@@ -187,6 +193,9 @@ func (s *Server) publishSplits(snap *snapshot) {
 			auto: db.Auto()}
 		if set.consistency == "" {
 			set.consistency = ReadYourWrites
+		}
+		if len(db.Replicas) == 0 && !set.auto {
+			set.consistency = PrimaryOnly // a catalog monitor only: nothing to split
 		}
 		for _, r := range db.Replicas {
 			set.add(r, old)

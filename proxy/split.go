@@ -168,6 +168,17 @@ func (ss *session) splitFor() *replicaSet {
 	return set
 }
 
+// monitoredSet returns the replica set of the session's database even when
+// its reads are not split (primary_only, or the cache's catalog monitor of
+// a database without replicas), or nil when no monitor runs for it.
+func (ss *session) monitoredSet() *replicaSet {
+	sets := ss.srv.splits.Load()
+	if sets == nil {
+		return nil
+	}
+	return (*sets)[ss.poolKey.Database]
+}
+
 // routeRequest decides where a request runs when the session acquires a
 // server for it: a replica if it is a read, else the primary.
 func (ss *session) routeRequest(set *replicaSet, req *request) routeDecision {
