@@ -220,6 +220,7 @@ func runTunerSuite(ctx context.Context, env *Env, o options, clients int) (*Tune
 			Scale: o.scale, SeedRows: o.seedRows, Mix: mixNote},
 		Reach: 0.9, ReachBy: 60, Tail: max(1, int(p.Duration/p.Window)/3),
 	}
+	warmPrimary(ctx, env, p, w)
 	for _, s := range p.specs() {
 		env.logf("%s: %s, %d clients for %s", s.Name, tunerSetup(p, s), p.Clients, p.Duration)
 		r := runTunerTarget(ctx, env, p, s, w)
@@ -237,6 +238,18 @@ func runTunerSuite(ctx context.Context, env *Env, o options, clients int) (*Tune
 		}
 	}
 	return rep, nil
+}
+
+// warmPrimary runs the mix on the primary itself for one window, not
+// counted: the first target would otherwise pay for PostgreSQL's cold
+// buffers and plans, which later targets do not.
+func warmPrimary(ctx context.Context, env *Env, p tunerPlan, w *Workload) {
+	t := &Target{Name: "direct", Port: env.cluster.Primary.Port}
+	warm := p
+	warm.Duration = p.Window
+	var r TunerRun
+	runWindows(ctx, env, t, w.Mix, warm, &r)
+	env.logf("warm-up on the primary: %d statements in %s %s", r.Stmts, warm.Duration, r.Err)
 }
 
 // startServers starts the primary and replica and initializes pgbench's
