@@ -45,6 +45,8 @@ type options struct {
 	// isolateDirect closes the poolers' server connections before each
 	// direct cell (see isolateDirect); off only to show why it is needed.
 	isolateDirect bool
+	// durationSet: -duration was given (the tuner suite has its own default).
+	durationSet bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -78,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.durationSet = set["duration"]
 	if o.tiny {
 		for name, apply := range map[string]func(){
 			"scale":     func() { o.scale = 1 },

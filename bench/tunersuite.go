@@ -70,7 +70,9 @@ const smallPool = 2
 
 // newTunerPlan: 90 s runs in 10 s windows, or a -tiny smoke run of 12 s
 // in 2 s windows with two sweep points.
-func newTunerPlan(tiny bool, clients int) tunerPlan {
+// A duration other than 0 replaces the run length (-duration given
+// explicitly); it is rounded up to whole windows.
+func newTunerPlan(tiny bool, clients int, duration time.Duration) tunerPlan {
 	p := tunerPlan{Clients: 32, Duration: 90 * time.Second, Window: 10 * time.Second,
 		Sweep: []int{5, 10, 20, 40}, Interval: 2 * time.Second, Cooldown: 5 * time.Second, Step: 4, MaxPool: 40}
 	if tiny {
@@ -80,7 +82,19 @@ func newTunerPlan(tiny bool, clients int) tunerPlan {
 	if clients > 0 {
 		p.Clients = clients
 	}
+	if duration > 0 {
+		p.Duration = (duration + p.Window - 1) / p.Window * p.Window
+	}
 	return p
+}
+
+// tunerPlanOf is the plan the flags ask for.
+func tunerPlanOf(o options, clients int) tunerPlan {
+	dur := time.Duration(0)
+	if o.durationSet {
+		dur = o.duration
+	}
+	return newTunerPlan(o.tiny, clients, dur)
 }
 
 // specs are the targets in run order: the wrong config, the tuned one,
@@ -199,7 +213,7 @@ func tunerSetup(p tunerPlan, s tunerSpec) string {
 // runTunerSuite is the whole suite: servers, data, each target in turn,
 // the report. It returns the process exit status.
 func runTunerSuite(ctx context.Context, env *Env, o options, clients int) (*TunerReport, error) {
-	p := newTunerPlan(o.tiny, clients)
+	p := tunerPlanOf(o, clients)
 	if err := startServers(ctx, env, o); err != nil {
 		return nil, err
 	}
@@ -492,7 +506,8 @@ func readConsole(ctx context.Context, env *Env, t *Target, sql string) (*Console
 // runTuner is run's path for -suite tuner: its own environment, no
 // redis or other poolers, its own report in -out (default
 // bench/results/tuner via make bench-tuner). -clients (one number) sets
-// the client count of a full run; -tiny keeps its own 8.
+// the client count of a full run; -tiny keeps its own 8. -duration, when
+// given, is each target's run length.
 func runTuner(o options, stdout io.Writer) int {
 	clients := 0
 	if !o.tiny && o.clients != "" {
@@ -509,6 +524,8 @@ func runTuner(o options, stdout io.Writer) int {
 		began: time.Now(), out: stdout, user: "bench", password: "bench", db: "bench",
 		pgoneBin: o.pgoneBin, pgSettings: map[string]string{"max_connections": "500"},
 		maxClients: 1000, connMsPerClient: map[string]float64{},
+		// holdClients gives up on logins when none finished for this long.
+		idleStall: 5 * time.Second,
 	}
 	defer env.cleanup()
 	rep, err := runTunerSuite(ctx, env, o, clients)

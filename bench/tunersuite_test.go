@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -117,7 +118,7 @@ func TestTunerConfigsLoad(t *testing.T) {
 	env := &Env{user: "bench", password: "bench", db: "bench", maxClients: 1000,
 		cluster: &pgtest.Cluster{Primary: &pgtest.Server{Port: 5432}}}
 	for _, tiny := range []bool{false, true} {
-		p := newTunerPlan(tiny, 0)
+		p := newTunerPlan(tiny, 0, 0)
 		specs := p.specs()
 		if len(specs) != 2+len(p.Sweep) || specs[0].Name != "pgone-static-small" || specs[1].Name != "pgone-tuned" {
 			t.Fatalf("specs = %+v", specs)
@@ -151,6 +152,30 @@ func TestTunerConfigsLoad(t *testing.T) {
 				t.Errorf("%s: the tuner cannot reach the sweep's largest pool: max_pool_size %d, max_server_connections %d",
 					s.Name, cfg.Tuner.MaxPoolSize, cfg.Pool.MaxServerConnections)
 			}
+		}
+	}
+}
+
+// TestTunerPlanFlags: -tiny shortens the runs and the windows; -duration
+// given explicitly sets the run length, in whole windows, and the
+// default -duration (4s, meant for pgbench cells) does not.
+func TestTunerPlanFlags(t *testing.T) {
+	for _, c := range []struct {
+		args     []string
+		dur, win time.Duration
+		clients  int
+	}{
+		{[]string{"-suite", "tuner"}, 90 * time.Second, 10 * time.Second, 32},
+		{[]string{"-suite", "tuner", "-tiny"}, 12 * time.Second, 2 * time.Second, 8},
+		{[]string{"-suite", "tuner", "-duration", "55s"}, 60 * time.Second, 10 * time.Second, 32},
+	} {
+		o, err := parseFlags(c.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		p := tunerPlanOf(o, 0)
+		if p.Duration != c.dur || p.Window != c.win || p.Clients != c.clients {
+			t.Errorf("%v: duration %s, window %s, %d clients; want %s, %s, %d", c.args, p.Duration, p.Window, p.Clients, c.dur, c.win, c.clients)
 		}
 	}
 }
