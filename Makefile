@@ -61,7 +61,7 @@ clean:
 # minute and a half; its numbers mean nothing).
 BENCH_ARGS ?=
 
-.PHONY: bench bench-quick bench-pool300 bench-micro bench-deps bench-cache bench-seed
+.PHONY: bench bench-quick bench-pool300 bench-micro bench-deps bench-cache bench-seed bench-tuner
 
 bench-deps: deps
 	@bash bench/deps.sh
@@ -80,6 +80,12 @@ bench-cache: bench-deps build
 
 bench-seed: bench-deps build
 	$(GO) run ./bench -suite seed -out bench/results/seed $(BENCH_ARGS)
+
+# `make bench-tuner` (issue 15): a wrong static config, the same with the
+# tuner on, and a sweep of static configs, 90 s each (~10 minutes planned,
+# not yet timed); BENCH_ARGS=-tiny is a smoke run.
+bench-tuner: build
+	$(GO) run ./bench -suite tuner -out bench/results/tuner $(BENCH_ARGS)
 
 bench-micro:
 	@mkdir -p bench/work

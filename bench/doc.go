@@ -5,6 +5,7 @@
 //	make bench         # every cell, 4s runs, under 40 minutes
 //	make bench-cache   # issue 13: the result cache off (pgone) and on (pgone-cache)
 //	make bench-seed    # issue 17: the seed's workloads and targets
+//	make bench-tuner   # issue 15: a wrong static config, the same tuned, a sweep (tunersuite.go)
 //	go run ./bench -h  # flags: -quick, -record, -reps, -duration, -targets, -workloads, -pgone-modes, -keep,
 //	                   # -suite, -seed-rows, -tiny (a smoke run of a suite in one flag)
 //

@@ -45,6 +45,8 @@ type options struct {
 	// isolateDirect closes the poolers' server connections before each
 	// direct cell (see isolateDirect); off only to show why it is needed.
 	isolateDirect bool
+	// durationSet: -duration was given (the tuner suite has its own default).
+	durationSet bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -59,7 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.scale, "scale", 0, "pgbench scale factor (default 10)")
 	fs.IntVar(&o.poolSize, "pool-size", 0, "server connections per pool, the same for every pooler (default 20, as PgBouncer is usually deployed; 300 for the second table)")
 	fs.StringVar(&o.targets, "targets", "", "targets in interleaving order: direct, pgbouncer, pgpool, pgone, pgone-<mode>, pgone-cache (pgone with the result cache on), pgone-procsN (pgone with GOMAXPROCS=N), relay-goroutine, relay-goroutine-raw, relay-epoll, relay-epoll2 (bench/relaycore: bare byte relays, the floor of each socket core) (default direct,pgbouncer,pgpool,pgone; -suite cache or seed: direct,pgbouncer,pgone,pgone-cache)")
-	fs.StringVar(&o.suite, "suite", "", "workloads to run when -workloads names none: \"\" (the pooler comparison), cache (issue 13: the result cache) or seed (issue 17: the seed's workloads and targets)")
+	fs.StringVar(&o.suite, "suite", "", "workloads to run when -workloads names none: \"\" (the pooler comparison), cache (issue 13: the result cache), seed (issue 17: the seed's workloads and targets) or tuner (issue 15: a wrong static config, the same tuned, and a sweep of static ones; see tunersuite.go)")
 	fs.IntVar(&o.seedRows, "seed-rows", 0, "rows of the seed's events table (documents get a twentieth, JSON documents a tenth; default 2000000)")
 	fs.BoolVar(&o.tiny, "tiny", false, "a smoke run, not a measurement: scale 1, 20000 seed rows, 1s runs, 1 rep, 2 clients per cell (flags given explicitly win)")
 	fs.StringVar(&o.pgoneModes, "pgone-modes", "transaction", "pgone pool modes to measure: one mode names the target pgone, several make a target pgone-<mode> each")
@@ -78,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.durationSet = set["duration"]
 	if o.tiny {
 		for name, apply := range map[string]func(){
 			"scale":     func() { o.scale = 1 },
@@ -92,9 +95,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	switch o.suite {
-	case SuiteMain, SuiteCache, SuiteSeed:
+	case SuiteMain, SuiteCache, SuiteSeed, SuiteTuner:
 	default:
-		return o, fmt.Errorf("-suite: %q is not one of \"\", cache, seed", o.suite)
+		return o, fmt.Errorf("-suite: %q is not one of \"\", cache, seed, tuner", o.suite)
 	}
 	if o.targets == "" {
 		o.targets = "direct,pgbouncer,pgpool,pgone"
@@ -227,6 +230,9 @@ func run(args []string, stdout io.Writer) int {
 			return 1
 		}
 		return 0
+	}
+	if o.suite == SuiteTuner {
+		return runTuner(o, stdout)
 	}
 	plan, err := buildPlan(o.quick, o.suite, splitList(o.workloads))
 	if err == nil && o.clients != "" {

@@ -73,6 +73,19 @@ func TestMixesEndToEnd(t *testing.T) {
 		t.Logf("%s: %.0f stmt/s, p99 %.1f ms, %d writes, %d/%d stale", c, res.TPS, res.P99Ms, res.Writes, res.StaleReads, res.VersionReads)
 	}
 
+	// The tuner suite's mix, counted per window (tunersuite.go): every
+	// statement runs, and each of two one-second windows counts some.
+	tw := tunerWorkload(1)
+	tp := tunerPlan{Clients: 2, Duration: 2 * time.Second, Window: time.Second}
+	var tr TunerRun
+	runWindows(ctx, env, direct, tw.Mix, tp, &tr)
+	if tr.Err != "" || tr.Failed > 0 || len(tr.Windows) != 2 || tr.Windows[0].Stmts == 0 || tr.Windows[1].Stmts == 0 {
+		t.Errorf("tuner mix: %+v", tr)
+	} else if len(tr.Stmt) != len(tw.Mix.Ops) || tr.Stmts != tr.Windows[0].Stmts+tr.Windows[1].Stmts {
+		t.Errorf("tuner mix ran %d of its %d statements, %d in all: %+v", len(tr.Stmt), len(tw.Mix.Ops), tr.Stmts, tr.Stmt)
+	}
+	t.Logf("tuner mix: windows %+v, p99 %.1f ms", tr.Windows, tr.P99Ms)
+
 	// The check must be able to fail: readers that report a version five
 	// behind the one they saw are stale from the first read on (the writer
 	// records the version it found before the clients start, and writes
