@@ -86,6 +86,11 @@ func (v *Versions) db(name string, create bool) *dbVersions {
 	defer v.mu.Unlock()
 	if d = v.dbs[name]; d == nil {
 		d = &dbVersions{tables: map[string]*tableVersion{}}
+		// What was written before pgone first saw the database (before
+		// it started, or directly on the primary) is not known: no
+		// replica is trusted with it until a primary LSN read after now
+		// resolves this (lsn.go).
+		d.lsn.record(v, UnknownLSN)
 		v.dbs[name] = d
 	}
 	return d
@@ -122,10 +127,7 @@ func (v *Versions) Token(db string, tables []string) FillToken {
 	slices.SortFunc(tv, func(a, b TableVersion) int { return compareStrings(a.Table, b.Table) })
 	tv = slices.CompactFunc(tv, func(a, b TableVersion) bool { return a.Table == b.Table })
 	tok := FillToken{db: db, all: v.all.Load(), tables: tv}
-	d := v.db(db, false)
-	if d == nil {
-		return tok
-	}
+	d := v.db(db, true) // a new database starts barred to replicas (db)
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	tok.epoch, tok.busy, tok.minLSN = d.epoch, d.inflight > 0, d.lsn.bar()
@@ -247,8 +249,14 @@ func (v *Versions) Bump(db string, tables []string, lsn LSN) {
 }
 
 // BumpEpoch invalidates every entry of db: a write that no table can be
-// blamed for committed at lsn, or cause is a flush (lsn 0: no write).
+// blamed for committed at lsn, or cause is a flush. lsn 0 counts as
+// unknown: a flush is asked for because something changed that pgone did
+// not see (a direct write, a gap in the replication stream), at a position
+// nobody knows, so replicas are barred until a primary LSN read after it.
 func (v *Versions) BumpEpoch(db string, lsn LSN, cause Cause) {
+	if lsn == 0 {
+		lsn = UnknownLSN
+	}
 	d := v.db(db, true)
 	d.mu.Lock()
 	d.epoch++
@@ -261,6 +269,15 @@ func (v *Versions) BumpEpoch(db string, lsn LSN, cause Cause) {
 // whose token was taken before.
 func (v *Versions) BumpAll(cause Cause) {
 	v.all.Add(1)
+	// As BumpEpoch's flush: every database known is barred to replicas
+	// until resolved (those not seen yet start barred).
+	v.mu.RLock()
+	for _, d := range v.dbs {
+		d.mu.Lock()
+		d.lsn.record(v, UnknownLSN)
+		d.mu.Unlock()
+	}
+	v.mu.RUnlock()
 	v.told(cause, 1)
 }
 

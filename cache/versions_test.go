@@ -55,6 +55,8 @@ func TestFillCheck(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := NewVersions()
+			v.Token(db, nil) // first sight of db: its past is unknown...
+			v.ResolveUnknownLSN(v.UnknownMark(), 0) // ...until the primary is read
 			var tx Tx
 			if tc.before != nil {
 				tc.before(v, &tx)
@@ -224,5 +226,44 @@ func TestNeverStaleConcurrent(t *testing.T) {
 	t.Logf("stored %d, refused %d, hits %d", stored.Load(), refused.Load(), hits.Load())
 	if stored.Load() == 0 || refused.Load() == 0 {
 		t.Fatalf("the run exercised too little: stored %d, refused %d", stored.Load(), refused.Load())
+	}
+}
+
+// TestReplicaBarredUntilPrimaryRead: what happened before pgone first saw
+// a database, and around a flush, is at an unknown WAL position: no
+// replica may fill until a primary LSN read afterwards resolves it (a
+// direct write, then a flush, must not be refilled from a lagging
+// replica).
+func TestReplicaBarredUntilPrimaryRead(t *testing.T) {
+	const db = "app"
+	read := []string{"t"}
+	v := NewVersions()
+	tok := v.Token(db, read)
+	if r := v.Check(&tok, true, 1<<40); r != RefuseReplicaLSN {
+		t.Fatalf("first sight of a database: a replica fill is %s, want replica_lsn", r)
+	}
+	v.ResolveUnknownLSN(v.UnknownMark(), 100)
+	tok = v.Token(db, read)
+	if r := v.Check(&tok, true, 100); r != RefuseNone {
+		t.Fatalf("after the primary was read at 100: a replica at 100 is %s, want none", r)
+	}
+	for _, flush := range []func(){
+		func() { v.BumpEpoch(db, 0, CauseFlush) },
+		func() { v.BumpAll(CauseFlush) },
+	} {
+		flush()
+		tok = v.Token(db, read)
+		if r := v.Check(&tok, true, 1<<40); r != RefuseReplicaLSN {
+			t.Fatalf("after a flush: a replica fill is %s, want replica_lsn", r)
+		}
+		mark := v.UnknownMark()
+		v.ResolveUnknownLSN(mark, 200)
+		tok = v.Token(db, read)
+		if r := v.Check(&tok, true, 199); r != RefuseReplicaLSN {
+			t.Fatalf("after a flush resolved at 200: a replica at 199 is %s, want replica_lsn", r)
+		}
+		if r := v.Check(&tok, true, 200); r != RefuseNone {
+			t.Fatalf("after a flush resolved at 200: a replica at 200 is %s, want none", r)
+		}
 	}
 }
