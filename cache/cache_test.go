@@ -93,6 +93,9 @@ func TestStoreRefusals(t *testing.T) {
 	if r := fill(t, c, testKey(1), make([]byte, 1000), Origin{}); r != RefuseTooLarge {
 		t.Fatalf("oversized reply: %s, want too_large", r)
 	}
+	// pgone has seen the primary since it first saw app: the startup's
+	// unknown position is resolved (versions.go db).
+	c.Versions().ResolveUnknownLSN(c.Versions().UnknownMark(), 0)
 	r, f := c.Lookup(context.Background(), testKey(2), "app", []string{"accounts"})
 	if r != nil {
 		t.Fatal("hit")
@@ -228,6 +231,9 @@ func TestMetricsRegistered(t *testing.T) {
 	c.Get(testKey(1))
 	c.Versions().Bump("app", []string{"accounts", "branches"}, 1)
 	fill(t, c, testKey(2), make([]byte, 2<<20), Origin{})
+	// otter counts an entry's weight after its write is applied, a moment
+	// after Set returns.
+	waitFor(t, "the store to weigh its entry", func() bool { return c.Stats().Bytes > 0 })
 	got := map[string]float64{}
 	mfs, err := reg.Gather()
 	if err != nil {
