@@ -145,7 +145,9 @@ const mixNote = "45% `SELECT abalance FROM pgbench_accounts WHERE aid = $1`, 45%
 // transaction mode, no split), the spec's pool and cache, and the tuner
 // section. The bench user is an admin user, to read SHOW TUNER.
 func tunerConfig(env *Env, p tunerPlan, s tunerSpec, port, httpPort int) string {
-	cache := "cache:\n  mode: auto\n"
+	// Cache admission (mode auto) needs logical invalidation
+	// (proxy/cacheadmission.go); the publication is made by the setup.
+	cache := "cache:\n  mode: auto\n  invalidation: logical\n  publication: pgone_bench\n"
 	if s.Rules {
 		cache = fmt.Sprintf("cache:\n  mode: rules\n  rules:\n    - table: %s\n", reportTable)
 	}
@@ -311,14 +313,26 @@ func startServers(ctx context.Context, env *Env, o options) error {
 	}
 	env.cluster = cluster
 	env.onCleanup("stop PostgreSQL", cluster.Stop)
-	setup := fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'; CREATE DATABASE %s OWNER %s", env.user, env.password, env.db, env.user)
+	// REPLICATION: the cache's logical stream (cache.invalidation:
+	// logical, which the tuner's cache admission needs) logs in as bench.
+	setup := fmt.Sprintf("CREATE ROLE %s LOGIN REPLICATION PASSWORD '%s'; CREATE DATABASE %s OWNER %s", env.user, env.password, env.db, env.user)
 	for _, sql := range strings.Split(setup, "; ") {
 		if err := cluster.Exec(ctx, sql); err != nil {
 			return err
 		}
 	}
 	env.logf("pgbench -i -s %d", o.scale)
-	return pgbenchInit(ctx, env, o.scale)
+	if err := pgbenchInit(ctx, env, o.scale); err != nil {
+		return err
+	}
+	// FOR ALL TABLES needs a superuser; the stream reads it (tunerConfig).
+	su, err := pgconn.Connect(ctx, cluster.Primary.DSN(pgtest.SuperUser, pgtest.SuperPassword, env.db))
+	if err != nil {
+		return err
+	}
+	defer su.Close(context.Background())
+	_, err = su.Exec(ctx, "CREATE PUBLICATION pgone_bench FOR ALL TABLES").ReadAll()
+	return err
 }
 
 // runTunerTarget starts a fresh pgone for s, runs the mix, reads SHOW
@@ -522,7 +536,7 @@ func runTuner(o options, stdout io.Writer) int {
 	defer stop()
 	env := &Env{
 		began: time.Now(), out: stdout, user: "bench", password: "bench", db: "bench",
-		pgoneBin: o.pgoneBin, pgSettings: map[string]string{"max_connections": "500"},
+		pgoneBin: o.pgoneBin, pgSettings: map[string]string{"max_connections": "500", "wal_level": "logical"},
 		maxClients: 1000, connMsPerClient: map[string]float64{},
 		// holdClients gives up on logins when none finished for this long.
 		idleStall: 5 * time.Second,

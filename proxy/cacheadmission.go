@@ -27,9 +27,17 @@ func (s *Server) SetCacheAdmission(a CacheAdmission) {
 
 // cacheableRead is the rules' verdict, or, for a statement the admission
 // names, the verdict of rules that name its tables.
+//
+// Admission needs cache.invalidation: logical. A rule is the operator's
+// word that every write to its table goes through pgone or is bounded by
+// its TTL; nobody gives that word for a table the tuner picks, and writes
+// pgone never sees as writes of that table (a trigger or an ON DELETE
+// CASCADE fired by a write of another table, a write made directly on the
+// primary) would leave its entries stale. Only the replication stream sees
+// them all.
 func (h *cacheHooks) cacheableRead(st StatementPlan) (time.Duration, bool) {
 	ttl, ok := h.rules.cacheableRead(st)
-	if ok || h.admission == nil || st.Fingerprint == 0 || len(st.ReadTables) == 0 || !h.admission.Admitted(st.Fingerprint) {
+	if ok || h.admission == nil || h.logical == nil || st.Fingerprint == 0 || len(st.ReadTables) == 0 || !h.admission.Admitted(st.Fingerprint) {
 		return ttl, ok
 	}
 	rules := make(cacheRules, len(st.ReadTables))

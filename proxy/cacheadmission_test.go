@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -31,12 +32,16 @@ func (a *fakeAdmission) Admitted(fp uint64) bool {
 // cached (the rules' checks stay).
 func TestCacheAdmissionAuto(t *testing.T) {
 	t.Parallel()
-	cacheTable(t, "admit_items", 3)
+	e := newLogicalEnv(t, "admitdb") // admission needs logical invalidation
+	e.exec(t, "CREATE TABLE admit_items (id int PRIMARY KEY, v text)")
+	e.exec(t, "INSERT INTO admit_items SELECT g, 'v0' FROM generate_series(1, 3) g")
 	const admitted, other = "SELECT v FROM admit_items WHERE id = 1", "SELECT v FROM admit_items WHERE id > 1 ORDER BY id LIMIT 1"
 	const catalog = "SELECT relname FROM pg_class WHERE relname = 'pg_class'"
 	fp := func(text string) uint64 { return router.NewRouter(0).Route(text, router.Session{}).Fingerprint }
 	adm := &fakeAdmission{fps: map[uint64]bool{fp(admitted): true, fp(catalog): true}}
-	ccfg := cache.Config{Mode: cache.ModeAuto}
+	ccfg := cache.Config{Mode: cache.ModeAuto,
+		Invalidation: cache.InvalidationLogical, ReplicationUser: e.role, ReplicationPassword: e.role + "-pw",
+		ReplicationMaxLag: time.Second}
 	ccfg.Defaults()
 	c, err := cache.New(ccfg)
 	if err != nil {
@@ -45,10 +50,11 @@ func TestCacheAdmissionAuto(t *testing.T) {
 	cfg := validConfig(t, baseConfig(), func(c *config.Config) { c.Pool.Mode = pool.ModeTransaction })
 	p := serveProxy(t, cfg, testLog(), func(p *testProxy) {
 		p.Srv.SetCache(c, nil)
+		p.Srv.SetCacheInvalidation(ccfg)
 		p.Srv.SetCacheAdmission(adm)
 	})
 	ctx := testCtx(t)
-	conn := p.Connect(t)
+	conn := connect(t, p.DSN(appUser, appPassword, e.db))
 	simple := pgx.QueryExecModeSimpleProtocol
 	read := func(sql string) string {
 		t.Helper()
@@ -65,11 +71,7 @@ func TestCacheAdmissionAuto(t *testing.T) {
 	if h := hits(); h != 0 {
 		t.Fatalf("%d hits for a read no rule and no admission names; want 0", h)
 	}
-	read(admitted)
-	read(admitted)
-	if h := hits(); h != 1 {
-		t.Fatalf("%d hits after reading the admitted statement twice; want 1", h)
-	}
+	waitHit(t, c, conn, admitted, "v0") // once the stream is up
 	if _, err := conn.Exec(ctx, "UPDATE admit_items SET v = 'v1' WHERE id = 1", simple); err != nil {
 		t.Fatal(err)
 	}
@@ -81,5 +83,33 @@ func TestCacheAdmissionAuto(t *testing.T) {
 	read(catalog)
 	if h := hits(); h != before {
 		t.Errorf("an admitted read of a catalog was served from the cache")
+	}
+}
+
+// TestCacheAdmissionNeedsLogical: without logical invalidation an admitted
+// statement is not cached (writes pgone cannot attribute, such as a
+// cascade from another table, would leave it stale); rules still work.
+func TestCacheAdmissionNeedsLogical(t *testing.T) {
+	t.Parallel()
+	cacheTable(t, "admit_nolog", 3)
+	const admitted = "SELECT v FROM admit_nolog WHERE id = 1"
+	fp := router.NewRouter(0).Route(admitted, router.Session{}).Fingerprint
+	ccfg := cache.Config{Mode: cache.ModeAuto}
+	ccfg.Defaults()
+	c, err := cache.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := validConfig(t, baseConfig(), func(c *config.Config) { c.Pool.Mode = pool.ModeTransaction })
+	p := serveProxy(t, cfg, testLog(), func(p *testProxy) {
+		p.Srv.SetCache(c, nil)
+		p.Srv.SetCacheAdmission(&fakeAdmission{fps: map[uint64]bool{fp: true}})
+	})
+	conn := p.Connect(t)
+	for i := 0; i < 3; i++ {
+		readV(t, conn, admitted)
+	}
+	if h := c.Stats().Hits; h != 0 {
+		t.Errorf("%d hits for an admitted statement without logical invalidation; want 0", h)
 	}
 }

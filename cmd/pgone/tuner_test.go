@@ -293,6 +293,7 @@ users:
 admin_users: [admin]
 cache:
   mode: auto
+  invalidation: logical  # admission needs it (proxy/cacheadmission.go)
 tuner:
   interval: 300ms
   cache_admission: "on"
@@ -305,7 +306,7 @@ http:
 // one, and a slow one of a table written all the time. The tuner admits
 // the first only, and the cache then answers it.
 func TestTunerAdmitsTheSlowFrequentQuery(t *testing.T) {
-	c := pgtest.New(t, pgtest.Options{})
+	c := pgtest.New(t, pgtest.Options{Settings: map[string]string{"wal_level": "logical"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, sql := range []string{
