@@ -77,9 +77,16 @@ func (l *cacheLogical) coverage(ctx context.Context, pc *pgconn.PgConn) (*stream
 	if pub == "" {
 		pub = cache.DefaultPublication
 	}
+	// A table published with a row filter (PostgreSQL 15 on) is not
+	// covered: a change of a row outside the filter is never streamed.
+	rowFilter := ""
+	if serverMajor(pc) >= 15 {
+		rowFilter = " AND t.rowfilter IS NULL"
+	}
+	lit := "'" + strings.ReplaceAll(pub, "'", "''") + "'"
 	res, err := pc.Exec(ctx, "SELECT p.puballtables::text, (p.pubinsert AND p.pubupdate AND p.pubdelete AND p.pubtruncate)::text"+
-		" FROM pg_catalog.pg_publication p WHERE p.pubname = '"+pub+"';"+
-		" SELECT pg_catalog.lower(t.tablename) FROM pg_catalog.pg_publication_tables t WHERE t.pubname = '"+pub+"'").ReadAll()
+		" FROM pg_catalog.pg_publication p WHERE p.pubname = "+lit+";"+
+		" SELECT pg_catalog.lower(t.tablename) FROM pg_catalog.pg_publication_tables t WHERE t.pubname = "+lit+rowFilter).ReadAll()
 	if err != nil {
 		return nil, err
 	}
@@ -131,4 +138,15 @@ func (s *Server) stopCacheFeeds() {
 	h.logical.stopped = true
 	h.logical.mu.Unlock()
 	h.c.StopFeeds()
+}
+
+// serverMajor is the server's major version from its server_version
+// parameter ("15.18 (Debian ...)" is 15), 0 if unreadable.
+func serverMajor(pc *pgconn.PgConn) int {
+	v := pc.ParameterStatus("server_version")
+	n := 0
+	for i := 0; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		n = n*10 + int(v[i]-'0')
+	}
+	return n
 }
