@@ -282,10 +282,18 @@ func (h *cacheHooks) currentCatalog(ctx context.Context, db string, conn func() 
 	if time.Since(time.Unix(0, s.failedAt.Load())) < catalogRetry {
 		return nil
 	}
-	s.load.Lock()
+	// One reader loads; the others do not queue behind it (a load may take
+	// its whole 5s bound, and each queued reader would then load again):
+	// they go uncached meanwhile.
+	if !s.load.TryLock() {
+		return nil
+	}
 	defer s.load.Unlock()
 	if c := s.cat.Load(); c != nil && c.gen == gen {
-		return c // loaded while this one waited
+		return c // loaded just before this one took the lock
+	}
+	if time.Since(time.Unix(0, s.failedAt.Load())) < catalogRetry {
+		return nil // failed just before
 	}
 	c := h.loadCatalog(ctx, db, s, conn, log)
 	if c == nil || c.gen != gen {
