@@ -20,11 +20,18 @@ func (s *Server) sizePools() {
 	s.pools.SetSizer(func(key pool.Key) int { return s.snap.Load().poolSize(key.Database) })
 }
 
-// resizePools applies snap's sizes to every existing pool. A pool made
-// meanwhile got its size from snap already (the sizer reads the current
-// snapshot), so none is missed.
-func (s *Server) resizePools(snap *snapshot) {
+// resizePools applies snap's sizes to the existing pools whose configured
+// size changed from old's. A pool whose configured size did not change
+// keeps the size it has, which the tuner may have set (tuner loop 1): a
+// reload of other settings does not undo its work. A pool made meanwhile
+// got its size from snap already (the sizer reads the current snapshot),
+// so none is missed.
+func (s *Server) resizePools(old, snap *snapshot) {
 	for _, st := range s.pools.Stats() {
-		s.pools.SetSize(st.Key, snap.poolSize(st.Key.Database))
+		n := snap.poolSize(st.Key.Database)
+		if old != nil && old.poolSize(st.Key.Database) == n {
+			continue
+		}
+		s.pools.SetSize(st.Key, n)
 	}
 }

@@ -112,3 +112,40 @@ func TestTxModeReloadPoolSizeDownAndUpUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadKeepsATunedPoolSize: a pool whose size was changed at run time
+// (the tuner's SetSize) keeps it across a reload that does not change its
+// configured size; a reload that does change it applies the new size.
+func TestReloadKeepsATunedPoolSize(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, func(c *config.Config) { c.Pool.Mode = pool.ModeTransaction; c.Pool.PoolSize = 4 })
+	conn := p.Connect(t)
+	if _, err := conn.Exec(testCtx(t), "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	sizeOf := func() (pool.Key, int) {
+		for _, st := range p.Pools.Status() {
+			if st.Key.Database == appDB && st.Key.Replica == "" {
+				return st.Key, st.Size
+			}
+		}
+		t.Fatal("no pool for the app database")
+		return pool.Key{}, 0
+	}
+	key, _ := sizeOf()
+	p.Pools.SetSize(key, 9) // as the tuner does
+	cfg := *p.Cfg
+	cfg.Proxy.Limits.QueryTimeout++ // another setting
+	if err := p.Srv.Reload(cfg.Proxy, cfg.Pool); err != nil {
+		t.Fatal(err)
+	}
+	if _, n := sizeOf(); n != 9 {
+		t.Errorf("after a reload of another setting the pool's size is %d; want the tuned 9", n)
+	}
+	if err := reloadPoolSize(p, 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, n := sizeOf(); n != 6 {
+		t.Errorf("after a reload of pool_size 6 the pool's size is %d; want 6", n)
+	}
+}

@@ -179,7 +179,7 @@ func (s *Server) Reload(cfg Config, poolCfg pool.Config) error {
 	clear(s.params) // servers may have moved: learn their parameters again
 	s.mu.Unlock()
 	s.pools.SetConfig(poolCfg)
-	s.resizePools(snap)
+	s.resizePools(old, snap)
 	s.syncMonitors(snap, false)
 	if old.cfg.Listen != cfg.Listen {
 		s.log.Warn("listen address changes need a restart; still listening on the old one", "old", old.cfg.Listen, "new", cfg.Listen)
