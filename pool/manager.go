@@ -68,6 +68,12 @@ type pool struct {
 	// moved is closed and replaced when MovePrimary changes target, so
 	// that a dial retrying the old server tries the new one at once.
 	moved chan struct{}
+	// followsMonitor: MovePrimary set target (role auto); from then on
+	// only MovePrimary changes it. An Acquire that names the old primary
+	// (a session that looked it up just before the switch) gets a
+	// connection to the one the monitor trusts, rather than pointing the
+	// pool back at the old server.
+	followsMonitor bool
 }
 
 // waiter is a client queued for a connection. It receives either a Conn
@@ -168,6 +174,10 @@ func (m *Manager) Acquire(ctx context.Context, key Key, target Target) (*Conn, e
 	if p == nil {
 		p = &pool{key: key, target: target, size: m.sizeLocked(key), counters: m.newCounters(key, target), moved: make(chan struct{})}
 		m.pools[key] = p
+	}
+	if p.followsMonitor {
+		// Where the primary is, the monitor says (MovePrimary).
+		target.Host, target.Port = p.target.Host, p.target.Port
 	}
 	if p.target != target {
 		// The database or user moved in a reload: old idle connections go.
@@ -356,6 +366,7 @@ func (m *Manager) MovePrimary(db, host string, port int) {
 			continue
 		}
 		p.target.Host, p.target.Port = host, port
+		p.followsMonitor = true
 		m.closeIdleLocked(p)
 		if m.metrics != nil {
 			p.counters.obs.Store(m.metrics.observers(p.key, p.target))

@@ -149,6 +149,11 @@ func (ss *session) tryAcquire(slot *replicaSlot) *pool.Conn {
 	}
 	start := time.Now()
 	server := ss.srv.pools.TryAcquire(key, target)
+	if server != nil && slot == nil && !ss.stillPrimary(server) {
+		// The primary changed as this looked: not that server (acquireOf).
+		ss.srv.pools.Discard(server)
+		return nil
+	}
 	if server != nil {
 		ss.acquired(server, start)
 	}
