@@ -55,7 +55,7 @@ func TestFillCheck(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := NewVersions()
-			v.Token(db, nil) // first sight of db: its past is unknown...
+			v.Token(db, nil)                        // first sight of db: its past is unknown...
 			v.ResolveUnknownLSN(v.UnknownMark(), 0) // ...until the primary is read
 			var tx Tx
 			if tc.before != nil {
