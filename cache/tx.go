@@ -95,6 +95,9 @@ func (t *Tx) Commit(lsn LSN, also []string) {
 	if t.all {
 		t.v.told(CauseEpoch, 1)
 	}
+	if t.v.onBump != nil {
+		t.v.bumped(t.db, slices.Concat(t.tables, also), t.all)
+	}
 	t.reset()
 }
 

@@ -30,6 +30,10 @@ type Versions struct {
 
 	// onInvalidate, if set, is told of each bump; it must not call back.
 	onInvalidate func(c Cause, n int)
+	// onBump, if set, is given every bump made here (Bump, BumpEpoch, a
+	// Tx's Commit) after it is made: the L2 publishes it to the other
+	// instances. It must not call back.
+	onBump func(db string, tables []string, epoch bool)
 }
 
 // dbVersions is one database's state; mu orders bumps against tokens and
@@ -244,6 +248,7 @@ func (v *Versions) Bump(db string, tables []string, lsn LSN) {
 	}
 	d.mu.Unlock()
 	v.told(CauseWrite, len(tables))
+	v.bumped(db, tables, false)
 }
 
 // BumpEpoch invalidates every entry of db: a write that no table can be
@@ -255,6 +260,7 @@ func (v *Versions) BumpEpoch(db string, lsn LSN, cause Cause) {
 	d.lsn.record(v, lsn)
 	d.mu.Unlock()
 	v.told(cause, 1)
+	v.bumped(db, nil, true)
 }
 
 // BumpAll invalidates every entry of every database, and every fill
@@ -267,5 +273,11 @@ func (v *Versions) BumpAll(cause Cause) {
 func (v *Versions) told(c Cause, n int) {
 	if v.onInvalidate != nil && n > 0 {
 		v.onInvalidate(c, n)
+	}
+}
+
+func (v *Versions) bumped(db string, tables []string, epoch bool) {
+	if v.onBump != nil && (epoch || len(tables) > 0) {
+		v.onBump(db, tables, epoch)
 	}
 }
