@@ -284,9 +284,9 @@ type L2Stats struct {
 	Errors  int64 // failed Redis calls (error or timeout)
 	// Bypassed: requests sent to PostgreSQL without a lookup or fill
 	// because the L2 was down or its breaker open.
-	Bypassed         int64
-	Resyncs, Losses  int64
-	AppliedSequence  uint64
+	Bypassed        int64
+	Resyncs, Losses int64
+	AppliedSequence uint64
 }
 
 // L2Stats is the L2's state; ok false when no Redis is configured.
