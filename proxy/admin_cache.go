@@ -23,9 +23,10 @@ func (s *Server) resultCache() *cache.Cache {
 func (s *Server) showCache() resultSet {
 	rs := resultSet{cols: textCols("mode", "entries", "bytes", "hits", "misses", "hit_ratio", "fills",
 		"refused_in_flight", "refused_version", "refused_too_large", "refused_store",
-		"invalidations_write", "invalidations_epoch", "invalidations_flush", "single_flight_shared")}
+		"invalidations_write", "invalidations_epoch", "invalidations_flush", "single_flight_shared",
+		"l2", "l2_breaker", "l2_hits", "l2_fills", "l2_errors", "l2_bypassed")}
 	for i := range rs.cols {
-		if name := rs.cols[i].name; name != "mode" && name != "hit_ratio" {
+		if name := rs.cols[i].name; name != "mode" && name != "hit_ratio" && name != "l2" && name != "l2_breaker" {
 			rs.cols[i].oid = oidInt8
 		}
 	}
@@ -40,7 +41,19 @@ func (s *Server) showCache() resultSet {
 		itoa(st.Refused[cache.RefuseTooLarge]), itoa(st.Refused[cache.RefuseStore]),
 		itoa(st.Invalidations[cache.CauseWrite]), itoa(st.Invalidations[cache.CauseEpoch]),
 		itoa(st.Invalidations[cache.CauseFlush]), itoa(st.Shared)})
+	rs.rows[0] = append(rs.rows[0], l2Row(c)...)
 	return rs
+}
+
+// l2Row is SHOW CACHE's Redis columns: the L2's state (off without
+// Redis; up; down: bus lost, bypassing every read; bypassing: breaker
+// open), the breaker's state, and its counters.
+func l2Row(c *cache.Cache) []string {
+	l2, ok := c.L2Stats()
+	if !ok {
+		return []string{"off", "", "0", "0", "0", "0"}
+	}
+	return []string{l2.State, l2.Breaker.String(), itoa(l2.Hits), itoa(l2.Fills), itoa(l2.Errors), itoa(l2.Bypassed)}
 }
 
 // cacheFlush drops the entries of db (all databases if empty).

@@ -70,6 +70,7 @@ type sessionCache struct {
 // in its PlanView.
 type cacheRequest struct {
 	marked bool // it marked writes (sessionCache.open counts it)
+	ended  bool // beforeLastReply counted its end (before AfterReply)
 	fill   bool // it is the session's pending fill
 	single bool // one statement, one Sync or Query
 	ttl    time.Duration
@@ -237,8 +238,38 @@ func (h *cacheHooks) AfterReply(_ context.Context, p *PlanView, r ReplySample) {
 		if p.cache.fill {
 			h.fillLocked(sc, r, p.cache.ttl)
 		}
+		if p.cache.marked && !p.cache.ended {
+			sc.open--
+		}
+		h.endLocked(sc, p, r)
+	})
+}
+
+// lastReplyHooks are hooks told of a request's last ReadyForQuery just
+// before it is written to the client (replies.go).
+type lastReplyHooks interface {
+	beforeLastReply(p *PlanView, r ReplySample)
+}
+
+// beforeLastReplyHooks runs the hooks' beforeLastReply, if they have one.
+func (ss *session) beforeLastReplyHooks(v *requestView) {
+	if h, ok := ss.srv.hooks.(lastReplyHooks); ok {
+		ss.guardHook("beforeLastReply", func() { h.beforeLastReply(&v.plan, v.sample) })
+	}
+}
+
+// beforeLastReply ends the session's marks when the request ended its
+// transaction, before the client can learn that it committed: the bump
+// (and with Redis, its publication to every instance) happens before the
+// commit's ReadyForQuery is written, so a read that any client begins
+// after seeing the commit finds the old entries invalid on every
+// instance (cache/doc.go). With Redis this holds the commit's reply for
+// one Redis call at most (4x cache.redis.timeout).
+func (h *cacheHooks) beforeLastReply(p *PlanView, r ReplySample) {
+	p.ss.withCache(func(sc *sessionCache) {
 		if p.cache.marked {
 			sc.open--
+			p.cache.ended = true
 		}
 		h.endLocked(sc, p, r)
 	})
