@@ -25,6 +25,7 @@ func (c *Config) Redacted() *Config {
 		}
 	}
 	r.Proxy.AuthQuery.Password = mask(c.Proxy.AuthQuery.Password)
+	r.Cache.Redis.Password = mask(c.Cache.Redis.Password)
 	if c.Proxy.Users != nil {
 		r.Proxy.Users = maps.Clone(c.Proxy.Users)
 		for name, u := range r.Proxy.Users {
