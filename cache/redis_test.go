@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,5 +181,54 @@ func TestL2CodecRoundTrip(t *testing.T) {
 		if _, err := decodeRemote(b[:i]); err == nil && i < len(b)-len("reply") {
 			t.Fatalf("a value cut at %d decoded", i)
 		}
+	}
+}
+
+// TestL2RedisHungTimesOutAndBreaks: with redis-server stopped (SIGSTOP:
+// connections stay open, nothing answers) a lookup costs at most about
+// the timeout, never an error; the breaker opens and the cache bypasses
+// without asking Redis; after SIGCONT a probe closes it and the bus
+// resyncs.
+func TestL2RedisHungTimesOutAndBreaks(t *testing.T) {
+	r := pgtest.NewRedis(t)
+	cfg := Config{Mode: ModeRules, Redis: Redis{Address: r.Addr, Timeout: 20 * time.Millisecond,
+		BreakerFailures: 2, BreakerCooldown: 100 * time.Millisecond}}
+	cfg.Defaults()
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start(nil)
+	t.Cleanup(a.Close)
+	waitL2(t, a, "up")
+	k := Key{4}
+	fillOnce(t, a, k, "x")
+	pid := r.Pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	for i := 0; i < 10; i++ {
+		began := time.Now()
+		if _, ok := lookupHit(a, k); ok {
+			t.Fatalf("lookup %d hit while Redis hangs", i)
+		}
+		if d := time.Since(began); d > 500*time.Millisecond {
+			t.Fatalf("lookup %d took %s with a 20ms timeout", i, d)
+		}
+	}
+	waitL2(t, a, "down")
+	if s, _ := a.L2Stats(); s.Errors == 0 || s.Bypassed == 0 {
+		t.Fatalf("no errors or bypasses counted while Redis hangs: %+v", s)
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitL2(t, a, "up")
+	if s, _ := a.L2Stats(); s.Breaker != BreakerClosed {
+		t.Fatalf("breaker %s after recovery", s.Breaker)
+	}
+	if got := fillOnce(t, a, k, "y"); got != RefuseNone {
+		t.Fatalf("fill after recovery: %s", got)
 	}
 }
