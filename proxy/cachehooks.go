@@ -24,10 +24,14 @@ import (
 //   - BeforeSend (idle session, no transaction): a cacheable read
 //     (cacherules.go) is looked up; a hit is the answer, a miss keeps a
 //     fill.
+//   - beforeLastReply (just before the request's last ReadyForQuery is
+//     written to the client): at status idle the session's marks end:
+//     RolledBack only when PostgreSQL said so (a single statement's error
+//     outside a block, or ROLLBACK), Committed otherwise. Ending them
+//     before the client sees the commit is what lets other pgone instances
+//     (through Redis) never serve what it made stale.
 //   - AfterReply: the fill is stored if the reply is replayable, else
-//     abandoned; at a ReadyForQuery with status idle the session's marks
-//     end: RolledBack only when PostgreSQL said so (a single statement's
-//     error outside a block, or ROLLBACK), Committed otherwise.
+//     abandoned.
 //   - A lost server (08006/08007) or a request never sent: Committed with
 //     an unknown LSN; the session's end: cache.Session.Close.
 //
