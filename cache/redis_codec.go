@@ -3,6 +3,7 @@ package cache
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"time"
 )
 
@@ -85,8 +86,9 @@ func decodeRemote(b []byte) (*remoteEntry, error) {
 		name := string(d.bytes(int(d.uint32())))
 		e.tables = append(e.tables, TableVersion{Table: name, Version: d.uint64()})
 	}
-	e.ttl = time.Duration(d.uint64()) * time.Millisecond
-	if d.bad {
+	ms := d.uint64()
+	e.ttl = time.Duration(ms) * time.Millisecond
+	if d.bad || ms > math.MaxInt64/uint64(time.Millisecond) {
 		return nil, errL2Format
 	}
 	e.reply = d.b
