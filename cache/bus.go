@@ -158,9 +158,12 @@ func (l *l2) lost(reason error) {
 	if !wasUp {
 		return
 	}
-	l.n.losses.Add(1)
 	l.c.versions.BumpAll(CauseFlush)
 	l.c.store.Clear()
+	if reason == nil {
+		return // Close
+	}
+	l.n.losses.Add(1)
 	l.log.Warn("redis invalidation bus lost: the cache is flushed and bypassed until resynced", "err", reason)
 }
 
