@@ -178,11 +178,11 @@ func (f *Fill) end(e *Entry) {
 // source.
 func (c *Cache) Flush(db string) {
 	if db == "" {
+		if c.l2 != nil {
+			c.l2.publish("", nil, bumpAll) // Redis first (see Versions.onBump)
+		}
 		c.versions.BumpAll(CauseFlush)
 		c.store.Clear()
-		if c.l2 != nil {
-			c.l2.publish("", nil, bumpAll)
-		}
 		return
 	}
 	// Entries of db become invalid by the epoch and are dropped when next

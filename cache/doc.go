@@ -65,9 +65,14 @@
 // versions as Redis held them before its read was sent.
 //
 // Invalidation. Every bump made on an instance (a Tx's Commit, Bump,
-// BumpEpoch, a flush) is applied to its local Versions and then, in one
-// Lua script, applied to Redis's versions, given the next seq and
-// PUBLISHed. Each instance subscribes and applies the others' messages to
+// BumpEpoch, a flush) is first, in one Lua script, applied to Redis's
+// versions, given the next seq and PUBLISHed, and then applied to the
+// local Versions (a Tx's marks hold meanwhile). Redis first on every
+// instance (the others apply it from the bus, after): so a local token
+// that counts a bump was taken after Redis had it, and an L2 entry
+// validated by a read made after that token is never promoted to L1 with
+// old bytes under versions that already count the bump (the checker
+// found that hole when the local bump came first). Each instance subscribes and applies the others' messages to
 // its own Versions (applyRemote), in seq order; a gap is a loss. So L1
 // validity is decided by local Versions fed by the bus.
 //

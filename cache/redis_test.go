@@ -253,3 +253,32 @@ func FuzzDecodeRemote(f *testing.F) {
 		}
 	})
 }
+
+// TestL2PromotionDuringOwnCommit: a lookup on the committing instance
+// that runs while its commit is being published (after PostgreSQL
+// committed, before the client is told) may be served the old L2 entry,
+// but must not leave it in L1 under versions that already count the
+// commit: once the commit returned, the next lookup misses.
+func TestL2PromotionDuringOwnCommit(t *testing.T) {
+	r := pgtest.NewRedis(t)
+	a, b := sharedCache(t, r.Addr), sharedCache(t, r.Addr)
+	waitL2(t, a, "up")
+	waitL2(t, b, "up")
+	k := Key{5}
+	if got := fillOnce(t, a, k, "old"); got != RefuseNone {
+		t.Fatalf("fill on A: %s", got)
+	}
+	publish := b.versions.onBump
+	b.versions.onBump = func(db string, tables []string, epoch bool) {
+		if got, ok := lookupHit(b, k); !ok || string(got) != "old" {
+			t.Errorf("lookup during the commit: hit %v %q, want the old L2 entry", ok, got)
+		}
+		publish(db, tables, epoch)
+	}
+	var tx Tx
+	tx.Mark(b.Versions(), "db", []string{"t"})
+	tx.Commit(UnknownLSN, nil)
+	if got, ok := lookupHit(b, k); ok {
+		t.Fatalf("B served %q after its commit returned", got)
+	}
+}

@@ -31,8 +31,11 @@ type Versions struct {
 	// onInvalidate, if set, is told of each bump; it must not call back.
 	onInvalidate func(c Cause, n int)
 	// onBump, if set, is given every bump made here (Bump, BumpEpoch, a
-	// Tx's Commit) after it is made: the L2 publishes it to the other
-	// instances. It must not call back.
+	// Tx's Commit) before it is made locally: the L2 applies it in Redis
+	// and publishes it to the other instances. Redis first, so that no
+	// local token can include a bump Redis does not have yet (a promotion
+	// from L2 under it would carry old bytes with new versions). It must
+	// not call back.
 	onBump func(db string, tables []string, epoch bool)
 }
 
@@ -239,6 +242,7 @@ func (v *Versions) check(db string, tables []TableVersion, all, epoch uint64) Re
 // Bump records a commit that wrote tables of db at lsn (UnknownLSN if not
 // known), for writes seen outside a Tx (logical replication).
 func (v *Versions) Bump(db string, tables []string, lsn LSN) {
+	v.bumped(db, tables, false)
 	d := v.db(db, true)
 	d.mu.Lock()
 	for _, name := range tables {
@@ -248,19 +252,18 @@ func (v *Versions) Bump(db string, tables []string, lsn LSN) {
 	}
 	d.mu.Unlock()
 	v.told(CauseWrite, len(tables))
-	v.bumped(db, tables, false)
 }
 
 // BumpEpoch invalidates every entry of db: a write that no table can be
 // blamed for committed at lsn, or cause is a flush (lsn 0: no write).
 func (v *Versions) BumpEpoch(db string, lsn LSN, cause Cause) {
+	v.bumped(db, nil, true)
 	d := v.db(db, true)
 	d.mu.Lock()
 	d.epoch++
 	d.lsn.record(v, lsn)
 	d.mu.Unlock()
 	v.told(cause, 1)
-	v.bumped(db, nil, true)
 }
 
 // BumpAll invalidates every entry of every database, and every fill
