@@ -104,8 +104,9 @@
 //   - A promoted L2 entry goes to L1 under the local token taken before
 //     the Redis read: any bump after that read moves the local versions
 //     past the token when the bus applies it.
-//   - Single flight followers get a leader's entry that passed Redis's
-//     check at its store, which came after the follower joined.
+//   - Single flight followers are fenced like an L1 hit: a leader's L2
+//     hit was checked when the leader read it, which may precede the
+//     follower's start.
 //
 // In-flight marks stay local and are not published: across instances the
 // bump-before-the-commit-is-known rule plus the store-time check and the

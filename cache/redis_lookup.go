@@ -66,9 +66,10 @@ func (c *Cache) lookupShared(ctx context.Context, k Key, db string, tables []str
 	}
 	f, leader := c.flights.join(k, c.cfg.SingleFlightWait)
 	if !leader {
-		// The leader's entry passed Redis's check at its store, after this
-		// request began: no bump before then can have been missed.
-		if e := c.flights.wait(ctx, f, c.cfg.SingleFlightWait); e != nil && c.versions.Valid(e) {
+		// The leader's entry passed Redis's check before its flight ended,
+		// but maybe before this request began (a leader's L2 hit is checked
+		// when it reads it): fence it as an L1 hit.
+		if e := c.flights.wait(ctx, f, c.cfg.SingleFlightWait); e != nil && c.versions.Valid(e) && l.fence(ctx) && c.versions.Valid(e) {
 			c.n.hits.Add(1)
 			c.n.shared.Add(1)
 			return e.Reply, nil
