@@ -210,26 +210,38 @@ const (
 	bumpAll    bumpKind = "a"
 )
 
-// publish bumps in Redis what a commit (or flush) bumped locally and
-// tells every instance. Without Redis (breaker open, error) the bump is
-// owed: the next resync flushes every instance's entries instead, and a
-// failure while the bus was up starts that resync now.
+// publish bumps in Redis what a commit (or flush) is about to bump
+// locally and tells every instance. It runs before the commit is known
+// to its client, so it tries hard: past the breaker (an instance whose
+// breaker is open may be the only one not reaching Redis, while others
+// serve), and again on a fresh connection after a failure (a pooled
+// connection may be dead after a Redis restart), within 4x the timeout.
+// If it still fails the bump is owed: this instance stops serving now,
+// and its resync flushes every instance.
 func (l *l2) publish(db string, tables []string, kind bumpKind) {
 	args := make([]any, 0, 4+len(tables))
 	args = append(args, l.channel, l.origin, db, string(kind))
 	for _, t := range tables {
 		args = append(args, t)
 	}
-	err := l.call(context.Background(), 4*l.cfg.Timeout, func(ctx context.Context) error {
-		return bumpScript.Run(ctx, l.rdb, []string{l.kVersions + db, l.kSeq, l.kAll}, args...).Err()
-	})
-	if err != nil {
-		// Until the bump is in Redis, L2 entries it made stale look valid:
-		// stop serving now; the resync flushes every instance.
-		l.bus.owe()
-		l.lost(err)
-		l.bus.kick()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*l.cfg.Timeout)
+	defer cancel()
+	var err error
+	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+		if err = bumpScript.Run(ctx, l.rdb, []string{l.kVersions + db, l.kSeq, l.kAll}, args...).Err(); err == nil {
+			l.br.Success()
+			return
+		}
+		l.n.errors.Add(1)
 	}
+	if l.br.Failure() {
+		l.log.Warn("redis circuit breaker opened: the cache is bypassed", "err", err)
+	}
+	// Until the bump is in Redis, L2 entries it made stale look valid:
+	// stop serving now; the resync flushes every instance.
+	l.bus.owe()
+	l.lost(err)
+	l.bus.kick()
 }
 
 // published is Versions' onBump: a bump made here goes to Redis.

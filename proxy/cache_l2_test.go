@@ -135,6 +135,7 @@ func TestCacheL2WriteOnOtherInstance(t *testing.T) {
 // op is one client call in a history: a write of value v to key k, or a
 // read that returned v, from start to end.
 type op struct {
+	in         int // the instance it went through
 	write      bool
 	k          int
 	v          int64
@@ -166,8 +167,8 @@ func staleReads(h []op) []string {
 		w := writes[o.k]
 		i := sort.Search(len(w), func(i int) bool { return !w[i].end.Before(o.start) }) // first write ending at or after the read began
 		if i > 0 && o.v < w[i-1].v {
-			bad = append(bad, fmt.Sprintf("key %d: read %d at %s, but %d had committed at %s",
-				o.k, o.v, o.start.Format("15:04:05.000000"), w[i-1].v, w[i-1].end.Format("15:04:05.000000")))
+			bad = append(bad, fmt.Sprintf("key %d: read %d through instance %d at %s, but %d had committed at %s",
+				o.k, o.v, o.in, o.start.Format("15:04:05.000000"), w[i-1].v, w[i-1].end.Format("15:04:05.000000")))
 		}
 	}
 	return bad
@@ -231,7 +232,7 @@ func checkerLoad(ctx context.Context, t *testing.T, tables []string, cl checkerC
 				}
 			}
 			table := tables[k]
-			o := op{write: write, k: k, start: time.Now()}
+			o := op{in: instance, write: write, k: k, start: time.Now()}
 			var err error
 			switch {
 			case !write:
