@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -227,12 +228,16 @@ func (l *l2) publish(db string, tables []string, kind bumpKind) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*l.cfg.Timeout)
 	defer cancel()
 	var err error
-	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+	for attempt := 0; attempt < maxPublishAttempts && ctx.Err() == nil; attempt++ {
 		if err = bumpScript.Run(ctx, l.rdb, []string{l.kVersions + db, l.kSeq, l.kAll}, args...).Err(); err == nil {
 			l.br.Success()
 			return
 		}
 		l.n.errors.Add(1)
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			break // Redis is not there: no other connection will do better
+		}
 	}
 	if l.br.Failure() {
 		l.log.Warn("redis circuit breaker opened: the cache is bypassed", "err", err)
@@ -243,6 +248,11 @@ func (l *l2) publish(db string, tables []string, kind bumpKind) {
 	l.lost(err)
 	l.bus.kick()
 }
+
+// maxPublishAttempts bounds publish's tries: enough to go through every
+// dead connection of the pool after a Redis restart (each fails at once)
+// and dial a new one.
+const maxPublishAttempts = 64
 
 // published is Versions' onBump: a bump made here goes to Redis.
 func (l *l2) published(db string, tables []string, epoch bool) {
