@@ -127,17 +127,29 @@
 // empty) makes every token and fence from the old one fail. Clients
 // never see a Redis error: every failure is a bypass or a refused fill.
 //
+// A commit's publish is what the argument rests on, so it ignores the
+// breaker and retries on fresh connections until its deadline (4x the
+// timeout); it gives up at once only when Redis refuses the dial. When
+// Redis is down for everyone no instance can serve (hits need the fence,
+// L2 lookups need Redis) and the first resync after it returns flushes
+// everything, so a commit whose bump was lost then is covered. Found by
+// the kill/restart soak: after a restart, a commit's bump failing on a
+// dead pooled connection while another instance had already resynced.
+//
 // What this does not cover: an instance cut off from Redis while others
 // are not (a partial partition) cannot tell them of its writes; they may
 // serve entries its writes made stale until it reaches Redis again (its
-// resync then flushes everything) or the TTL ends. Session-mode clients
+// resync then flushes everything) or the TTL ends. Closing that needs
+// leases (an instance serving only while it holds one, a writer waiting
+// for the leases of those it cannot tell to expire); not done. Session-mode clients
 // mark their database only on their own instance; their writes reach
 // other instances when the client disconnects. Redis Cluster is not
 // supported (the scripts use several keys).
 //
 // Timeouts: cache.redis.timeout (default 5ms) bounds each call on a read's
 // path (L2 lookup, fill, fence); a bump gets 4x, since a failed one
-// flushes every instance. After breaker_failures consecutive failures the
+// flushes every instance (and while Redis hangs, each commit's reply
+// waits that long). After breaker_failures consecutive failures the
 // breaker opens: no call is made (the cache bypasses at no cost) until,
 // after breaker_cooldown, one probe succeeds.
 //
