@@ -113,6 +113,18 @@ SOAK_ARGS ?=
 soak: deps build
 	$(GO) run ./bench/soak -duration $(SOAK) $(SOAK_ARGS)
 
+# Cache soak: the result cache's stale-read checker (two pgone instances
+# sharing one Redis, writers and readers through both) for SOAK_CACHE
+# instead of the 3s it runs in `make test`, then the Redis kill/restart
+# test. Fails on any stale read or client error. Not part of `make test`.
+SOAK_CACHE ?= 10m
+
+.PHONY: soak-cache
+
+soak-cache: deps
+	PGONE_CACHE_SOAK=$(SOAK_CACHE) $(GO) test -race -count=1 -timeout 0 -v \
+		-run 'TestCacheL2NeverStale|TestCacheL2RedisKilledUnderLoad' ./proxy/
+
 # Mutation check (not part of `make test`): plants each fault listed in
 # scripts/mutations.txt in a temporary copy of the tree, one at a time, runs
 # the focused tests named for it, and prints caught/missed and a score.

@@ -18,6 +18,7 @@ type Cache struct {
 	n        counters
 	feeds    feeds // logical replication streams (logical.go)
 	perDB    dbCounterSet
+	l2       *l2 // nil without Redis (redis.go)
 }
 
 // New builds a cache from cfg, which must have had Defaults applied and
@@ -33,6 +34,10 @@ func New(cfg Config) (*Cache, error) {
 	}
 	c := &Cache{cfg: cfg, store: m, versions: NewVersions()}
 	c.versions.onInvalidate = func(cause Cause, n int) { c.n.invalidations[cause].Add(int64(n)) }
+	if cfg.Redis.On() {
+		c.l2 = newL2(cfg.Redis, c)
+		c.versions.onBump = c.l2.published
+	}
 	return c, nil
 }
 
@@ -74,6 +79,9 @@ func (c *Cache) Get(k Key) ([]byte, bool) {
 // reading k, Lookup waits for its result up to single_flight_wait (or ctx)
 // and returns that as a hit, or a fill to go to PostgreSQL itself.
 func (c *Cache) Lookup(ctx context.Context, k Key, db string, tables []string) (reply []byte, fill *Fill) {
+	if c.l2 != nil {
+		return c.lookupShared(ctx, k, db, tables)
+	}
 	if r, ok := c.Get(k); ok {
 		return r, nil
 	}
@@ -116,6 +124,11 @@ type Fill struct {
 	token  FillToken
 	flight *flight // led by this fill, or nil
 	done   bool
+	// With Redis: shared says the fill goes to L2 too, under remote (what
+	// Redis held before the read was sent); bypass that Redis was not
+	// usable, so nothing is stored.
+	shared, bypass bool
+	remote         remoteToken
 }
 
 // Store offers reply (ownership passes to the cache: the caller must not
@@ -129,10 +142,15 @@ func (f *Fill) Store(reply []byte, ttl time.Duration, from Origin) Refusal {
 	e := newEntry(&f.token, reply, ttl)
 	r := RefuseNone
 	switch {
+	case f.bypass:
+		r = RefuseStore
 	case e.Size() > int(f.c.cfg.MaxEntryBytes):
 		r = RefuseTooLarge
 	default:
 		r = f.c.versions.Check(&f.token, from.Replica, from.ReplayLSN)
+	}
+	if r == RefuseNone && f.shared {
+		r = f.storeShared(reply, ttl) // redis_lookup.go
 	}
 	if r == RefuseNone && !f.c.store.Set(f.key, e) {
 		r = RefuseStore
@@ -169,6 +187,9 @@ func (f *Fill) end(e *Entry) {
 // source.
 func (c *Cache) Flush(db string) {
 	if db == "" {
+		if c.l2 != nil {
+			c.l2.publish("", nil, bumpAll) // Redis first (see Versions.onBump)
+		}
 		c.versions.BumpAll(CauseFlush)
 		c.store.Clear()
 		return

@@ -71,11 +71,33 @@ type Rule struct {
 	TTL time.Duration `yaml:"ttl"`
 }
 
-// Redis configures the shared store behind the in-process one.
+// Redis configures the shared store (L2) behind the in-process one, and
+// the table versions and invalidation bus every pgone instance shares
+// (redis.go, bus.go).
 type Redis struct {
 	// Address is host:port; empty means no Redis.
 	Address string `yaml:"address"`
+	// Password is sent with AUTH when not empty.
+	Password string `yaml:"password"`
+	// DB is the Redis database number.
+	DB int `yaml:"db"`
+	// Timeout bounds each Redis call on a request's path (lookup, fill,
+	// hit fence). A slow Redis costs a request at most this, then it goes
+	// to PostgreSQL. A commit's invalidation gets 4x as long, since a lost
+	// one flushes every instance's cache.
+	Timeout time.Duration `yaml:"timeout"`
+	// Prefix starts every key and the channel pgone uses, so several
+	// pgone clusters (or other users) can share one Redis.
+	Prefix string `yaml:"prefix"`
+	// BreakerFailures consecutive failed calls open the circuit breaker:
+	// the cache is bypassed without asking Redis until a probe after
+	// BreakerCooldown succeeds.
+	BreakerFailures int           `yaml:"breaker_failures"`
+	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
 }
+
+// On says a Redis is configured.
+func (r *Redis) On() bool { return r.Address != "" }
 
 // Defaults fills every zero field with its default.
 func (c *Config) Defaults() {
@@ -95,6 +117,22 @@ func (c *Config) Defaults() {
 		c.SingleFlightWait = time.Second
 	}
 	c.logicalDefaults()
+	c.Redis.defaults()
+}
+
+func (r *Redis) defaults() {
+	if r.Timeout == 0 {
+		r.Timeout = 5 * time.Millisecond
+	}
+	if r.Prefix == "" {
+		r.Prefix = "pgone:"
+	}
+	if r.BreakerFailures == 0 {
+		r.BreakerFailures = 5
+	}
+	if r.BreakerCooldown == 0 {
+		r.BreakerCooldown = time.Second
+	}
 }
 
 // Validate reports every problem with c; each error's text starts with the
@@ -141,5 +179,17 @@ func (c *Config) Validate() []error {
 		}
 	}
 	errs = append(errs, c.validateLogical()...)
+	if c.Redis.DB < 0 {
+		add("redis.db", "must not be negative, got %d", c.Redis.DB)
+	}
+	if c.Redis.Timeout <= 0 {
+		add("redis.timeout", "must be positive, got %s", c.Redis.Timeout)
+	}
+	if c.Redis.BreakerFailures < 1 {
+		add("redis.breaker_failures", "must be at least 1, got %d", c.Redis.BreakerFailures)
+	}
+	if c.Redis.BreakerCooldown <= 0 {
+		add("redis.breaker_cooldown", "must be positive, got %s", c.Redis.BreakerCooldown)
+	}
 	return errs
 }

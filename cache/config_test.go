@@ -33,6 +33,10 @@ func TestConfigValidate(t *testing.T) {
 		{"negative wait", func(c *Config) { c.SingleFlightWait = -time.Second }, "single_flight_wait"},
 		{"redis host:port", func(c *Config) { c.Redis.Address = "127.0.0.1:6379" }, ""},
 		{"redis without port", func(c *Config) { c.Redis.Address = "redis" }, "redis.address"},
+		{"redis negative db", func(c *Config) { c.Redis.DB = -1 }, "redis.db"},
+		{"redis negative timeout", func(c *Config) { c.Redis.Timeout = -time.Millisecond }, "redis.timeout"},
+		{"redis breaker never opening", func(c *Config) { c.Redis.BreakerFailures = -1 }, "redis.breaker_failures"},
+		{"redis negative cooldown", func(c *Config) { c.Redis.BreakerCooldown = -time.Second }, "redis.breaker_cooldown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config
@@ -49,5 +53,15 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("want one error on %s, got %v", tc.key, errs)
 			}
 		})
+	}
+}
+
+// TestRedisDefaults: the Redis section's defaults are the documented ones.
+func TestRedisDefaults(t *testing.T) {
+	var c Config
+	c.Defaults()
+	r := c.Redis
+	if r.On() || r.Timeout != 5*time.Millisecond || r.Prefix != "pgone:" || r.BreakerFailures != 5 || r.BreakerCooldown != time.Second {
+		t.Fatalf("redis defaults %+v", r)
 	}
 }

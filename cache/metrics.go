@@ -57,6 +57,11 @@ func (c *Cache) Stats() Stats {
 // RegisterMetrics registers the pgone_cache_* metrics on reg. They are
 // read from the counters at scrape time, so the request path only adds.
 func (c *Cache) RegisterMetrics(reg prometheus.Registerer) error {
+	if c.l2 != nil {
+		if err := reg.Register(newL2Collector(c)); err != nil { // redis_metrics.go
+			return err
+		}
+	}
 	if err := reg.Register(newCollector(c)); err != nil {
 		return err
 	}

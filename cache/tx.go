@@ -67,6 +67,10 @@ func (t *Tx) Commit(lsn LSN, also []string) {
 	if t.v == nil {
 		return
 	}
+	if t.v.onBump != nil {
+		// Redis first (see Versions.onBump); the marks hold meanwhile.
+		t.v.bumped(t.db, slices.Concat(t.tables, also), t.all)
+	}
 	d := t.v.db(t.db, true)
 	n := 0
 	d.mu.Lock()

@@ -30,6 +30,13 @@ type Versions struct {
 
 	// onInvalidate, if set, is told of each bump; it must not call back.
 	onInvalidate func(c Cause, n int)
+	// onBump, if set, is given every bump made here (Bump, BumpEpoch, a
+	// Tx's Commit) before it is made locally: the L2 applies it in Redis
+	// and publishes it to the other instances. Redis first, so that no
+	// local token can include a bump Redis does not have yet (a promotion
+	// from L2 under it would carry old bytes with new versions). It must
+	// not call back.
+	onBump func(db string, tables []string, epoch bool)
 }
 
 // dbVersions is one database's state; mu orders bumps against tokens and
@@ -237,6 +244,7 @@ func (v *Versions) check(db string, tables []TableVersion, all, epoch uint64) Re
 // Bump records a commit that wrote tables of db at lsn (UnknownLSN if not
 // known), for writes seen outside a Tx (logical replication).
 func (v *Versions) Bump(db string, tables []string, lsn LSN) {
+	v.bumped(db, tables, false)
 	d := v.db(db, true)
 	d.mu.Lock()
 	for _, name := range tables {
@@ -257,6 +265,7 @@ func (v *Versions) BumpEpoch(db string, lsn LSN, cause Cause) {
 	if lsn == 0 {
 		lsn = UnknownLSN
 	}
+	v.bumped(db, nil, true)
 	d := v.db(db, true)
 	d.mu.Lock()
 	d.epoch++
@@ -284,5 +293,11 @@ func (v *Versions) BumpAll(cause Cause) {
 func (v *Versions) told(c Cause, n int) {
 	if v.onInvalidate != nil && n > 0 {
 		v.onInvalidate(c, n)
+	}
+}
+
+func (v *Versions) bumped(db string, tables []string, epoch bool) {
+	if v.onBump != nil && (epoch || len(tables) > 0) {
+		v.onBump(db, tables, epoch)
 	}
 }

@@ -26,6 +26,7 @@ func (c *Config) Redacted() *Config {
 	}
 	r.Proxy.AuthQuery.Password = mask(c.Proxy.AuthQuery.Password)
 	r.Cache.ReplicationPassword = mask(c.Cache.ReplicationPassword)
+	r.Cache.Redis.Password = mask(c.Cache.Redis.Password)
 	if c.Proxy.Users != nil {
 		r.Proxy.Users = maps.Clone(c.Proxy.Users)
 		for name, u := range r.Proxy.Users {

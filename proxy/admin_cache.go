@@ -27,10 +27,11 @@ func (s *Server) showCache() resultSet {
 	rs := resultSet{cols: textCols("mode", "database", "entries", "bytes", "hits", "misses", "hit_ratio", "fills",
 		"refused_in_flight", "refused_version", "refused_replica_lsn", "refused_too_large", "refused_store",
 		"invalidations_write", "invalidations_epoch", "invalidations_flush", "single_flight_shared",
-		"replication", "replication_lag_bytes", "replication_lag_seconds")}
+		"replication", "replication_lag_bytes", "replication_lag_seconds",
+		"l2", "l2_breaker", "l2_hits", "l2_fills", "l2_errors", "l2_bypassed")}
 	for i := range rs.cols {
 		switch rs.cols[i].name {
-		case "mode", "database", "hit_ratio", "replication", "replication_lag_seconds":
+		case "mode", "database", "hit_ratio", "replication", "replication_lag_seconds", "l2", "l2_breaker":
 		default:
 			rs.cols[i].oid = oidInt8
 		}
@@ -40,11 +41,13 @@ func (s *Server) showCache() resultSet {
 		return rs
 	}
 	st := c.Stats()
-	rs.rows = append(rs.rows, cacheRow("*", cache.DatabaseStats{Entries: st.Entries, Bytes: st.Bytes,
+	// The L2 (Redis) is this instance's, shared by every database: its
+	// columns are on the totals row, empty on the databases' rows.
+	rs.rows = append(rs.rows, append(cacheRow("*", cache.DatabaseStats{Entries: st.Entries, Bytes: st.Bytes,
 		Hits: st.Hits, Misses: st.Misses, Fills: st.Fills, Shared: st.Shared,
-		Refused: st.Refused, Invalidations: st.Invalidations}))
+		Refused: st.Refused, Invalidations: st.Invalidations}), l2Row(c)...))
 	for _, d := range c.DatabaseStats() {
-		rs.rows = append(rs.rows, cacheRow(d.Database, d))
+		rs.rows = append(rs.rows, append(cacheRow(d.Database, d), "", "", "", "", "", ""))
 	}
 	return rs
 }
@@ -71,6 +74,17 @@ func cacheRow(db string, d cache.DatabaseStats) []string {
 		itoa(d.Refused[cache.RefuseReplicaLSN]), itoa(d.Refused[cache.RefuseTooLarge]), itoa(d.Refused[cache.RefuseStore]),
 		itoa(d.Invalidations[cache.CauseWrite]), itoa(d.Invalidations[cache.CauseEpoch]),
 		itoa(d.Invalidations[cache.CauseFlush]), itoa(d.Shared), repl, lagBytes, lagSeconds}
+}
+
+// l2Row is SHOW CACHE's Redis columns: the L2's state (off without
+// Redis; up; down: bus lost, bypassing every read; bypassing: breaker
+// open), the breaker's state, and its counters.
+func l2Row(c *cache.Cache) []string {
+	l2, ok := c.L2Stats()
+	if !ok {
+		return []string{"off", "", "0", "0", "0", "0"}
+	}
+	return []string{l2.State, l2.Breaker.String(), itoa(l2.Hits), itoa(l2.Fills), itoa(l2.Errors), itoa(l2.Bypassed)}
 }
 
 // cacheFlush drops the entries of db (all databases if empty).

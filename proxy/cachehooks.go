@@ -24,10 +24,14 @@ import (
 //   - BeforeSend (idle session, no transaction): a cacheable read
 //     (cacherules.go) is looked up; a hit is the answer, a miss keeps a
 //     fill.
+//   - beforeLastReply (just before the request's last ReadyForQuery is
+//     written to the client): at status idle the session's marks end:
+//     RolledBack only when PostgreSQL said so (a single statement's error
+//     outside a block, or ROLLBACK), Committed otherwise. Ending them
+//     before the client sees the commit is what lets other pgone instances
+//     (through Redis) never serve what it made stale.
 //   - AfterReply: the fill is stored if the reply is replayable, else
-//     abandoned; at a ReadyForQuery with status idle the session's marks
-//     end: RolledBack only when PostgreSQL said so (a single statement's
-//     error outside a block, or ROLLBACK), Committed otherwise.
+//     abandoned.
 //   - A lost server (08006/08007) or a request never sent: Committed with
 //     an unknown LSN; the session's end: cache.Session.Close.
 //
@@ -79,6 +83,7 @@ type sessionCache struct {
 // in its PlanView.
 type cacheRequest struct {
 	marked bool // it marked writes (sessionCache.open counts it)
+	ended  bool // beforeLastReply counted its end (before AfterReply)
 	fill   bool // it is the session's pending fill
 	single bool // one statement, one Sync or Query
 	ttl    time.Duration
@@ -252,8 +257,33 @@ func (h *cacheHooks) AfterReply(_ context.Context, p *PlanView, r ReplySample) {
 		if p.cache.fill {
 			h.fillLocked(sc, r, p.cache.ttl)
 		}
+		if p.cache.marked && !p.cache.ended {
+			sc.open--
+		}
+		h.endLocked(sc, p, r)
+	})
+}
+
+// beforeLastReplyHooks tells the cache's hooks of a request's last
+// ReadyForQuery just before it is written to the client (replies.go).
+func (ss *session) beforeLastReplyHooks(v *requestView) {
+	if h := ss.srv.hooks.cacheHooks(); h != nil {
+		ss.guardHook("beforeLastReply", func() { h.beforeLastReply(&v.plan, v.sample) })
+	}
+}
+
+// beforeLastReply ends the session's marks when the request ended its
+// transaction, before the client can learn that it committed: the bump
+// (and with Redis, its publication to every instance) happens before the
+// commit's ReadyForQuery is written, so a read that any client begins
+// after seeing the commit finds the old entries invalid on every
+// instance (cache/doc.go). With Redis this holds the commit's reply for
+// one Redis call at most (4x cache.redis.timeout).
+func (h *cacheHooks) beforeLastReply(p *PlanView, r ReplySample) {
+	p.ss.withCache(func(sc *sessionCache) {
 		if p.cache.marked {
 			sc.open--
+			p.cache.ended = true
 		}
 		h.endLocked(sc, p, r)
 	})

@@ -61,6 +61,9 @@ func (ss *session) pumpLoop(server *pool.Conn, inline bool) {
 		r := ss.handleReplyLocked(server, typ, frame)
 		ss.flowLocked(server, &r, inline)
 		ss.mu.Unlock()
+		if r.done != nil {
+			ss.beforeLastReplyHooks(r.done) // cachehooks.go: the commit's bump
+		}
 		werr := ss.deliverLocked(server, &r, fr.HasFrame())
 		ss.wmu.Unlock()
 		if r.done != nil {

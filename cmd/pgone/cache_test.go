@@ -35,9 +35,11 @@ func TestWireCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		reg := prometheus.NewRegistry()
-		if err := wireCache(cfg, srv, reg, log); err != nil {
+		stop, err := wireCache(cfg, srv, reg, log)
+		if err != nil {
 			t.Fatalf("%s: %v", mode, err)
 		}
+		stop()
 		mfs, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)

@@ -63,9 +63,11 @@ func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.
 	if err := srv.RegisterMetrics(reg); err != nil {
 		return err
 	}
-	if err := wireCache(cfg, srv, reg, log); err != nil {
+	stopCache, err := wireCache(cfg, srv, reg, log)
+	if err != nil {
 		return err
 	}
+	defer stopCache()
 	tu, err := wireTuner(cfg, srv, pools, reg, log) // tuner.go: after the cache, so the cache answers first
 	if err != nil {
 		return err

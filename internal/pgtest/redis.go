@@ -60,6 +60,11 @@ func (r *Redis) start(ctx context.Context, bin string) error {
 	if err != nil {
 		return err
 	}
+	return r.startAt(ctx, bin, port)
+}
+
+// startAt starts redis-server on port and waits for its PING.
+func (r *Redis) startAt(ctx context.Context, bin string, port int) error {
 	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	offset := fileSize(r.logFile)
 	logFile, err := os.OpenFile(r.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -57,5 +58,27 @@ func TestRedis(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s still exists after Stop (%v)", dir, err)
+	}
+}
+
+// TestRedisKillRestart: Kill stops redis-server at once and Restart
+// brings it back on the same address, empty.
+func TestRedisKillRestart(t *testing.T) {
+	r := NewRedis(t)
+	if r.Pid() == 0 {
+		t.Fatal("no pid for a running redis-server")
+	}
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", r.Addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("%s still accepts connections after Kill", r.Addr)
+	}
+	if err := r.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(context.Background(), r.Addr); err != nil {
+		t.Fatalf("after Restart: %v", err)
 	}
 }
