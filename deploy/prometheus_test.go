@@ -97,12 +97,12 @@ func TestAlertMetricsArePgones(t *testing.T) {
 }
 
 // definedMetricNames are the metric names quoted in pgone's non-test Go
-// source under proxy/, pool/ and cache/.
+// source under proxy/, pool/, cache/ and tuner/.
 func definedMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
 	re := regexp.MustCompile(`"(pgone_[a-z_]+)"`)
-	for _, dir := range []string{"../proxy", "../pool", "../cache"} {
+	for _, dir := range []string{"../proxy", "../pool", "../cache", "../tuner"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)

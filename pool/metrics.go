@@ -70,8 +70,8 @@ func (m *Manager) RegisterMetrics(reg prometheus.Registerer) error {
 type collector struct {
 	m *Manager
 
-	total, servers, waiting, longest, paused *prometheus.Desc
-	transactions, queries, received, sent    *prometheus.Desc
+	total, servers, waiting, longest, paused, size *prometheus.Desc
+	transactions, queries, received, sent          *prometheus.Desc
 }
 
 func newCollector(m *Manager) *collector {
@@ -85,6 +85,7 @@ func newCollector(m *Manager) *collector {
 		waiting:      d("pgone_pool_clients_waiting", "Clients waiting for a server connection of a pool (queued or held by PAUSE).", poolLabels...),
 		longest:      d("pgone_pool_wait_longest_seconds", "How long the longest-waiting client of a pool has waited.", poolLabels...),
 		paused:       d("pgone_pool_paused", "1 while the pool's database is paused by the admin console.", poolLabels...),
+		size:         d("pgone_pool_size", "Server connections a pool may open now: its configured pool_size, or the size the tuner's pool_size loop set.", poolLabels...),
 		transactions: d("pgone_pool_transactions_total", "Transactions completed through a pool.", poolLabels...),
 		queries:      d("pgone_pool_queries_total", "Requests answered by ReadyForQuery through a pool.", poolLabels...),
 		received:     d("pgone_pool_received_bytes_total", "Bytes received from the clients of a pool.", poolLabels...),
@@ -93,7 +94,7 @@ func newCollector(m *Manager) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.total, c.servers, c.waiting, c.longest, c.paused, c.transactions, c.queries, c.received, c.sent} {
+	for _, d := range []*prometheus.Desc{c.total, c.servers, c.waiting, c.longest, c.paused, c.size, c.transactions, c.queries, c.received, c.sent} {
 		ch <- d
 	}
 }
@@ -124,6 +125,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			paused = 1
 		}
 		gauge(c.paused, paused)
+		gauge(c.size, float64(st.Size))
 		counter(c.transactions, t.Transactions)
 		counter(c.queries, t.Queries)
 		counter(c.received, t.Received)

@@ -42,6 +42,9 @@ pgone_pool_server_connections 1
 pgone_pool_servers{` + l + `,state="active",user="u"} 1
 pgone_pool_servers{` + l + `,state="idle",user="u"} 0
 pgone_pool_servers{` + l + `,state="login",user="u"} 0
+# HELP pgone_pool_size Server connections a pool may open now: its configured pool_size, or the size the tuner's pool_size loop set.
+# TYPE pgone_pool_size gauge
+pgone_pool_size{` + l + `,user="u"} 2
 # HELP pgone_pool_queries_total Requests answered by ReadyForQuery through a pool.
 # TYPE pgone_pool_queries_total counter
 pgone_pool_queries_total{` + l + `,user="u"} 1
@@ -50,7 +53,7 @@ pgone_pool_queries_total{` + l + `,user="u"} 1
 pgone_pool_sent_bytes_total{` + l + `,user="u"} 250
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"pgone_pool_server_connections", "pgone_pool_servers", "pgone_pool_queries_total", "pgone_pool_sent_bytes_total"); err != nil {
+		"pgone_pool_server_connections", "pgone_pool_servers", "pgone_pool_size", "pgone_pool_queries_total", "pgone_pool_sent_bytes_total"); err != nil {
 		t.Fatal(err)
 	}
 	for name, n := range map[string]int{

@@ -90,7 +90,9 @@ func (ss *session) waitPrimary(ctx context.Context, mon *pool.Monitor) error {
 	case ctx.Err() != nil:
 		return ss.serverUnavailable(ctx.Err())
 	}
-	return noPrimaryError(ss.poolKey.Database, v)
+	err = noPrimaryError(ss.poolKey.Database, v)
+	ss.srv.countRefusal(ss.poolKey.Database, err)
+	return err
 }
 
 // noPrimaryError is what a client that needs the primary hears when the

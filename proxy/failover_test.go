@@ -171,6 +171,7 @@ func TestFailoverFollowsPromotion(t *testing.T) {
 	if n := flushes(t, admin); n < 1 {
 		t.Errorf("the promotion flushed the result cache %d times, want 1", n)
 	}
+	checkFailoverMetrics(t, p, db, "ok", 1, 0)
 
 	// The old primary comes back as a standby of the new one (its clean
 	// shutdown left nothing the new timeline lacks): it rejoins as a
@@ -244,6 +245,7 @@ func TestFailoverSplitBrain(t *testing.T) {
 	if r := serverRows(t, admin, db)[addrOf(cl.Primary)]; r["state"] != "primary" || r["primary_state"] != "ok" {
 		t.Fatalf("SHOW REPLICAS row of the primary before the split: %v", r)
 	}
+	checkFailoverMetrics(t, p, db, "ok", 0, 0)
 
 	promote(t, cl.Replica)
 	// Until pgone's next check writes go to the old primary; one in
@@ -294,6 +296,7 @@ func TestFailoverSplitBrain(t *testing.T) {
 	if o, n := count(cl.Primary), count(cl.Replica); o != oldBefore || n != newBefore {
 		t.Fatalf("refused writes reached a server: old primary %d -> %d rows, new %d -> %d", oldBefore, o, newBefore, n)
 	}
+	checkFailoverMetrics(t, p, db, "split_brain", 0, 4) // the first refusal and the three above
 
 	if pe := consoleErr(t, admin, "PRIMARY "+db+" 127.0.0.1:1"); pe.Code != "55000" {
 		t.Errorf("PRIMARY of a server not in the database: %s %s, want 55000", pe.Code, pe.Message)
@@ -307,6 +310,7 @@ func TestFailoverSplitBrain(t *testing.T) {
 	if r := rows[addrOf(cl.Replica)]; r["state"] != "primary" || r["primary_state"] != "operator_pick" {
 		t.Errorf("SHOW REPLICAS row of the picked primary: %v; want primary, operator_pick", r)
 	}
+	checkFailoverMetrics(t, p, db, "operator_pick", 1, 4) // the pick moved the primary: a promotion
 	if _, err := conn.Exec(testCtx(t), insert, 2000); err != nil {
 		t.Fatalf("write after the operator's pick: %v", err)
 	}
@@ -332,6 +336,36 @@ func TestFailoverSplitBrain(t *testing.T) {
 	})
 	if _, err := conn.Exec(testCtx(t), insert, 3000); err != nil {
 		t.Fatalf("write once the old primary is gone: %v", err)
+	}
+}
+
+// checkFailoverMetrics checks db's failover series in a scrape of p: the
+// primary state gauge is 1 for state and 0 for the others, and the
+// promotion and refusal counters have the values given.
+func checkFailoverMetrics(t *testing.T, p *observedProxy, db, state string, promotions, refused float64) {
+	t.Helper()
+	body := p.scrape(t)
+	for _, st := range []string{"ok", "operator_pick", "split_brain", "no_primary", "unknown"} {
+		series := `pgone_failover_primary_state{database="` + db + `",state="` + st + `"}`
+		want := 0.0
+		if st == state {
+			want = 1
+		}
+		if !strings.Contains(body, series+" ") {
+			t.Errorf("metrics lack %s", series)
+		} else if v := metricValue(t, body, series); v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
+		}
+	}
+	for series, want := range map[string]float64{
+		`pgone_failover_promotions_total{database="` + db + `"}`:     promotions,
+		`pgone_failover_writes_refused_total{database="` + db + `"}`: refused,
+	} {
+		if !strings.Contains(body, series+" ") {
+			t.Errorf("metrics lack %s", series)
+		} else if v := metricValue(t, body, series); v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
+		}
 	}
 }
 

@@ -60,7 +60,7 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 		Name: "pgone_proxy_client_read_buffers",
 		Help: "Client read buffers (4 KiB each) held now. Only a client with bytes to read holds one; an idle client over plain TCP holds none (over TLS it keeps its own).",
 	}, func() float64 { return float64(s.readBuffers.Lent()) })
-	for _, c := range []prometheus.Collector{mt.errors, mt.routes, mt.queryTimeouts, newProxyCollector(s), readBuffers,
+	for _, c := range []prometheus.Collector{mt.errors, mt.routes, mt.queryTimeouts, newProxyCollector(s), newFailoverCollector(s), readBuffers,
 		parse("pgone_router_cache_hits_total", "Statements whose routing analysis came from the cache (by query text).",
 			func(h, _ uint64) uint64 { return h }),
 		parse("pgone_router_cache_misses_total", "Statements parsed with PostgreSQL's grammar because their text was not in the routing cache.",

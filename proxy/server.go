@@ -85,6 +85,8 @@ type Server struct {
 	// watchOnce starts watchInline and the replica monitors with the first Serve.
 	watchOnce   sync.Once
 	replicaMons replicaMonitors
+	// refusals counts split-brain refusals (failover_metrics.go).
+	refusals failoverRefusals
 
 	// admin is the console's state (admin.go); metrics are nil until
 	// RegisterMetrics (metrics.go).

@@ -32,8 +32,12 @@ import (
 
 const deployDir = "../../deploy"
 
-// deployServeConfig is a split database in transaction mode; %d are the
-// primary's and the replica's ports.
+// deployServeConfig is a split database in transaction mode and the same
+// two servers as a role auto database (failover metrics); the cache's
+// logical invalidation stream is on, and the tuner's settings loop in
+// dry-run: pgone's cap above the servers' max_connections (400) is advice
+// it gives at its first reading, so pgone_tuner_decisions_total has a
+// series. The %d are the primary's and the replica's ports, twice.
 const deployServeConfig = `listen: "127.0.0.1:0"
 databases:
   app:
@@ -48,15 +52,29 @@ databases:
     replicas:
       - host: 127.0.0.1
         port: %d
+  app_auto:
+    dbname: postgres
+    user: postgres
+    password: postgres
+    pool_mode: transaction
+    pool_size: 2
+    servers:
+      - {host: 127.0.0.1, port: %d, role: auto}
+      - {host: 127.0.0.1, port: %d, role: auto}
 users:
   alice:
     password: alice-secret
 pool:
   replica_check_interval: 200ms
+  max_server_connections: 1000
 cache:
   mode: rules
+  invalidation: logical
   rules:
     - table: deploy_t
+tuner:
+  interval: 100ms
+  pg_settings: dry-run
 http:
   listen: "127.0.0.1:0"
 `
@@ -67,7 +85,8 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 		t.Fatal("prometheus not found on PATH: install Debian's prometheus package (apt-get install prometheus; make deps does it)")
 	}
 	amBin := alertmanagerBinary(t)
-	c := pgtest.New(t, pgtest.Options{Replica: true})
+	// wal_level=logical: the cache's invalidation stream needs it.
+	c := pgtest.New(t, pgtest.Options{Replica: true, Settings: map[string]string{"wal_level": "logical"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if err := c.Exec(ctx, "CREATE TABLE deploy_t (id int PRIMARY KEY, v text)"); err != nil {
@@ -76,7 +95,7 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 	if err := c.WaitReplicaCaughtUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := startServeConfig(t, fmt.Sprintf(deployServeConfig, c.Primary.Port, c.Replica.Port), serveOptions{})
+	rs, err := startServeConfig(t, fmt.Sprintf(deployServeConfig, c.Primary.Port, c.Replica.Port, c.Primary.Port, c.Replica.Port), serveOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +154,13 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 		`pgone_cache_fills_total{job="pgone"} > 0`,
 		`pgone_cache_invalidations_total{job="pgone", cause="write"} > 0`,
 		`pgone_cache_entries{job="pgone"} > 0`,
+		// The failover, tuner and cache stream series the new panels and
+		// alerts read, with the values this setup must give.
+		`pgone_failover_primary_state{job="pgone", database="app_auto", state="ok"} == 1`,
+		`pgone_failover_promotions_total{job="pgone", database="app_auto"} == 0`,
+		`pgone_tuner_decisions_total{job="pgone", loop="settings", action="advise"} > 0`,
+		`pgone_cache_replication_connected{job="pgone"} == 1`,
+		`pgone_pool_size{job="pgone", database="app"} == 4`,
 	} {
 		if n, err := prom.series(q); err != nil || n == 0 {
 			t.Errorf("Prometheus has no %s (%v)", q, err)
