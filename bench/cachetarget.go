@@ -58,8 +58,24 @@ func readCacheCounters(ctx context.Context, env *Env, t *Target) (cacheCounters,
 // parseShowCache takes hits and misses from SHOW CACHE's one row, by
 // column name; no row means pgone runs without the cache.
 func parseShowCache(r *pgconn.Result) (cacheCounters, error) {
-	if len(r.Rows) != 1 {
-		return cacheCounters{}, fmt.Errorf("SHOW CACHE: %d rows (is cache.mode off?)", len(r.Rows))
+	// The totals row: database "*" (one row per database follows it), or
+	// the only row of a pgone whose SHOW CACHE has no database column.
+	row := -1
+	for i, f := range r.FieldDescriptions {
+		if f.Name != "database" {
+			continue
+		}
+		for j := range r.Rows {
+			if string(r.Rows[j][i]) == "*" {
+				row = j
+			}
+		}
+	}
+	if row < 0 && len(r.Rows) == 1 {
+		row = 0
+	}
+	if row < 0 {
+		return cacheCounters{}, fmt.Errorf("SHOW CACHE: %d rows and no totals row (is cache.mode off?)", len(r.Rows))
 	}
 	var c cacheCounters
 	found := 0
@@ -73,7 +89,7 @@ func parseShowCache(r *pgconn.Result) (cacheCounters, error) {
 		default:
 			continue
 		}
-		v, err := strconv.ParseInt(string(r.Rows[0][i]), 10, 64)
+		v, err := strconv.ParseInt(string(r.Rows[row][i]), 10, 64)
 		if err != nil {
 			return c, fmt.Errorf("SHOW CACHE %s: %w", f.Name, err)
 		}

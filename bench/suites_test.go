@@ -132,6 +132,17 @@ func TestParseShowCache(t *testing.T) {
 	if err != nil || c.hits != 980 || c.misses != 20 {
 		t.Fatalf("got %+v, %v", c, err)
 	}
+	// Today's SHOW CACHE: a totals row (database "*"), then one per database.
+	perDB := &pgconn.Result{
+		FieldDescriptions: []pgconn.FieldDescription{{Name: "mode"}, {Name: "database"}, {Name: "hits"}, {Name: "misses"}},
+		Rows: [][][]byte{
+			{[]byte("on"), []byte("*"), []byte("990"), []byte("10")},
+			{[]byte("on"), []byte("127.0.0.1:5432/bench"), []byte("900"), []byte("9")},
+		},
+	}
+	if c, err := parseShowCache(perDB); err != nil || c.hits != 990 || c.misses != 10 {
+		t.Fatalf("per-database SHOW CACHE: got %+v, %v; want the totals row", c, err)
+	}
 	if _, err := parseShowCache(&pgconn.Result{FieldDescriptions: res.FieldDescriptions}); err == nil {
 		t.Error("no row (cache off) must be an error")
 	}
