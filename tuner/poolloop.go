@@ -55,7 +55,8 @@ const (
 	idleBusyRatio   = 0.5 // busy under half the size: idle servers
 	minIntervalReqs = 20  // fewer queries in an interval: no latency signal
 	baseWindow      = 30  // intervals the lowest latency is remembered
-	minGrowGain     = 0.3 // a grow that turned under 30% of its added concurrency into throughput made things worse
+	minGrowGain     = 0.3 // a grow that turned under 30% of its added concurrency into throughput...
+	minGrowRate     = 0.1 // ...and bought under 10% more throughput made things worse
 	maxBackoffShift = 4
 	meaningfulWait  = time.Millisecond
 )
@@ -144,7 +145,7 @@ func (l *poolLoop) observe(now time.Time, cur PoolState, b PoolBounds, room int,
 	if l.lastGrow != nil && now.Sub(l.changedAt) >= cooldown/2 && w.queries >= minIntervalReqs {
 		before := *l.lastGrow
 		l.lastGrow = nil
-		if gain, ok := growGain(before, w); ok && gain < minGrowGain {
+		if worse, ok := grewWorse(before, w); ok && worse {
 			l.backoffUntil = now.Add(cooldown << l.backoffShift)
 			l.backoffShift = min(l.backoffShift+1, maxBackoffShift)
 			d.To = max(cur.Size-l.grownBy, lo)
@@ -214,6 +215,16 @@ func (l *poolLoop) changed(d Decision, now time.Time) Decision {
 // that became throughput: about 1 while PostgreSQL has room, about 0 (or
 // below) once it is saturated and more connections only raise latency.
 // false when the concurrency did not rise enough to tell.
+// grewWorse says whether a grow made things worse, comparing the window
+// before it with one after (ok false: not comparable). Worse: the added
+// servers were busy but throughput barely moved (PostgreSQL saturated:
+// they only queue inside it). A grow that raised throughput is kept even
+// if its efficiency was low: the clients waiting for a server wait less.
+func grewWorse(before, after poolWindow) (worse, ok bool) {
+	gain, ok := growGain(before, after)
+	return ok && gain < minGrowGain && after.rate < before.rate*(1+minGrowRate), ok
+}
+
 func growGain(before, after poolWindow) (float64, bool) {
 	if before.busy <= 0 || before.rate <= 0 || after.busy < before.busy*1.02 {
 		return 0, false

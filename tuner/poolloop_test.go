@@ -271,3 +271,28 @@ func TestDecisionsLoggedOnceAndCounted(t *testing.T) {
 			len(decisions), lines, withInputs, counted)
 	}
 }
+
+// TestGrewWorse: a grow is undone only when the servers it added were busy
+// and throughput barely moved. The first case is the bench's (issue 15,
+// bench/results/tuner): 2 -> 6 servers, busy 1.7 -> 5.5, 6,605 -> 8,462
+// queries/s; it was undone before this rule, and the tuned run stayed at
+// 69% of the best static pool.
+func TestGrewWorse(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		busyBefore, busyAfter float64
+		rateBefore, rateAfter float64
+		want                  bool
+	}{
+		{"busier and 28% more throughput: kept", 1.7, 5.5, 6605, 8462, false},
+		{"busier and 12% more throughput: kept", 1.7, 5.5, 6276, 7028, false},
+		{"busier and 3% more throughput: saturated, undone", 1.7, 5.5, 6276, 6464, true},
+		{"busier and less throughput: undone", 2, 6, 1000, 900, true},
+		{"throughput in proportion to the servers: kept", 2, 4, 1000, 1900, false},
+	} {
+		worse, ok := grewWorse(poolWindow{busy: tc.busyBefore, rate: tc.rateBefore}, poolWindow{busy: tc.busyAfter, rate: tc.rateAfter})
+		if !ok || worse != tc.want {
+			t.Errorf("%s: worse %v (comparable %v), want %v", tc.name, worse, ok, tc.want)
+		}
+	}
+}
