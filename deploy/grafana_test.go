@@ -67,7 +67,7 @@ func TestDashboardMetricsArePgones(t *testing.T) {
 	checked := 0
 	for _, p := range readDashboard(t).Panels {
 		for _, tg := range p.Targets {
-			for _, name := range regexp.MustCompile(`\bpgone_[a-z_]+`).FindAllString(tg.Expr, -1) {
+			for _, name := range regexp.MustCompile(`\bpgone_[a-z0-9_]+`).FindAllString(tg.Expr, -1) {
 				checked++
 				if !defined[name] && !defined[suffix.ReplaceAllString(name, "")] {
 					t.Errorf("panel %q uses %s, which no package of pgone defines", p.Title, name)

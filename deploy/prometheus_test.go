@@ -89,7 +89,7 @@ func TestAlertMetricsArePgones(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range regexp.MustCompile(`\bpgone_[a-z_]+`).FindAllString(string(body), -1) {
+	for _, name := range regexp.MustCompile(`\bpgone_[a-z0-9_]+`).FindAllString(string(body), -1) {
 		if !defined[name] {
 			t.Errorf("alerts.yml uses %s, which no package of pgone defines", name)
 		}
@@ -101,7 +101,7 @@ func TestAlertMetricsArePgones(t *testing.T) {
 func definedMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
-	re := regexp.MustCompile(`"(pgone_[a-z_]+)"`)
+	re := regexp.MustCompile(`"(pgone_[a-z0-9_]+)"`)
 	for _, dir := range []string{"../proxy", "../pool", "../cache", "../tuner"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {

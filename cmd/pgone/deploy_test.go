@@ -37,7 +37,9 @@ const deployDir = "../../deploy"
 // logical invalidation stream is on, and the tuner's settings loop in
 // dry-run: pgone's cap above the servers' max_connections (400) is advice
 // it gives at its first reading, so pgone_tuner_decisions_total has a
-// series. The %d are the primary's and the replica's ports, twice.
+// series; the cache shares entries through a real redis-server (L2). The
+// %d are the primary's and the replica's ports, twice; the %s Redis's
+// address.
 const deployServeConfig = `listen: "127.0.0.1:0"
 databases:
   app:
@@ -70,6 +72,8 @@ pool:
 cache:
   mode: rules
   invalidation: logical
+  redis:
+    address: %s
   rules:
     - table: deploy_t
 tuner:
@@ -95,7 +99,12 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 	if err := c.WaitReplicaCaughtUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := startServeConfig(t, fmt.Sprintf(deployServeConfig, c.Primary.Port, c.Replica.Port, c.Primary.Port, c.Replica.Port), serveOptions{})
+	redis, err := pgtest.StartRedis(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = redis.Stop() })
+	rs, err := startServeConfig(t, fmt.Sprintf(deployServeConfig, c.Primary.Port, c.Replica.Port, c.Primary.Port, c.Replica.Port, redis.Addr), serveOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +170,8 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 		`pgone_tuner_decisions_total{job="pgone", loop="settings", action="advise"} > 0`,
 		`pgone_cache_replication_connected{job="pgone"} == 1`,
 		`pgone_pool_size{job="pgone", database="app"} == 4`,
+		`pgone_cache_l2_up{job="pgone"} == 1`,
+		`pgone_cache_l2_fills_total{job="pgone"} > 0`,
 	} {
 		if n, err := prom.series(q); err != nil || n == 0 {
 			t.Errorf("Prometheus has no %s (%v)", q, err)
@@ -350,7 +361,7 @@ func alertExpressions(t *testing.T) []namedQuery {
 func metricNames(expr string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, m := range regexp.MustCompile(`\b(pgone_[a-z_]+|process_[a-z_]+|go_[a-z_]+|up\b)`).FindAllStringSubmatch(expr, -1) {
+	for _, m := range regexp.MustCompile(`\b(pgone_[a-z0-9_]+|process_[a-z_]+|go_[a-z_]+|up\b)`).FindAllStringSubmatch(expr, -1) {
 		if !seen[m[1]] {
 			seen[m[1]] = true
 			out = append(out, m[1])

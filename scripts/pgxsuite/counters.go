@@ -9,7 +9,7 @@ import (
 )
 
 // counterLineRE matches one Prometheus text-format sample.
-var counterLineRE = regexp.MustCompile(`^(pgone_[a-z_]+)\{([^}]*)\} ([0-9.e+]+)$`)
+var counterLineRE = regexp.MustCompile(`^(pgone_[a-z0-9_]+)\{([^}]*)\} ([0-9.e+]+)$`)
 
 // counterSummary condenses pgone's /metrics into one line: requests by
 // route and reason (the split), pins by cause, errors by source and class.
