@@ -171,6 +171,8 @@ func (r *report) markdown() string {
 	p("| rows in the ledger on the primary | %d |", v.Rows)
 	p("| reads ok / failed | %d / %d |", c.reads.Load(), c.readErrs.Load())
 	p("| own-write read-backs | %d |", c.rywChecks.Load())
+	p("| availability: requests that succeeded / requests, faults included (the seed's target: 99.95%%) | %s |",
+		availability(c.acks.Load()+c.reads.Load(), c.writeErrs.Load()+c.readErrs.Load()))
 	p("")
 	p("Errors by kind and SQLSTATE (\"connection\": the connection failed without one; \"timeout\": %s passed), with when they happened (since the load began; compare with the faults below):", opTimeout)
 	p("")
@@ -257,4 +259,12 @@ func listOrEmpty(items []string) string {
 		return ""
 	}
 	return ": " + strings.Join(items, "; ")
+}
+
+// availability is ok over ok+failed as a percentage, for the report.
+func availability(ok, failed int64) string {
+	if ok+failed == 0 {
+		return "no requests"
+	}
+	return fmt.Sprintf("%.3f%% (%d of %d)", 100*float64(ok)/float64(ok+failed), ok, ok+failed)
 }

@@ -153,3 +153,20 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestAvailability: the report's availability line, as the seed defines
+// it (successful requests over requests during scheduled faults).
+func TestAvailability(t *testing.T) {
+	for _, tc := range []struct {
+		ok, failed int64
+		want       string
+	}{
+		{89034, 12, "99.987% (89034 of 89046)"},
+		{100, 0, "100.000% (100 of 100)"},
+		{0, 0, "no requests"},
+	} {
+		if got := availability(tc.ok, tc.failed); got != tc.want {
+			t.Errorf("availability(%d, %d) = %q, want %q", tc.ok, tc.failed, got, tc.want)
+		}
+	}
+}
