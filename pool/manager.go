@@ -117,48 +117,6 @@ func (m *Manager) SetConfig(cfg Config) {
 	m.mu.Unlock()
 }
 
-// SetSizer sets how a pool gets its size when it is made: sizeOf(key),
-// which must not call back into m (it runs under m's lock). Without a sizer
-// a pool's size is the configured pool_size. Pools made earlier keep their
-// size; SetSize changes it.
-func (m *Manager) SetSizer(sizeOf func(Key) int) {
-	m.mu.Lock()
-	m.sizeOf = sizeOf
-	m.mu.Unlock()
-}
-
-// SetSize changes the size of the pool key at once, so that a reload or a
-// tuner can change it while clients run. Growing hands the new slots to
-// queued clients, which dial. Shrinking closes idle connections beyond n
-// now and busy ones when they are released (Release), until the pool holds
-// at most n. n below 1 counts as 1. It reports whether the pool exists; a
-// pool made later gets its size from the sizer.
-func (m *Manager) SetSize(key Key, n int) bool {
-	n = max(n, 1)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	p := m.pools[key]
-	if p == nil {
-		return false
-	}
-	p.size = n
-	for p.open > p.size && len(p.idle) > 0 {
-		c := p.idle[0] // the longest idle goes first
-		p.idle = p.idle[1:]
-		m.closeLocked(c)
-	}
-	m.grantSlotsLocked()
-	return true
-}
-
-// sizeLocked is the size of a new pool key.
-func (m *Manager) sizeLocked(key Key) int {
-	if m.sizeOf != nil {
-		return max(m.sizeOf(key), 1)
-	}
-	return max(m.cfg.PoolSize, 1)
-}
-
 // Acquire returns a server connection of the pool key, made to target,
 // within the pool's size (SetSize). It waits in FIFO order while the pool
 // or the global cap is full, until ctx ends or the configured
@@ -354,6 +312,16 @@ func (m *Manager) dial(ctx context.Context, cfg *Config, p *pool) (*Conn, error)
 	}
 }
 
+// replicaDialTimeout bounds a dial of a replica server for a client's
+// read: a replica that has not logged a connection in within two of its
+// checks' timeouts (at least 2 s) is treated as unreachable, and the read
+// goes to the primary (the proxy's fallback), instead of waiting up to
+// server_connect_timeout on a replica whose socket accepts but whose
+// postmaster does not answer (SIGSTOP, a hung host).
+func replicaDialTimeout(cfg *Config) time.Duration {
+	return min(cfg.ServerConnectTimeout, max(2*checkTimeout(cfg.ReplicaCheckInterval), 2*time.Second))
+}
+
 // MovePrimary points every primary pool of db at host:port, as a
 // failover decided (the proxy's replica monitor): idle connections to the
 // old server close now, busy ones when released (Release), and dials
@@ -540,93 +508,4 @@ func (m *Manager) Total() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.total
-}
-
-// Close closes every idle connection and stops the janitor. Connections in
-// use are closed when they are released.
-func (m *Manager) Close() {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return
-	}
-	m.closed = true
-	for _, p := range m.pools {
-		m.closeIdleLocked(p)
-	}
-	m.mu.Unlock()
-	close(m.stop)
-	<-m.done
-}
-
-// janitor closes idle connections past server_idle_timeout or server_lifetime.
-func (m *Manager) janitor() {
-	defer close(m.done)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case now := <-t.C:
-			m.mu.Lock()
-			idleTimeout := m.cfg.ServerIdleTimeout
-			var expired []*Conn
-			for _, p := range m.pools {
-				keep := p.idle[:0]
-				for _, c := range p.idle {
-					if (idleTimeout > 0 && now.Sub(c.lastUsed) > idleTimeout) || (!c.expires.IsZero() && now.After(c.expires)) {
-						expired = append(expired, c)
-						continue
-					}
-					keep = append(keep, c)
-				}
-				p.idle = keep
-			}
-			for _, c := range expired {
-				m.closeLocked(c)
-			}
-			m.fillMinLocked()
-			m.mu.Unlock()
-		}
-	}
-}
-
-// replicaDialTimeout bounds a dial of a replica server for a client's
-// read: a replica that has not logged a connection in within two of its
-// checks' timeouts (at least 2 s) is treated as unreachable, and the read
-// goes to the primary (the proxy's fallback), instead of waiting up to
-// server_connect_timeout on a replica whose socket accepts but whose
-// postmaster does not answer (SIGSTOP, a hung host).
-func replicaDialTimeout(cfg *Config) time.Duration {
-	return min(cfg.ServerConnectTimeout, max(2*checkTimeout(cfg.ReplicaCheckInterval), 2*time.Second))
-}
-
-// fillMinLocked opens connections in the background for pools below
-// min_pool_size, within their size and the global cap.
-func (m *Manager) fillMinLocked() {
-	cfg := m.cfg
-	if cfg.MinPoolSize <= 0 || m.closed {
-		return
-	}
-	for _, p := range m.pools {
-		for p.open < cfg.MinPoolSize && p.open < p.size && m.total < cfg.MaxServerConnections && len(m.waiters) == 0 {
-			p.open++
-			m.total++
-			go func(p *pool) {
-				ctx, cancel := context.WithTimeout(context.Background(), cfg.ServerConnectTimeout)
-				defer cancel()
-				c, err := dial(ctx, &cfg, p.target)
-				if err != nil {
-					m.mu.Lock()
-					m.freeSlotLocked(p)
-					m.mu.Unlock()
-					m.log.Warn("min_pool_size: server connection failed", "db", p.key.Database, "err", err)
-					return
-				}
-				c.pool = p
-				m.Release(c)
-			}(p)
-		}
-	}
 }

@@ -13,8 +13,10 @@
 //     process. A text over the length or estimated depth bound is not
 //     parsed nor cached: it goes to the primary (ReasonTooLong,
 //     ReasonTooComplex) with the session effects a word scan cannot rule
-//     out. Within the bounds, parse.go (with parse_options.go
-//     for statement options, the package's only importers of pg_query_go) parses the text with PostgreSQL's own parser,
+//     out. Within the bounds, parse.go (with parse_options.go for
+//     statement options and parse_normalize.go for SHOW QUERIES' text, the
+//     package's only importers of pg_query_go) parses the text with
+//     PostgreSQL's own parser,
 //     walks every node of every statement once (protobuf reflection, so an
 //     expression nested anywhere is seen) and reduces it to a small struct:
 //     statement kind, tables read and written, functions called, pins,

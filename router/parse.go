@@ -1,7 +1,8 @@
 package router
 
-// This file and parse_options.go are the package's only importers of
-// pg_query_go: it parses a text once and reduces the tree to an analysis.
+// This file, parse_options.go and parse_normalize.go are the package's only
+// importers of pg_query_go: it parses a text once and reduces the tree to
+// an analysis.
 
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v5"
@@ -589,19 +590,4 @@ func messageDepth(m protoreflect.Message) int {
 		return true
 	})
 	return deepest + 1
-}
-
-// Normalize returns text with its constants replaced by $n placeholders
-// (pg_query's normalisation), for showing a statement without its values
-// (the tuner's SHOW QUERIES). It applies the parser's bounds first: a text
-// over them, or one pg_query cannot normalise, gives false.
-func Normalize(text string) (string, bool) {
-	if _, over := overBound(text, parseDepthLimit); over {
-		return "", false
-	}
-	out, err := pg_query.Normalize(text)
-	if err != nil {
-		return "", false
-	}
-	return out, true
 }
