@@ -314,21 +314,12 @@ func skipLineComment(text string, i int) int {
 	return len(text) - 1
 }
 
-// skipBlockComment skips a /* */ comment; PostgreSQL's nest.
+// skipBlockComment skips a /* */ comment (PostgreSQL's nest): it returns
+// the index of the comment's last byte, or of the text's when the comment
+// is unterminated (normkey.go's blockCommentEnd does the scan).
 func skipBlockComment(text string, i int) int {
-	depth := 0
-	for j := i; j+1 < len(text); j++ {
-		switch {
-		case text[j] == '/' && text[j+1] == '*':
-			depth++
-			j++
-		case text[j] == '*' && text[j+1] == '/':
-			depth--
-			j++
-			if depth == 0 {
-				return j
-			}
-		}
+	if end := blockCommentEnd(text, i); end >= 0 {
+		return end - 1
 	}
 	return len(text) - 1
 }

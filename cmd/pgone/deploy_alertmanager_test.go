@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -84,33 +83,11 @@ func startAlertmanager(t *testing.T, bin string) *amServer {
 	if err := os.WriteFile(cfgPath, localWebhooks(t, sink.URL), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port, err := pgtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	logFile, err := os.Create(filepath.Join(dir, "alertmanager.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(bin,
-		"--config.file="+cfgPath,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--cluster.listen-address=",
-		"--log.level=warn")
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	proc, err := pgtest.StartProcess(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proc.Stop(syscall.SIGTERM, 10*time.Second) })
-	am := &amServer{addr: addr, promServer: promServer{base: "http://" + addr}}
-	waitReady(t, "alertmanager", am.base, proc, logFile.Name())
-	return am
+	addr := startDaemon(t, "alertmanager", bin, dir, func(addr string) []string {
+		return []string{"--config.file=" + cfgPath, "--storage.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=" + addr, "--cluster.listen-address=", "--log.level=warn"}
+	})
+	return &amServer{addr: addr, promServer: promServer{base: "http://" + addr}}
 }
 
 // localWebhooks returns the deployed AlertManager config with every

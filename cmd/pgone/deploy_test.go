@@ -403,21 +403,31 @@ scrape_configs:
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	addr := startDaemon(t, "prometheus", bin, dir, func(addr string) []string {
+		return []string{"--config.file=" + filepath.Join(dir, "prometheus.yml"),
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=" + addr, "--log.level=warn"}
+	})
+	return &promServer{base: "http://" + addr}
+}
+
+// startDaemon runs bin (Prometheus, AlertManager) in dir on a free port,
+// with the arguments args gives for its address, logging to dir/name.log;
+// it returns the address once the daemon answers and stops it at the
+// test's end.
+func startDaemon(t *testing.T, name, bin, dir string, args func(addr string) []string) string {
+	t.Helper()
 	port, err := pgtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	logFile, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin,
-		"--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--log.level=warn")
+	cmd := exec.Command(bin, args(addr)...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -426,9 +436,8 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proc.Stop(syscall.SIGTERM, 10*time.Second) })
-	p := &promServer{base: "http://" + addr}
-	waitReady(t, "prometheus", p.base, proc, logFile.Name())
-	return p
+	waitReady(t, name, "http://"+addr, proc, logFile.Name())
+	return addr
 }
 
 // series evaluates expr now and returns how many series (or 1 for a
