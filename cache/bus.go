@@ -108,19 +108,31 @@ func (b *bus) waitApplied(ctx context.Context, gen string, seq uint64, d time.Du
 // small call, after the request began) and waits until the bus applied
 // it, so every invalidation that reached Redis before the request began,
 // from any instance, has reached this instance's Versions. false: the
-// hit may not be served (Redis unanswering, another incarnation, or the
-// bus behind for longer than the timeout).
+// hit may not be served (Redis unanswering, another incarnation, the
+// bus behind for longer than the timeout, or a member's lease lapsed).
 func (l *l2) fence(ctx context.Context) bool {
 	var res []any
 	err := l.call(ctx, l.cfg.Timeout, func(ctx context.Context) (err error) {
-		res, err = l.rdb.MGet(ctx, l.kSeq, l.kGen).Result()
+		res, err = fenceScript.Run(ctx, l.rdb, []string{l.kSeq, l.kGen, l.kMembers}).Slice()
 		return err
 	})
 	if err != nil || len(res) != 2 {
 		return false
 	}
+	if str(res[0]) == "lapsed" {
+		_ = l.leaseCheck(str(res[1]))
+		return false
+	}
+	_ = l.leaseCheck("")
 	return l.bus.waitApplied(ctx, str(res[1]), num(res[0]), l.cfg.Timeout)
 }
+
+// fenceScript reads seq and gen, or {"lapsed", id} if a member's lease
+// lapsed (lease.go).
+var fenceScript = redis.NewScript(lapsedLua + `
+local gone = lapsed(KEYS[3])
+if gone then return {'lapsed', gone} end
+return {redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[2]) or ''}`)
 
 // Run keeps the bus subscribed until ctx ends: subscribe, resync, apply
 // messages; on any loss flush and bypass, then start over after a
@@ -208,6 +220,11 @@ func (l *l2) resync(ctx context.Context) (*redis.PubSub, error) {
 				l.bus.owe()
 				return err
 			}
+		}
+		// The lease before serving: from now on, if this instance is
+		// cut off, the others notice its lease lapse and stop serving.
+		if err := l.renew(ctx); err != nil {
+			return err
 		}
 		s, err := l.rdb.Get(ctx, l.kSeq).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {

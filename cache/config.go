@@ -94,6 +94,16 @@ type Redis struct {
 	// BreakerCooldown succeeds.
 	BreakerFailures int           `yaml:"breaker_failures"`
 	BreakerCooldown time.Duration `yaml:"breaker_cooldown"`
+	// Lease is how long an instance's membership lease lasts in Redis
+	// (renewed every lease/4). While one instance's lease has lapsed (it
+	// is cut off from Redis, or gone), every instance bypasses the cache;
+	// a commit whose invalidation did not reach Redis waits up to about
+	// this long once, so that no instance can serve what it made stale.
+	Lease time.Duration `yaml:"lease"`
+	// MemberTimeout is how long a lapsed instance stays a member before
+	// another removes it and flushes every instance's cache (an instance
+	// that died between a commit and its invalidation is covered then).
+	MemberTimeout time.Duration `yaml:"member_timeout"`
 }
 
 // On says a Redis is configured.
@@ -132,6 +142,12 @@ func (r *Redis) defaults() {
 	}
 	if r.BreakerCooldown == 0 {
 		r.BreakerCooldown = time.Second
+	}
+	if r.Lease == 0 {
+		r.Lease = 2 * time.Second
+	}
+	if r.MemberTimeout == 0 {
+		r.MemberTimeout = 30 * time.Second
 	}
 }
 
@@ -190,6 +206,12 @@ func (c *Config) Validate() []error {
 	}
 	if c.Redis.BreakerCooldown <= 0 {
 		add("redis.breaker_cooldown", "must be positive, got %s", c.Redis.BreakerCooldown)
+	}
+	if c.Redis.Lease < 100*time.Millisecond {
+		add("redis.lease", "must be at least 100ms, got %s", c.Redis.Lease)
+	}
+	if c.Redis.MemberTimeout < c.Redis.Lease {
+		add("redis.member_timeout", "must be at least redis.lease (%s), got %s", c.Redis.Lease, c.Redis.MemberTimeout)
 	}
 	return errs
 }

@@ -14,9 +14,10 @@
 //   - store.go: Store, and Memory, the in-process store (L1, otter v2),
 //     bounded by bytes and TTL.
 //   - redis.go, redis_lookup.go, redis_codec.go, bus.go, breaker.go,
-//     redis_metrics.go: with cache.redis.address, the shared part: entries
-//     in Redis (L2) behind L1, table versions in Redis, the invalidation
-//     bus (pub/sub), the circuit breaker, pgone_cache_l2_* metrics.
+//     lease.go, redis_metrics.go: with cache.redis.address, the shared
+//     part: entries in Redis (L2) behind L1, table versions in Redis, the
+//     invalidation bus (pub/sub), the circuit breaker, membership leases,
+//     pgone_cache_l2_* metrics.
 //   - versions.go, tx.go, lsn.go: the never-stale bookkeeping (Versions,
 //     Tx, FillToken): table versions, database epochs, writers in flight,
 //     how far in the WAL each table's invalidations reached (an unknown
@@ -145,12 +146,22 @@
 // the kill/restart soak: after a restart, a commit's bump failing on a
 // dead pooled connection while another instance had already resynced.
 //
-// What this does not cover: an instance cut off from Redis while others
-// are not (a partial partition) cannot tell them of its writes; they may
-// serve entries its writes made stale until it reaches Redis again (its
-// resync then flushes everything) or the TTL ends. Closing that needs
-// leases (an instance serving only while it holds one, a writer waiting
-// for the leases of those it cannot tell to expire); not done. Session-mode clients
+// A partial partition (one instance cut off from Redis while the others
+// are not) is closed by membership leases (lease.go): every instance
+// holds a lease in Redis, renewed every lease/4; every fence and L2
+// lookup checks that no member's lease has lapsed, and bypasses if one
+// has. A commit whose bump did not reach Redis holds its reply until the
+// instance's lease has certainly ended (renewals carry a not-after time in
+// Redis's clock, so a delayed one cannot extend it), so when its client
+// learns of the commit no instance serves; the cut-off instance's resync
+// then flushes every instance. A member lapsed for member_timeout is
+// removed by another's renewal, which flushes every instance in the same
+// script (a pgone killed between a commit and its bump is covered then).
+// Not covered: an instance cut off for longer than member_timeout that
+// keeps taking writes (once it is removed, the others serve again), and
+// one that never reached Redis since it started; with cache.invalidation:
+// logical, each instance's own stream sees those writes within its lag
+// bound. Session-mode clients
 // mark their database only on their own instance; their writes reach
 // other instances when the client disconnects. Redis Cluster is not
 // supported (the scripts use several keys).

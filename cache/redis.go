@@ -27,6 +27,7 @@ import (
 //	seq          invalidation sequence: one per message on the channel
 //	gen          Redis's incarnation, set once by the first instance to sync
 //	inval        the channel invalidations are published on
+//	m            hash: instance id -> its lease's end, Redis ms (lease.go)
 type l2 struct {
 	cfg    Redis
 	c      *Cache
@@ -35,10 +36,11 @@ type l2 struct {
 	origin string // this instance, in its messages
 	log    *slog.Logger
 
-	kEntry, kVersions, kAll, kSeq, kGen, channel string
+	kEntry, kVersions, kAll, kSeq, kGen, kMembers, channel string
 
-	bus bus
-	n   l2Counters
+	bus   bus
+	lease leaseState
+	n     l2Counters
 
 	stop context.CancelFunc // ends run; nil until Start
 	done chan struct{}      // closed when run returned
@@ -49,12 +51,13 @@ type l2Counters struct {
 	hits, misses, fills, refused atomic.Int64
 	errors, bypassed             atomic.Int64
 	resyncs, losses              atomic.Int64
+	lapsed, leaseWaits           atomic.Int64
 }
 
 func newL2(cfg Redis, c *Cache) *l2 {
 	p := cfg.Prefix
 	l := &l2{cfg: cfg, c: c, origin: randomID(),
-		kEntry: p + "e:", kVersions: p + "v:", kAll: p + "all", kSeq: p + "seq", kGen: p + "gen", channel: p + "inval",
+		kEntry: p + "e:", kVersions: p + "v:", kAll: p + "all", kSeq: p + "seq", kGen: p + "gen", kMembers: p + "m", channel: p + "inval",
 		br:  NewBreaker(cfg.BreakerFailures, cfg.BreakerCooldown, nil),
 		log: slog.New(slog.DiscardHandler),
 	}
@@ -114,8 +117,11 @@ func (l *l2) entryKey(k Key) string { return l.kEntry + k.String() }
 
 // lookupScript reads an entry with its remaining life and, in the same
 // atomic step, what Redis holds for its validity: gen, all, the epoch and
-// the versions of the tables (fields in ARGV).
-var lookupScript = redis.NewScript(`
+// the versions of the tables (fields in ARGV). If a member's lease
+// lapsed (KEYS[5]) it answers {"lapsed", id} instead.
+var lookupScript = redis.NewScript(lapsedLua + `
+local gone = lapsed(KEYS[5])
+if gone then return {'lapsed', gone} end
 local r = {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]),
   redis.call('GET', KEYS[3]) or '', redis.call('GET', KEYS[4]) or '0'}
 local f = {'~e'}
@@ -134,12 +140,16 @@ func (l *l2) lookup(ctx context.Context, k Key, db string, tables []TableVersion
 	}
 	var res []any
 	err := l.call(ctx, l.cfg.Timeout, func(ctx context.Context) (err error) {
-		res, err = lookupScript.Run(ctx, l.rdb, []string{l.entryKey(k), l.kVersions + db, l.kGen, l.kAll}, fields...).Slice()
+		res, err = lookupScript.Run(ctx, l.rdb, []string{l.entryKey(k), l.kVersions + db, l.kGen, l.kAll, l.kMembers}, fields...).Slice()
 		return err
 	})
 	if err != nil {
 		return nil, 0, remoteToken{}, err
 	}
+	if len(res) == 2 && str(res[0]) == "lapsed" {
+		return nil, 0, remoteToken{}, l.leaseCheck(str(res[1]))
+	}
+	_ = l.leaseCheck("")
 	if len(res) != 5+len(tables) {
 		return nil, 0, remoteToken{}, errors.New("cache: redis lookup answered an unexpected shape")
 	}
@@ -243,10 +253,13 @@ func (l *l2) publish(db string, tables []string, kind bumpKind) {
 		l.log.Warn("redis circuit breaker opened: the cache is bypassed", "err", err)
 	}
 	// Until the bump is in Redis, L2 entries it made stale look valid:
-	// stop serving now; the resync flushes every instance.
-	l.bus.owe()
+	// stop serving now; the resync flushes every instance. Other
+	// instances may still serve them: the reply waits until this
+	// instance's lease has ended, when they stop (lease.go).
+	bound := l.oweLeased()
 	l.lost(err)
 	l.bus.kick()
+	l.waitLeaseEnd(bound)
 }
 
 // maxPublishAttempts bounds publish's tries: enough to go through every
@@ -309,6 +322,10 @@ type L2Stats struct {
 	Bypassed        int64
 	Resyncs, Losses int64
 	AppliedSequence uint64
+	// Lapsed: fences and lookups refused because an instance's lease had
+	// lapsed; LeaseWaits: commits held until this instance's lease ended
+	// (their invalidation did not reach Redis). lease.go says why.
+	Lapsed, LeaseWaits int64
 }
 
 // L2Stats is the L2's state; ok false when no Redis is configured.
@@ -319,7 +336,8 @@ func (c *Cache) L2Stats() (s L2Stats, ok bool) {
 	}
 	s = L2Stats{Breaker: l.br.State(), Hits: l.n.hits.Load(), Misses: l.n.misses.Load(),
 		Fills: l.n.fills.Load(), Refused: l.n.refused.Load(), Errors: l.n.errors.Load(),
-		Bypassed: l.n.bypassed.Load(), Resyncs: l.n.resyncs.Load(), Losses: l.n.losses.Load()}
+		Bypassed: l.n.bypassed.Load(), Resyncs: l.n.resyncs.Load(), Losses: l.n.losses.Load(),
+		Lapsed: l.n.lapsed.Load(), LeaseWaits: l.n.leaseWaits.Load()}
 	s.AppliedSequence, _ = l.bus.position()
 	switch {
 	case l.bus.state() != l2Up:

@@ -20,9 +20,15 @@ func (c *Cache) Start(log *slog.Logger) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.stop, l.done = cancel, make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		l.renewLoop(ctx)
+	}()
 	go func() {
 		defer close(l.done)
 		l.run(ctx)
+		<-renewed
 	}()
 }
 
@@ -37,6 +43,7 @@ func (c *Cache) Close() {
 	l.bus.kick()
 	<-l.done
 	l.lost(nil)
+	l.leave()
 	_ = l.rdb.Close()
 }
 

@@ -8,6 +8,7 @@ type l2Collector struct {
 	c                                          *Cache
 	hits, misses, fills, refused, errs, bypass *prometheus.Desc
 	resyncs, losses, up, breaker               *prometheus.Desc
+	lapsed, leaseWaits                         *prometheus.Desc
 }
 
 func newL2Collector(c *Cache) *l2Collector {
@@ -23,11 +24,14 @@ func newL2Collector(c *Cache) *l2Collector {
 		losses:  d("pgone_cache_l2_losses_total", "Times the invalidation bus was lost (L1 flushed, cache bypassed)."),
 		up:      d("pgone_cache_l2_up", "1 while the invalidation bus is in sync and the cache serves, else 0."),
 		breaker: d("pgone_cache_l2_breaker_state", "Redis circuit breaker: 0 closed, 1 open, 2 half open."),
+		lapsed:  d("pgone_cache_l2_lease_lapsed_total", "Hits and lookups bypassed because a pgone instance's lease in Redis had lapsed (cut off or gone)."),
+		leaseWaits: d("pgone_cache_l2_lease_waits_total",
+			"Commits whose invalidation did not reach Redis, held until this instance's lease ended."),
 	}
 }
 
 func (k *l2Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{k.hits, k.misses, k.fills, k.refused, k.errs, k.bypass, k.resyncs, k.losses, k.up, k.breaker} {
+	for _, d := range []*prometheus.Desc{k.hits, k.misses, k.fills, k.refused, k.errs, k.bypass, k.resyncs, k.losses, k.up, k.breaker, k.lapsed, k.leaseWaits} {
 		ch <- d
 	}
 }
@@ -38,7 +42,8 @@ func (k *l2Collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for d, v := range map[*prometheus.Desc]int64{k.hits: s.Hits, k.misses: s.Misses, k.fills: s.Fills, k.refused: s.Refused,
-		k.errs: s.Errors, k.bypass: s.Bypassed, k.resyncs: s.Resyncs, k.losses: s.Losses} {
+		k.errs: s.Errors, k.bypass: s.Bypassed, k.resyncs: s.Resyncs, k.losses: s.Losses,
+		k.lapsed: s.Lapsed, k.leaseWaits: s.LeaseWaits} {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
 	up := 0.0
