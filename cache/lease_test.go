@@ -2,9 +2,6 @@ package cache
 
 import (
 	"context"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,74 +9,6 @@ import (
 
 	"github.com/pgone/pgone/internal/pgtest"
 )
-
-// cuttable forwards TCP connections to a Redis; Cut drops every
-// connection and refuses new ones (by closing them at once) until Mend:
-// one instance cut off from a Redis the others still reach.
-type cuttable struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]struct{}
-}
-
-func newCuttable(t *testing.T, target string) *cuttable {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cuttable{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	go c.serve()
-	t.Cleanup(func() { _ = ln.Close(); c.Cut() })
-	return c
-}
-
-func (c *cuttable) Addr() string { return c.ln.Addr().String() }
-
-func (c *cuttable) serve() {
-	for {
-		in, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		c.mu.Lock()
-		if c.cut {
-			c.mu.Unlock()
-			_ = in.Close()
-			continue
-		}
-		out, err := net.Dial("tcp", c.target)
-		if err != nil {
-			c.mu.Unlock()
-			_ = in.Close()
-			continue
-		}
-		c.conns[in], c.conns[out] = struct{}{}, struct{}{}
-		c.mu.Unlock()
-		go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
-		go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
-	}
-}
-
-// Cut drops every forwarded connection and refuses new ones.
-func (c *cuttable) Cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.cut = true
-	for conn := range c.conns {
-		_ = conn.Close()
-	}
-	clear(c.conns)
-}
-
-// Mend forwards new connections again.
-func (c *cuttable) Mend() {
-	c.mu.Lock()
-	c.cut = false
-	c.mu.Unlock()
-}
 
 // leasedCache is sharedCache with a short lease and member timeout.
 func leasedCache(t *testing.T, addr string, lease, memberTimeout time.Duration) *Cache {
@@ -141,7 +70,7 @@ func waitHit(t *testing.T, c *Cache, k Key, reply string) {
 // resync flushes every instance and B serves again.
 func TestL2PartialPartitionNoStaleHit(t *testing.T) {
 	r := pgtest.NewRedis(t)
-	cut := newCuttable(t, r.Addr)
+	cut := pgtest.NewCuttable(t, r.Addr)
 	const lease = 400 * time.Millisecond
 	a := leasedCache(t, cut.Addr(), lease, time.Minute)
 	b := leasedCache(t, r.Addr, lease, time.Minute)

@@ -396,3 +396,39 @@ func TestCacheL2RedisKilledUnderLoad(t *testing.T) {
 	}
 	reportHistory(t, h, a, b)
 }
+
+// TestCacheL2PartialPartitionUnderLoad: under the checker's load, one
+// instance (A) is cut off from Redis while B is not. A's commits cannot
+// tell B; no read through either instance is stale (B bypasses while A's
+// lease has lapsed, and A's first such commit waits for its lease to end),
+// no client sees an error, and once A reaches Redis again both serve hits.
+func TestCacheL2PartialPartitionUnderLoad(t *testing.T) {
+	tables := checkerTables(t, "l2_part", 4)
+	r := pgtest.NewRedis(t)
+	cut := pgtest.NewCuttable(t, r.Addr)
+	a, b := startSharedInstance(t, cut.Addr(), tables...), startSharedInstance(t, r.Addr, tables...)
+	cl := openCheckerClients(t, a, b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var h []op
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h = checkerLoad(ctx, t, tables, cl)
+	}()
+	waitUntil(t, "hits before the cut", func() bool { return a.c.Stats().Hits > 0 && b.c.Stats().Hits > 0 })
+	cut.Cut()
+	a.waitL2(t, "down")
+	lapsed := func() int64 { s, _ := b.c.L2Stats(); return s.Lapsed }
+	waitUntil(t, "B bypassing for A's lapsed lease", func() bool { return lapsed() > 20 })
+	if s, _ := a.c.L2Stats(); s.LeaseWaits == 0 {
+		t.Errorf("A held no commit for its lease: %+v", s)
+	}
+	cut.Mend()
+	a.waitL2(t, "up")
+	hitsA, hitsB := a.c.Stats().Hits, b.c.Stats().Hits
+	waitUntil(t, "hits after A is back", func() bool { return a.c.Stats().Hits > hitsA && b.c.Stats().Hits > hitsB })
+	cancel()
+	<-done
+	reportHistory(t, h, a, b)
+}
