@@ -99,10 +99,23 @@ var errLapsed = errors.New("cache: a pgone instance's lease in redis has lapsed"
 func (l *l2) renewTimeout() time.Duration { return max(l.cfg.Lease/8, 10*time.Millisecond) }
 
 // renew renews this instance's lease (and removes dead members, which
-// flushes every instance). It refuses while a bump is owed: the resync's
+// flushes every instance). A renewal refused as late (its reply, or the
+// one before, was slow to reach this process) is retried once at once,
+// with the clock just read.
+func (l *l2) renew(ctx context.Context) error {
+	err := l.renewOnce(ctx)
+	if errors.Is(err, errRenewLate) {
+		err = l.renewOnce(ctx)
+	}
+	return err
+}
+
+var errRenewLate = errors.New("cache: redis lease renewal arrived too late and was refused")
+
+// renewOnce sends one renewal. It refuses while a bump is owed: the resync's
 // flush must come first. It does not go through the breaker: the lease
 // says this instance can publish, which publish also tries past it.
-func (l *l2) renew(ctx context.Context) error {
+func (l *l2) renewOnce(ctx context.Context) error {
 	ls := &l.lease
 	d := l.renewTimeout()
 	if !l.leaseClockKnown() {
@@ -143,7 +156,7 @@ func (l *l2) renew(ctx context.Context) error {
 	ls.mu.Unlock()
 	switch {
 	case res[1] < 0:
-		return errors.New("cache: redis lease renewal arrived too late and was refused")
+		return errRenewLate
 	case res[1] > 0:
 		l.log.Warn("removed pgone instances whose cache lease lapsed long ago; every instance's cache is flushed",
 			"removed", res[1], "member_timeout", l.cfg.MemberTimeout)
@@ -211,7 +224,7 @@ func (l *l2) waitLeaseEnd(bound time.Time) {
 func (l *l2) leaseCheck(lapsed string) error {
 	ls := &l.lease
 	if lapsed == "" {
-		if ls.lapsed.Swap(false) {
+		if ls.lapsed.Load() && ls.lapsed.Swap(false) { // a load first: no write on every hit
 			l.log.Info("every pgone instance's cache lease is current again: the cache serves")
 		}
 		return nil

@@ -154,3 +154,32 @@ func TestL2LeaveAtClose(t *testing.T) {
 	waitMembers(t, rdb, 1)
 	waitHit(t, b, Key{11}, "served")
 }
+
+// TestL2LateRenewalRefused: a renewal that reaches Redis after its
+// not-after time (delayed in the network, or Redis paused) does not set
+// the lease, so it cannot outlive what the instance counted on.
+func TestL2LateRenewalRefused(t *testing.T) {
+	r := pgtest.NewRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"pgone:m", "pgone:all", "pgone:seq"}
+	res, err := renewScript.Run(ctx, rdb, keys, "late", 1000, 30000, now.UnixMilli()-1, "pgone:inval").Int64Slice()
+	if err != nil || len(res) != 2 || res[1] != -1 {
+		t.Fatalf("late renewal answered %v, %v; want refused (-1)", res, err)
+	}
+	if n, _ := rdb.HLen(ctx, "pgone:m").Result(); n != 0 {
+		t.Fatalf("a refused renewal left %d members", n)
+	}
+	res, err = renewScript.Run(ctx, rdb, keys, "timely", 1000, 30000, now.UnixMilli()+60000, "pgone:inval").Int64Slice()
+	if err != nil || len(res) != 2 || res[1] != 0 {
+		t.Fatalf("timely renewal answered %v, %v; want set, none removed", res, err)
+	}
+	if end, _ := rdb.HGet(ctx, "pgone:m", "timely").Int64(); end < now.UnixMilli()+1000 {
+		t.Fatalf("lease ends at %d, want at least %d", end, now.UnixMilli()+1000)
+	}
+}
