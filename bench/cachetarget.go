@@ -24,11 +24,14 @@ import (
 var cachedTables = []string{"pgbench_accounts", "events", "documents", "search_terms", "jsondocs"}
 
 // cacheConfig is pgone-cache's cache section.
-func cacheConfig() string {
+func cacheConfig(redisAddr string) string {
 	var b strings.Builder
 	b.WriteString("cache:\n  mode: rules\n  rules:\n")
 	for _, t := range cachedTables {
 		fmt.Fprintf(&b, "    - table: %s\n", t)
+	}
+	if redisAddr != "" {
+		fmt.Fprintf(&b, "  redis:\n    address: %q\n", redisAddr)
 	}
 	return b.String()
 }

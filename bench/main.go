@@ -60,7 +60,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 0, "length of each pgbench run, connection time excluded (default 4s, -quick 2s)")
 	fs.IntVar(&o.scale, "scale", 0, "pgbench scale factor (default 10)")
 	fs.IntVar(&o.poolSize, "pool-size", 0, "server connections per pool, the same for every pooler (default 20, as PgBouncer is usually deployed; 300 for the second table)")
-	fs.StringVar(&o.targets, "targets", "", "targets in interleaving order: direct, pgbouncer, pgpool, pgone, pgone-<mode>, pgone-cache (pgone with the result cache on), pgone-procsN (pgone with GOMAXPROCS=N), relay-goroutine, relay-goroutine-raw, relay-epoll, relay-epoll2 (bench/relaycore: bare byte relays, the floor of each socket core) (default direct,pgbouncer,pgpool,pgone; -suite cache or seed: direct,pgbouncer,pgone,pgone-cache)")
+	fs.StringVar(&o.targets, "targets", "", "targets in interleaving order: direct, pgbouncer, pgpool, pgone, pgone-<mode>, pgone-cache (pgone with the result cache on), pgone-cache-redis (the same with cache.redis on the bench's redis-server), pgone-procsN (pgone with GOMAXPROCS=N), relay-goroutine, relay-goroutine-raw, relay-epoll, relay-epoll2 (bench/relaycore: bare byte relays, the floor of each socket core) (default direct,pgbouncer,pgpool,pgone; -suite cache: direct,pgbouncer,pgone,pgone-cache,pgone-cache-redis; seed and tuner: direct,pgbouncer,pgone,pgone-cache)")
 	fs.StringVar(&o.suite, "suite", "", "workloads to run when -workloads names none: \"\" (the pooler comparison), cache (issue 13: the result cache), seed (issue 17: the seed's workloads and targets) or tuner (issue 15: a wrong static config, the same tuned, and a sweep of static ones; see tunersuite.go)")
 	fs.IntVar(&o.seedRows, "seed-rows", 0, "rows of the seed's events table (documents get a twentieth, JSON documents a tenth; default 2000000)")
 	fs.BoolVar(&o.tiny, "tiny", false, "a smoke run, not a measurement: scale 1, 20000 seed rows, 1s runs, 1 rep, 2 clients per cell (flags given explicitly win)")
@@ -101,7 +101,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.targets == "" {
 		o.targets = "direct,pgbouncer,pgpool,pgone"
-		if o.suite != SuiteMain {
+		switch o.suite {
+		case SuiteMain:
+		case SuiteCache:
+			o.targets = "direct,pgbouncer,pgone,pgone-cache,pgone-cache-redis"
+		default:
 			o.targets = "direct,pgbouncer,pgone,pgone-cache"
 		}
 	}

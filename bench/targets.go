@@ -274,7 +274,14 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 	if n, ok := strings.CutPrefix(name, "pgone-procs"); ok {
 		mode, procs = env.pgoneModes[0], n
 	}
-	withCache := name == "pgone-cache"
+	// pgone-cache: the result cache in memory; pgone-cache-redis: the same
+	// with its shared part in Redis (L2, versions, the bus, leases), where
+	// every L1 hit makes one Redis call (the fence).
+	withCache := name == "pgone-cache" || name == "pgone-cache-redis"
+	redisAddr := ""
+	if name == "pgone-cache-redis" {
+		redisAddr = env.redis.Addr
+	}
 	if withCache {
 		mode = env.pgoneModes[0]
 	}
@@ -293,6 +300,9 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 	cacheSetup := ""
 	if withCache {
 		cacheSetup = fmt.Sprintf("; result cache on: cache.mode rules for %s, other cache settings default", strings.Join(cachedTables, ", "))
+		if redisAddr != "" {
+			cacheSetup += ", cache.redis.address " + redisAddr + " (one instance)"
+		}
 	}
 	t := &Target{
 		Name:  name,
@@ -315,7 +325,7 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 			return nil, err
 		}
 		path := filepath.Join(dir, "pgone.yaml")
-		if err := os.WriteFile(path, []byte(pgoneConfig(env, mode, port, httpPort, withCache)), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(pgoneConfig(env, mode, port, httpPort, withCache, redisAddr)), 0o600); err != nil {
 			return nil, err
 		}
 		cmd := env.acct.command(dir, bin, "serve", "--config", path)
@@ -334,10 +344,10 @@ func startPgone(ctx context.Context, env *Env, name string) (*Target, error) {
 
 // pgoneConfig is the generated config; withCache turns the result cache
 // on. The bench user is an admin too, to read SHOW CACHE.
-func pgoneConfig(env *Env, mode PoolMode, port, httpPort int, withCache bool) string {
+func pgoneConfig(env *Env, mode PoolMode, port, httpPort int, withCache bool, redisAddr string) string {
 	cache := ""
 	if withCache {
-		cache = cacheConfig()
+		cache = cacheConfig(redisAddr)
 	}
 	// The database entry: a name, its consistency (primary_only: no split).
 	db := func(name string, consistency string) string {
