@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -19,9 +20,19 @@ const (
 	ModeAuto  Mode = "auto"
 )
 
+// Validate reports whether m is a known mode.
+func (m Mode) Validate() error {
+	switch m {
+	case ModeOff, ModeRules, ModeAuto:
+		return nil
+	}
+	return fmt.Errorf("must be off, rules or auto, got %q", string(m))
+}
+
 // Config is the cache section of pgone's configuration.
 type Config struct {
-	// Mode is off (the default: nothing is cached), rules or auto.
+	// Mode is off (the default: nothing is cached), rules or auto. A
+	// database entry's cache_mode overrides it for that database.
 	Mode Mode `yaml:"mode"`
 	// MaxBytes bounds the bytes the in-process store holds.
 	MaxBytes int64 `yaml:"max_bytes"`
@@ -33,10 +44,11 @@ type Config struct {
 	// SingleFlightWait is how long concurrent misses of one key wait for
 	// the first one's result before going to PostgreSQL themselves.
 	SingleFlightWait time.Duration `yaml:"single_flight_wait"`
-	// Rules name the tables whose reads may be cached (mode rules, and
-	// auto until the tuner fills it) and for how long. A read is cached
-	// only if every table it reads is named by a rule, or it carries the
-	// hint /* pgone:cache ttl=30s */.
+	// Rules name the tables and statements whose reads may be cached
+	// (mode rules, and auto besides what the tuner admits) and for how
+	// long. A read is cached only if every table it reads is named by a
+	// table rule, its fingerprint is named by a fingerprint rule, or it
+	// carries the hint /* pgone:cache ttl=30s */.
 	Rules []Rule `yaml:"rules"`
 	// Redis is the shared store (L2); empty address: none.
 	Redis Redis `yaml:"redis"`
@@ -59,16 +71,43 @@ type Config struct {
 	ReplicationPassword string `yaml:"replication_password"`
 }
 
-// Rule lets reads of one table be cached. Table is matched on its
-// relation name, schema and case ignored ("public.Accounts" and
-// "accounts" are one table). A view or a partitioned table may be named:
-// the proxy resolves it to its base tables and partitions from the
-// primary's catalog, so a write to those invalidates it.
+// Rule lets reads of one table, or one statement, be cached; it names
+// exactly one of Table and Fingerprint.
+//
+// Table is matched on its relation name, schema and case ignored
+// ("public.Accounts" and "accounts" are one table). A view or a
+// partitioned table may be named: the proxy resolves it to its base
+// tables and partitions from the primary's catalog, so a write to those
+// invalidates it.
+//
+// Fingerprint names a statement by its fingerprint as SHOW QUERIES and
+// the tuner print it (16 hex digits; constants do not change it), so a
+// read can be cached without vouching for every read of its tables. The
+// read still passes every check a table rule's does (only immutable
+// functions, no catalogs, no row security, no pgone:nocache), and its
+// entries are invalidated by writes to the tables it reads like any
+// other.
 type Rule struct {
-	Table string `yaml:"table"`
-	// TTL bounds the entries reading the table (0: default_ttl); a read
-	// of several tables lives as long as the shortest.
+	Table       string `yaml:"table"`
+	Fingerprint string `yaml:"fingerprint"`
+	// TTL bounds the entries reading the table, or of the statement (0:
+	// default_ttl); a read several rules admit lives as long as the
+	// shortest.
 	TTL time.Duration `yaml:"ttl"`
+}
+
+// ParseFingerprint reads a fingerprint as SHOW QUERIES prints it: up to 16
+// hex digits, an 0x prefix allowed.
+func ParseFingerprint(s string) (uint64, error) {
+	t := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "0x"), "0X")
+	if t == "" || len(t) > 16 {
+		return 0, fmt.Errorf("must be the 16 hex digits SHOW QUERIES prints, got %q", s)
+	}
+	fp, err := strconv.ParseUint(t, 16, 64)
+	if err != nil || fp == 0 {
+		return 0, fmt.Errorf("must be the 16 hex digits SHOW QUERIES prints, got %q", s)
+	}
+	return fp, nil
 }
 
 // Redis configures the shared store (L2) behind the in-process one, and
@@ -108,6 +147,30 @@ type Redis struct {
 
 // On says a Redis is configured.
 func (r *Redis) On() bool { return r.Address != "" }
+
+// validate reports the problems of one rule, under key.
+func (r Rule) validate(key string) []error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch {
+	case r.Table == "" && r.Fingerprint == "":
+		add(key, "must name a table or a fingerprint")
+	case r.Table != "" && r.Fingerprint != "":
+		add(key, "names both table %q and fingerprint %q; a rule names one (write two rules)", r.Table, r.Fingerprint)
+	case r.Fingerprint != "":
+		if _, err := ParseFingerprint(r.Fingerprint); err != nil {
+			add(key+".fingerprint", "%v", err)
+		}
+	case strings.HasPrefix(strings.ToLower(r.Table), "pg_") || strings.HasPrefix(strings.ToLower(r.Table), "information_schema."):
+		add(key+".table", "system catalogs are never cached, got %q", r.Table)
+	}
+	if r.TTL < 0 {
+		add(key+".ttl", "must not be negative, got %s", r.TTL)
+	}
+	return errs
+}
 
 // Defaults fills every zero field with its default.
 func (c *Config) Defaults() {
@@ -159,10 +222,8 @@ func (c *Config) Validate() []error {
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	switch c.Mode {
-	case ModeOff, ModeRules, ModeAuto:
-	default:
-		add("mode", "must be off, rules or auto, got %q", c.Mode)
+	if err := c.Mode.Validate(); err != nil {
+		add("mode", "%v", err)
 	}
 	if c.MaxBytes < 1 {
 		add("max_bytes", "must be at least 1, got %d", c.MaxBytes)
@@ -179,15 +240,7 @@ func (c *Config) Validate() []error {
 		add("single_flight_wait", "must be positive, got %s", c.SingleFlightWait)
 	}
 	for i, r := range c.Rules {
-		switch {
-		case r.Table == "":
-			add(fmt.Sprintf("rules[%d].table", i), "must name a table")
-		case strings.HasPrefix(strings.ToLower(r.Table), "pg_") || strings.HasPrefix(strings.ToLower(r.Table), "information_schema."):
-			add(fmt.Sprintf("rules[%d].table", i), "system catalogs are never cached, got %q", r.Table)
-		}
-		if r.TTL < 0 {
-			add(fmt.Sprintf("rules[%d].ttl", i), "must not be negative, got %s", r.TTL)
-		}
+		errs = append(errs, r.validate(fmt.Sprintf("rules[%d]", i))...)
 	}
 	if c.Redis.Address != "" {
 		if _, _, err := net.SplitHostPort(c.Redis.Address); err != nil {

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,16 @@ func TestConfigValidate(t *testing.T) {
 		{"entry over 4 GiB", func(c *Config) { c.MaxBytes, c.MaxEntryBytes = 1<<40, 1<<33 }, "max_entry_bytes"},
 		{"negative ttl", func(c *Config) { c.DefaultTTL = -time.Second }, "default_ttl"},
 		{"negative wait", func(c *Config) { c.SingleFlightWait = -time.Second }, "single_flight_wait"},
+		{"table rule", func(c *Config) { c.Rules = []Rule{{Table: "public.accounts", TTL: time.Second}} }, ""},
+		{"fingerprint rule", func(c *Config) { c.Rules = []Rule{{Fingerprint: "a1b2c3d4e5f60718", TTL: time.Second}} }, ""},
+		{"fingerprint rule 0x upper case", func(c *Config) { c.Rules = []Rule{{Fingerprint: "0xA1B2C3D4E5F60718"}} }, ""},
+		{"rule naming nothing", func(c *Config) { c.Rules = []Rule{{TTL: time.Second}} }, "rules[0]"},
+		{"rule naming both", func(c *Config) { c.Rules = []Rule{{Table: "t"}, {Table: "t", Fingerprint: "a1b2c3d4e5f60718"}} }, "rules[1]"},
+		{"fingerprint not hex", func(c *Config) { c.Rules = []Rule{{Fingerprint: "SELECT 1"}} }, "rules[0].fingerprint"},
+		{"fingerprint too long", func(c *Config) { c.Rules = []Rule{{Fingerprint: "a1b2c3d4e5f607181"}} }, "rules[0].fingerprint"},
+		{"fingerprint zero", func(c *Config) { c.Rules = []Rule{{Fingerprint: "0000000000000000"}} }, "rules[0].fingerprint"},
+		{"catalog table rule", func(c *Config) { c.Rules = []Rule{{Table: "pg_class"}} }, "rules[0].table"},
+		{"negative rule ttl", func(c *Config) { c.Rules = []Rule{{Fingerprint: "a1b2c3d4e5f60718", TTL: -time.Second}} }, "rules[0].ttl"},
 		{"redis host:port", func(c *Config) { c.Redis.Address = "127.0.0.1:6379" }, ""},
 		{"redis without port", func(c *Config) { c.Redis.Address = "redis" }, "redis.address"},
 		{"redis negative db", func(c *Config) { c.Redis.DB = -1 }, "redis.db"},
@@ -53,6 +64,17 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("want one error on %s, got %v", tc.key, errs)
 			}
 		})
+	}
+}
+
+// TestParseFingerprint: the form SHOW QUERIES prints (%016x) reads back
+// to the same value.
+func TestParseFingerprint(t *testing.T) {
+	for _, fp := range []uint64{1, 0xa1b2c3d4e5f60718, 1<<64 - 1} {
+		got, err := ParseFingerprint(fmt.Sprintf("%016x", fp))
+		if err != nil || got != fp {
+			t.Errorf("%016x: got %x, %v", fp, got, err)
+		}
 	}
 }
 

@@ -35,7 +35,17 @@
 //   - cache.go: Cache, the facade; session.go: Session, one client
 //     session's handle (key builder, marks, pending fill), what the
 //     proxy's hooks call; metrics.go: Stats and the pgone_cache_*
-//     metrics; config.go: the cache's Config section.
+//     metrics; config.go: the cache's Config section: the mode, and the
+//     rules, each naming a table or a statement's fingerprint (as SHOW
+//     QUERIES prints it) with a TTL.
+//
+// What is cached is the proxy's decision, not this package's: a read
+// whose database is in mode rules or auto (cache.mode, or the database
+// entry's cache_mode overriding it) and that a rule, a hint or (auto) the
+// tuner's admission admits. A database in mode off neither looks up nor
+// fills, but its writes still mark and bump: the cache keys a database by
+// server and dbname, so another pgone database name may cache the same
+// tables.
 //
 // # Protocol for a caller
 //

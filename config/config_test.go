@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -315,5 +316,53 @@ func TestCacheSection(t *testing.T) {
 		if got := mustParse(t, withMinimal("cache: {mode: "+string(mode)+"}\n")).Cache.Mode; got != mode {
 			t.Fatalf("cache.mode %s parsed as %q", mode, got)
 		}
+	}
+}
+
+// TestDatabaseCacheModes: a database's cache_mode overrides cache.mode
+// for it (the wildcard's for names without an entry; empty inherits),
+// and the cache is built (CacheOn) as soon as one database caches, even
+// with cache.mode off; admission (CacheAuto) as soon as one is in auto.
+func TestDatabaseCacheModes(t *testing.T) {
+	dbs := func(global string, modes ...string) string {
+		text := "users: {alice: {password: p}}\ncache: {mode: " + global + "}\ndatabases:\n"
+		for i, m := range modes {
+			name := fmt.Sprintf("db%d", i)
+			if i == len(modes)-1 {
+				name = `"*"`
+			}
+			text += fmt.Sprintf("  %s: {host: h, cache_mode: %s}\n", name, m)
+		}
+		return text
+	}
+	for _, tc := range []struct {
+		name          string
+		text          string
+		wantOn, wantA bool
+		// each database's mode: db0, db1, ..., then "other" (the wildcard's)
+		want []cache.Mode
+	}{
+		{"all inherit off", dbs("off", `""`, `""`), false, false, []cache.Mode{"off", "off"}},
+		{"global off, one rules", dbs("off", "rules", `""`), true, false, []cache.Mode{"rules", "off"}},
+		{"global off, wildcard auto", dbs("off", `""`, "auto"), true, true, []cache.Mode{"off", "auto"}},
+		{"global rules, one off unquoted", dbs("rules", "off", `""`), true, false, []cache.Mode{"off", "rules"}},
+		{"global rules, every database off", dbs("rules", "off", "off"), false, false, []cache.Mode{"off", "off"}},
+		{"global auto, one rules", dbs("auto", "rules", `""`), true, true, []cache.Mode{"rules", "auto"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustParse(t, tc.text)
+			if c.CacheOn() != tc.wantOn || c.CacheAuto() != tc.wantA {
+				t.Errorf("CacheOn %v CacheAuto %v; want %v %v", c.CacheOn(), c.CacheAuto(), tc.wantOn, tc.wantA)
+			}
+			for i, want := range tc.want {
+				name := fmt.Sprintf("db%d", i)
+				if i == len(tc.want)-1 {
+					name = "other" // served by the wildcard
+				}
+				if got := c.Proxy.CacheModeFor(name, c.Cache.Mode); got != want {
+					t.Errorf("mode of %s = %q; want %q", name, got, want)
+				}
+			}
+		})
 	}
 }

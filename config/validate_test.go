@@ -126,6 +126,14 @@ func TestValidateRules(t *testing.T) {
 		// cache
 		{"unknown cache mode", withMinimal("cache: {mode: on}\n"),
 			[]Problem{{Key: "cache.mode", Message: `must be off, rules or auto`}}},
+		{"unknown database cache_mode", withDatabases("  app: {host: h, cache_mode: on}\n"),
+			[]Problem{{Key: "databases.app.cache_mode", Message: `must be off, rules or auto, got "on"`}}},
+		{"cache rule naming nothing", withMinimal("cache: {rules: [{table: t}, {ttl: 30s}]}\n"),
+			[]Problem{{Key: "cache.rules[1]", Message: "must name a table or a fingerprint"}}},
+		{"cache rule naming table and fingerprint", withMinimal("cache: {rules: [{table: t, fingerprint: a1b2c3d4e5f60718}]}\n"),
+			[]Problem{{Key: "cache.rules[0]", Message: "a rule names one"}}},
+		{"cache rule fingerprint not hex", withMinimal("cache: {rules: [{fingerprint: \"SELECT 1\"}]}\n"),
+			[]Problem{{Key: "cache.rules[0].fingerprint", Message: "16 hex digits"}}},
 		{"cache entry over max_bytes", withMinimal("cache: {max_bytes: 1000, max_entry_bytes: 2000}\n"),
 			[]Problem{{Key: "cache.max_entry_bytes", Message: "must not exceed max_bytes (1000), got 2000"}}},
 		// pool
@@ -190,6 +198,8 @@ func TestValidConfigs(t *testing.T) {
 		{"SCRAM verifier with scram", withUsers("  bob: {password: \"" + scram + "\"}\n")},
 		{"cleartext method", withUsers("  bob: {auth_method: password, password: p}\n")},
 		{"wildcard database", withDatabases("  \"*\": {host: h}\n")},
+		{"database cache modes", withDatabases("  a: {host: h, cache_mode: rules}\n  b: {host: h, cache_mode: \"off\"}\n  c: {host: h, cache_mode: auto}\n  d: {host: h, cache_mode: \"\"}\n")},
+		{"cache rules by table and by fingerprint", withMinimal("cache: {rules: [{table: public.accounts, ttl: 30s}, {fingerprint: a1b2c3d4e5f60718, ttl: 5s}, {fingerprint: \"0x00000000000000ff\"}]}\n")},
 		{"database with user and password", withDatabases("  app: {host: h, user: u, password: s, pool_size: 0, pool_mode: transaction}\n")},
 		{"replica with zero weight", withDatabases("  app: {host: h, replicas: [{host: r, port: 1, weight: 0}]}\n")},
 		{"auto servers", withDatabases("  app: {servers: [{host: a, role: auto}, {host: b}]}\n")},

@@ -46,7 +46,7 @@ func startSharedInstance(t *testing.T, addr string, tables ...string) *sharedIns
 		t.Fatal(err)
 	}
 	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = pool.ModeTransaction },
-		func(s *proxy.Server) { s.SetCache(c, ccfg.Rules) })
+		func(s *proxy.Server) { s.SetCache(c, ccfg) })
 	if err := c.RegisterMetrics(p.Reg); err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func startLogicalProxy(t *testing.T, table string, e *logicalEnv) (*observedProx
 	}
 	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = pool.ModeTransaction },
 		func(s *proxy.Server) {
-			s.SetCache(c, ccfg.Rules)
+			s.SetCache(c, ccfg)
 			s.SetCacheInvalidation(ccfg)
 		})
 	if err := c.RegisterMetrics(p.Reg); err != nil {

@@ -236,7 +236,7 @@ func TestCacheConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = pool.ModeTransaction },
-		func(s *proxy.Server) { s.SetCache(c, ccfg.Rules) })
+		func(s *proxy.Server) { s.SetCache(c, ccfg) })
 	conn := p.Connect(t)
 	admin := p.console(t, adminUser, adminPassword)
 	const sql = "SELECT v FROM cache_console WHERE id = 1"

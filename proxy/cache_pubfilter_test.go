@@ -40,7 +40,7 @@ func TestCacheLogicalRowFilterNotCovered(t *testing.T) {
 	}
 	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = pool.ModeTransaction },
 		func(s *proxy.Server) {
-			s.SetCache(c, ccfg.Rules)
+			s.SetCache(c, ccfg)
 			s.SetCacheInvalidation(ccfg)
 		})
 	conn := connect(t, p.DSN(appUser, appPassword, e.db))

@@ -53,7 +53,7 @@ func TestCacheReplicaFill(t *testing.T) {
 			User: appUser, Password: appPassword, Consistency: proxy.ReadYourWrites,
 			Replicas: []proxy.Replica{{Host: cl.Replica.Host, Port: cl.Replica.Port}}}
 		cfg.Proxy.Routing.ReadFunctions = []string{"inet_server_port"}
-	}, func(s *proxy.Server) { s.SetCache(c, ccfg.Rules) })
+	}, func(s *proxy.Server) { s.SetCache(c, ccfg) })
 	reader, writer := p.Connect(t), p.Connect(t)
 	waitForReplicaReads(t, reader, cl)
 

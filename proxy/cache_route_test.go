@@ -28,7 +28,7 @@ func TestCacheSimpleProtocolRoutesByNormalisedText(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = pool.ModeTransaction },
-		func(s *proxy.Server) { s.SetCache(c, ccfg.Rules) })
+		func(s *proxy.Server) { s.SetCache(c, ccfg) })
 	ctx := testCtx(t)
 	conn := connect(t, p.AppDSN())
 	simple := pgx.QueryExecModeSimpleProtocol
@@ -87,7 +87,7 @@ func TestCacheKnowsUserFunctionsWithoutReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = pool.ModeTransaction },
-		func(s *proxy.Server) { s.SetCache(c, ccfg.Rules) })
+		func(s *proxy.Server) { s.SetCache(c, ccfg) })
 	conn := connect(t, p.AppDSN())
 	// The catalog is loaded by the database's monitor soon after the start.
 	deadline := time.Now().Add(10 * time.Second)

@@ -42,7 +42,7 @@ func TestCacheConsolePerDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = pool.ModeTransaction },
-		func(s *proxy.Server) { s.SetCache(c, ccfg.Rules) })
+		func(s *proxy.Server) { s.SetCache(c, ccfg) })
 	admin := p.console(t, adminUser, adminPassword)
 	app := p.Connect(t)
 	oc := connect(t, p.DSN(appUser, appPassword, other))

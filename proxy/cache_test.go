@@ -43,7 +43,7 @@ func startCacheProxyWith(t *testing.T, mutateCfg func(*config.Config), mutate fu
 		}
 	})
 	p := serveProxy(t, cfg, testLog(), func(p *testProxy) {
-		p.Srv.SetCache(c, ccfg.Rules)
+		p.Srv.SetCache(c, ccfg)
 		p.Srv.SetCacheInvalidation(ccfg)
 	})
 	return p, c

@@ -1,10 +1,15 @@
 package proxy
 
-import "time"
+import (
+	"time"
 
-// Cache admission (cache.mode auto): besides the rules and hints, the
+	"github.com/pgone/pgone/cache"
+)
+
+// Cache admission (cache mode auto): besides the rules and hints, the
 // cache admits the statements a CacheAdmission names by fingerprint (the
-// tuner's loop 2 picks them from what it measures). An admitted statement
+// tuner's loop 2 picks them from what it measures), for the databases
+// whose mode is auto (a database's cache_mode, else cache.mode) only. An admitted statement
 // still passes every check of cacheableRead (cacherules.go): the router's
 // verdict, no catalogs, no nocache hint, and whatever else it requires;
 // the admission only stands in for the rule naming its tables.
@@ -25,8 +30,8 @@ func (s *Server) SetCacheAdmission(a CacheAdmission) {
 	}
 }
 
-// cacheableRead is the rules' verdict, or, for a statement the admission
-// names, the verdict of rules that name its tables.
+// cacheableRead is the rules' verdict, or, in mode auto, for a statement
+// the admission names, the verdict of rules that name its tables.
 //
 // Admission needs cache.invalidation: logical. A rule is the operator's
 // word that every write to its table goes through pgone or is bounded by
@@ -35,15 +40,16 @@ func (s *Server) SetCacheAdmission(a CacheAdmission) {
 // CASCADE fired by a write of another table, a write made directly on the
 // primary) would leave its entries stale. Only the replication stream sees
 // them all.
-func (h *cacheHooks) cacheableRead(st StatementPlan) (time.Duration, bool) {
+func (h *cacheHooks) cacheableRead(st StatementPlan, mode cache.Mode) (time.Duration, bool) {
 	ttl, ok := h.rules.cacheableRead(st)
-	if ok || h.admission == nil || h.logical == nil || st.Fingerprint == 0 || len(st.ReadTables) == 0 || !h.admission.Admitted(st.Fingerprint) {
+	if ok || mode != cache.ModeAuto || h.admission == nil || h.logical == nil || st.Fingerprint == 0 ||
+		len(st.ReadTables) == 0 || !h.admission.Admitted(st.Fingerprint) {
 		return ttl, ok
 	}
-	rules := make(cacheRules, len(st.ReadTables))
+	rules := cacheRules{tables: make(map[string]time.Duration, len(st.ReadTables))}
 	for _, t := range st.ReadTables {
 		name := relationName(t)
-		rules[name] = h.rules[name] // a rule's TTL where one names the table
+		rules.tables[name] = h.rules.tables[name] // a rule's TTL where one names the table
 	}
 	return rules.cacheableRead(st)
 }

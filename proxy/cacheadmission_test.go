@@ -27,9 +27,11 @@ func (a *fakeAdmission) Admitted(fp uint64) bool {
 
 // TestCacheAdmissionAuto: in cache.mode auto with no rules, a read the
 // admission names is cached (the second call is a hit) and a read it does
-// not name is not; an admitted statement still gets no hit after a write
-// to its table through pgone; an admitted read of a catalog is never
-// cached (the rules' checks stay).
+// not name is not; through a database name whose cache_mode is rules (the
+// same PostgreSQL database, so the same cache key) the admitted read is
+// not cached: admission is for databases in mode auto only; an admitted
+// statement still gets no hit after a write to its table through pgone;
+// an admitted read of a catalog is never cached (the rules' checks stay).
 func TestCacheAdmissionAuto(t *testing.T) {
 	t.Parallel()
 	e := newLogicalEnv(t, "admitdb") // admission needs logical invalidation
@@ -47,9 +49,14 @@ func TestCacheAdmissionAuto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := validConfig(t, baseConfig(), func(c *config.Config) { c.Pool.Mode = pool.ModeTransaction })
+	cfg := validConfig(t, baseConfig(), func(c *config.Config) {
+		c.Pool.Mode = pool.ModeTransaction
+		rules := c.Proxy.Databases["*"]
+		rules.DBName, rules.CacheMode = e.db, cache.ModeRules
+		c.Proxy.Databases["admit_rules"] = rules
+	})
 	p := serveProxy(t, cfg, testLog(), func(p *testProxy) {
-		p.Srv.SetCache(c, nil)
+		p.Srv.SetCache(c, ccfg)
 		p.Srv.SetCacheInvalidation(ccfg)
 		p.Srv.SetCacheAdmission(adm)
 	})
@@ -72,6 +79,14 @@ func TestCacheAdmissionAuto(t *testing.T) {
 		t.Fatalf("%d hits for a read no rule and no admission names; want 0", h)
 	}
 	waitHit(t, c, conn, admitted, "v0") // once the stream is up
+	inRules := connect(t, p.DSN(appUser, appPassword, "admit_rules"))
+	before := hits()
+	for range 2 {
+		readV(t, inRules, admitted, simple)
+	}
+	if h := hits(); h != before {
+		t.Errorf("the admitted read through a database in mode rules was served from the cache")
+	}
 	if _, err := conn.Exec(ctx, "UPDATE admit_items SET v = 'v1' WHERE id = 1", simple); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +94,7 @@ func TestCacheAdmissionAuto(t *testing.T) {
 		t.Fatalf("admitted read after the UPDATE: %q; want v1", v)
 	}
 	read(catalog)
-	before := hits()
+	before = hits()
 	read(catalog)
 	if h := hits(); h != before {
 		t.Errorf("an admitted read of a catalog was served from the cache")
@@ -102,7 +117,7 @@ func TestCacheAdmissionNeedsLogical(t *testing.T) {
 	}
 	cfg := validConfig(t, baseConfig(), func(c *config.Config) { c.Pool.Mode = pool.ModeTransaction })
 	p := serveProxy(t, cfg, testLog(), func(p *testProxy) {
-		p.Srv.SetCache(c, nil)
+		p.Srv.SetCache(c, ccfg)
 		p.Srv.SetCacheAdmission(&fakeAdmission{fps: map[uint64]bool{fp: true}})
 	})
 	conn := p.Connect(t)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgone/pgone/cache"
@@ -42,7 +43,10 @@ import (
 
 // cacheHooks are the Hooks of a server with the cache on.
 type cacheHooks struct {
-	c       *cache.Cache
+	c *cache.Cache
+	// mode is cache.mode, the mode of databases whose entry sets no
+	// cache_mode (modeOf).
+	mode    cache.Mode
 	rules   cacheRules
 	logical *cacheLogical // cache.invalidation: logical (cachefeed.go), or nil
 	// catalogs are what the databases' catalogs say about caching
@@ -54,12 +58,25 @@ type cacheHooks struct {
 }
 
 // SetCache turns the result cache on for transaction mode: c answers and
-// stores reads its rules allow, and every write through this server
-// invalidates it. It is added after the hooks set before it (hookset.go),
-// so add it first to let it answer first; a cache set before is replaced
-// in its place. Call it before Serve.
-func (s *Server) SetCache(c *cache.Cache, rules []cache.Rule) {
-	s.AddHooks(&cacheHooks{c: c, rules: compileRules(rules)})
+// stores reads cfg's rules allow for the databases whose mode is not off
+// (a database's cache_mode, else cfg.Mode; an empty cfg.Mode counts as
+// rules), and every write through this server invalidates it, whatever
+// its database's mode. It is added after the hooks set before it
+// (hookset.go), so add it first to let it answer first; a cache set
+// before is replaced in its place. Call it before Serve.
+func (s *Server) SetCache(c *cache.Cache, cfg cache.Config) {
+	mode := cfg.Mode
+	if mode == "" {
+		mode = cache.ModeRules
+	}
+	s.AddHooks(&cacheHooks{c: c, mode: mode, rules: compileRules(cfg.Rules)})
+}
+
+// modeOf is the cache mode of a session's database in the configuration
+// in force, so a RELOAD that changes a database's cache_mode applies to
+// its next request.
+func (h *cacheHooks) modeOf(ss *session) cache.Mode {
+	return ss.srv.snap.Load().cfg.CacheModeFor(ss.database, h.mode)
 }
 
 // sessionCache is one client session's cache handle. The session
@@ -72,6 +89,9 @@ type sessionCache struct {
 	// db and role are the key's Database and Role, fixed for the session:
 	// worked out once rather than per request.
 	db, role string
+	// fed says the session saw its database's invalidation stream started
+	// (ensureFeed); a database in mode off does not start it.
+	fed atomic.Bool
 	// open counts requests that marked writes and whose end is not seen;
 	// commitDue says one of them ended its transaction with a commit (or
 	// maybe did) while a later request was still out.
@@ -123,8 +143,9 @@ func (ss *session) cacheOf(c *cache.Cache) *sessionCache {
 		// Role: the client's user and the role pgone logs in to the server as.
 		ss.cache = &sessionCache{cs: c.NewSession(), db: cacheDatabaseOf(ss.target),
 			role: ss.poolKey.User + "\x00" + ss.target.User}
-		if h := ss.srv.hooks.cacheHooks(); h != nil {
+		if h := ss.srv.hooks.cacheHooks(); h != nil && h.modeOf(ss) != cache.ModeOff {
 			ss.ensureFeed(h, ss.cache.db)
+			ss.cache.fed.Store(true)
 		}
 	}
 	return ss.cache
@@ -179,13 +200,18 @@ func (h *cacheHooks) markRequest(p *PlanView) {
 	p.cache.marked = true
 }
 
-// BeforeSend answers a cacheable read from the cache, or keeps its fill.
+// BeforeSend answers a cacheable read from the cache, or keeps its fill,
+// unless the session's database is in mode off.
 func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool) {
 	if len(p.stmts) != 1 || p.cache.marked {
 		return nil, false
 	}
+	mode := h.modeOf(p.ss)
+	if mode == cache.ModeOff {
+		return nil, false
+	}
 	st := p.stmts[0]
-	ttl, ok := h.cacheableRead(st) // cacheadmission.go
+	ttl, ok := h.cacheableRead(st, mode) // cacheadmission.go
 	if !ok {
 		return nil, false
 	}
@@ -203,6 +229,10 @@ func (h *cacheHooks) BeforeSend(ctx context.Context, p *PlanView) ([]byte, bool)
 		return nil, false // the settings in the key might not be the session's
 	}
 	sc := ss.cacheOf(h.c)
+	if !sc.fed.Load() { // the database was off when the session began
+		ss.ensureFeed(h, sc.db)
+		sc.fed.Store(true)
+	}
 	if !h.catalogAllows(ctx, ss, sc.db, target, st.ReadTables) {
 		return nil, false
 	}

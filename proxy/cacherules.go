@@ -16,10 +16,11 @@ import (
 // caching and towards invalidating more: a stale read, or one role seeing
 // another's rows, is the worst bug pgone can have.
 //
-// Only reads of tables named by a cache rule, or carrying the hint
-// /* pgone:cache */, are cached: the operator vouches for those tables
-// where the catalog cannot (triggers and foreign-key cascades writing
-// other tables). The catalog (cachecatalog.go) then refuses row security,
+// Only reads of tables named by a cache rule, reads a fingerprint rule
+// names, or reads carrying the hint /* pgone:cache */, are cached: the
+// operator vouches for those tables or statements where the catalog
+// cannot (triggers and foreign-key cascades writing other tables). The
+// catalog (cachecatalog.go) then refuses row security,
 // temporary, foreign and system relations and resolves views and
 // inheritance. System catalogs are never cached (the router refuses them
 // too).
@@ -29,18 +30,38 @@ const (
 	hintCache   = "pgone:cache"
 )
 
-// cacheRules is the compiled rules section: relation name to TTL.
-type cacheRules map[string]time.Duration
+// cacheRules is the compiled rules section: relation name to TTL, and
+// fingerprint to TTL.
+type cacheRules struct {
+	tables       map[string]time.Duration
+	fingerprints map[uint64]time.Duration
+}
 
+// compileRules compiles validated rules; where two rules name one table or
+// statement the shorter positive TTL wins.
 func compileRules(rules []cache.Rule) cacheRules {
-	m := cacheRules{}
+	c := cacheRules{tables: map[string]time.Duration{}, fingerprints: map[uint64]time.Duration{}}
 	for _, r := range rules {
-		name := relationName(r.Table)
-		if old, ok := m[name]; !ok || (r.TTL > 0 && (old == 0 || r.TTL < old)) {
-			m[name] = r.TTL
+		if r.Fingerprint != "" {
+			if fp, err := cache.ParseFingerprint(r.Fingerprint); err == nil {
+				c.fingerprints[fp] = shorterTTL(c.fingerprints, fp, r.TTL)
+			}
+			continue
 		}
+		name := relationName(r.Table)
+		c.tables[name] = shorterTTL(c.tables, name, r.TTL)
 	}
-	return m
+	return c
+}
+
+// shorterTTL is the TTL m should keep for k given another rule's ttl: the
+// shorter positive one (0 is default_ttl, so any positive TTL is shorter).
+func shorterTTL[K comparable](m map[K]time.Duration, k K, ttl time.Duration) time.Duration {
+	old, ok := m[k]
+	if !ok || (ttl > 0 && (old == 0 || ttl < old)) {
+		return ttl
+	}
+	return old
 }
 
 // relationName is the name a table's version is kept under: its last
@@ -119,7 +140,10 @@ func lowerASCII(b byte) byte {
 // served from or stored in the cache, and for how long. It requires the
 // router's verdict (a single SELECT/VALUES/TABLE calling only immutable
 // functions, no catalogs, no pg_temp, no locking clause, no hint to the
-// primary) and then the rules or a hint.
+// primary) and then a hint, a fingerprint rule naming the statement, or
+// table rules naming every table it reads. A read the fingerprint rule
+// admits still takes the shorter TTL of a table rule naming a table it
+// reads.
 func (r cacheRules) cacheableRead(st StatementPlan) (ttl time.Duration, ok bool) {
 	if !st.Cacheable || st.Reason != router.ReasonRead || st.Fingerprint == 0 {
 		return 0, false
@@ -136,12 +160,13 @@ func (r cacheRules) cacheableRead(st StatementPlan) (ttl time.Duration, ok bool)
 	if hinted {
 		return hintTTL, true
 	}
+	ttl, byFingerprint := r.fingerprints[st.Fingerprint]
 	if len(st.ReadTables) == 0 {
-		return 0, false
+		return ttl, byFingerprint
 	}
 	for _, t := range st.ReadTables {
-		tt, named := r[relationName(t)]
-		if !named {
+		tt, named := r.tables[relationName(t)]
+		if !named && !byFingerprint {
 			return 0, false
 		}
 		if tt > 0 && (ttl == 0 || tt < ttl) {

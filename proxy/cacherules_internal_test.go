@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -43,6 +44,51 @@ func TestCacheableRead(t *testing.T) {
 		{"UPDATE accounts SET x = 1", false, 0},
 		{"SELECT 1; SELECT 2", false, 0},
 		{"SELECT 1", false, 0},
+	}
+	for _, tc := range tests {
+		ttl, ok := rules.cacheableRead(planOf(r, tc.text))
+		if ok != tc.ok || ttl != tc.ttl {
+			t.Errorf("%s: cacheable %v ttl %s; want %v %s", tc.text, ok, ttl, tc.ok, tc.ttl)
+		}
+	}
+}
+
+// TestCacheableReadFingerprint: a fingerprint rule admits the statement it
+// names (any constants, any comment) although no table rule names its
+// tables, and only that statement; every other check of cacheableRead
+// still refuses (nocache, catalogs, non-immutable functions); a table rule
+// of a table it reads shortens its TTL.
+func TestCacheableReadFingerprint(t *testing.T) {
+	r := router.NewRouter(100)
+	fp := func(text string) string { return fmt.Sprintf("%016x", r.Route(text, router.Session{}).Fingerprint) }
+	rules := compileRules([]cache.Rule{
+		{Table: "accounts", TTL: 30 * time.Second},
+		{Fingerprint: fp("SELECT v FROM tellers WHERE id = 1"), TTL: 10 * time.Second},
+		{Fingerprint: fp("SELECT v FROM tellers WHERE id = 1"), TTL: time.Minute}, // the shorter wins
+		{Fingerprint: fp("SELECT * FROM tellers t JOIN accounts a ON a.id = t.id"), TTL: time.Minute},
+		{Fingerprint: fp("SELECT v FROM branches")},
+		{Fingerprint: fp("SELECT relname FROM pg_class WHERE oid = 1")},
+		{Fingerprint: fp("SELECT now(), v FROM tellers")},
+		{Fingerprint: fp("SELECT 1")},
+	})
+	tests := []struct {
+		text string
+		ok   bool
+		ttl  time.Duration
+	}{
+		{"SELECT v FROM tellers WHERE id = 1", true, 10 * time.Second},
+		{"SELECT v FROM tellers WHERE id = 42", true, 10 * time.Second},
+		{"/* app */ SELECT v FROM tellers WHERE id = 7", true, 10 * time.Second},
+		{"SELECT v FROM tellers WHERE id > 1", false, 0},
+		{"SELECT v FROM tellers", false, 0},
+		{"SELECT * FROM tellers t JOIN accounts a ON a.id = t.id", true, 30 * time.Second},
+		{"SELECT v FROM branches", true, 0},
+		{"/* pgone:nocache */ SELECT v FROM tellers WHERE id = 1", false, 0},
+		{"/* pgone:primary */ SELECT v FROM tellers WHERE id = 1", false, 0},
+		{"SELECT relname FROM pg_class WHERE oid = 1", false, 0},
+		{"SELECT now(), v FROM tellers", false, 0},
+		{"SELECT 1", true, 0},
+		{"SELECT 2", true, 0},
 	}
 	for _, tc := range tests {
 		ttl, ok := rules.cacheableRead(planOf(r, tc.text))

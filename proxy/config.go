@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgone/pgone/cache"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/proxy/auth"
 )
@@ -179,6 +180,11 @@ type Database struct {
 	// QueryTimeout overrides limits.query_timeout for this database; 0
 	// keeps it.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// CacheMode overrides cache.mode for this database: off, rules or
+	// auto; empty keeps cache.mode. Off stops lookups and fills only:
+	// writes through this database still invalidate what others cache
+	// (CacheModeFor).
+	CacheMode cache.Mode `yaml:"cache_mode"`
 }
 
 // ServerDBName is the database name on the server of the entry named name:
@@ -212,6 +218,30 @@ func (c *Config) PoolModeFor(db Database, user string, def pool.Mode) pool.Mode 
 		return db.PoolMode
 	}
 	return def
+}
+
+// CacheModeFor is the result cache's mode for clients of the
+// client-visible database name: its entry's cache_mode (the wildcard's
+// for a name without its own entry), else def (cache.mode). Mode off
+// means nothing of that database is served from or stored in the cache;
+// its writes still invalidate, since another database name may cache the
+// same PostgreSQL database (the cache keys it by server and dbname).
+func (c *Config) CacheModeFor(name string, def cache.Mode) cache.Mode {
+	if db, ok := c.DatabaseFor(name); ok && db.CacheMode != "" {
+		return db.CacheMode
+	}
+	return def
+}
+
+// CacheModes are the modes of every configured database under def
+// (cache.mode), wildcard included: what cmd needs to know whether to
+// build the cache at all, and the tuner's admission.
+func (c *Config) CacheModes(def cache.Mode) map[cache.Mode]bool {
+	modes := map[cache.Mode]bool{}
+	for name := range c.Databases {
+		modes[c.CacheModeFor(name, def)] = true
+	}
+	return modes
 }
 
 // Replica is a streaming replica of a database's primary.
@@ -417,6 +447,11 @@ func (c *Config) Validate() []error {
 		}
 		if db.QueryTimeout < 0 {
 			add(key+".query_timeout", "must not be negative")
+		}
+		if db.CacheMode != "" {
+			if err := db.CacheMode.Validate(); err != nil {
+				add(key+".cache_mode", "%v", err)
+			}
 		}
 	}
 	if c.Routing.FunctionsRefreshInterval < time.Second {

@@ -107,14 +107,18 @@
 // transaction, where BeforeSend is not called) it marks what the request
 // may write, so nothing of those tables is served or filled until the
 // write ends (at the transaction's idle ReadyForQuery; a lost server or a
-// request never sent counts as a commit). A miss runs on the primary.
+// request never sent counts as a commit). A miss runs on the primary. A
+// database whose cache mode is off (its cache_mode, else cache.mode, read
+// from the snapshot per request, so RELOAD applies) skips lookups and
+// fills, never the marks: its writes invalidate what other database names
+// for the same server database cache.
 //
 // The tuner reaches the proxy through cmd/pgone, never by import: its
 // samples are hooks added beside the cache's (AddHooks; the cache's hits
 // reach it through AnsweredHooks), its console commands are SetShow
 // extensions (admin_ext.go: SHOW QUERIES, SHOW TUNER), its cache
-// admission is a CacheAdmission the cache rules consult in mode auto
-// (cacheadmission.go), and its replica weights replace the configured
+// admission is a CacheAdmission the cache rules consult for databases in
+// mode auto (cacheadmission.go), and its replica weights replace the configured
 // ones in pickReplica (replicaweights.go).
 //
 // In transaction mode a server that dies under a request is answered for

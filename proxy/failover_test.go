@@ -75,7 +75,7 @@ func failoverProxy(t *testing.T, cl *pgtest.Cluster, db string, wait time.Durati
 			{Host: cl.Replica.Host, Port: cl.Replica.Port, Role: proxy.RoleAuto},
 		}}
 		c.Defaults() // the servers form becomes host and replicas, as a loaded file's does
-	}, func(s *proxy.Server) { s.SetCache(cc, nil) })
+	}, func(s *proxy.Server) { s.SetCache(cc, ccfg) })
 }
 
 // promote promotes s (pg_promote waits until it is out of recovery).

@@ -182,7 +182,7 @@ func TestHookSetWithCache(t *testing.T) {
 	}
 	cfg := validConfig(t, baseConfig(), func(c *config.Config) { c.Pool.Mode = pool.ModeTransaction })
 	p := serveProxy(t, cfg, testLog(), func(p *testProxy) {
-		p.Srv.SetCache(c, ccfg.Rules)
+		p.Srv.SetCache(c, ccfg)
 		p.Srv.AddHooks(second)
 	})
 	ctx := testCtx(t)

@@ -53,6 +53,9 @@ func (rc *runningConfig) reload() error {
 	if next.HTTP.Listen != rc.cfg.HTTP.Listen {
 		rc.log.Warn("http.listen changes need a restart; still serving on the old address", "old", rc.cfg.HTTP.Listen, "new", next.HTTP.Listen)
 	}
+	for _, w := range cacheReloadWarnings(rc.cfg, next) {
+		rc.log.Warn(w)
+	}
 	if next.Tuner != rc.cfg.Tuner {
 		rc.log.Warn("tuner changes need a restart; the tuner keeps its running settings")
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pgone/pgone/cache"
 	"github.com/pgone/pgone/config"
 	"github.com/pgone/pgone/pool"
 	"github.com/pgone/pgone/proxy"
@@ -19,7 +18,7 @@ import (
 // wireTuner builds the tuner: SHOW QUERIES and SHOW TUNER in the console
 // and its metrics always; the proxy's samples (hooks beside the cache's)
 // only when tuner.query_stats or a loop that needs them is on; the cache
-// admission with cache.mode auto. The returned func starts its loops (if
+// admission when a database is in cache mode auto. The returned func starts its loops (if
 // any is on) until ctx ends.
 func wireTuner(cfg *config.Config, srv *proxy.Server, pools *pool.Manager, reg prometheus.Registerer, log *slog.Logger) (*tuner.Tuner, error) {
 	knobs := &poolKnobs{pools: pools, srv: srv}
@@ -42,7 +41,7 @@ func wireTuner(cfg *config.Config, srv *proxy.Server, pools *pool.Manager, reg p
 	if cfg.Tuner.WantsSamples() {
 		srv.AddHooks(tunerHooks{tu})
 	}
-	if cfg.Cache.Mode == cache.ModeAuto && cfg.Tuner.CacheAdmission != tuner.ModeOff {
+	if cfg.CacheAuto() && cfg.Tuner.CacheAdmission != tuner.ModeOff { // admits only for databases in auto
 		srv.SetCacheAdmission(tu)
 	}
 	if cfg.Tuner.PGSettings != tuner.ModeOff {
