@@ -27,9 +27,10 @@ import (
 //     move to the new server (pool.Manager.MovePrimary); sessions holding a
 //     connection to the old primary lose it now (lost.go: 08006, or 08007
 //     when a commit may have been in flight), so no transaction goes on
-//     writing there once another server is trusted; on a promotion the
-//     database's result cache is flushed, since entries read from the old
-//     timeline may hold writes the new one never had.
+//     writing there once another server is trusted; the result cache
+//     follows (cachefailover.go): on a promotion the database's entries are
+//     flushed, since entries read from the old timeline may hold writes the
+//     new one never had.
 //   - Read-your-writes: a session's fence (split.go) is a position on the
 //     timeline it was taken on; the monitor forgets old-timeline positions
 //     at a promotion and numbers its epochs, and pickReplica asks for the
@@ -122,13 +123,7 @@ func (s *Server) primaryChanged(db string, c pool.PrimaryChange) {
 		n := s.severServer(db, net.JoinHostPort(c.From.Host, strconv.Itoa(c.From.Port)))
 		s.log.Warn("failover: closed the connections to the old primary", "database", db, "sessions", n)
 	}
-	if c.Promotion {
-		if cc := s.resultCache(); cc != nil {
-			if d, ok := s.snap.Load().cfg.DatabaseFor(db); ok {
-				cc.Flush(cacheDatabaseOf(pool.Target{Host: d.Host, Port: d.Port, Database: d.ServerDBName(db)}))
-			}
-		}
-	}
+	s.cacheFollowPrimary(db, c) // cachefailover.go
 }
 
 // severServer closes the server connection of every session of db that

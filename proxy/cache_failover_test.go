@@ -1,0 +1,117 @@
+package proxy_test
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgone/pgone/cache"
+	"github.com/pgone/pgone/config"
+	"github.com/pgone/pgone/internal/pgtest"
+	"github.com/pgone/pgone/pool"
+	"github.com/pgone/pgone/proxy"
+)
+
+// TestCacheFollowsFailover: a database whose servers have role auto, the
+// cache on with logical invalidation. A read is cached; the primary is
+// stopped and the replica promoted. Without a restart of pgone, the
+// cache follows the new primary: the entry from before the switch is not
+// served (the promotion flushed it), a write through pgone to the new
+// primary invalidates, the read is served from the cache again with the
+// new value, and a write made on the new primary without pgone reaches
+// the cache through the stream, which now reads the new primary.
+func TestCacheFollowsFailover(t *testing.T) {
+	t.Parallel()
+	const db = "cache_failover"
+	cl := failoverClusterWith(t, db, pgtest.Options{Replica: true, Settings: map[string]string{"wal_level": "logical"}})
+	ctx := testCtx(t)
+	const role = "cache_failover_repl"
+	if err := cl.Exec(ctx, fmt.Sprintf("CREATE ROLE %s REPLICATION LOGIN PASSWORD '%[1]s-pw'", role)); err != nil {
+		t.Fatal(err)
+	}
+	direct := connect(t, cl.Primary.DSN(appUser, appPassword, db))
+	for _, sql := range []string{
+		"CREATE TABLE cache_fo (id int PRIMARY KEY, v text)",
+		"INSERT INTO cache_fo VALUES (1, 'v0')",
+	} {
+		if _, err := direct.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	su := connect(t, cl.Primary.DSN(pgtest.SuperUser, pgtest.SuperPassword, db))
+	if _, err := su.Exec(ctx, "CREATE PUBLICATION "+cache.DefaultPublication+" FOR ALL TABLES"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.WaitReplicaCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	ccfg := cache.Config{Mode: cache.ModeRules, Rules: []cache.Rule{{Table: "cache_fo"}},
+		Invalidation: cache.InvalidationLogical, ReplicationUser: role, ReplicationPassword: role + "-pw",
+		ReplicationMaxLag: time.Second}
+	ccfg.Defaults()
+	c, err := cache.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startObservedProxy(t, func(cfg *config.Config) {
+		cfg.Pool.Mode = pool.ModeTransaction
+		cfg.Pool.PoolSize = 4
+		cfg.Pool.ReplicaCheckInterval = failoverInterval
+		cfg.Pool.QueryWaitTimeout = 30 * time.Second
+		cfg.Proxy.Databases[db] = proxy.Database{User: appUser, Password: appPassword, Servers: []proxy.DatabaseServer{
+			{Host: cl.Primary.Host, Port: cl.Primary.Port, Role: proxy.RoleAuto},
+			{Host: cl.Replica.Host, Port: cl.Replica.Port, Role: proxy.RoleAuto},
+		}}
+		cfg.Defaults()
+	}, func(s *proxy.Server) {
+		s.SetCache(c, ccfg.Rules)
+		s.SetCacheInvalidation(ccfg)
+	})
+	dsn := p.DSN(appUser, appPassword, db)
+	conn := connect(t, dsn)
+	const sql = "SELECT v FROM cache_fo WHERE id = 1"
+	waitHit(t, c, conn, sql, "v0")
+
+	if err := cl.Primary.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	promote(t, cl.Replica)
+	// The write waits in pgone for the new primary; the connection may
+	// have been cut at the switch (08006): reconnect and write again.
+	var errs []string
+	for {
+		if conn.IsClosed() {
+			conn = connect(t, dsn)
+		}
+		_, err := conn.Exec(ctx, "UPDATE cache_fo SET v = 'v1' WHERE id = 1", pgx.QueryExecModeSimpleProtocol)
+		if err == nil {
+			break
+		}
+		if errs = append(errs, err.Error()); len(errs) > 20 {
+			t.Fatalf("the write keeps failing after the promotion: %v", errs)
+		}
+	}
+	// Every read from now on must say v1; one is served from the cache
+	// again within the stream's reconnect and catch-up.
+	waitHit(t, c, conn, sql, "v1")
+
+	// A write on the new primary without pgone: the stream reads the new
+	// primary, so it invalidates.
+	newDirect := connect(t, cl.Replica.DSN(appUser, appPassword, db))
+	if _, err := newDirect.Exec(ctx, "UPDATE cache_fo SET v = 'direct' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the direct write on the new primary to show through the cache", func() bool { return readV(t, conn, sql) == "direct" })
+	waitHit(t, c, conn, sql, "direct")
+
+	newAddr := net.JoinHostPort(cl.Replica.Host, strconv.Itoa(cl.Replica.Port))
+	admin := p.console(t, adminUser, adminPassword)
+	if n := flushes(t, admin); n < 1 {
+		t.Errorf("the promotion to %s flushed the result cache %d times, want at least 1", newAddr, n)
+	}
+}
