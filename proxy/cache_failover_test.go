@@ -58,20 +58,7 @@ func TestCacheFollowsFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startObservedProxy(t, func(cfg *config.Config) {
-		cfg.Pool.Mode = pool.ModeTransaction
-		cfg.Pool.PoolSize = 4
-		cfg.Pool.ReplicaCheckInterval = failoverInterval
-		cfg.Pool.QueryWaitTimeout = 30 * time.Second
-		cfg.Proxy.Databases[db] = proxy.Database{User: appUser, Password: appPassword, Servers: []proxy.DatabaseServer{
-			{Host: cl.Primary.Host, Port: cl.Primary.Port, Role: proxy.RoleAuto},
-			{Host: cl.Replica.Host, Port: cl.Replica.Port, Role: proxy.RoleAuto},
-		}}
-		cfg.Defaults()
-	}, func(s *proxy.Server) {
-		s.SetCache(c, ccfg.Rules)
-		s.SetCacheInvalidation(ccfg)
-	})
+	p := cacheFailoverProxy(t, cl, db, c, ccfg)
 	dsn := p.DSN(appUser, appPassword, db)
 	conn := connect(t, dsn)
 	const sql = "SELECT v FROM cache_fo WHERE id = 1"
@@ -81,21 +68,7 @@ func TestCacheFollowsFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	promote(t, cl.Replica)
-	// The write waits in pgone for the new primary; the connection may
-	// have been cut at the switch (08006): reconnect and write again.
-	var errs []string
-	for {
-		if conn.IsClosed() {
-			conn = connect(t, dsn)
-		}
-		_, err := conn.Exec(ctx, "UPDATE cache_fo SET v = 'v1' WHERE id = 1", pgx.QueryExecModeSimpleProtocol)
-		if err == nil {
-			break
-		}
-		if errs = append(errs, err.Error()); len(errs) > 20 {
-			t.Fatalf("the write keeps failing after the promotion: %v", errs)
-		}
-	}
+	conn = execAfterFailover(t, conn, dsn, "UPDATE cache_fo SET v = 'v1' WHERE id = 1")
 	// Every read from now on must say v1; one is served from the cache
 	// again within the stream's reconnect and catch-up.
 	waitHit(t, c, conn, sql, "v1")
@@ -113,5 +86,94 @@ func TestCacheFollowsFailover(t *testing.T) {
 	admin := p.console(t, adminUser, adminPassword)
 	if n := flushes(t, admin); n < 1 {
 		t.Errorf("the promotion to %s flushed the result cache %d times, want at least 1", newAddr, n)
+	}
+}
+
+// cacheFailoverProxy is pgone in transaction mode with the cache c (made
+// from ccfg) and database db listing cl's two servers with role auto.
+func cacheFailoverProxy(t *testing.T, cl *pgtest.Cluster, db string, c *cache.Cache, ccfg cache.Config) *observedProxy {
+	t.Helper()
+	return startObservedProxy(t, func(cfg *config.Config) {
+		cfg.Pool.Mode = pool.ModeTransaction
+		cfg.Pool.PoolSize = 4
+		cfg.Pool.ReplicaCheckInterval = failoverInterval
+		cfg.Pool.QueryWaitTimeout = 30 * time.Second
+		cfg.Proxy.Databases[db] = proxy.Database{User: appUser, Password: appPassword, Servers: []proxy.DatabaseServer{
+			{Host: cl.Primary.Host, Port: cl.Primary.Port, Role: proxy.RoleAuto},
+			{Host: cl.Replica.Host, Port: cl.Replica.Port, Role: proxy.RoleAuto},
+		}}
+		cfg.Defaults()
+	}, func(s *proxy.Server) {
+		s.SetCache(c, ccfg.Rules)
+		s.SetCacheInvalidation(ccfg)
+	})
+}
+
+// execAfterFailover runs sql through pgone (dsn) once the failover lets
+// it: the statement waits in pgone for the new primary, and the
+// connection may have been cut at the switch (08006), then it connects
+// again. It returns the connection it ended on.
+func execAfterFailover(t *testing.T, conn *pgx.Conn, dsn, sql string) *pgx.Conn {
+	t.Helper()
+	var errs []string
+	for {
+		if conn.IsClosed() {
+			conn = connect(t, dsn)
+		}
+		_, err := conn.Exec(testCtx(t), sql, pgx.QueryExecModeSimpleProtocol)
+		if err == nil {
+			return conn
+		}
+		if errs = append(errs, err.Error()); len(errs) > 20 {
+			t.Fatalf("%s keeps failing after the promotion: %v", sql, errs)
+		}
+	}
+}
+
+// TestCacheCatalogFollowsFailover: the cache's catalog checks read the
+// primary the monitor trusts. After a failover (invalidation through
+// pgone only), a table created through pgone on the new primary is
+// cached (its catalog is read there, not on the stopped first server),
+// and row security enabled on it there stops its caching.
+func TestCacheCatalogFollowsFailover(t *testing.T) {
+	t.Parallel()
+	const db = "cache_failover_cat"
+	cl := failoverCluster(t, db)
+	ccfg := cache.Config{Mode: cache.ModeRules, Rules: []cache.Rule{{Table: "cache_fo_new"}}}
+	ccfg.Defaults()
+	c, err := cache.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cacheFailoverProxy(t, cl, db, c, ccfg)
+	dsn := p.DSN(appUser, appPassword, db)
+	conn := connect(t, dsn)
+	if _, err := conn.Exec(testCtx(t), "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := cl.Primary.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	promote(t, cl.Replica)
+	conn = execAfterFailover(t, conn, dsn, "CREATE TABLE cache_fo_new (id int PRIMARY KEY, v text)")
+	if _, err := conn.Exec(testCtx(t), "INSERT INTO cache_fo_new VALUES (1, 'a')"); err != nil {
+		t.Fatal(err)
+	}
+	const sql = "SELECT v FROM cache_fo_new WHERE id = 1"
+	waitHit(t, c, conn, sql, "a")
+
+	if _, err := conn.Exec(testCtx(t), "ALTER TABLE cache_fo_new ENABLE ROW LEVEL SECURITY"); err != nil {
+		t.Fatal(err)
+	}
+	hits := c.Stats().Hits
+	for range 3 {
+		// The owner is not subject to its table's policies: still 'a'.
+		if v := readV(t, conn, sql); v != "a" {
+			t.Fatalf("%s = %q, want a", sql, v)
+		}
+	}
+	if n := c.Stats().Hits - hits; n != 0 {
+		t.Errorf("%d hits of a table with row security (the new primary's catalog says so); want 0", n)
 	}
 }

@@ -116,6 +116,9 @@ func noPrimaryError(db string, v *pool.ReplicaView) error {
 // primaryChanged follows a change of database db's trusted primary (the
 // monitor's OnPrimaryChange; see the top of this file).
 func (s *Server) primaryChanged(db string, c pool.PrimaryChange) {
+	// The cache first: its flush must precede the new primary's first
+	// connections.
+	s.cacheFollowPrimary(db, c) // cachefailover.go
 	if c.ToOK {
 		s.pools.MovePrimary(db, c.To.Host, c.To.Port)
 	}
@@ -123,7 +126,6 @@ func (s *Server) primaryChanged(db string, c pool.PrimaryChange) {
 		n := s.severServer(db, net.JoinHostPort(c.From.Host, strconv.Itoa(c.From.Port)))
 		s.log.Warn("failover: closed the connections to the old primary", "database", db, "sessions", n)
 	}
-	s.cacheFollowPrimary(db, c) // cachefailover.go
 }
 
 // severServer closes the server connection of every session of db that
