@@ -58,7 +58,7 @@ func TestCacheFollowsFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := cacheFailoverProxy(t, cl, db, c, ccfg)
+	p := cacheFailoverProxy(t, cl, db, c, ccfg, 30*time.Second)
 	dsn := p.DSN(appUser, appPassword, db)
 	conn := connect(t, dsn)
 	const sql = "SELECT v FROM cache_fo WHERE id = 1"
@@ -90,14 +90,15 @@ func TestCacheFollowsFailover(t *testing.T) {
 }
 
 // cacheFailoverProxy is pgone in transaction mode with the cache c (made
-// from ccfg) and database db listing cl's two servers with role auto.
-func cacheFailoverProxy(t *testing.T, cl *pgtest.Cluster, db string, c *cache.Cache, ccfg cache.Config) *observedProxy {
+// from ccfg) and database db listing cl's two servers with role auto;
+// requests wait up to wait for a primary.
+func cacheFailoverProxy(t *testing.T, cl *pgtest.Cluster, db string, c *cache.Cache, ccfg cache.Config, wait time.Duration) *observedProxy {
 	t.Helper()
 	return startObservedProxy(t, func(cfg *config.Config) {
 		cfg.Pool.Mode = pool.ModeTransaction
 		cfg.Pool.PoolSize = 4
 		cfg.Pool.ReplicaCheckInterval = failoverInterval
-		cfg.Pool.QueryWaitTimeout = 30 * time.Second
+		cfg.Pool.QueryWaitTimeout = wait
 		cfg.Proxy.Databases[db] = proxy.Database{User: appUser, Password: appPassword, Servers: []proxy.DatabaseServer{
 			{Host: cl.Primary.Host, Port: cl.Primary.Port, Role: proxy.RoleAuto},
 			{Host: cl.Replica.Host, Port: cl.Replica.Port, Role: proxy.RoleAuto},
@@ -145,7 +146,7 @@ func TestCacheCatalogFollowsFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := cacheFailoverProxy(t, cl, db, c, ccfg)
+	p := cacheFailoverProxy(t, cl, db, c, ccfg, 30*time.Second)
 	dsn := p.DSN(appUser, appPassword, db)
 	conn := connect(t, dsn)
 	if _, err := conn.Exec(testCtx(t), "SELECT 1"); err != nil {
@@ -176,4 +177,62 @@ func TestCacheCatalogFollowsFailover(t *testing.T) {
 	if n := c.Stats().Hits - hits; n != 0 {
 		t.Errorf("%d hits of a table with row security (the new primary's catalog says so); want 0", n)
 	}
+}
+
+// TestCacheBypassedWithoutPrimary: while the monitor trusts no primary (a
+// split brain: the replica promoted, the old primary still running), a
+// read cached before is not served from the cache, since either claimant
+// may have written since. Once the operator picks the new primary the
+// database is flushed: a value written on it without pgone during the
+// split is read, and cached again.
+func TestCacheBypassedWithoutPrimary(t *testing.T) {
+	t.Parallel()
+	const db = "cache_failover_split"
+	cl := failoverCluster(t, db)
+	direct := connect(t, cl.Primary.DSN(appUser, appPassword, db))
+	for _, sql := range []string{"CREATE TABLE cache_sb (id int PRIMARY KEY, v text)", "INSERT INTO cache_sb VALUES (1, 'v0')"} {
+		if _, err := direct.Exec(testCtx(t), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.WaitReplicaCaughtUp(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	ccfg := cache.Config{Mode: cache.ModeRules, Rules: []cache.Rule{{Table: "cache_sb"}}}
+	ccfg.Defaults()
+	c, err := cache.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cacheFailoverProxy(t, cl, db, c, ccfg, 500*time.Millisecond)
+	dsn := p.DSN(appUser, appPassword, db)
+	conn := connect(t, dsn)
+	const sql = "SELECT v FROM cache_sb WHERE id = 1"
+	waitHit(t, c, conn, sql, "v0")
+
+	promote(t, cl.Replica)
+	admin := p.console(t, adminUser, adminPassword)
+	eventually(t, "the split brain to be seen", func() bool {
+		return serverRows(t, admin, db)[addrOf(cl.Replica)]["primary_state"] == "split_brain"
+	})
+	newDirect := connect(t, cl.Replica.DSN(appUser, appPassword, db))
+	if _, err := newDirect.Exec(testCtx(t), "UPDATE cache_sb SET v = 'split' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	hits := c.Stats().Hits
+	for range 3 {
+		var v string
+		if err := conn.QueryRow(testCtx(t), sql).Scan(&v); err == nil && v != "split" {
+			t.Errorf("read during the split = %q, want split (the new primary's) or an error", v)
+		}
+	}
+	if n := c.Stats().Hits - hits; n != 0 {
+		t.Fatalf("%d hits while no primary was trusted; want 0", n)
+	}
+
+	show(t, admin, "PRIMARY "+db+" "+addrOf(cl.Replica))
+	if conn.IsClosed() {
+		conn = connect(t, dsn)
+	}
+	waitHit(t, c, conn, sql, "split")
 }
