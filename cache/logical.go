@@ -125,6 +125,9 @@ func (f *Feed) run(ctx context.Context) {
 		f.attempt = acancel
 		f.mu.Unlock()
 		err := f.stream(actx)
+		if actx.Err() != nil && ctx.Err() == nil {
+			err = errRedial // not the stream's failure: Redial cut it
+		}
 		acancel()
 		f.setConnected(false, err)
 		if ctx.Err() != nil {
@@ -164,6 +167,9 @@ func (f *Feed) watch(ctx context.Context, done chan<- struct{}) {
 	}
 }
 
+// errRedial is why a stream that Redial cut stopped.
+var errRedial = errors.New("the primary changed: reconnecting")
+
 // Redial drops the stream's connection and connects again at once,
 // asking Dial for the server: the database's primary changed. The
 // database is bypassed from now until the new stream has caught up, and
@@ -172,7 +178,7 @@ func (f *Feed) Redial() {
 	f.mu.Lock()
 	cancel := f.attempt
 	f.mu.Unlock()
-	f.setConnected(false, errors.New("the primary changed"))
+	f.setConnected(false, errRedial)
 	if cancel != nil {
 		cancel()
 	}
