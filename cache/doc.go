@@ -28,7 +28,10 @@
 //     bumps the tables every committed change wrote (writes that bypass
 //     pgone), with its lag; while it is down or behind its bound the
 //     database is held like a writer in flight on all of it, and the
-//     release after an outage flushes it.
+//     release after an outage flushes it. Its server can be asked for at
+//     each connect (LogicalSource.Dial) and the stream redialed when the
+//     database's primary moves (Feed.Redial): positions of the old
+//     connection never count for the new one.
 //   - replicafill.go: what a replica needs to fill (ReplayBar), and
 //     unknown LSNs resolved per database.
 //   - dbstats.go: the per-database counts SHOW CACHE shows.

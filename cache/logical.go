@@ -35,6 +35,11 @@ type LogicalSource struct {
 	// Conn is the plain connection's config (host, port, database, login,
 	// TLS); the replication connection is the same with replication=database.
 	Conn *pgconn.Config
+	// Dial, if set, is asked for Conn at every connect instead: a database
+	// whose primary moves (failover) gives the current primary, and an
+	// error (no primary known) keeps the database bypassed until a later
+	// connect succeeds.
+	Dial func() (*pgconn.Config, error)
 	// Publication to read; Create: pgone creates it FOR ALL TABLES if
 	// missing.
 	Publication string
@@ -57,6 +62,12 @@ type Feed struct {
 	maxLag time.Duration
 	cancel context.CancelFunc
 	done   chan struct{}
+	// redial cuts the backoff short after Redial.
+	redial chan struct{}
+
+	// attempt cancels the current connection's stream (Redial); guarded
+	// by mu.
+	attempt context.CancelFunc
 
 	mu sync.Mutex
 	st feedState
@@ -80,7 +91,8 @@ func (c *Cache) StartLogical(src LogicalSource) *Feed {
 		src.Names = func(_, name string) []string { return []string{strings.ToLower(name)} }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Feed{c: c, src: src, db: src.Database, maxLag: src.MaxLag, cancel: cancel, done: make(chan struct{})}
+	f := &Feed{c: c, src: src, db: src.Database, maxLag: src.MaxLag, cancel: cancel, done: make(chan struct{}),
+		redial: make(chan struct{}, 1)}
 	f.st.needFlush = true
 	f.holdLocked()
 	c.feeds.m[src.Database] = f
@@ -108,7 +120,15 @@ func (f *Feed) run(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		began := time.Now()
-		err := f.stream(ctx)
+		actx, acancel := context.WithCancel(ctx)
+		f.mu.Lock()
+		f.attempt = acancel
+		f.mu.Unlock()
+		err := f.stream(actx)
+		if actx.Err() != nil && ctx.Err() == nil {
+			err = errRedial // not the stream's failure: Redial cut it
+		}
+		acancel()
 		f.setConnected(false, err)
 		if ctx.Err() != nil {
 			return
@@ -121,6 +141,9 @@ func (f *Feed) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-f.redial:
+			backoff = 50 * time.Millisecond
+			continue
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -144,18 +167,61 @@ func (f *Feed) watch(ctx context.Context, done chan<- struct{}) {
 	}
 }
 
+// errRedial is why a stream that Redial cut stopped.
+var errRedial = errors.New("the primary changed: reconnecting")
+
+// Redial drops the stream's connection and connects again at once,
+// asking Dial for the server: the database's primary changed. The
+// database is bypassed from now until the new stream has caught up, and
+// its entries are flushed then.
+func (f *Feed) Redial() {
+	f.mu.Lock()
+	cancel := f.attempt
+	f.mu.Unlock()
+	f.setConnected(false, errRedial)
+	if cancel != nil {
+		cancel()
+	}
+	select {
+	case f.redial <- struct{}{}:
+	default:
+	}
+}
+
+// RedialFeed redials db's stream (Feed.Redial), if one runs.
+func (c *Cache) RedialFeed(db string) {
+	c.feeds.mu.Lock()
+	f := c.feeds.m[db]
+	c.feeds.mu.Unlock()
+	if f != nil {
+		f.Redial()
+	}
+}
+
+// connConfig is the config of the next connect.
+func (f *Feed) connConfig() (*pgconn.Config, error) {
+	if f.src.Dial != nil {
+		return f.src.Dial()
+	}
+	if f.src.Conn == nil {
+		return nil, errors.New("no connection configured")
+	}
+	return f.src.Conn, nil
+}
+
 // stream connects, starts replication and applies it until an error or
 // ctx ends.
 func (f *Feed) stream(ctx context.Context) error {
-	if f.src.Conn == nil {
-		return errors.New("no connection configured")
+	conn, err := f.connConfig()
+	if err != nil {
+		return err
 	}
-	plain, err := pgconn.ConnectConfig(ctx, f.src.Conn)
+	plain, err := pgconn.ConnectConfig(ctx, conn)
 	if err != nil {
 		return err
 	}
 	defer plain.Close(context.Background())
-	rcfg := f.src.Conn.Copy()
+	rcfg := conn.Copy()
 	rcfg.RuntimeParams["replication"] = "database"
 	rcfg.RuntimeParams["application_name"] = "pgone cache invalidation"
 	repl, err := pgconn.ConnectConfig(ctx, rcfg)
@@ -168,6 +234,7 @@ func (f *Feed) stream(ctx context.Context) error {
 		return err
 	}
 	args := []string{"proto_version '1'", "publication_names '" + f.src.Publication + "'"}
+	f.newStream()
 	if err := pglogrepl.StartReplication(ctx, repl, slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
 		return fmt.Errorf("START_REPLICATION: %w", err)
 	}

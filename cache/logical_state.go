@@ -142,6 +142,18 @@ func (f *Feed) setConnected(up bool, err error) {
 	}
 }
 
+// newStream forgets the positions of the connection before: they may be
+// of another server or timeline (failover), where a position says nothing
+// about what this stream has applied. The database stays held (the stream
+// was down) until this stream catches up with a probe of its own.
+func (f *Feed) newStream() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st.applied, f.st.primary = 0, 0
+	f.st.probes = f.st.probes[:0]
+	f.st.caughtUp = time.Time{}
+}
+
 // evaluate holds or releases the database by the stream's standing at now.
 func (f *Feed) evaluate(now time.Time) {
 	f.mu.Lock()

@@ -383,8 +383,14 @@ func (s *Server) cacheCatalogsStale() {
 }
 
 // catalogAllows says whether the catalog lets a read of tables in db be
-// cached: loaded (waiting for it if needed) and no table refused.
+// cached: loaded (waiting for it if needed, from the primary the session's
+// target stands for: cachefailover.go) and no table refused. Nothing is
+// cached while a role auto database has no trusted primary.
 func (h *cacheHooks) catalogAllows(ctx context.Context, ss *session, db string, target pool.Target, tables []string) bool {
+	target, ok := ss.srv.cachePrimary(ss.poolKey.Database, target)
+	if !ok {
+		return false
+	}
 	snap := ss.srv.snap.Load()
 	c := h.currentCatalog(ctx, db, catalogConn(target, snap.poolCfg), snap.cfg.Routing.FunctionsRefreshInterval, ss.srv.log)
 	if c == nil {

@@ -51,19 +51,26 @@ func (ss *session) ensureFeed(h *cacheHooks, db string) {
 		return
 	}
 	l.started[db] = true
-	snap := ss.srv.snap.Load()
-	conn, err := feedConnConfig(ss.target, l.cfg, snap.poolCfg)
-	if err != nil {
-		// The stream fails at once and keeps the database bypassed.
-		ss.srv.log.Error("cache: cannot configure the logical replication stream; the database is not cached",
-			"database", db, "err", err)
-		conn = nil
+	srv, name, target := ss.srv, ss.poolKey.Database, ss.target
+	// Asked at every connect: the primary may have moved (cachefailover.go).
+	dial := func() (*pgconn.Config, error) {
+		t, ok := srv.cachePrimary(name, target)
+		if !ok {
+			return nil, fmt.Errorf("no trusted primary for database %q", name)
+		}
+		conn, err := feedConnConfig(t, l.cfg, srv.snap.Load().poolCfg)
+		if err != nil {
+			// The stream fails and keeps the database bypassed.
+			srv.log.Error("cache: cannot configure the logical replication stream; the database is not cached",
+				"database", db, "err", err)
+		}
+		return conn, err
 	}
 	pub, create := l.cfg.Publication, false
 	if pub == "" {
 		pub, create = cache.DefaultPublication, true
 	}
-	h.c.StartLogical(cache.LogicalSource{Database: db, Conn: conn, Publication: pub, Create: create,
+	h.c.StartLogical(cache.LogicalSource{Database: db, Dial: dial, Publication: pub, Create: create,
 		Slot: l.cfg.Slot, MaxLag: l.cfg.ReplicationMaxLag, Log: ss.srv.log,
 		Names: func(_, name string) []string { return h.catalogs.loaded(db).names(nil, relationName(name)) }})
 }

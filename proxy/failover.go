@@ -27,9 +27,10 @@ import (
 //     move to the new server (pool.Manager.MovePrimary); sessions holding a
 //     connection to the old primary lose it now (lost.go: 08006, or 08007
 //     when a commit may have been in flight), so no transaction goes on
-//     writing there once another server is trusted; on a promotion the
-//     database's result cache is flushed, since entries read from the old
-//     timeline may hold writes the new one never had.
+//     writing there once another server is trusted; the result cache
+//     follows (cachefailover.go): on a promotion the database's entries are
+//     flushed, since entries read from the old timeline may hold writes the
+//     new one never had.
 //   - Read-your-writes: a session's fence (split.go) is a position on the
 //     timeline it was taken on; the monitor forgets old-timeline positions
 //     at a promotion and numbers its epochs, and pickReplica asks for the
@@ -115,19 +116,15 @@ func noPrimaryError(db string, v *pool.ReplicaView) error {
 // primaryChanged follows a change of database db's trusted primary (the
 // monitor's OnPrimaryChange; see the top of this file).
 func (s *Server) primaryChanged(db string, c pool.PrimaryChange) {
+	// The cache first: its flush must precede the new primary's first
+	// connections.
+	s.cacheFollowPrimary(db, c) // cachefailover.go
 	if c.ToOK {
 		s.pools.MovePrimary(db, c.To.Host, c.To.Port)
 	}
 	if c.FromOK && (!c.ToOK || c.From.Host != c.To.Host || c.From.Port != c.To.Port) {
 		n := s.severServer(db, net.JoinHostPort(c.From.Host, strconv.Itoa(c.From.Port)))
 		s.log.Warn("failover: closed the connections to the old primary", "database", db, "sessions", n)
-	}
-	if c.Promotion {
-		if cc := s.resultCache(); cc != nil {
-			if d, ok := s.snap.Load().cfg.DatabaseFor(db); ok {
-				cc.Flush(cacheDatabaseOf(pool.Target{Host: d.Host, Port: d.Port, Database: d.ServerDBName(db)}))
-			}
-		}
 	}
 }
 

@@ -29,7 +29,13 @@ const failoverInterval = 200 * time.Millisecond
 // ledger table exists and has reached the replica.
 func failoverCluster(t *testing.T, db string) *pgtest.Cluster {
 	t.Helper()
-	cl := pgtest.New(t, pgtest.Options{Replica: true})
+	return failoverClusterWith(t, db, pgtest.Options{Replica: true})
+}
+
+// failoverClusterWith is failoverCluster started with opts.
+func failoverClusterWith(t *testing.T, db string, opts pgtest.Options) *pgtest.Cluster {
+	t.Helper()
+	cl := pgtest.New(t, opts)
 	// pg_monitor lets the monitor's login see a standby's timeline
 	// (pg_stat_wal_receiver); without it the timeline reads unknown.
 	for _, sql := range []string{
