@@ -105,7 +105,7 @@ func cacheFailoverProxy(t *testing.T, cl *pgtest.Cluster, db string, c *cache.Ca
 		}}
 		cfg.Defaults()
 	}, func(s *proxy.Server) {
-		s.SetCache(c, ccfg.Rules)
+		s.SetCache(c, ccfg)
 		s.SetCacheInvalidation(ccfg)
 	})
 }
