@@ -151,9 +151,11 @@
 // resync then flushes everything) or the TTL ends. Closing that needs
 // leases (an instance serving only while it holds one, a writer waiting
 // for the leases of those it cannot tell to expire); not done. Session-mode clients
-// mark their database only on their own instance; their writes reach
-// other instances when the client disconnects. Redis Cluster is not
-// supported (the scripts use several keys).
+// mark their whole database on their own instance while they stay; each
+// transaction of theirs that may have written bumps the database's epoch
+// (published as above) before its ReadyForQuery reaches the client
+// (proxy's cachesession.go). Redis Cluster is not supported (the scripts
+// use several keys).
 //
 // Timeouts: cache.redis.timeout (default 5ms) bounds each call on a read's
 // path (L2 lookup, fill, fence); a bump gets 4x, since a failed one
