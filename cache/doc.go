@@ -174,9 +174,12 @@
 // keeps taking writes (once it is removed, the others serve again), and
 // one that never reached Redis since it started; with cache.invalidation:
 // logical, each instance's own stream sees those writes within its lag
-// bound. Session-mode clients
-// mark their database only on their own instance; their writes reach
-// other instances when the client disconnects. Redis Cluster is not
+// bound.
+//
+// Session-mode clients mark their whole database on their own instance
+// while they stay; each transaction of theirs that may have written bumps
+// the database's epoch (published as above) before its ReadyForQuery
+// reaches the client (proxy's cachesession.go). Redis Cluster is not
 // supported (the scripts use several keys).
 //
 // Timeouts: cache.redis.timeout (default 5ms) bounds each call on a read's

@@ -33,6 +33,12 @@ type sharedInstance struct {
 // and waits until its invalidation bus is in sync.
 func startSharedInstance(t *testing.T, addr string, tables ...string) *sharedInstance {
 	t.Helper()
+	return startSharedInstanceIn(t, addr, pool.ModeTransaction, tables...)
+}
+
+// startSharedInstanceIn is startSharedInstance with the pool mode given.
+func startSharedInstanceIn(t *testing.T, addr string, mode pool.Mode, tables ...string) *sharedInstance {
+	t.Helper()
 	var rules []cache.Rule
 	for _, table := range tables {
 		rules = append(rules, cache.Rule{Table: table, TTL: time.Hour})
@@ -45,7 +51,7 @@ func startSharedInstance(t *testing.T, addr string, tables ...string) *sharedIns
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = pool.ModeTransaction },
+	p := startObservedProxy(t, func(cfg *config.Config) { cfg.Pool.Mode = mode },
 		func(s *proxy.Server) { s.SetCache(c, ccfg) })
 	if err := c.RegisterMetrics(p.Reg); err != nil {
 		t.Fatal(err)

@@ -118,10 +118,12 @@ func cacheDatabaseOf(t pool.Target) string {
 }
 
 // cacheSessionMode marks the whole database of a session-mode client as
-// written for as long as the client stays, since session mode has no
-// hooks: nothing of that database is served from the cache or filled
-// meanwhile, and its end invalidates the database. The returned func ends
-// it. Without the cache it does nothing.
+// written on this instance for as long as the client stays, since session
+// mode has no hooks: nothing of that database is served from the cache or
+// filled here meanwhile, and its end invalidates the database. Each of
+// its commits is published to the other instances when it happens
+// (cachesession.go). The returned func ends it. Without the cache it does
+// nothing.
 func (ss *session) cacheSessionMode() (end func()) {
 	h := ss.srv.hooks.cacheHooks()
 	if h == nil {
@@ -131,6 +133,7 @@ func (ss *session) cacheSessionMode() (end func()) {
 	sc.mu.Lock()
 	sc.cs.Write(sc.db, nil, true)
 	sc.mu.Unlock()
+	ss.cacheSessionWritesOn() // cachesession.go: each commit is published when it happens
 	return ss.cacheClosed
 }
 

@@ -38,6 +38,12 @@
 // parameters after statements that may reset settings (reapply.go), since
 // PostgreSQL's reset values are those of the server's own startup.
 //
+// The result cache has no hooks in session mode (cachesession.go): a
+// session-mode client's database counts as written on its instance while
+// it stays, and each transaction of it that may have written bumps the
+// database's epoch, through Redis to every instance, before its idle
+// ReadyForQuery is written to the client.
+//
 // A cancel request reaches a server only while its session holds it with a
 // request outstanding, and that server goes back to its pool only once the
 // cancel is done (cancel.go, pool Conn.StartCancel).

@@ -42,9 +42,11 @@ func (ss *session) trackSessionLocked(frame []byte) {
 	var ends bool
 	if long, isLong := ss.trackLongText(frame); isLong {
 		o, ends = long, frame[0] == pgmsg.Query
+		ss.cacheLongFrameLocked(frame) // cachesession.go
 	} else {
 		v := ss.plan.decodeFrame(frame)
 		o, ends = ss.track(&so.tracker, &v)
+		ss.cacheFrameLocked(&v)
 	}
 	if !ends {
 		return

@@ -172,7 +172,11 @@ func (ss *session) pumpServer(server *pool.Conn, done chan<- pumpResult) {
 		ss.wmu.Lock()
 		ss.mu.Lock()
 		r, fatal := ss.sessionFrameLocked(typ, frame)
+		bump := ss.cacheBumpDueLocked(fatal)
 		ss.mu.Unlock()
+		if bump {
+			ss.cacheSessionBump() // cachesession.go: before the client learns of the commit
+		}
 		werr := ss.deliverLocked(server, &r, fr.HasFrame())
 		ss.wmu.Unlock()
 		sawFatal = sawFatal || fatal
@@ -207,6 +211,7 @@ func (ss *session) sessionReadFailed(server *pool.Conn, fr *wire.Reader, err err
 		return pumpResult{}
 	}
 	lost := ss.sessionLostError() // lostsession.go
+	ss.cacheSessionLost()         // cachesession.go: a write outstanding may have committed
 	ss.log.Warn("server connection lost", "server", server.Addr(), "err", err, "sqlstate", lost.Code)
 	ss.terminate(lost)
 	return pumpResult{}
@@ -251,6 +256,7 @@ func (ss *session) onSessionReadyLocked(frame []byte) {
 	ss.sessionReadyLocked()
 	ss.sessionReplyLocked()
 	ss.txStatus = frame[wire.HeaderLen]
+	ss.cacheReadyLocked(ss.txStatus) // cachesession.go
 	ss.stats.readyLocked(ss.txStatus)
 }
 
@@ -260,5 +266,6 @@ func (ss *session) onSessionCopyInLocked() {
 	ss.copyIn = true
 	ss.pending -= ss.syncsAfterExecute
 	ss.sessionCopyInLocked(ss.syncsAfterExecute)
+	ss.cacheCopyInLocked(ss.syncsAfterExecute)
 	ss.syncsAfterExecute = 0
 }

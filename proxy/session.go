@@ -160,6 +160,7 @@ type session struct {
 	copyIn            bool              // the server is in copy-in mode: it ignores Syncs
 	syncsAfterExecute int               // Syncs sent since the last Execute (session mode)
 	outcomes          sessionOutcomes   // what requests in flight may commit (session mode, lostsession.go)
+	cacheWrites       sessionWrites     // what its requests may write, for the cache (session mode, cachesession.go)
 	deadlineArmed     bool              // an idle timeout deadline is set on the client
 	idle              *sync.Cond        // on mu: a reply came or the server left (see ensureServer)
 	qt                queryTimer        // query_timeout (timeout.go)
