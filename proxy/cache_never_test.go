@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -213,4 +214,40 @@ func pipelineRows(t *testing.T, pl *pgconn.Pipeline) []string {
 		}
 	}
 	return rows
+}
+
+// TestCacheCommitPreparedInvalidates: a prepared transaction's writes
+// become visible at COMMIT PREPARED, not at PREPARE TRANSACTION; a read
+// cached in between (the old row, rightly then) is not served after the
+// COMMIT PREPARED returned.
+func TestCacheCommitPreparedInvalidates(t *testing.T) {
+	cacheTable(t, "c2pc", 1)
+	p, c := startCacheProxy(t, func(cfg *cache.Config) { cfg.Rules = []cache.Rule{{Table: "c2pc"}} })
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), directDSN())
+		if err == nil {
+			_, _ = conn.Exec(context.Background(), "ROLLBACK PREPARED 'pgone_c2pc'")
+			conn.Close(context.Background())
+		}
+	})
+	ctx := testCtx(t)
+	w, r := p.Connect(t), p.Connect(t)
+	for _, sql := range []string{"BEGIN", "UPDATE c2pc SET v = 'v1' WHERE id = 1", "PREPARE TRANSACTION 'pgone_c2pc'"} {
+		if _, err := w.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	const sql = "SELECT v FROM c2pc WHERE id = 1"
+	servedFromCache(t, c, func() string {
+		if got := readV(t, r, sql); got != "v0" {
+			t.Fatalf("read %q before COMMIT PREPARED, want v0", got)
+		}
+		return "v0"
+	})
+	if _, err := w.Exec(ctx, "COMMIT PREPARED 'pgone_c2pc'"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readV(t, r, sql); got != "v1" {
+		t.Fatalf("read %q after COMMIT PREPARED returned, want v1 (a stale hit)", got)
+	}
 }

@@ -269,8 +269,14 @@ func (ss *session) appendRequestKey(dst []byte, req *request) ([]byte, bool) {
 // writeOf is what a statement may write, marked before it is sent: tables
 // for the DML the router attributes, all (the database's epoch) for
 // anything that may write what the plan cannot name: DDL, TRUNCATE
-// (CASCADE), DO, CALL, volatile functions, unparsed texts.
+// (CASCADE), DO, CALL, volatile functions, unparsed texts, COMMIT
+// PREPARED.
 func writeOf(st StatementPlan) (tables []string, all bool) {
+	if st.Tx == router.TxCommitPrepared {
+		// The writes of a PREPARE TRANSACTION become visible here, not at
+		// the PREPARE: which tables they were is not known any more.
+		return nil, true
+	}
 	switch st.Reason {
 	case router.ReasonRead, router.ReasonHintReplica, router.ReasonHintPrimary, router.ReasonServerDependent,
 		router.ReasonEmpty, router.ReasonTransactionControl, router.ReasonSerializable,

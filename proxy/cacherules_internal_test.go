@@ -128,6 +128,11 @@ func TestWriteOf(t *testing.T) {
 		{"COPY t FROM STDIN", []string{"t"}, false},
 		{"REFRESH MATERIALIZED VIEW mv", nil, true},
 		{"SELECT * FROM t FOR UPDATE", nil, false},
+		// A prepared transaction's writes become visible at COMMIT
+		// PREPARED, whose text names none of them.
+		{"PREPARE TRANSACTION 'g'", nil, false},
+		{"COMMIT PREPARED 'g'", nil, true},
+		{"ROLLBACK PREPARED 'g'", nil, false},
 	}
 	for _, tc := range tests {
 		tables, all := writeOf(planOf(r, tc.text))

@@ -133,7 +133,7 @@ func (ss *session) cacheMayWrite(text string) (write, all bool, d router.Decisio
 		return false, false, d
 	}
 	d = ss.decide(text) // plan.go
-	tables, all := writeOf(StatementPlan{Text: text, Reason: d.Reason, WriteTables: d.WriteTables})
+	tables, all := writeOf(StatementPlan{Text: text, Reason: d.Reason, WriteTables: d.WriteTables, Tx: d.Tx})
 	return all || len(tables) > 0, all, d
 }
 
@@ -226,5 +226,5 @@ func (ss *session) cacheSessionBump() {
 		return
 	}
 	sc := ss.cacheOf(h.c)
-	ss.guardHook("sessionBump", func() { h.c.Versions().BumpEpoch(sc.db, cache.UnknownLSN, cache.CauseEpoch) })
+	ss.guardHook("sessionBump", func() { h.c.Versions().CommitEpoch(sc.db, cache.UnknownLSN) })
 }

@@ -33,7 +33,8 @@ const (
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	// wal_level=logical: the cache's invalidation stream (cache.invalidation: logical) needs it.
-	c, err := pgtest.StartCluster(ctx, pgtest.Options{Replica: true, Settings: map[string]string{"wal_level": "logical"}})
+	c, err := pgtest.StartCluster(ctx, pgtest.Options{Replica: true, Settings: map[string]string{"wal_level": "logical",
+		"max_prepared_transactions": "10"}}) // TestCacheCommitPreparedInvalidates
 	if err != nil {
 		cancel()
 		fmt.Fprintln(os.Stderr, "proxy tests need PostgreSQL:", err)
