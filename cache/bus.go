@@ -113,7 +113,7 @@ func (b *bus) waitApplied(ctx context.Context, gen string, seq uint64, d time.Du
 func (l *l2) fence(ctx context.Context) bool {
 	var res []any
 	err := l.call(ctx, l.cfg.Timeout, func(ctx context.Context) (err error) {
-		res, err = fenceScript.Run(ctx, l.rdb, []string{l.kSeq, l.kGen, l.kMembers}).Slice()
+		res, err = fenceScript.Run(ctx, l.rdb, []string{l.kSeq, l.kGen, l.kMembers, l.kClock}).Slice()
 		return err
 	})
 	if err != nil || len(res) != 2 {
@@ -130,7 +130,7 @@ func (l *l2) fence(ctx context.Context) bool {
 // fenceScript reads seq and gen, or {"lapsed", id} if a member's lease
 // lapsed (lease.go).
 var fenceScript = redis.NewScript(lapsedLua + `
-local gone = lapsed(KEYS[3])
+local gone = lapsed(KEYS[3], KEYS[4])
 if gone then return {'lapsed', gone} end
 return {redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[2]) or ''}`)
 
@@ -172,6 +172,7 @@ func (l *l2) lost(reason error) {
 	}
 	l.c.versions.BumpAll(CauseFlush)
 	l.c.store.Clear()
+	l.forgetClock()
 	if reason == nil {
 		return // Close
 	}
@@ -221,6 +222,11 @@ func (l *l2) resync(ctx context.Context) (*redis.PubSub, error) {
 				return err
 			}
 		}
+		// Redis lost its data since the last sync: the peers known
+		// before count as lapsed until each is back (lease.go).
+		if err := l.newIncarnation(ctx, gen); err != nil {
+			return err
+		}
 		// The lease before serving: from now on, if this instance is
 		// cut off, the others notice its lease lapse and stop serving.
 		if err := l.renew(ctx); err != nil {
@@ -249,6 +255,7 @@ func (l *l2) resync(ctx context.Context) (*redis.PubSub, error) {
 		return nil, errors.New("cache: a bump failed during the resync")
 	}
 	b.ps.Store(ps)
+	l.synced(gen)
 	b.setLocked(l2Up, gen, seq)
 	b.everUp = true
 	b.mu.Unlock()

@@ -14,22 +14,26 @@ import (
 // off from Redis while the others are not cannot tell them of its
 // commits; they would serve entries its writes made stale. So every
 // instance holds a lease in Redis (the members hash: instance id ->
-// expiry in Redis's clock), renewed every lease/4 while its bus is in
-// sync; every hit's fence and every L2 lookup checks, in the same script,
-// that no member's lease has lapsed, and bypasses the cache if one has.
-// An instance whose commit's bump did not reach Redis holds that commit's
-// reply until every lease it may still hold has ended (leaseState.bound):
-// from then on no instance serves, until it is back (its resync flushes
-// every instance) or it is removed as dead.
+// expiry in Redis's clock), renewed every lease/4 while it owes no bump;
+// every hit's fence and every L2 lookup checks, in the same script, that
+// no member's lease has lapsed, and bypasses the cache if one has. A
+// commit whose bump did not reach Redis holds its reply until a retry of
+// the bump lands or every lease it may still hold has ended
+// (leaseState.bound): from then on no instance serves, until it is back
+// (its resync flushes every instance) or it is removed as dead.
 //
 // A member whose lease lapsed member_timeout ago is removed by the next
 // instance to renew, and that removal flushes every instance: a pgone
-// that died between a commit and its bump is covered. An instance cut off
-// for longer than member_timeout that still takes writes is not: once
-// removed, the others serve again while its later commits cannot reach
-// them (with cache.invalidation: logical, every instance's own stream
-// sees those commits). Neither is an instance that never reached Redis
-// since it started: nobody knows it is there.
+// that died between a commit and its bump is covered. If Redis loses its
+// data (restarted empty: a new incarnation), the members go with it; each
+// instance then enters the peers it knew as lapsed before it serves
+// again. Redis's clock is trusted only while it is not behind the latest
+// time a renewal saw (the clock key). An instance cut off for longer than
+// member_timeout that still takes writes is not covered: once removed,
+// the others serve again while its later commits cannot reach them (with
+// cache.invalidation: logical, every instance's own stream sees those
+// commits). Neither is an instance that never reached Redis since it
+// started: nobody knows it is there.
 
 // leaseState is this instance's side of its lease.
 type leaseState struct {
@@ -45,18 +49,26 @@ type leaseState struct {
 	redisNow int64
 	replyAt  time.Time
 	known    bool
+	// peers are the other members at the last renewal; gen is Redis's
+	// incarnation at the last resync (newIncarnation).
+	peers map[string]struct{}
+	gen   string
 
 	lapsed atomic.Bool // the last fence or lookup found a lapsed member
 }
 
 // lapsedLua is the check every fence and lookup script makes: a member of
-// the hash in KEYS[n] whose lease (expiry, Redis ms) has passed.
+// the hash k whose lease (expiry, Redis ms) has passed; or "~clock" if
+// Redis's clock is behind the latest time a renewal saw (ck): a clock
+// stepped back would make every lease last longer than its holder counts
+// on, so nothing is trusted until it has caught up.
 const lapsedLua = `
-local function lapsed(k)
+local function lapsed(k, ck)
   local m = redis.call('HGETALL', k)
   if #m == 0 then return false end
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now < tonumber(redis.call('GET', ck) or '0') then return '~clock' end
   for i = 2, #m, 2 do
     if tonumber(m[i]) < now then return m[i - 1] end
   end
@@ -64,32 +76,48 @@ local function lapsed(k)
 end
 `
 
-// renewScript sets this instance's lease (KEYS: members, all, seq; ARGV:
-// id, lease ms, member timeout ms, not-after ms in Redis's clock, the
-// channel) and removes the members dead for longer than the member
+// renewScript sets this instance's lease (KEYS: members, all, seq, clock;
+// ARGV: id, lease ms, member timeout ms, not-after ms in Redis's clock,
+// the channel) and removes the members dead for longer than the member
 // timeout. A removal flushes every instance in the same atomic step (as
 // bumpScript's "a", from no instance, so every instance applies it): no
-// hit can come between the removal and the flush. Returns {now, removed};
-// removed -1: the renewal came too late and was refused.
+// hit can come between the removal and the flush. It refuses when Redis's
+// clock is behind the clock key (stepped back). Returns {now, removed,
+// the members' ids...}; removed -1: refused (late, or the clock).
 var renewScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now > tonumber(ARGV[4]) then return {now, -1} end
+if now < tonumber(redis.call('GET', KEYS[4]) or '0') then return {now, -1} end
+redis.call('SET', KEYS[4], now)
 redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
 local m = redis.call('HGETALL', KEYS[1])
-local dead = 0
+local r = {now, 0}
 for i = 1, #m, 2 do
   if tonumber(m[i + 1]) < now - tonumber(ARGV[3]) then
     redis.call('HDEL', KEYS[1], m[i])
-    dead = dead + 1
+    r[2] = r[2] + 1
+  else
+    r[#r + 1] = m[i]
   end
 end
-if dead > 0 then
+if r[2] > 0 then
   redis.call('INCR', KEYS[2])
   local s = redis.call('INCR', KEYS[3])
   redis.call('PUBLISH', ARGV[5], s .. '\0' .. '~lease' .. '\0' .. 'a' .. '\0' .. '' .. '\0' .. '')
 end
-return {now, dead}`)
+return r`)
+
+// markLapsedScript enters each id in ARGV as a member whose lease has
+// just ended, unless it is a member already (KEYS: members): after Redis
+// lost its data (a new incarnation), the peers this instance knew may be
+// cut off with commits nobody heard of; every instance bypasses until
+// each is back or removed (with a flush) after the member timeout.
+var markLapsedScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, #ARGV do redis.call('HSETNX', KEYS[1], ARGV[i], now - 1) end
+return #ARGV`)
 
 // errLapsed: a member's lease has lapsed; the cache is bypassed.
 var errLapsed = errors.New("cache: a pgone instance's lease in redis has lapsed")
@@ -142,26 +170,70 @@ func (l *l2) renewOnce(ctx context.Context) error {
 	ls.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, d)
-	res, err := renewScript.Run(ctx, l.rdb, []string{l.kMembers, l.kAll, l.kSeq}, l.origin,
-		l.cfg.Lease.Milliseconds(), l.cfg.MemberTimeout.Milliseconds(), notAfter, l.channel).Int64Slice()
+	res, err := renewScript.Run(ctx, l.rdb, []string{l.kMembers, l.kAll, l.kSeq, l.kClock}, l.origin,
+		l.cfg.Lease.Milliseconds(), l.cfg.MemberTimeout.Milliseconds(), notAfter, l.channel).Slice()
 	cancel()
 	if err != nil {
 		return err
 	}
-	if len(res) != 2 {
+	if len(res) < 2 {
 		return errors.New("cache: redis lease renewal answered an unexpected shape")
 	}
+	now, removed := res[0].(int64), res[1].(int64)
 	ls.mu.Lock()
-	ls.redisNow, ls.replyAt = res[0], time.Now()
+	ls.redisNow, ls.replyAt = now, time.Now()
+	if removed >= 0 {
+		clear(ls.peers)
+		for _, id := range res[2:] {
+			if id, ok := id.(string); ok && id != l.origin {
+				ls.peers[id] = struct{}{}
+			}
+		}
+	}
 	ls.mu.Unlock()
 	switch {
-	case res[1] < 0:
+	case removed < 0:
 		return errRenewLate
-	case res[1] > 0:
+	case removed > 0:
 		l.log.Warn("removed pgone instances whose cache lease lapsed long ago; every instance's cache is flushed",
-			"removed", res[1], "member_timeout", l.cfg.MemberTimeout)
+			"removed", removed, "member_timeout", l.cfg.MemberTimeout)
 	}
 	return nil
+}
+
+// newIncarnation is resync's step when Redis's incarnation (gen) is not
+// the one this instance last synced with: Redis lost its data, members
+// included. The peers this instance knew are entered as lapsed (markLapsedScript).
+func (l *l2) newIncarnation(ctx context.Context, gen string) error {
+	ls := &l.lease
+	ls.mu.Lock()
+	last := ls.gen
+	peers := make([]any, 0, len(ls.peers))
+	for id := range ls.peers {
+		peers = append(peers, id)
+	}
+	ls.mu.Unlock()
+	if last == "" || last == gen || len(peers) == 0 {
+		return nil
+	}
+	l.log.Warn("redis lost its data: the pgone instances known before count as lapsed until each is back",
+		"instances", len(peers), "member_timeout", l.cfg.MemberTimeout)
+	return markLapsedScript.Run(ctx, l.rdb, []string{l.kMembers}, peers...).Err()
+}
+
+// synced records the incarnation a resync completed with.
+func (l *l2) synced(gen string) {
+	l.lease.mu.Lock()
+	l.lease.gen = gen
+	l.lease.mu.Unlock()
+}
+
+// forgetClock makes the next renewal read Redis's clock afresh (after a
+// loss: Redis may now run on another host, with another clock).
+func (l *l2) forgetClock() {
+	l.lease.mu.Lock()
+	l.lease.known = false
+	l.lease.mu.Unlock()
 }
 
 func (l *l2) leaseClockKnown() bool {
@@ -170,9 +242,8 @@ func (l *l2) leaseClockKnown() bool {
 	return l.lease.known
 }
 
-// renewLoop renews the lease every lease/4 while the bus is in sync; a
-// renewal that fails is retried at the next tick (the lease outlives
-// three failures).
+// renewLoop renews the lease every lease/4; a renewal that fails is
+// retried at the next tick (the lease outlives three failures).
 func (l *l2) renewLoop(ctx context.Context) {
 	t := time.NewTicker(l.cfg.Lease / 4)
 	defer t.Stop()
@@ -182,9 +253,8 @@ func (l *l2) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if l.bus.state() != l2Up {
-			continue
-		}
+		// Renewed whenever no bump is owed (renewOnce checks), also while
+		// the bus is resyncing: the lease says this instance can publish.
 		if err := l.renew(ctx); err != nil {
 			l.log.Debug("redis lease renewal failed", "err", err)
 		}
@@ -203,21 +273,37 @@ func (l *l2) oweLeased() time.Time {
 	return ls.bound
 }
 
-// waitLeaseEnd holds a commit whose bump did not reach Redis until bound
-// (oweLeased), plus a margin for Redis's clock running a little faster.
-func (l *l2) waitLeaseEnd(bound time.Time) {
+// holdUntilLeaseEnd holds a commit whose bump did not reach Redis until
+// bound (oweLeased), plus a margin for Redis's clock running a little
+// faster, or until the bump, tried again every holdRetry, reaches Redis:
+// then every instance's fence and lookup count it, as for any published
+// bump. A slow Redis (a fork, an fsync) so costs a commit the spike, not
+// the whole lease.
+func (l *l2) holdUntilLeaseEnd(bound time.Time, keys []string, args []any) {
 	if bound.IsZero() {
 		return
 	}
-	wait := time.Until(bound) + l.cfg.Lease/100 + 10*time.Millisecond
-	if wait <= 0 {
+	end := bound.Add(l.cfg.Lease/100 + 10*time.Millisecond)
+	if !time.Now().Before(end) {
 		return
 	}
 	l.n.leaseWaits.Add(1)
-	l.log.Warn("a commit's cache invalidation did not reach redis: its reply waits until this instance's lease has ended",
-		"wait", wait.Round(time.Millisecond))
-	time.Sleep(wait)
+	l.log.Warn("a commit's cache invalidation did not reach redis: its reply waits until it does or this instance's lease has ended",
+		"at_most", time.Until(end).Round(time.Millisecond))
+	for {
+		wait := time.Until(end)
+		if wait <= 0 {
+			return
+		}
+		time.Sleep(min(wait, holdRetry))
+		if time.Now().Before(end) && l.tryBump(keys, args) == nil {
+			return
+		}
+	}
 }
+
+// holdRetry is how often a held commit tries its bump again.
+const holdRetry = 25 * time.Millisecond
 
 // leaseCheck reads what a fence or lookup script said of the members:
 // lapsed is the id of a member whose lease lapsed, or "".

@@ -167,19 +167,154 @@ func TestL2LateRenewalRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := []string{"pgone:m", "pgone:all", "pgone:seq"}
-	res, err := renewScript.Run(ctx, rdb, keys, "late", 1000, 30000, now.UnixMilli()-1, "pgone:inval").Int64Slice()
-	if err != nil || len(res) != 2 || res[1] != -1 {
+	keys := []string{"pgone:m", "pgone:all", "pgone:seq", "pgone:clock"}
+	res, err := renewScript.Run(ctx, rdb, keys, "late", 1000, 30000, now.UnixMilli()-1, "pgone:inval").Slice()
+	if err != nil || len(res) != 2 || res[1] != int64(-1) {
 		t.Fatalf("late renewal answered %v, %v; want refused (-1)", res, err)
 	}
 	if n, _ := rdb.HLen(ctx, "pgone:m").Result(); n != 0 {
 		t.Fatalf("a refused renewal left %d members", n)
 	}
-	res, err = renewScript.Run(ctx, rdb, keys, "timely", 1000, 30000, now.UnixMilli()+60000, "pgone:inval").Int64Slice()
-	if err != nil || len(res) != 2 || res[1] != 0 {
-		t.Fatalf("timely renewal answered %v, %v; want set, none removed", res, err)
+	res, err = renewScript.Run(ctx, rdb, keys, "timely", 1000, 30000, now.UnixMilli()+60000, "pgone:inval").Slice()
+	if err != nil || len(res) != 3 || res[1] != int64(0) || res[2] != "timely" {
+		t.Fatalf("timely renewal answered %v, %v; want set, none removed, the members", res, err)
 	}
 	if end, _ := rdb.HGet(ctx, "pgone:m", "timely").Int64(); end < now.UnixMilli()+1000 {
 		t.Fatalf("lease ends at %d, want at least %d", end, now.UnixMilli()+1000)
+	}
+}
+
+// TestL2HeldCommitReturnsWhenRedisIsBack: a commit held because its bump
+// did not reach Redis returns as soon as a retry of the bump lands, well
+// before its lease ends; the other instance then no longer serves what
+// it made stale.
+func TestL2HeldCommitReturnsWhenRedisIsBack(t *testing.T) {
+	r := pgtest.NewRedis(t)
+	cut := pgtest.NewCuttable(t, r.Addr)
+	const lease = time.Minute // a held commit would wait about this long
+	a := leasedCache(t, cut.Addr(), lease, 2*lease)
+	b := leasedCache(t, r.Addr, lease, 2*lease)
+	waitL2(t, a, "up")
+	waitL2(t, b, "up")
+	k := Key{12}
+	waitHit(t, b, k, "before")
+
+	cut.Cut()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var tx Tx
+		tx.Mark(a.Versions(), "db", []string{"t"})
+		tx.Commit(UnknownLSN, nil)
+	}()
+	waitUntilL2(t, a, func(s L2Stats) bool { return s.LeaseWaits == 1 })
+	cut.Mend()
+	select {
+	case <-done:
+	case <-time.After(lease / 2):
+		t.Fatal("the held commit did not return once Redis was reachable again")
+	}
+	if got, ok := lookupHit(b, k); ok {
+		t.Fatalf("B served %q after A's held commit returned", got)
+	}
+}
+
+// waitUntilL2 waits until c's L2 stats satisfy ok.
+func waitUntilL2(t *testing.T, c *Cache, ok func(L2Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if s, _ := c.L2Stats(); ok(s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			s, _ := c.L2Stats()
+			t.Fatalf("L2 stats never as wanted: %+v", s)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not a delay
+	}
+}
+
+// TestL2RedisLostDataPeersLapsed: Redis restarts empty (its members
+// gone) while A is cut off from it. B resyncs with the new incarnation and
+// must not serve, since A may have commits nobody heard of: it enters A
+// as lapsed. Once A is back (its resync flushes), B serves again.
+func TestL2RedisLostDataPeersLapsed(t *testing.T) {
+	r := pgtest.NewRedis(t)
+	cut := pgtest.NewCuttable(t, r.Addr)
+	a := leasedCache(t, cut.Addr(), 300*time.Millisecond, time.Minute)
+	b := leasedCache(t, r.Addr, 300*time.Millisecond, time.Minute)
+	waitL2(t, a, "up")
+	waitL2(t, b, "up")
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	waitMembers(t, rdb, 2)
+	waitUntil(t, "B knows A as a peer", func() bool {
+		b.l2.lease.mu.Lock()
+		defer b.l2.lease.mu.Unlock()
+		_, ok := b.l2.lease.peers[a.l2.origin]
+		return ok
+	})
+
+	cut.Cut()
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitL2(t, b, "up")
+	k := Key{13}
+	for i := 0; i < 3; i++ {
+		if _, f := b.Lookup(context.Background(), k, "db", []string{"t"}); f != nil {
+			f.Store([]byte("during"), time.Minute, Origin{})
+		}
+		if got, ok := lookupHit(b, k); ok {
+			t.Fatalf("B served %q while A, cut off, was unknown to the new Redis", got)
+		}
+	}
+	cut.Mend()
+	waitL2(t, a, "up")
+	waitHit(t, b, k, "after")
+}
+
+// TestL2ClockSteppedBack: while Redis's clock is behind the latest time a
+// renewal saw, no lease is trusted (the cache bypasses) and renewals are
+// refused; once it has caught up the cache serves.
+func TestL2ClockSteppedBack(t *testing.T) {
+	r := pgtest.NewRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	b := leasedCache(t, r.Addr, 300*time.Millisecond, time.Minute)
+	waitL2(t, b, "up")
+	k := Key{14}
+	waitHit(t, b, k, "before")
+	ctx := context.Background()
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if Redis's clock had just stepped back an hour.
+	if err := rdb.Set(ctx, "pgone:clock", now.Add(time.Hour).UnixMilli(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := lookupHit(b, k); ok {
+		t.Fatalf("B served %q with Redis's clock behind its high-water mark", got)
+	}
+	if err := rdb.Del(ctx, "pgone:clock").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitHit(t, b, k, "before")
+}
+
+// waitUntil polls cond until it holds, for at most 20s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not a delay
 	}
 }

@@ -28,6 +28,7 @@ import (
 //	gen          Redis's incarnation, set once by the first instance to sync
 //	inval        the channel invalidations are published on
 //	m            hash: instance id -> its lease's end, Redis ms (lease.go)
+//	clock        the latest Redis time a lease renewal saw (lease.go)
 type l2 struct {
 	cfg    Redis
 	c      *Cache
@@ -36,7 +37,7 @@ type l2 struct {
 	origin string // this instance, in its messages
 	log    *slog.Logger
 
-	kEntry, kVersions, kAll, kSeq, kGen, kMembers, channel string
+	kEntry, kVersions, kAll, kSeq, kGen, kMembers, kClock, channel string
 
 	bus   bus
 	lease leaseState
@@ -57,7 +58,7 @@ type l2Counters struct {
 func newL2(cfg Redis, c *Cache) *l2 {
 	p := cfg.Prefix
 	l := &l2{cfg: cfg, c: c, origin: randomID(),
-		kEntry: p + "e:", kVersions: p + "v:", kAll: p + "all", kSeq: p + "seq", kGen: p + "gen", kMembers: p + "m", channel: p + "inval",
+		kEntry: p + "e:", kVersions: p + "v:", kAll: p + "all", kSeq: p + "seq", kGen: p + "gen", kMembers: p + "m", kClock: p + "clock", channel: p + "inval",
 		br:  NewBreaker(cfg.BreakerFailures, cfg.BreakerCooldown, nil),
 		log: slog.New(slog.DiscardHandler),
 	}
@@ -75,6 +76,7 @@ func newL2(cfg Redis, c *Cache) *l2 {
 		Protocol:              2,
 	})
 	l.bus.init()
+	l.lease.peers = map[string]struct{}{}
 	return l
 }
 
@@ -118,9 +120,9 @@ func (l *l2) entryKey(k Key) string { return l.kEntry + k.String() }
 // lookupScript reads an entry with its remaining life and, in the same
 // atomic step, what Redis holds for its validity: gen, all, the epoch and
 // the versions of the tables (fields in ARGV). If a member's lease
-// lapsed (KEYS[5]) it answers {"lapsed", id} instead.
+// lapsed (KEYS[5], KEYS[6]: lease.go) it answers {"lapsed", id} instead.
 var lookupScript = redis.NewScript(lapsedLua + `
-local gone = lapsed(KEYS[5])
+local gone = lapsed(KEYS[5], KEYS[6])
 if gone then return {'lapsed', gone} end
 local r = {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]),
   redis.call('GET', KEYS[3]) or '', redis.call('GET', KEYS[4]) or '0'}
@@ -140,7 +142,7 @@ func (l *l2) lookup(ctx context.Context, k Key, db string, tables []TableVersion
 	}
 	var res []any
 	err := l.call(ctx, l.cfg.Timeout, func(ctx context.Context) (err error) {
-		res, err = lookupScript.Run(ctx, l.rdb, []string{l.entryKey(k), l.kVersions + db, l.kGen, l.kAll, l.kMembers}, fields...).Slice()
+		res, err = lookupScript.Run(ctx, l.rdb, []string{l.entryKey(k), l.kVersions + db, l.kGen, l.kAll, l.kMembers, l.kClock}, fields...).Slice()
 		return err
 	})
 	if err != nil {
@@ -228,20 +230,41 @@ const (
 // serve), and again on a fresh connection after a failure (a pooled
 // connection may be dead after a Redis restart), within 4x the timeout.
 // If it still fails the bump is owed: this instance stops serving now,
-// and its resync flushes every instance.
-func (l *l2) publish(db string, tables []string, kind bumpKind) {
+// and its resync flushes every instance. Other instances may still serve
+// what it made stale until this instance's lease ends: publish returns
+// hold, which a commit's caller runs before its reply (lease.go).
+func (l *l2) publish(db string, tables []string, kind bumpKind) (hold func()) {
 	args := make([]any, 0, 4+len(tables))
 	args = append(args, l.channel, l.origin, db, string(kind))
 	for _, t := range tables {
 		args = append(args, t)
 	}
+	keys := []string{l.kVersions + db, l.kSeq, l.kAll}
+	err := l.tryBump(keys, args)
+	if err == nil {
+		l.br.Success()
+		return nil
+	}
+	if l.br.Failure() {
+		l.log.Warn("redis circuit breaker opened: the cache is bypassed", "err", err)
+	}
+	// Until the bump is in Redis, L2 entries it made stale look valid:
+	// stop serving now; the resync flushes every instance.
+	bound := l.oweLeased()
+	l.lost(err)
+	l.bus.kick()
+	return func() { l.holdUntilLeaseEnd(bound, keys, args) }
+}
+
+// tryBump runs bumpScript within 4x the timeout, on fresh connections
+// after failures; it gives up at once when Redis refuses the dial.
+func (l *l2) tryBump(keys []string, args []any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*l.cfg.Timeout)
 	defer cancel()
 	var err error
 	for attempt := 0; attempt < maxPublishAttempts && ctx.Err() == nil; attempt++ {
-		if err = bumpScript.Run(ctx, l.rdb, []string{l.kVersions + db, l.kSeq, l.kAll}, args...).Err(); err == nil {
-			l.br.Success()
-			return
+		if err = bumpScript.Run(ctx, l.rdb, keys, args...).Err(); err == nil {
+			return nil
 		}
 		l.n.errors.Add(1)
 		var op *net.OpError
@@ -249,17 +272,7 @@ func (l *l2) publish(db string, tables []string, kind bumpKind) {
 			break // Redis is not there: no other connection will do better
 		}
 	}
-	if l.br.Failure() {
-		l.log.Warn("redis circuit breaker opened: the cache is bypassed", "err", err)
-	}
-	// Until the bump is in Redis, L2 entries it made stale look valid:
-	// stop serving now; the resync flushes every instance. Other
-	// instances may still serve them: the reply waits until this
-	// instance's lease has ended, when they stop (lease.go).
-	bound := l.oweLeased()
-	l.lost(err)
-	l.bus.kick()
-	l.waitLeaseEnd(bound)
+	return err
 }
 
 // maxPublishAttempts bounds publish's tries: enough to go through every
@@ -268,12 +281,12 @@ func (l *l2) publish(db string, tables []string, kind bumpKind) {
 const maxPublishAttempts = 64
 
 // published is Versions' onBump: a bump made here goes to Redis.
-func (l *l2) published(db string, tables []string, epoch bool) {
+func (l *l2) published(db string, tables []string, epoch bool) (hold func()) {
 	kind := bumpTables
 	if epoch {
 		kind = bumpEpoch
 	}
-	l.publish(db, tables, kind)
+	return l.publish(db, tables, kind)
 }
 
 func str(v any) string {

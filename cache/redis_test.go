@@ -269,11 +269,11 @@ func TestL2PromotionDuringOwnCommit(t *testing.T) {
 		t.Fatalf("fill on A: %s", got)
 	}
 	publish := b.versions.onBump
-	b.versions.onBump = func(db string, tables []string, epoch bool) {
+	b.versions.onBump = func(db string, tables []string, epoch bool) func() {
 		if got, ok := lookupHit(b, k); !ok || string(got) != "old" {
 			t.Errorf("lookup during the commit: hit %v %q, want the old L2 entry", ok, got)
 		}
-		publish(db, tables, epoch)
+		return publish(db, tables, epoch)
 	}
 	var tx Tx
 	tx.Mark(b.Versions(), "db", []string{"t"})

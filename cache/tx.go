@@ -67,9 +67,10 @@ func (t *Tx) Commit(lsn LSN, also []string) {
 	if t.v == nil {
 		return
 	}
+	var hold func()
 	if t.v.onBump != nil {
 		// Redis first (see Versions.onBump); the marks hold meanwhile.
-		t.v.bumped(t.db, slices.Concat(t.tables, also), t.all)
+		hold = t.v.bumped(t.db, slices.Concat(t.tables, also), t.all)
 	}
 	d := t.v.db(t.db, true)
 	n := 0
@@ -100,6 +101,9 @@ func (t *Tx) Commit(lsn LSN, also []string) {
 		t.v.told(CauseEpoch, 1)
 	}
 	t.reset()
+	if hold != nil {
+		hold() // the bump did not reach Redis: the reply waits (lease.go)
+	}
 }
 
 // End ends the Tx without a bump: it rolled back, or wrote nothing that

@@ -35,8 +35,10 @@ type Versions struct {
 	// and publishes it to the other instances. Redis first, so that no
 	// local token can include a bump Redis does not have yet (a promotion
 	// from L2 under it would carry old bytes with new versions). It must
-	// not call back.
-	onBump func(db string, tables []string, epoch bool)
+	// not call back. It returns hold, non-nil when the bump did not reach
+	// Redis: a commit whose client is about to learn of it calls hold
+	// before the reply goes out (lease.go); other bumps ignore it.
+	onBump func(db string, tables []string, epoch bool) (hold func())
 }
 
 // dbVersions is one database's state; mu orders bumps against tokens and
@@ -296,8 +298,29 @@ func (v *Versions) told(c Cause, n int) {
 	}
 }
 
-func (v *Versions) bumped(db string, tables []string, epoch bool) {
+func (v *Versions) bumped(db string, tables []string, epoch bool) (hold func()) {
 	if v.onBump != nil && (epoch || len(tables) > 0) {
-		v.onBump(db, tables, epoch)
+		return v.onBump(db, tables, epoch)
+	}
+	return nil
+}
+
+// CommitEpoch is BumpEpoch for a commit whose client waits for its reply
+// (a session-mode transaction that may have written): when the bump could
+// not reach Redis, it returns only once no instance can serve what the
+// commit made stale.
+func (v *Versions) CommitEpoch(db string, lsn LSN) {
+	if lsn == 0 {
+		lsn = UnknownLSN
+	}
+	hold := v.bumped(db, nil, true)
+	d := v.db(db, true)
+	d.mu.Lock()
+	d.epoch++
+	d.lsn.record(v, lsn)
+	d.mu.Unlock()
+	v.told(CauseEpoch, 1)
+	if hold != nil {
+		hold()
 	}
 }
