@@ -26,6 +26,9 @@ type runningConfig struct {
 	load func() (*config.Config, error) // nil: no file to reload from
 	srv  *proxy.Server
 	log  *slog.Logger
+	// started is the config pgone started with: what the parts that need
+	// a restart (the cache, the tuner) were built from.
+	started *config.Config
 
 	mu  sync.Mutex
 	cfg *config.Config
@@ -53,7 +56,11 @@ func (rc *runningConfig) reload() error {
 	if next.HTTP.Listen != rc.cfg.HTTP.Listen {
 		rc.log.Warn("http.listen changes need a restart; still serving on the old address", "old", rc.cfg.HTTP.Listen, "new", next.HTTP.Listen)
 	}
-	for _, w := range cacheReloadWarnings(rc.cfg, next) {
+	started := rc.started
+	if started == nil {
+		started = rc.cfg
+	}
+	for _, w := range cacheReloadWarnings(started, next) {
 		rc.log.Warn(w)
 	}
 	if next.Tuner != rc.cfg.Tuner {

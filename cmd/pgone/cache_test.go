@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -102,6 +103,41 @@ func TestCacheReloadWarnings(t *testing.T) {
 			t.Errorf("%s: warnings %q; want none", tc.name, got)
 		case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)):
 			t.Errorf("%s: warnings %q; want one saying %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestReloadWarnsAgainstStartConfig: the cache is built (or not) from the
+// config pgone started with, so every reload is judged against that one:
+// with every database off at start, a reload turning one on warns, and so
+// does the next reload that keeps it on (judged against the previous
+// reload, it would look like no change while no cache exists).
+func TestReloadWarnsAgainstStartConfig(t *testing.T) {
+	cfgOf := func(app cache.Mode, poolSize int) *config.Config {
+		c := &config.Config{Proxy: proxy.Config{Databases: map[string]proxy.Database{
+			"app": {Host: "127.0.0.1", Port: 5432, CacheMode: app, PoolSize: poolSize}}}}
+		c.Defaults()
+		return c
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	start := cfgOf(cache.ModeOff, 5)
+	pools := pool.NewManager(start.Pool, log)
+	defer pools.Close()
+	srv, err := proxy.New(start.Proxy, start.Pool, pools, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := []*config.Config{cfgOf(cache.ModeRules, 5), cfgOf(cache.ModeRules, 6)}
+	rc := &runningConfig{cfg: start, started: start, srv: srv, log: log,
+		load: func() (*config.Config, error) { c := next[0]; next = next[1:]; return c, nil }}
+	for i := 1; i <= 2; i++ {
+		logs.Reset()
+		if err := rc.reload(); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		if !strings.Contains(logs.String(), "not built at start") {
+			t.Errorf("reload %d logged no restart warning for the cache:\n%s", i, logs.String())
 		}
 	}
 }

@@ -73,7 +73,7 @@ func serve(cfg *config.Config, reload func() (*config.Config, error), log *slog.
 		return err
 	}
 	defer runTuner(context.Background(), tu)()
-	running := &runningConfig{cfg: cfg, load: reload, srv: srv, log: log}
+	running := &runningConfig{cfg: cfg, started: cfg, load: reload, srv: srv, log: log}
 	srv.SetVersion(versionString())
 	srv.SetConfigRows(running.configRows)
 	if reload != nil {
