@@ -76,14 +76,15 @@ local function lapsed(k, ck)
 end
 `
 
-// renewScript sets this instance's lease (KEYS: members, all, seq, clock;
-// ARGV: id, lease ms, member timeout ms, not-after ms in Redis's clock,
-// the channel) and removes the members dead for longer than the member
-// timeout. A removal flushes every instance in the same atomic step (as
-// bumpScript's "a", from no instance, so every instance applies it): no
-// hit can come between the removal and the flush. It refuses when Redis's
-// clock is behind the clock key (stepped back). Returns {now, removed,
-// the members' ids...}; removed -1: refused (late, or the clock).
+// renewScript sets this instance's lease (KEYS: members, all, seq, clock,
+// gen; ARGV: id, lease ms, member timeout ms, not-after ms in Redis's
+// clock, the channel) and removes the members dead for longer than the
+// member timeout. A removal flushes every instance in the same atomic
+// step (as bumpScript's "a", from no instance, so every instance applies
+// it): no hit can come between the removal and the flush. It refuses when
+// Redis's clock is behind the clock key (stepped back). Returns {now,
+// removed, gen, the members' ids...}; removed -1: refused (late, or the
+// clock), and nothing more.
 var renewScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -92,7 +93,7 @@ if now < tonumber(redis.call('GET', KEYS[4]) or '0') then return {now, -1} end
 redis.call('SET', KEYS[4], now)
 redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
 local m = redis.call('HGETALL', KEYS[1])
-local r = {now, 0}
+local r = {now, 0, redis.call('GET', KEYS[5]) or ''}
 for i = 1, #m, 2 do
   if tonumber(m[i + 1]) < now - tonumber(ARGV[3]) then
     redis.call('HDEL', KEYS[1], m[i])
@@ -138,7 +139,10 @@ func (l *l2) renew(ctx context.Context) error {
 	return err
 }
 
-var errRenewLate = errors.New("cache: redis lease renewal arrived too late and was refused")
+var (
+	errRenewLate  = errors.New("cache: redis lease renewal arrived too late and was refused")
+	errLeaseShape = errors.New("cache: redis lease renewal answered an unexpected shape")
+)
 
 // renewOnce sends one renewal. It refuses while a bump is owed: the resync's
 // flush must come first. It does not go through the breaker: the lease
@@ -170,21 +174,28 @@ func (l *l2) renewOnce(ctx context.Context) error {
 	ls.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, d)
-	res, err := renewScript.Run(ctx, l.rdb, []string{l.kMembers, l.kAll, l.kSeq, l.kClock}, l.origin,
+	res, err := renewScript.Run(ctx, l.rdb, []string{l.kMembers, l.kAll, l.kSeq, l.kClock, l.kGen}, l.origin,
 		l.cfg.Lease.Milliseconds(), l.cfg.MemberTimeout.Milliseconds(), notAfter, l.channel).Slice()
 	cancel()
 	if err != nil {
 		return err
 	}
 	if len(res) < 2 {
-		return errors.New("cache: redis lease renewal answered an unexpected shape")
+		return errLeaseShape
 	}
-	now, removed := res[0].(int64), res[1].(int64)
+	now, ok1 := res[0].(int64)
+	removed, ok2 := res[1].(int64)
+	if !ok1 || !ok2 || (removed >= 0 && len(res) < 3) {
+		return errLeaseShape
+	}
 	ls.mu.Lock()
 	ls.redisNow, ls.replyAt = now, time.Now()
-	if removed >= 0 {
+	// The peers are remembered only from the incarnation this instance
+	// synced with: a renewal racing ahead of the resync after Redis lost
+	// its data must not make it forget the peers newIncarnation enters.
+	if removed >= 0 && str(res[2]) != "" && str(res[2]) == ls.gen {
 		clear(ls.peers)
-		for _, id := range res[2:] {
+		for _, id := range res[3:] {
 			if id, ok := id.(string); ok && id != l.origin {
 				ls.peers[id] = struct{}{}
 			}

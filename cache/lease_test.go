@@ -167,7 +167,7 @@ func TestL2LateRenewalRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := []string{"pgone:m", "pgone:all", "pgone:seq", "pgone:clock"}
+	keys := []string{"pgone:m", "pgone:all", "pgone:seq", "pgone:clock", "pgone:gen"}
 	res, err := renewScript.Run(ctx, rdb, keys, "late", 1000, 30000, now.UnixMilli()-1, "pgone:inval").Slice()
 	if err != nil || len(res) != 2 || res[1] != int64(-1) {
 		t.Fatalf("late renewal answered %v, %v; want refused (-1)", res, err)
@@ -176,7 +176,7 @@ func TestL2LateRenewalRefused(t *testing.T) {
 		t.Fatalf("a refused renewal left %d members", n)
 	}
 	res, err = renewScript.Run(ctx, rdb, keys, "timely", 1000, 30000, now.UnixMilli()+60000, "pgone:inval").Slice()
-	if err != nil || len(res) != 3 || res[1] != int64(0) || res[2] != "timely" {
+	if err != nil || len(res) != 4 || res[1] != int64(0) || res[3] != "timely" {
 		t.Fatalf("timely renewal answered %v, %v; want set, none removed, the members", res, err)
 	}
 	if end, _ := rdb.HGet(ctx, "pgone:m", "timely").Int64(); end < now.UnixMilli()+1000 {
@@ -316,5 +316,33 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond) // polling a condition, not a delay
+	}
+}
+
+// TestL2RenewalOfAnotherIncarnationKeepsPeers: a renewal answered by a
+// Redis incarnation this instance has not resynced with (Redis lost its
+// data a moment ago) must not replace the peers it knew: the resync's
+// newIncarnation enters those as lapsed.
+func TestL2RenewalOfAnotherIncarnationKeepsPeers(t *testing.T) {
+	r := pgtest.NewRedis(t)
+	a := leasedCache(t, r.Addr, 300*time.Millisecond, time.Minute)
+	b := leasedCache(t, r.Addr, 300*time.Millisecond, time.Minute)
+	waitL2(t, a, "up")
+	waitL2(t, b, "up")
+	peers := func() int {
+		b.l2.lease.mu.Lock()
+		defer b.l2.lease.mu.Unlock()
+		return len(b.l2.lease.peers)
+	}
+	waitUntil(t, "B knows A as a peer", func() bool { return peers() == 1 })
+	a.Close() // A leaves: a renewal in B's incarnation would forget it
+	b.l2.lease.mu.Lock()
+	b.l2.lease.gen = "an incarnation B synced with before"
+	b.l2.lease.mu.Unlock()
+	if err := b.l2.renew(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := peers(); n != 1 {
+		t.Fatalf("B knows %d peers after a renewal from another incarnation, want the 1 it knew", n)
 	}
 }
