@@ -394,7 +394,7 @@ func (l *ledger) verify(t *testing.T, directDSN string, allowed ...string) verdi
 	}
 	var v verdict
 	for id, code := range l.failed {
-		if code == codeServerLost && present[id] > 0 {
+		if (code == codeServerLost || code == codeAdminShutdown) && present[id] > 0 {
 			v.lostButCommitted = append(v.lostButCommitted, id)
 		}
 	}

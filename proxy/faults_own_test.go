@@ -66,9 +66,11 @@ func ownFaultProxy(t *testing.T, cl *pgtest.Cluster, db string, size int, replic
 
 // testFaultKill9Primary: kill -9 of every primary process under write
 // load, then a restart (crash recovery). Writes in flight fail with 08006
-// or 08007; pgone serves every writer once PostgreSQL is back; every
-// acknowledged write survived; an id answered 08006 ("rolled back") is not
-// on the primary.
+// or 08007, or with 57P01 when a backend noticed the postmaster's death
+// first and answered a statement it never ran with its FATAL (pgone passes
+// that on as an ERROR; seen about once in four runs); pgone serves every
+// writer once PostgreSQL is back; every acknowledged write survived; an
+// id answered 08006 or 57P01 (not run) is not on the primary.
 func testFaultKill9Primary(t *testing.T, cl *pgtest.Cluster) {
 	const db = "fault_kill9"
 	ownDatabaseOn(t, cl, db)
@@ -84,7 +86,7 @@ func testFaultKill9Primary(t *testing.T, cl *pgtest.Cluster) {
 		t.Fatal(err)
 	}
 	l.waitServed(t, "after the primary's crash recovery")
-	v := l.verify(t, direct, codeServerLost, codeOutcomeUnknown)
+	v := l.verify(t, direct, codeServerLost, codeOutcomeUnknown, codeAdminShutdown)
 	v.requireNoRollbackClaimForCommitted(t)
 }
 
