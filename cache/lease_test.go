@@ -10,7 +10,8 @@ import (
 	"github.com/pgone/pgone/internal/pgtest"
 )
 
-// leasedCache is sharedCache with a short lease and member timeout.
+// leasedCache is an instance of the cache on Redis at addr, started and
+// closed with the test, with lease and member timeout (0: the defaults).
 func leasedCache(t *testing.T, addr string, lease, memberTimeout time.Duration) *Cache {
 	t.Helper()
 	cfg := Config{Mode: ModeRules, Redis: Redis{Address: addr, Timeout: 500 * time.Millisecond,

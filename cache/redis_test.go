@@ -11,19 +11,10 @@ import (
 )
 
 // sharedCache is an instance of the cache on Redis at addr, started and
-// closed with the test.
+// closed with the test, with the default lease (leasedCache).
 func sharedCache(t *testing.T, addr string) *Cache {
 	t.Helper()
-	cfg := Config{Mode: ModeRules, Redis: Redis{Address: addr, Timeout: 500 * time.Millisecond,
-		BreakerCooldown: 50 * time.Millisecond}}
-	cfg.Defaults()
-	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Start(nil)
-	t.Cleanup(c.Close)
-	return c
+	return leasedCache(t, addr, 0, 0)
 }
 
 // waitL2 waits until c's L2 state is want.
