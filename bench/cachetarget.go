@@ -39,8 +39,13 @@ func cacheConfig(redisAddr string) string {
 // cacheCounters are SHOW CACHE's hits and misses.
 type cacheCounters struct{ hits, misses int64 }
 
-// readCacheCounters asks t's admin console for SHOW CACHE.
-func readCacheCounters(ctx context.Context, env *Env, t *Target) (cacheCounters, error) {
+// readCacheCounters asks t's admin console for SHOW CACHE. With flush it
+// first runs CACHE FLUSH: the other targets' cells wrote the same tables
+// behind this target's back (their writes never pass through it, and the
+// bench runs no logical invalidation), so its entries from its previous
+// cell may be older than the writer's first recorded version. Counting
+// those as stale reads would measure the bench's setup, not the cache.
+func readCacheCounters(ctx context.Context, env *Env, t *Target, flush bool) (cacheCounters, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := pgconn.Connect(ctx, env.dsn(t.Port, "pgone"))
@@ -48,6 +53,11 @@ func readCacheCounters(ctx context.Context, env *Env, t *Target) (cacheCounters,
 		return cacheCounters{}, err
 	}
 	defer conn.Close(context.Background())
+	if flush {
+		if _, err := conn.Exec(ctx, "CACHE FLUSH").ReadAll(); err != nil {
+			return cacheCounters{}, fmt.Errorf("CACHE FLUSH: %w", err)
+		}
+	}
 	results, err := conn.Exec(ctx, "SHOW CACHE").ReadAll()
 	if err != nil {
 		return cacheCounters{}, err

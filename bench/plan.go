@@ -218,7 +218,7 @@ func runCell(ctx context.Context, env *Env, t *Target, cell Cell) Result {
 	var before cacheCounters
 	var cacheErr error
 	if t.cache {
-		before, cacheErr = readCacheCounters(ctx, env, t)
+		before, cacheErr = readCacheCounters(ctx, env, t, true)
 	}
 	var res Result
 	switch {
@@ -231,7 +231,7 @@ func runCell(ctx context.Context, env *Env, t *Target, cell Cell) Result {
 	}
 	if t.cache && cacheErr == nil {
 		var after cacheCounters
-		if after, cacheErr = readCacheCounters(ctx, env, t); cacheErr == nil {
+		if after, cacheErr = readCacheCounters(ctx, env, t, false); cacheErr == nil {
 			res.CacheHits, res.CacheMisses, res.CacheMeasured = after.hits-before.hits, after.misses-before.misses, true
 		}
 	}
