@@ -263,17 +263,21 @@ func (v *Versions) Bump(db string, tables []string, lsn LSN) {
 // unknown: a flush is asked for because something changed that pgone did
 // not see (a direct write, a gap in the replication stream), at a position
 // nobody knows, so replicas are barred until a primary LSN read after it.
-func (v *Versions) BumpEpoch(db string, lsn LSN, cause Cause) {
+func (v *Versions) BumpEpoch(db string, lsn LSN, cause Cause) { _ = v.bumpEpoch(db, lsn, cause) }
+
+// bumpEpoch is BumpEpoch, returning the L2's hold (Versions.onBump).
+func (v *Versions) bumpEpoch(db string, lsn LSN, cause Cause) (hold func()) {
 	if lsn == 0 {
 		lsn = UnknownLSN
 	}
-	v.bumped(db, nil, true)
+	hold = v.bumped(db, nil, true)
 	d := v.db(db, true)
 	d.mu.Lock()
 	d.epoch++
 	d.lsn.record(v, lsn)
 	d.mu.Unlock()
 	v.told(cause, 1)
+	return hold
 }
 
 // BumpAll invalidates every entry of every database, and every fill
@@ -310,17 +314,7 @@ func (v *Versions) bumped(db string, tables []string, epoch bool) (hold func()) 
 // not reach Redis, it returns only once no instance can serve what the
 // commit made stale.
 func (v *Versions) CommitEpoch(db string, lsn LSN) {
-	if lsn == 0 {
-		lsn = UnknownLSN
-	}
-	hold := v.bumped(db, nil, true)
-	d := v.db(db, true)
-	d.mu.Lock()
-	d.epoch++
-	d.lsn.record(v, lsn)
-	d.mu.Unlock()
-	v.told(CauseEpoch, 1)
-	if hold != nil {
+	if hold := v.bumpEpoch(db, lsn, CauseEpoch); hold != nil {
 		hold()
 	}
 }
