@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -23,45 +24,35 @@ func leasedCache(t *testing.T, addr string, lease, memberTimeout time.Duration) 
 	}
 	c.Start(nil)
 	t.Cleanup(c.Close)
+	waitL2(t, c, "up")
 	return c
 }
 
 // waitMembers waits until Redis's members hash has n instances.
 func waitMembers(t *testing.T, rdb *redis.Client, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(t, fmt.Sprintf("%d members in redis", n), func() bool {
 		got, err := rdb.HLen(context.Background(), "pgone:m").Result()
-		if err == nil && int(got) == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d members in redis after 20s (err %v), want %d", got, err, n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, not a delay
-	}
+		return err == nil && int(got) == n
+	})
 }
 
-// waitHit waits until k is a hit on c (the cache serves again).
+// waitHit waits until k is a hit on c with reply (the cache serves again),
+// filling it after each miss (refused while the cache bypasses).
 func waitHit(t *testing.T, c *Cache, k Key, reply string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(t, fmt.Sprintf("a hit of %s", k), func() bool {
 		if got, ok := lookupHit(c, k); ok {
 			if string(got) != reply {
 				t.Fatalf("hit %q, want %q", got, reply)
 			}
-			return
+			return true
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no hit of %s after 20s", k)
-		}
-		// A miss: fill it (refused while bypassing) and look again.
 		if _, f := c.Lookup(context.Background(), k, "db", []string{"t"}); f != nil {
 			f.Store([]byte(reply), time.Minute, Origin{})
 		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, not a delay
-	}
+		return false
+	})
 }
 
 // TestL2PartialPartitionNoStaleHit: instance A is cut off from Redis
@@ -75,8 +66,6 @@ func TestL2PartialPartitionNoStaleHit(t *testing.T) {
 	const lease = 400 * time.Millisecond
 	a := leasedCache(t, cut.Addr(), lease, time.Minute)
 	b := leasedCache(t, r.Addr, lease, time.Minute)
-	waitL2(t, a, "up")
-	waitL2(t, b, "up")
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rdb.Close()
 	waitMembers(t, rdb, 2)
@@ -119,7 +108,6 @@ func TestL2DeadMemberRemovedAndFlushed(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rdb.Close()
 	b := leasedCache(t, r.Addr, 200*time.Millisecond, 500*time.Millisecond)
-	waitL2(t, b, "up")
 	waitMembers(t, rdb, 1)
 	k := Key{10}
 	waitHit(t, b, k, "before")
@@ -148,8 +136,6 @@ func TestL2LeaveAtClose(t *testing.T) {
 	defer rdb.Close()
 	a := leasedCache(t, r.Addr, 200*time.Millisecond, time.Minute)
 	b := leasedCache(t, r.Addr, 200*time.Millisecond, time.Minute)
-	waitL2(t, a, "up")
-	waitL2(t, b, "up")
 	waitMembers(t, rdb, 2)
 	a.Close()
 	waitMembers(t, rdb, 1)
@@ -195,8 +181,6 @@ func TestL2HeldCommitReturnsWhenRedisIsBack(t *testing.T) {
 	const lease = time.Minute // a held commit would wait about this long
 	a := leasedCache(t, cut.Addr(), lease, 2*lease)
 	b := leasedCache(t, r.Addr, lease, 2*lease)
-	waitL2(t, a, "up")
-	waitL2(t, b, "up")
 	k := Key{12}
 	waitHit(t, b, k, "before")
 
@@ -208,7 +192,7 @@ func TestL2HeldCommitReturnsWhenRedisIsBack(t *testing.T) {
 		tx.Mark(a.Versions(), "db", []string{"t"})
 		tx.Commit(UnknownLSN, nil)
 	}()
-	waitUntilL2(t, a, func(s L2Stats) bool { return s.LeaseWaits == 1 })
+	waitFor(t, "A's commit held", func() bool { s, _ := a.L2Stats(); return s.LeaseWaits == 1 })
 	cut.Mend()
 	select {
 	case <-done:
@@ -217,22 +201,6 @@ func TestL2HeldCommitReturnsWhenRedisIsBack(t *testing.T) {
 	}
 	if got, ok := lookupHit(b, k); ok {
 		t.Fatalf("B served %q after A's held commit returned", got)
-	}
-}
-
-// waitUntilL2 waits until c's L2 stats satisfy ok.
-func waitUntilL2(t *testing.T, c *Cache, ok func(L2Stats) bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if s, _ := c.L2Stats(); ok(s) {
-			return
-		}
-		if time.Now().After(deadline) {
-			s, _ := c.L2Stats()
-			t.Fatalf("L2 stats never as wanted: %+v", s)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, not a delay
 	}
 }
 
@@ -245,12 +213,10 @@ func TestL2RedisLostDataPeersLapsed(t *testing.T) {
 	cut := pgtest.NewCuttable(t, r.Addr)
 	a := leasedCache(t, cut.Addr(), 300*time.Millisecond, time.Minute)
 	b := leasedCache(t, r.Addr, 300*time.Millisecond, time.Minute)
-	waitL2(t, a, "up")
-	waitL2(t, b, "up")
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rdb.Close()
 	waitMembers(t, rdb, 2)
-	waitUntil(t, "B knows A as a peer", func() bool {
+	waitFor(t, "B knows A as a peer", func() bool {
 		b.l2.lease.mu.Lock()
 		defer b.l2.lease.mu.Unlock()
 		_, ok := b.l2.lease.peers[a.l2.origin]
@@ -287,7 +253,6 @@ func TestL2ClockSteppedBack(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rdb.Close()
 	b := leasedCache(t, r.Addr, 300*time.Millisecond, time.Minute)
-	waitL2(t, b, "up")
 	k := Key{14}
 	waitHit(t, b, k, "before")
 	ctx := context.Background()
@@ -308,18 +273,6 @@ func TestL2ClockSteppedBack(t *testing.T) {
 	waitHit(t, b, k, "before")
 }
 
-// waitUntil polls cond until it holds, for at most 20s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, not a delay
-	}
-}
-
 // TestL2RenewalOfAnotherIncarnationKeepsPeers: a renewal answered by a
 // Redis incarnation this instance has not resynced with (Redis lost its
 // data a moment ago) must not replace the peers it knew: the resync's
@@ -328,14 +281,12 @@ func TestL2RenewalOfAnotherIncarnationKeepsPeers(t *testing.T) {
 	r := pgtest.NewRedis(t)
 	a := leasedCache(t, r.Addr, 300*time.Millisecond, time.Minute)
 	b := leasedCache(t, r.Addr, 300*time.Millisecond, time.Minute)
-	waitL2(t, a, "up")
-	waitL2(t, b, "up")
 	peers := func() int {
 		b.l2.lease.mu.Lock()
 		defer b.l2.lease.mu.Unlock()
 		return len(b.l2.lease.peers)
 	}
-	waitUntil(t, "B knows A as a peer", func() bool { return peers() == 1 })
+	waitFor(t, "B knows A as a peer", func() bool { return peers() == 1 })
 	a.Close() // A leaves: a renewal in B's incarnation would forget it
 	b.l2.lease.mu.Lock()
 	b.l2.lease.gen = "an incarnation B synced with before"

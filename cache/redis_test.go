@@ -20,17 +20,7 @@ func sharedCache(t *testing.T, addr string) *Cache {
 // waitL2 waits until c's L2 state is want.
 func waitL2(t *testing.T, c *Cache, want string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		s, _ := c.L2Stats()
-		if s.State == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("L2 state %q after 20s, want %q (%+v)", s.State, want, s)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, not a delay
-	}
+	waitFor(t, "L2 "+want, func() bool { s, _ := c.L2Stats(); return s.State == want })
 }
 
 // fillOnce looks k up on c, which must miss, and stores reply.
@@ -58,8 +48,6 @@ func lookupHit(c *Cache, k Key) ([]byte, bool) {
 func TestL2SharedAcrossInstances(t *testing.T) {
 	r := pgtest.NewRedis(t)
 	a, b := sharedCache(t, r.Addr), sharedCache(t, r.Addr)
-	waitL2(t, a, "up")
-	waitL2(t, b, "up")
 	k := Key{1}
 	if got := fillOnce(t, a, k, "reply-1"); got != RefuseNone {
 		t.Fatalf("fill on A refused: %s", got)
@@ -90,8 +78,6 @@ func TestL2SharedAcrossInstances(t *testing.T) {
 func TestL2FillRefusedAfterRemoteBump(t *testing.T) {
 	r := pgtest.NewRedis(t)
 	a, b := sharedCache(t, r.Addr), sharedCache(t, r.Addr)
-	waitL2(t, a, "up")
-	waitL2(t, b, "up")
 	k := Key{2}
 	_, f := a.Lookup(context.Background(), k, "db", []string{"t"})
 	if f == nil {
@@ -114,7 +100,6 @@ func TestL2FillRefusedAfterRemoteBump(t *testing.T) {
 func TestL2RedisKilledBypassesThenRecovers(t *testing.T) {
 	r := pgtest.NewRedis(t)
 	a := sharedCache(t, r.Addr)
-	waitL2(t, a, "up")
 	k := Key{3}
 	fillOnce(t, a, k, "before")
 	if _, ok := lookupHit(a, k); !ok {
@@ -253,8 +238,6 @@ func FuzzDecodeRemote(f *testing.F) {
 func TestL2PromotionDuringOwnCommit(t *testing.T) {
 	r := pgtest.NewRedis(t)
 	a, b := sharedCache(t, r.Addr), sharedCache(t, r.Addr)
-	waitL2(t, a, "up")
-	waitL2(t, b, "up")
 	k := Key{5}
 	if got := fillOnce(t, a, k, "old"); got != RefuseNone {
 		t.Fatalf("fill on A: %s", got)

@@ -21,7 +21,6 @@ func TestL2NeverStaleWhileRedisFlaps(t *testing.T) {
 	r := pgtest.NewRedis(t)
 	cut := pgtest.NewCuttable(t, r.Addr)
 	c := leasedCache(t, cut.Addr(), 200*time.Millisecond, time.Minute)
-	waitL2(t, c, "up")
 	names := []string{"t0", "t1", "t2"}
 	var truth, acked [keys]atomic.Int64
 	var hits, fills atomic.Int64
