@@ -53,12 +53,7 @@ func TestCacheFollowsFailover(t *testing.T) {
 	ccfg := cache.Config{Mode: cache.ModeRules, Rules: []cache.Rule{{Table: "cache_fo"}},
 		Invalidation: cache.InvalidationLogical, ReplicationUser: role, ReplicationPassword: role + "-pw",
 		ReplicationMaxLag: time.Second}
-	ccfg.Defaults()
-	c, err := cache.New(ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := cacheFailoverProxy(t, cl, db, c, ccfg, 30*time.Second)
+	c, p := cacheFailoverProxy(t, cl, db, ccfg, 30*time.Second)
 	dsn := p.DSN(appUser, appPassword, db)
 	conn := connect(t, dsn)
 	const sql = "SELECT v FROM cache_fo WHERE id = 1"
@@ -89,12 +84,17 @@ func TestCacheFollowsFailover(t *testing.T) {
 	}
 }
 
-// cacheFailoverProxy is pgone in transaction mode with the cache c (made
-// from ccfg) and database db listing cl's two servers with role auto;
-// requests wait up to wait for a primary.
-func cacheFailoverProxy(t *testing.T, cl *pgtest.Cluster, db string, c *cache.Cache, ccfg cache.Config, wait time.Duration) *observedProxy {
+// cacheFailoverProxy is pgone in transaction mode with a cache made from
+// ccfg and database db listing cl's two servers with role auto; requests
+// wait up to wait for a primary.
+func cacheFailoverProxy(t *testing.T, cl *pgtest.Cluster, db string, ccfg cache.Config, wait time.Duration) (*cache.Cache, *observedProxy) {
 	t.Helper()
-	return startObservedProxy(t, func(cfg *config.Config) {
+	ccfg.Defaults()
+	c, err := cache.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, startObservedProxy(t, func(cfg *config.Config) {
 		cfg.Pool.Mode = pool.ModeTransaction
 		cfg.Pool.PoolSize = 4
 		cfg.Pool.ReplicaCheckInterval = failoverInterval
@@ -141,12 +141,7 @@ func TestCacheCatalogFollowsFailover(t *testing.T) {
 	const db = "cache_failover_cat"
 	cl := failoverCluster(t, db)
 	ccfg := cache.Config{Mode: cache.ModeRules, Rules: []cache.Rule{{Table: "cache_fo_new"}}}
-	ccfg.Defaults()
-	c, err := cache.New(ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := cacheFailoverProxy(t, cl, db, c, ccfg, 30*time.Second)
+	c, p := cacheFailoverProxy(t, cl, db, ccfg, 30*time.Second)
 	dsn := p.DSN(appUser, appPassword, db)
 	conn := connect(t, dsn)
 	if _, err := conn.Exec(testCtx(t), "SELECT 1"); err != nil {
@@ -199,12 +194,7 @@ func TestCacheBypassedWithoutPrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	ccfg := cache.Config{Mode: cache.ModeRules, Rules: []cache.Rule{{Table: "cache_sb"}}}
-	ccfg.Defaults()
-	c, err := cache.New(ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := cacheFailoverProxy(t, cl, db, c, ccfg, 500*time.Millisecond)
+	c, p := cacheFailoverProxy(t, cl, db, ccfg, 500*time.Millisecond)
 	dsn := p.DSN(appUser, appPassword, db)
 	conn := connect(t, dsn)
 	const sql = "SELECT v FROM cache_sb WHERE id = 1"

@@ -362,15 +362,7 @@ func TestCacheL2RedisKilledUnderLoad(t *testing.T) {
 	tables := checkerTables(t, "l2_kill", 4)
 	r := pgtest.NewRedis(t)
 	a, b := startSharedInstance(t, r.Addr, tables...), startSharedInstance(t, r.Addr, tables...)
-	cl := openCheckerClients(t, a, b)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var h []op
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		h = checkerLoad(ctx, t, tables, cl)
-	}()
+	stop := startCheckerLoad(t, tables, a, b)
 	waitUntil(t, "hits before the kill", func() bool { return a.c.Stats().Hits > 0 && b.c.Stats().Hits > 0 })
 	admin := a.console(t, adminUser, adminPassword)
 	// One kill and restart, more under PGONE_CACHE_SOAK.
@@ -395,8 +387,7 @@ func TestCacheL2RedisKilledUnderLoad(t *testing.T) {
 		hitsA, hitsB := a.c.Stats().Hits, b.c.Stats().Hits
 		waitUntil(t, "hits after the restart", func() bool { return a.c.Stats().Hits > hitsA && b.c.Stats().Hits > hitsB })
 	}
-	cancel()
-	<-done
+	h := stop()
 	if row := show(t, admin, "SHOW CACHE").row("mode", "on"); row["l2"] != "up" {
 		t.Errorf("SHOW CACHE l2 = %q after the restart, want up", row["l2"])
 	}
@@ -413,15 +404,7 @@ func TestCacheL2PartialPartitionUnderLoad(t *testing.T) {
 	r := pgtest.NewRedis(t)
 	cut := pgtest.NewCuttable(t, r.Addr)
 	a, b := startSharedInstance(t, cut.Addr(), tables...), startSharedInstance(t, r.Addr, tables...)
-	cl := openCheckerClients(t, a, b)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var h []op
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		h = checkerLoad(ctx, t, tables, cl)
-	}()
+	stop := startCheckerLoad(t, tables, a, b)
 	waitUntil(t, "hits before the cut", func() bool { return a.c.Stats().Hits > 0 && b.c.Stats().Hits > 0 })
 	cut.Cut()
 	a.waitL2(t, "down")
@@ -434,7 +417,25 @@ func TestCacheL2PartialPartitionUnderLoad(t *testing.T) {
 	a.waitL2(t, "up")
 	hitsA, hitsB := a.c.Stats().Hits, b.c.Stats().Hits
 	waitUntil(t, "hits after A is back", func() bool { return a.c.Stats().Hits > hitsA && b.c.Stats().Hits > hitsB })
-	cancel()
-	<-done
-	reportHistory(t, h, a, b)
+	reportHistory(t, stop(), a, b)
+}
+
+// startCheckerLoad runs the checker's writers and readers through the
+// instances in the background until stop, which returns the history.
+func startCheckerLoad(t *testing.T, tables []string, ins ...*sharedInstance) (stop func() []op) {
+	cl := openCheckerClients(t, ins...)
+	ctx, cancel := context.WithCancel(context.Background())
+	var h []op
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h = checkerLoad(ctx, t, tables, cl)
+	}()
+	stop = func() []op {
+		cancel()
+		<-done
+		return h
+	}
+	t.Cleanup(func() { stop() }) // a test that failed before stop
+	return stop
 }
