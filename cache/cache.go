@@ -55,21 +55,45 @@ func (c *Cache) MaxEntryBytes() int { return int(c.cfg.MaxEntryBytes) }
 // versions moved is deleted; one only shadowed by a writer in flight is
 // kept, since the writer may roll back.
 func (c *Cache) Get(k Key) ([]byte, bool) {
+	e, ok := c.valid(k)
+	if !ok {
+		return nil, false
+	}
+	c.hit(e.Database, false)
+	return e.Reply, true
+}
+
+// valid is k's L1 entry if its versions still hold; one whose versions
+// moved is deleted.
+func (c *Cache) valid(k Key) (*Entry, bool) {
 	e, ok := c.store.Get(k)
 	if !ok {
 		return nil, false
 	}
 	switch c.versions.validity(e) {
 	case RefuseNone:
+		return e, true
 	case RefuseVersion:
 		c.store.Delete(k)
-		return nil, false
-	default:
-		return nil, false
 	}
+	return nil, false
+}
+
+// hit and miss count a lookup in the totals and db's counts (SHOW CACHE);
+// shared: a single-flight follower served the leader's entry.
+func (c *Cache) hit(db string, shared bool) {
+	d := c.perDB.of(db)
 	c.n.hits.Add(1)
-	c.perDB.of(e.Database).hits.Add(1)
-	return e.Reply, true
+	d.hits.Add(1)
+	if shared {
+		c.n.shared.Add(1)
+		d.shared.Add(1)
+	}
+}
+
+func (c *Cache) miss(db string) {
+	c.n.misses.Add(1)
+	c.perDB.of(db).misses.Add(1)
 }
 
 // Lookup answers a cacheable read of tables in db under key k. reply
@@ -88,18 +112,13 @@ func (c *Cache) Lookup(ctx context.Context, k Key, db string, tables []string) (
 	f, leader := c.flights.join(k, c.cfg.SingleFlightWait)
 	if !leader {
 		if e := c.flights.wait(ctx, f, c.cfg.SingleFlightWait); e != nil && c.versions.Valid(e) {
-			c.n.hits.Add(1)
-			c.n.shared.Add(1)
-			d := c.perDB.of(db)
-			d.hits.Add(1)
-			d.shared.Add(1)
+			c.hit(db, true)
 			return e.Reply, nil
 		}
 		c.n.followersAlone.Add(1)
 		f = nil
 	}
-	c.n.misses.Add(1)
-	c.perDB.of(db).misses.Add(1)
+	c.miss(db)
 	// The token is taken now, after any wait: the read it covers is sent
 	// after it.
 	return nil, &Fill{c: c, key: k, token: c.versions.Token(db, tables), flight: f}

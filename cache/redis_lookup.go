@@ -57,19 +57,12 @@ func (c *Cache) lookupShared(ctx context.Context, k Key, db string, tables []str
 	l := c.l2
 	if !l.usable() {
 		l.n.bypassed.Add(1)
-		c.n.misses.Add(1)
+		c.miss(db)
 		return nil, &Fill{c: c, key: k, bypass: true}
 	}
-	if e, ok := c.store.Get(k); ok {
-		switch c.versions.validity(e) {
-		case RefuseNone:
-			if l.fence(ctx) && c.versions.Valid(e) {
-				c.n.hits.Add(1)
-				return e.Reply, nil
-			}
-		case RefuseVersion:
-			c.store.Delete(k)
-		}
+	if e, ok := c.valid(k); ok && l.fence(ctx) && c.versions.Valid(e) {
+		c.hit(db, false)
+		return e.Reply, nil
 	}
 	f, leader := c.flights.join(k, c.cfg.SingleFlightWait)
 	if !leader {
@@ -77,8 +70,7 @@ func (c *Cache) lookupShared(ctx context.Context, k Key, db string, tables []str
 		// but maybe before this request began (a leader's L2 hit is checked
 		// when it reads it): fence it as an L1 hit.
 		if e := c.flights.wait(ctx, f, c.cfg.SingleFlightWait); e != nil && c.versions.Valid(e) && l.fence(ctx) && c.versions.Valid(e) {
-			c.n.hits.Add(1)
-			c.n.shared.Add(1)
+			c.hit(db, true)
 			return e.Reply, nil
 		}
 		c.n.followersAlone.Add(1)
@@ -90,12 +82,12 @@ func (c *Cache) lookupShared(ctx context.Context, k Key, db string, tables []str
 	re, pttl, rt, err := l.lookup(ctx, k, db, tok.tables)
 	if err != nil {
 		l.n.bypassed.Add(1)
-		c.n.misses.Add(1)
+		c.miss(db)
 		return nil, &Fill{c: c, key: k, bypass: true, flight: f}
 	}
 	if _, gen := l.bus.position(); re != nil && rt.gen == gen && re.validFor(db, tok.tables, &rt) {
 		l.n.hits.Add(1)
-		c.n.hits.Add(1)
+		c.hit(db, false)
 		var e *Entry
 		if c.versions.Check(&tok, false, 0) == RefuseNone {
 			e = newEntry(&tok, re.reply, max(pttl, time.Millisecond))
@@ -109,7 +101,7 @@ func (c *Cache) lookupShared(ctx context.Context, k Key, db string, tables []str
 		return re.reply, nil
 	}
 	l.n.misses.Add(1)
-	c.n.misses.Add(1)
+	c.miss(db)
 	return nil, &Fill{c: c, key: k, token: tok, flight: f, shared: true, remote: rt}
 }
 

@@ -123,9 +123,18 @@ func TestCacheL2WriteOnOtherInstance(t *testing.T) {
 			t.Fatalf("write %d: B read %q after its commit returned, want %q", i, got, want)
 		}
 	}
-	row := show(t, a.console(t, adminUser, adminPassword), "SHOW CACHE").row("mode", "on")
+	cacheRows := show(t, a.console(t, adminUser, adminPassword), "SHOW CACHE")
+	row := cacheRows.row("mode", "on")
 	if row["l2"] != "up" || row["l2_breaker"] != "closed" || row["l2_fills"] == "0" {
 		t.Fatalf("A's SHOW CACHE = %v; want l2 up, breaker closed, L2 fills", row)
+	}
+	// The database's own row counts the hits and misses made through Redis
+	// too, as the totals row does.
+	for _, r := range cacheRows.rows {
+		if r["database"] != "*" && (r["hits"] != row["hits"] || r["misses"] != row["misses"]) {
+			t.Errorf("A's SHOW CACHE row for %s: hits %s misses %s; the totals say %s and %s (one database)",
+				r["database"], r["hits"], r["misses"], row["hits"], row["misses"])
+		}
 	}
 	m := b.scrape(t)
 	for _, want := range []string{"pgone_cache_l2_up 1", "pgone_cache_l2_breaker_state 0", "pgone_cache_l2_errors_total 0"} {
