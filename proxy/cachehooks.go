@@ -172,7 +172,6 @@ func (ss *session) withCache(f func(sc *sessionCache)) {
 // markRequest marks what the request may write, before it is sent:
 // called for every request, in a transaction or not.
 func (h *cacheHooks) markRequest(p *PlanView) {
-	sc := p.ss.cacheOf(h.c)
 	var tables []string
 	all := false
 	runs := 0
@@ -194,8 +193,9 @@ func (h *cacheHooks) markRequest(p *PlanView) {
 	}
 	p.cache.single = len(p.stmts) == 1 && p.req.syncs == 1
 	if len(tables) == 0 && !all {
-		return
+		return // a read: no handle needed (BeforeSend makes one to look up)
 	}
+	sc := p.ss.cacheOf(h.c)
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	sc.cs.Write(sc.db, h.tableNames(sc.db, tables), all)
