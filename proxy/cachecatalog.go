@@ -375,6 +375,16 @@ func (h *cacheHooks) tableNames(db string, tables []string) []string {
 	return slices.Compact(out)
 }
 
+// fresh is db's catalog if it is loaded, current and not due for a
+// refresh (currentCatalog's first case, without building its connection).
+func (cs *cacheCatalogs) fresh(db string, every time.Duration) *cacheCatalog {
+	c := cs.slot(db).cat.Load()
+	if c == nil || c.gen != cs.gen.Load() || (every > 0 && time.Since(c.at) > every) {
+		return nil
+	}
+	return c
+}
+
 // cacheCatalogsStale: DDL ran through pgone (catalog.go's refresh calls it).
 func (s *Server) cacheCatalogsStale() {
 	if h := s.hooks.cacheHooks(); h != nil {
@@ -392,7 +402,11 @@ func (h *cacheHooks) catalogAllows(ctx context.Context, ss *session, db string, 
 		return false
 	}
 	snap := ss.srv.snap.Load()
-	c := h.currentCatalog(ctx, db, catalogConn(target, snap.poolCfg), snap.cfg.Routing.FunctionsRefreshInterval, ss.srv.log)
+	every := snap.cfg.Routing.FunctionsRefreshInterval
+	c := h.catalogs.fresh(db, every) // the common case: no connection to describe
+	if c == nil {
+		c = h.currentCatalog(ctx, db, catalogConn(target, snap.poolCfg), every, ss.srv.log)
+	}
 	if c == nil {
 		return false
 	}
