@@ -372,7 +372,17 @@ limits:
   max_client_conn: %d
   shutdown_timeout: 2s
 databases:
-%s%susers:
+%s%s%s%s`, port, env.maxClients, db(env.db, "primary_only"), db(env.db+"_split", "read_your_writes"),
+		// Three pools of pool_size each (bench; bench_split's primary and
+		// replica) under the global cap, as PgBouncer's pools have no
+		// common cap: no pool takes another's connections between cells.
+		pgoneConfigTail(env, string(mode), env.poolSize, 3*env.poolSize, httpPort), cache)
+}
+
+// pgoneConfigTail is the part of a generated pgone config after its
+// databases: the bench user (an admin too), the pool, log and http.
+func pgoneConfigTail(env *Env, mode string, poolSize, maxServers, httpPort int) string {
+	return fmt.Sprintf(`users:
   %s:
     password: %q
 pool:
@@ -388,11 +398,7 @@ log:
 http:
   listen: "127.0.0.1:%d"
 admin_users: [%s]
-%s`, port, env.maxClients, db(env.db, "primary_only"), db(env.db+"_split", "read_your_writes"),
-		// Three pools of pool_size each (bench; bench_split's primary and
-		// replica) under the global cap, as PgBouncer's pools have no
-		// common cap: no pool takes another's connections between cells.
-		env.user, env.password, mode, env.poolSize, 3*env.poolSize, httpPort, env.user, cache)
+`, env.user, env.password, mode, poolSize, maxServers, httpPort, env.user)
 }
 
 // startOnFreePort starts a target on a free port and waits until a client

@@ -178,24 +178,8 @@ databases:
     pool_size: %d
     pool_mode: transaction
     consistency: primary_only
-users:
-  %s:
-    password: %q
-pool:
-  mode: transaction
-  pool_size: %d
-  max_server_connections: %d
-  server_idle_timeout: 24h
-  server_lifetime: 24h
-  server_tls:
-    sslmode: disable
-log:
-  level: warn
-http:
-  listen: "127.0.0.1:%d"
-admin_users: [%s]
-%s%s`, s.Name, port, max(env.maxClients, 100), env.db, env.cluster.Primary.Port, env.db, env.user, env.password, s.PoolSize,
-		env.user, env.password, s.PoolSize, max(p.MaxPool, s.PoolSize)+10, httpPort, env.user, cache, tun)
+%s%s%s`, s.Name, port, max(env.maxClients, 100), env.db, env.cluster.Primary.Port, env.db, env.user, env.password, s.PoolSize,
+		pgoneConfigTail(env, "transaction", s.PoolSize, max(p.MaxPool, s.PoolSize)+10, httpPort), cache, tun)
 }
 
 // tunerSetup is a spec's line in the report's Targets section.

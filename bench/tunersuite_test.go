@@ -179,3 +179,27 @@ func TestTunerPlanFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestPgoneConfigsLoad: the comparison suites' generated pgone configs
+// (plain, cache, cache with Redis) pass pgone's own loader and say what
+// the target is.
+func TestPgoneConfigsLoad(t *testing.T) {
+	env := &Env{user: "bench", password: "bench", db: "bench", maxClients: 1000, poolSize: 20,
+		cluster: &pgtest.Cluster{Primary: &pgtest.Server{Port: 5432}, Replica: &pgtest.Server{Port: 5433}}}
+	for _, tc := range []struct {
+		cache bool
+		redis string
+	}{{false, ""}, {true, ""}, {true, "127.0.0.1:6379"}} {
+		text := pgoneConfig(env, Transaction, 6432, 9930, tc.cache, tc.redis)
+		cfg, err := config.Parse([]byte(text))
+		if err != nil {
+			t.Fatalf("cache %v redis %q: %v\n%s", tc.cache, tc.redis, err, text)
+		}
+		if db := cfg.Proxy.Databases[env.db]; db.PoolSize != 20 || cfg.Pool.MaxServerConnections != 60 {
+			t.Errorf("pool_size %d, max_server_connections %d; want 20 and 60", db.PoolSize, cfg.Pool.MaxServerConnections)
+		}
+		if on := cfg.Cache.Mode == "rules"; on != tc.cache || cfg.Cache.Redis.Address != tc.redis {
+			t.Errorf("cache mode %q redis %q; want cache %v redis %q", cfg.Cache.Mode, cfg.Cache.Redis.Address, tc.cache, tc.redis)
+		}
+	}
+}
