@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"syscall"
+	"unsafe"
 )
 
 // loop is one event loop: its listener, its epoll set, and for each
@@ -20,6 +21,12 @@ type loop struct {
 	// empty, fd's peer is not read (backpressure) and fd waits for EPOLLOUT.
 	pending map[int][]byte
 	buf     []byte
+	// raw makes the loop's system calls without telling Go's runtime
+	// (syscall.RawSyscall): no entersyscall/exitsyscall, and above all no
+	// sysmon retaking the loop's P while it sleeps in epoll_wait and
+	// handing it back when it wakes, which at one client costs more than
+	// the relaying itself.
+	raw bool
 }
 
 func sockaddr(addr string) (*syscall.SockaddrInet4, error) {
@@ -76,7 +83,7 @@ func (l *loop) ctl(op, fd int, events uint32) error {
 func (l *loop) run() error {
 	events := make([]syscall.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(l.epfd, events, -1)
+		n, err := l.wait(events)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -135,7 +142,7 @@ func (l *loop) relay(fd int) {
 	if !ok {
 		return
 	}
-	n, err := syscall.Read(fd, l.buf)
+	n, err := l.read(fd, l.buf)
 	if err == syscall.EAGAIN {
 		return
 	}
@@ -143,7 +150,7 @@ func (l *loop) relay(fd int) {
 		l.close(fd)
 		return
 	}
-	w, err := syscall.Write(peer, l.buf[:n])
+	w, err := l.write(peer, l.buf[:n])
 	if err == syscall.EAGAIN {
 		w, err = 0, nil
 	}
@@ -162,7 +169,7 @@ func (l *loop) relay(fd int) {
 // again.
 func (l *loop) flush(fd int) {
 	p := l.pending[fd]
-	w, err := syscall.Write(fd, p)
+	w, err := l.write(fd, p)
 	if err == syscall.EAGAIN {
 		return
 	}
@@ -187,4 +194,59 @@ func (l *loop) close(fd int) {
 		delete(l.peer, x)
 		delete(l.pending, x)
 	}
+}
+
+// rawWaitMillis bounds a raw epoll_wait, so a loop that sleeps outside the
+// runtime's sight still reaches a safe point (a garbage collection's
+// stop-the-world waits for it) at least this often.
+const rawWaitMillis = 50
+
+func (l *loop) wait(events []syscall.EpollEvent) (int, error) {
+	if !l.raw {
+		return syscall.EpollWait(l.epfd, events, -1)
+	}
+	return rawWait(l.epfd, events)
+}
+
+func (l *loop) read(fd int, p []byte) (int, error) {
+	if !l.raw {
+		return syscall.Read(fd, p)
+	}
+	return rawRead(fd, p)
+}
+
+func (l *loop) write(fd int, p []byte) (int, error) {
+	if !l.raw {
+		return syscall.Write(fd, p)
+	}
+	return rawWrite(fd, p)
+}
+
+// rawWait is epoll_wait made without telling the runtime, bounded by
+// rawWaitMillis.
+func rawWait(epfd int, events []syscall.EpollEvent) (int, error) {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(epfd),
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), rawWaitMillis, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// rawRead and rawWrite are read(2) and write(2) made without telling the
+// runtime: on a non-blocking socket they never sleep.
+func rawRead(fd int, p []byte) (int, error) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
 }

@@ -12,20 +12,24 @@ import (
 )
 
 func main() {
-	core := flag.String("core", "goroutine", "goroutine, goroutine-raw or epoll")
+	core := flag.String("core", "goroutine", "goroutine, goroutine-raw, epoll, epoll-raw or txpool")
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	upstream := flag.String("upstream", "", "server address each client is relayed to")
 	loops := flag.Int("loops", 1, "epoll: event loops (threads), each with its own listener")
+	dsn := flag.String("dsn", "", "txpool: the servers' connection string (sslmode=disable); replaces -upstream")
+	pool := flag.Int("pool", 20, "txpool: server connections")
 	flag.Parse()
-	if *upstream == "" {
-		log.Fatal("relaycore: -upstream is required")
+	if *upstream == "" && *dsn == "" {
+		log.Fatal("relaycore: -upstream (or -dsn with -core txpool) is required")
 	}
 	var err error
 	switch *core {
+	case "txpool":
+		err = serveTxpool(*listen, *dsn, *pool)
 	case "goroutine", "goroutine-raw":
 		err = serveGoroutines(*listen, *upstream, *core == "goroutine-raw")
-	case "epoll":
-		err = serveEpoll(*listen, *upstream, *loops)
+	case "epoll", "epoll-raw":
+		err = serveEpoll(*listen, *upstream, *loops, *core == "epoll-raw")
 	default:
 		err = fmt.Errorf("unknown core %q", *core)
 	}
@@ -81,7 +85,8 @@ func pipe(dst, src net.Conn) {
 }
 
 // serveEpoll runs loops event loops, each locked to its own thread.
-func serveEpoll(listen, upstream string, loops int) error {
+// With raw, the loops make their system calls unseen by the runtime.
+func serveEpoll(listen, upstream string, loops int, raw bool) error {
 	up, err := sockaddr(upstream)
 	if err != nil {
 		return err
@@ -96,10 +101,23 @@ func serveEpoll(listen, upstream string, loops int) error {
 		if err != nil {
 			return err
 		}
+		l.raw = raw
 		go func() {
 			runtime.LockOSThread()
 			errc <- l.run()
 		}()
 	}
 	return <-errc
+}
+
+// serveTxpool runs one transaction-pooling loop (txpool) on a thread of
+// its own.
+func serveTxpool(listen, dsn string, pool int) error {
+	t, err := newTxpool(listen, dsn, pool)
+	if err != nil {
+		return err
+	}
+	runtime.GOMAXPROCS(1)
+	runtime.LockOSThread()
+	return t.run()
 }

@@ -28,11 +28,11 @@ func TestCoresRelayBothWays(t *testing.T) {
 			go func() { _, _ = io.Copy(c, c); c.Close() }()
 		}
 	}()
-	for _, core := range []string{"goroutine", "goroutine-raw", "epoll"} {
+	for _, core := range []string{"goroutine", "goroutine-raw", "epoll", "epoll-raw"} {
 		t.Run(core, func(t *testing.T) {
 			addr := freeAddr(t)
 			switch core {
-			case "epoll":
+			case "epoll", "epoll-raw":
 				up, err := sockaddr(echo.Addr().String())
 				if err != nil {
 					t.Fatal(err)
@@ -41,6 +41,7 @@ func TestCoresRelayBothWays(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				l.raw = core == "epoll-raw"
 				go func() { _ = l.run() }()
 			default:
 				go func() { _ = serveGoroutines(addr, echo.Addr().String(), core == "goroutine-raw") }()
