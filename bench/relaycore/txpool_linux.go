@@ -24,9 +24,14 @@ import (
 // Terminate. No statement is parsed, nothing is routed, nothing is
 // counted: pgone does all of that on top. Unnamed statements only (-M
 // simple and extended); a client waiting for a server is queued and not
-// read until it gets one.
+// read until it gets one. A server connection that dies is replaced when
+// a client next finds none free (a blocking login in the loop: the bench
+// closes servers only between its measurements).
 type txpool struct {
 	epfd, lfd int
+	dsn       string
+	size      int // server connections to keep
+	servers   int // server connections open
 	conns     map[int]*tpConn
 	free      []*tpConn
 	queue     []*tpConn
@@ -94,23 +99,13 @@ func (f *frameScan) scan(p []byte) (boundary bool, last byte, terminate bool) {
 
 // newTxpool opens pool server connections to dsn and listens on listen.
 func newTxpool(listen, dsn string, pool int) (*txpool, error) {
-	t := &txpool{conns: map[int]*tpConn{}, buf: make([]byte, 64<<10)}
+	t := &txpool{dsn: dsn, size: pool, conns: map[int]*tpConn{}, buf: make([]byte, 64<<10)}
 	var err error
 	if t.epfd, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
 		return nil, err
 	}
 	for i := 0; i < pool; i++ {
-		fd, params, err := dialServer(dsn)
-		if err != nil {
-			return nil, err
-		}
-		if t.hello == nil {
-			t.hello = hello(params)
-		}
-		s := &tpConn{fd: fd, server: true}
-		t.conns[fd] = s
-		t.free = append(t.free, s)
-		if err := t.ctl(syscall.EPOLL_CTL_ADD, fd, syscall.EPOLLIN); err != nil {
+		if err := t.dial(); err != nil {
 			return nil, err
 		}
 	}
@@ -131,6 +126,22 @@ func newTxpool(listen, dsn string, pool int) (*txpool, error) {
 		return nil, err
 	}
 	return t, t.ctl(syscall.EPOLL_CTL_ADD, t.lfd, syscall.EPOLLIN)
+}
+
+// dial opens one more server connection into the free list.
+func (t *txpool) dial() error {
+	fd, params, err := dialServer(t.dsn)
+	if err != nil {
+		return err
+	}
+	if t.hello == nil {
+		t.hello = hello(params)
+	}
+	s := &tpConn{fd: fd, server: true}
+	t.conns[fd] = s
+	t.free = append(t.free, s)
+	t.servers++
+	return t.ctl(syscall.EPOLL_CTL_ADD, fd, syscall.EPOLLIN)
 }
 
 // dialServer logs in to dsn with pgconn and takes the socket over: a
@@ -292,6 +303,16 @@ func (t *txpool) startup(c *tpConn) {
 // lend gives the client a free server and sends it what the client has
 // sent so far, or queues the client and stops reading it.
 func (t *txpool) lend(c *tpConn) {
+	for len(t.free) == 0 && t.servers < t.size {
+		if err := t.dial(); err != nil {
+			fmt.Fprintln(os.Stderr, "relaycore: txpool:", err)
+			break
+		}
+	}
+	if len(t.free) == 0 && t.servers == 0 {
+		t.close(c) // no server to wait for
+		return
+	}
 	if len(t.free) == 0 {
 		if !c.queued {
 			c.queued = true
@@ -419,6 +440,9 @@ func (t *txpool) close(c *tpConn) {
 	}
 	delete(t.conns, c.fd)
 	syscall.Close(c.fd)
+	if c.server {
+		t.servers--
+	}
 	for i, x := range t.queue {
 		if x == c {
 			t.queue = append(t.queue[:i], t.queue[i+1:]...)

@@ -19,7 +19,8 @@ import (
 // of two server connections, with the simple and the extended protocol,
 // each get their own answers; a transaction keeps one server from BEGIN
 // to COMMIT; the clients share only the pool's two backends; and after
-// they all leave (Terminate) the pool still serves a new client.
+// they all leave (Terminate) the pool still serves a new client, also
+// once every server connection it had was terminated.
 func TestTxpoolLendsServersPerTransaction(t *testing.T) {
 	cl := pgtest.New(t, pgtest.Options{})
 	addr := freeAddr(t)
@@ -59,6 +60,27 @@ func TestTxpoolLendsServersPerTransaction(t *testing.T) {
 	}
 	if err := txpoolClient(ctx, dsn, 99, func(string) {}); err != nil {
 		t.Fatalf("after every client left: %v", err)
+	}
+
+	su, err := pgconn.Connect(ctx, cl.Primary.DSN(pgtest.SuperUser, pgtest.SuperPassword, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.Close(ctx)
+	const others = "from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()"
+	if _, err := su.Exec(ctx, "select pg_terminate_backend(pid) "+others).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	for left := "1"; left != "0"; time.Sleep(50 * time.Millisecond) {
+		res, err := su.Exec(ctx, "select count(*) "+others).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = string(res[0].Rows[0][0])
+	}
+	time.Sleep(100 * time.Millisecond) // the loop reads each server's end
+	if err := txpoolClient(ctx, dsn, 100, func(string) {}); err != nil {
+		t.Fatalf("after its server connections were terminated: %v", err)
 	}
 }
 
