@@ -47,25 +47,38 @@ func sockaddr(addr string) (*syscall.SockaddrInet4, error) {
 	return sa, nil
 }
 
-func newLoop(listen string, upstream syscall.Sockaddr) (*loop, error) {
+// listenFD opens a non-blocking listening socket on listen, with
+// SO_REUSEPORT so that each loop can have its own on one port.
+func listenFD(listen string) (int, error) {
 	sa, err := sockaddr(listen)
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
 	lfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
-	const soReusePort = 15 // SO_REUSEPORT: each loop its own listener on one port
+	const soReusePort = 15 // SO_REUSEPORT
 	for _, opt := range []int{syscall.SO_REUSEADDR, soReusePort} {
 		if err := syscall.SetsockoptInt(lfd, syscall.SOL_SOCKET, opt, 1); err != nil {
-			return nil, err
+			syscall.Close(lfd)
+			return -1, err
 		}
 	}
 	if err := syscall.Bind(lfd, sa); err != nil {
-		return nil, err
+		syscall.Close(lfd)
+		return -1, err
 	}
 	if err := syscall.Listen(lfd, 4096); err != nil {
+		syscall.Close(lfd)
+		return -1, err
+	}
+	return lfd, nil
+}
+
+func newLoop(listen string, upstream syscall.Sockaddr) (*loop, error) {
+	lfd, err := listenFD(listen)
+	if err != nil {
 		return nil, err
 	}
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)

@@ -109,20 +109,7 @@ func newTxpool(listen, dsn string, pool int) (*txpool, error) {
 			return nil, err
 		}
 	}
-	sa, err := sockaddr(listen)
-	if err != nil {
-		return nil, err
-	}
-	if t.lfd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0); err != nil {
-		return nil, err
-	}
-	if err := syscall.SetsockoptInt(t.lfd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		return nil, err
-	}
-	if err := syscall.Bind(t.lfd, sa); err != nil {
-		return nil, err
-	}
-	if err := syscall.Listen(t.lfd, 4096); err != nil {
+	if t.lfd, err = listenFD(listen); err != nil {
 		return nil, err
 	}
 	return t, t.ctl(syscall.EPOLL_CTL_ADD, t.lfd, syscall.EPOLLIN)
