@@ -223,8 +223,7 @@ func (t *txpool) accept() {
 	}
 }
 
-// fromClient reads what a client sent: its startup, or a request that
-// goes to its server, or to the next free one.
+// fromClient reads what a client sent: its startup, or a request.
 func (t *txpool) fromClient(c *tpConn) {
 	n, err := rawRead(c.fd, t.buf)
 	if err == syscall.EAGAIN {
@@ -240,6 +239,12 @@ func (t *txpool) fromClient(c *tpConn) {
 		t.startup(c)
 		return
 	}
+	t.request(c, p)
+}
+
+// request takes what a started client sent: to its server, or to the next
+// free one; a Terminate closes the client.
+func (t *txpool) request(c *tpConn, p []byte) {
 	if _, _, terminate := c.frames.scan(p); terminate {
 		t.close(c)
 		return
@@ -272,12 +277,9 @@ func (t *txpool) startup(c *tpConn) {
 		case 196608: // protocol 3.0
 			c.started = true
 			t.send(c, t.hello, nil)
-			if len(c.in) > 0 {
-				rest := c.in
+			if rest := c.in; len(rest) > 0 {
 				c.in = nil
-				c.frames.scan(rest)
-				c.in = rest
-				t.lend(c)
+				t.request(c, rest)
 			}
 			return
 		default:
@@ -413,7 +415,7 @@ func (t *txpool) flush(c *tpConn) {
 	_ = t.ctl(syscall.EPOLL_CTL_MOD, c.fd, events)
 	if b := c.blocked; b != nil {
 		c.blocked = nil
-		if !b.queued {
+		if t.conns[b.fd] == b && !b.queued { // not closed meanwhile (its fd may be another's now)
 			_ = t.ctl(syscall.EPOLL_CTL_MOD, b.fd, syscall.EPOLLIN)
 		}
 	}
