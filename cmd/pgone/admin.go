@@ -53,17 +53,16 @@ func (rc *runningConfig) reload() error {
 		rc.log.Error("reload rejected; keeping the running config", "err", err)
 		return err
 	}
-	if next.HTTP.Listen != rc.cfg.HTTP.Listen {
-		rc.log.Warn("http.listen changes need a restart; still serving on the old address", "old", rc.cfg.HTTP.Listen, "new", next.HTTP.Listen)
+	// What needs a restart is judged against the config pgone started
+	// with: a change kept over two reloads is still not applied, and a
+	// change undone by a reload no longer needs one.
+	if next.HTTP.Listen != rc.started.HTTP.Listen {
+		rc.log.Warn("http.listen changes need a restart; still serving on the old address", "old", rc.started.HTTP.Listen, "new", next.HTTP.Listen)
 	}
-	started := rc.started
-	if started == nil {
-		started = rc.cfg
-	}
-	for _, w := range cacheReloadWarnings(started, next) {
+	for _, w := range cacheReloadWarnings(rc.started, next) {
 		rc.log.Warn(w)
 	}
-	if next.Tuner != rc.cfg.Tuner {
+	if next.Tuner != rc.started.Tuner {
 		rc.log.Warn("tuner changes need a restart; the tuner keeps its running settings")
 	}
 	rc.cfg = next

@@ -107,16 +107,22 @@ func TestCacheReloadWarnings(t *testing.T) {
 	}
 }
 
-// TestReloadWarnsAgainstStartConfig: the cache is built (or not) from the
-// config pgone started with, so every reload is judged against that one:
-// with every database off at start, a reload turning one on warns, and so
-// does the next reload that keeps it on (judged against the previous
-// reload, it would look like no change while no cache exists).
+// TestReloadWarnsAgainstStartConfig: the cache, the tuner and the HTTP
+// listener are built from the config pgone started with, so every reload
+// is judged against that one. With every database's cache off at start, a
+// reload turning one on warns, and so does the next reload that keeps it
+// on (judged against the previous reload, it would look like no change
+// while no cache exists); the same for http.listen and the tuner. A
+// reload back to the start config warns of nothing.
 func TestReloadWarnsAgainstStartConfig(t *testing.T) {
 	cfgOf := func(app cache.Mode, poolSize int) *config.Config {
 		c := &config.Config{Proxy: proxy.Config{Databases: map[string]proxy.Database{
 			"app": {Host: "127.0.0.1", Port: 5432, CacheMode: app, PoolSize: poolSize}}}}
 		c.Defaults()
+		if app != cache.ModeOff {
+			c.HTTP.Listen = "127.0.0.1:1"
+			c.Tuner.TopQueries++
+		}
 		return c
 	}
 	var logs bytes.Buffer
@@ -128,16 +134,19 @@ func TestReloadWarnsAgainstStartConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := []*config.Config{cfgOf(cache.ModeRules, 5), cfgOf(cache.ModeRules, 6)}
+	next := []*config.Config{cfgOf(cache.ModeRules, 5), cfgOf(cache.ModeRules, 6), cfgOf(cache.ModeOff, 5)}
 	rc := &runningConfig{cfg: start, started: start, srv: srv, log: log,
 		load: func() (*config.Config, error) { c := next[0]; next = next[1:]; return c, nil }}
-	for i := 1; i <= 2; i++ {
+	warnings := []string{"not built at start", "http.listen changes need a restart", "tuner changes need a restart"}
+	for i := 1; i <= 3; i++ {
 		logs.Reset()
 		if err := rc.reload(); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
-		if !strings.Contains(logs.String(), "not built at start") {
-			t.Errorf("reload %d logged no restart warning for the cache:\n%s", i, logs.String())
+		for _, w := range warnings {
+			if got := strings.Contains(logs.String(), w); got != (i < 3) {
+				t.Errorf("reload %d: logged %q: %v, want %v:\n%s", i, w, got, i < 3, logs.String())
+			}
 		}
 	}
 }
