@@ -39,26 +39,9 @@ func cacheConfig(redisAddr string) string {
 // cacheCounters are SHOW CACHE's hits and misses.
 type cacheCounters struct{ hits, misses int64 }
 
-// readCacheCounters asks t's admin console for SHOW CACHE. With flush it
-// first runs CACHE FLUSH: the other targets' cells wrote the same tables
-// behind this target's back (their writes never pass through it, and the
-// bench runs no logical invalidation), so its entries from its previous
-// cell may be older than the writer's first recorded version. Counting
-// those as stale reads would measure the bench's setup, not the cache.
-func readCacheCounters(ctx context.Context, env *Env, t *Target, flush bool) (cacheCounters, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := pgconn.Connect(ctx, env.dsn(t.Port, "pgone"))
-	if err != nil {
-		return cacheCounters{}, err
-	}
-	defer conn.Close(context.Background())
-	if flush {
-		if _, err := conn.Exec(ctx, "CACHE FLUSH").ReadAll(); err != nil {
-			return cacheCounters{}, fmt.Errorf("CACHE FLUSH: %w", err)
-		}
-	}
-	results, err := conn.Exec(ctx, "SHOW CACHE").ReadAll()
+// readCacheCounters asks t's admin console for SHOW CACHE.
+func readCacheCounters(ctx context.Context, env *Env, t *Target) (cacheCounters, error) {
+	results, err := adminExec(ctx, env, t, "SHOW CACHE")
 	if err != nil {
 		return cacheCounters{}, err
 	}
@@ -66,6 +49,33 @@ func readCacheCounters(ctx context.Context, env *Env, t *Target, flush bool) (ca
 		return cacheCounters{}, fmt.Errorf("SHOW CACHE: %d results", len(results))
 	}
 	return parseShowCache(results[0])
+}
+
+// flushCache runs CACHE FLUSH on t before a cell: the other targets' cells
+// wrote the same tables behind this target's back (their writes never pass
+// through it, and the bench runs no logical invalidation), so its entries
+// from its previous cell may be older than the writer's first recorded
+// version. Counting those as stale reads would measure the bench's setup,
+// not the cache.
+func flushCache(ctx context.Context, env *Env, t *Target) error {
+	_, err := adminExec(ctx, env, t, "CACHE FLUSH")
+	return err
+}
+
+// adminExec runs one command on t's admin console.
+func adminExec(ctx context.Context, env *Env, t *Target, sql string) ([]*pgconn.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgconn.Connect(ctx, env.dsn(t.Port, "pgone"))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	results, err := conn.Exec(ctx, sql).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sql, err)
+	}
+	return results, nil
 }
 
 // parseShowCache takes hits and misses from SHOW CACHE's one row, by

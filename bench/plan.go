@@ -209,6 +209,10 @@ func runCell(ctx context.Context, env *Env, t *Target, cell Cell) Result {
 	db, _ := t.db(cell.W.Mode)
 	proxy := rootsOf(t.proxyPid())
 	servers := env.serverPids()
+	var cacheErr error
+	if t.cache {
+		cacheErr = flushCache(ctx, env, t) // before the CPU is counted
+	}
 	proxyBefore, serverBefore := treeUsage(proxy...), treeUsage(servers...)
 	s := startSampler(proxy, time.Second)
 	var watch *backendWatch
@@ -216,9 +220,8 @@ func runCell(ctx context.Context, env *Env, t *Target, cell Cell) Result {
 		watch = watchBackends(ctx, env, cell.Clients)
 	}
 	var before cacheCounters
-	var cacheErr error
-	if t.cache {
-		before, cacheErr = readCacheCounters(ctx, env, t, true)
+	if t.cache && cacheErr == nil {
+		before, cacheErr = readCacheCounters(ctx, env, t)
 	}
 	var res Result
 	switch {
@@ -231,7 +234,7 @@ func runCell(ctx context.Context, env *Env, t *Target, cell Cell) Result {
 	}
 	if t.cache && cacheErr == nil {
 		var after cacheCounters
-		if after, cacheErr = readCacheCounters(ctx, env, t, false); cacheErr == nil {
+		if after, cacheErr = readCacheCounters(ctx, env, t); cacheErr == nil {
 			res.CacheHits, res.CacheMisses, res.CacheMeasured = after.hits-before.hits, after.misses-before.misses, true
 		}
 	}

@@ -83,7 +83,7 @@ func startTargets(ctx context.Context, env *Env) error {
 		case name == "pgone" || strings.HasPrefix(name, "pgone-"):
 			t, err = startPgone(ctx, env, name)
 		case strings.HasPrefix(name, "relay-"):
-			t, err = startRelay(ctx, env, strings.TrimPrefix(name, "relay-"))
+			t, err = startRelay(ctx, env, name)
 		default:
 			err = fmt.Errorf("unknown target %q", name)
 		}
