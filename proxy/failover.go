@@ -116,9 +116,6 @@ func noPrimaryError(db string, v *pool.ReplicaView) error {
 // primaryChanged follows a change of database db's trusted primary (the
 // monitor's OnPrimaryChange; see the top of this file).
 func (s *Server) primaryChanged(db string, c pool.PrimaryChange) {
-	// The cache first: its flush must precede the new primary's first
-	// connections.
-	s.cacheFollowPrimary(db, c) // cachefailover.go
 	if c.ToOK {
 		s.pools.MovePrimary(db, c.To.Host, c.To.Port)
 	}
@@ -126,6 +123,12 @@ func (s *Server) primaryChanged(db string, c pool.PrimaryChange) {
 		n := s.severServer(db, net.JoinHostPort(c.From.Host, strconv.Itoa(c.From.Port)))
 		s.log.Warn("failover: closed the connections to the old primary", "database", db, "sessions", n)
 	}
+	// The cache last: a flush refuses the fills of reads begun before it,
+	// and once the old primary's connections are closed every read of its
+	// timeline began before the flush (a live old primary: an operator's
+	// pick, the end of a split brain). Flushed earlier, a session still on
+	// the old primary could fill the cache after the flush.
+	s.cacheFollowPrimary(db, c) // cachefailover.go
 }
 
 // severServer closes the server connection of every session of db that
