@@ -238,8 +238,12 @@ func (c *Config) CacheModeFor(name string, def cache.Mode) cache.Mode {
 // build the cache at all, and the tuner's admission.
 func (c *Config) CacheModes(def cache.Mode) map[cache.Mode]bool {
 	modes := map[cache.Mode]bool{}
-	for name := range c.Databases {
-		modes[c.CacheModeFor(name, def)] = true
+	for _, db := range c.Databases {
+		m := db.CacheMode
+		if m == "" {
+			m = def
+		}
+		modes[m] = true
 	}
 	return modes
 }
