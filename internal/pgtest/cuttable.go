@@ -41,16 +41,16 @@ func (c *Cuttable) serve() {
 		if err != nil {
 			return
 		}
-		c.mu.Lock()
-		if c.cut {
-			c.mu.Unlock()
+		out, err := net.Dial("tcp", c.target) // not under mu: Cut must not wait for a dial
+		if err != nil {
 			_ = in.Close()
 			continue
 		}
-		out, err := net.Dial("tcp", c.target)
-		if err != nil {
+		c.mu.Lock()
+		if c.cut { // cut while dialing (or before): this pair never relays
 			c.mu.Unlock()
 			_ = in.Close()
+			_ = out.Close()
 			continue
 		}
 		c.conns[in], c.conns[out] = struct{}{}, struct{}{}
