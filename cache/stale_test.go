@@ -23,7 +23,7 @@ func TestCacheNeverStale(t *testing.T) {
 	c := newTestCache(t, func(cfg *Config) { cfg.SingleFlightWait = 20 * time.Millisecond })
 	names := []string{"t0", "t1", "t2"}
 	var truth, published [keys]atomic.Int64
-	var hits, fills atomic.Int64
+	var st staleRead
 	var wg sync.WaitGroup
 	// Writers run until every reader is done, so reads always overlap
 	// writes however the scheduler runs the goroutines.
@@ -42,32 +42,44 @@ func TestCacheNeverStale(t *testing.T) {
 			}
 		})
 	}
-	var failed atomic.Bool
 	for r := range readers {
 		rwg.Go(func() {
-			for i := 0; i < rounds || (!(fills.Load() > 0 && hits.Load() > 0) && i < 100*rounds); i++ {
+			for i := 0; i < rounds || (!(st.fills.Load() > 0 && st.hits.Load() > 0) && i < 100*rounds); i++ {
 				k := (r + i) % keys
-				floor := published[k].Load()
-				reply, f := c.Lookup(context.Background(), testKey(k), "app", names[k:k+1])
-				if reply != nil {
-					hits.Add(1)
-					if got := int64(binary.BigEndian.Uint64(reply)); got < floor && failed.CompareAndSwap(false, true) {
-						t.Errorf("key %d: hit returned %d, but %d was committed before the read began", k, got, floor)
-					}
-					continue
-				}
-				x := truth[k].Load() // the read runs after Lookup took the token
-				if f.Store(binary.BigEndian.AppendUint64(nil, uint64(x)), 0, Origin{}) == RefuseNone {
-					fills.Add(1)
-				}
+				st.read(t, c, k, names[k:k+1], published[k].Load(), &truth[k])
 			}
 		})
 	}
 	rwg.Wait()
 	readersDone.Store(true)
 	wg.Wait()
-	if fills.Load() == 0 || hits.Load() == 0 {
-		t.Fatalf("the run exercised too little: %d fills, %d hits", fills.Load(), hits.Load())
+	if st.fills.Load() == 0 || st.hits.Load() == 0 {
+		t.Fatalf("the run exercised too little: %d fills, %d hits", st.fills.Load(), st.hits.Load())
 	}
-	t.Logf("%d fills, %d hits, stats %+v", fills.Load(), hits.Load(), c.Stats())
+	t.Logf("%d fills, %d hits, stats %+v", st.fills.Load(), st.hits.Load(), c.Stats())
+}
+
+// staleRead is the reader of the staleness tests: it counts hits and
+// fills, and fails the test (once) on a hit older than what had committed
+// before the read began.
+type staleRead struct {
+	hits, fills atomic.Int64
+	failed      atomic.Bool
+}
+
+// read looks key k up: a hit must be at least floor (the version
+// committed and acknowledged before the lookup), a miss is filled from
+// truth, read after Lookup took its token, as a query would.
+func (s *staleRead) read(t *testing.T, c *Cache, k int, names []string, floor int64, truth *atomic.Int64) {
+	reply, f := c.Lookup(context.Background(), testKey(k), "app", names)
+	if reply != nil {
+		s.hits.Add(1)
+		if got := int64(binary.BigEndian.Uint64(reply)); got < floor && s.failed.CompareAndSwap(false, true) {
+			t.Errorf("key %d: hit returned %d, but %d had committed before the read began", k, got, floor)
+		}
+		return
+	}
+	if f.Store(binary.BigEndian.AppendUint64(nil, uint64(truth.Load())), 0, Origin{}) == RefuseNone {
+		s.fills.Add(1)
+	}
 }
