@@ -155,6 +155,12 @@ type PrimaryChange struct {
 	At        time.Time
 }
 
+// Moved reports whether the trusted primary is another server now, or
+// there was none before or is none after.
+func (c PrimaryChange) Moved() bool {
+	return !c.FromOK || !c.ToOK || c.From.Host != c.To.Host || c.From.Port != c.To.Port
+}
+
 // NewAutoMonitor returns a monitor of servers, one of which is the
 // primary: the monitor finds which (see the top of this file).
 func NewAutoMonitor(cfg MonitorConfig, connCfg Config, servers []Target, log *slog.Logger) *Monitor {

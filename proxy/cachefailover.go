@@ -27,17 +27,7 @@ import "github.com/pgone/pgone/pool"
 // role auto the primary the monitor trusts now (with t's login and
 // database); ok is false while it trusts none.
 func (s *Server) cachePrimary(db string, t pool.Target) (pool.Target, bool) {
-	sets := s.splits.Load()
-	if sets == nil {
-		return t, true
-	}
-	set := (*sets)[db]
-	if set == nil || !set.auto {
-		return t, true
-	}
-	p, ok := set.mon.View().PrimaryTarget()
-	t.Host, t.Port = p.Host, p.Port
-	return t, ok
+	return primaryTarget(s.monitorOf(db), t)
 }
 
 // cacheFollowPrimary is the cache's part of primaryChanged: at a
@@ -57,7 +47,7 @@ func (s *Server) cacheFollowPrimary(db string, c pool.PrimaryChange) {
 		h.c.Flush(cdb)
 		h.catalogs.stale()
 	}
-	if c.Promotion || !c.ToOK || !c.FromOK || c.From.Host != c.To.Host || c.From.Port != c.To.Port {
+	if c.Promotion || c.Moved() {
 		h.c.RedialFeed(cdb)
 	}
 }

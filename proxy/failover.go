@@ -41,27 +41,39 @@ import (
 // failoverFor returns the monitor that finds the session's primary, or
 // nil when the database's primary is configured.
 func (ss *session) failoverFor() *pool.Monitor {
-	sets := ss.srv.splits.Load()
+	return ss.srv.monitorOf(ss.poolKey.Database)
+}
+
+// monitorOf returns the monitor that finds pgone database db's primary,
+// or nil when its primary is configured.
+func (s *Server) monitorOf(db string) *pool.Monitor {
+	sets := s.splits.Load()
 	if sets == nil {
 		return nil
 	}
-	if set := (*sets)[ss.poolKey.Database]; set != nil && set.auto {
+	if set := (*sets)[db]; set != nil && set.auto {
 		return set.mon
 	}
 	return nil
 }
 
+// primaryTarget returns t moved to the primary mon trusts now (t itself
+// when mon is nil: a configured primary); ok is false while it trusts
+// none.
+func primaryTarget(mon *pool.Monitor, t pool.Target) (pool.Target, bool) {
+	if mon == nil {
+		return t, true
+	}
+	p, ok := mon.View().PrimaryTarget()
+	t.Host, t.Port = p.Host, p.Port
+	return t, ok
+}
+
 // primaryOf returns the session's primary pool and target: the configured
 // server, or the one the monitor trusts; ok is false when it trusts none.
 func (ss *session) primaryOf() (pool.Key, pool.Target, bool) {
-	key, target := ss.poolKey, ss.target
-	mon := ss.failoverFor()
-	if mon == nil {
-		return key, target, true
-	}
-	t, ok := mon.View().PrimaryTarget()
-	target.Host, target.Port = t.Host, t.Port
-	return key, target, ok
+	target, ok := primaryTarget(ss.failoverFor(), ss.target)
+	return ss.poolKey, target, ok
 }
 
 // stillPrimary reports whether server is of the primary the session's
@@ -119,7 +131,7 @@ func (s *Server) primaryChanged(db string, c pool.PrimaryChange) {
 	if c.ToOK {
 		s.pools.MovePrimary(db, c.To.Host, c.To.Port)
 	}
-	if c.FromOK && (!c.ToOK || c.From.Host != c.To.Host || c.From.Port != c.To.Port) {
+	if c.FromOK && c.Moved() {
 		n := s.severServer(db, net.JoinHostPort(c.From.Host, strconv.Itoa(c.From.Port)))
 		s.log.Warn("failover: closed the connections to the old primary", "database", db, "sessions", n)
 	}
@@ -159,11 +171,9 @@ func (s *Server) primaryAddr(name string, db Database) (string, int) {
 	if !db.Auto() {
 		return db.Host, db.Port
 	}
-	if sets := s.splits.Load(); sets != nil {
-		if set := (*sets)[name]; set != nil && set.auto {
-			if t, ok := set.mon.View().PrimaryTarget(); ok {
-				return t.Host, t.Port
-			}
+	if mon := s.monitorOf(name); mon != nil {
+		if t, ok := mon.View().PrimaryTarget(); ok {
+			return t.Host, t.Port
 		}
 	}
 	return "", 0
