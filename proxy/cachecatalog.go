@@ -266,12 +266,13 @@ func (cs *cacheCatalogs) stale() { cs.gen.Add(1) }
 // it is missing or older than the last DDL; nil if it cannot be had (the
 // read is then not cached). One older than every is used and refreshed
 // in the background.
-func (h *cacheHooks) currentCatalog(ctx context.Context, db string, conn func() (*pgconn.Config, error), every time.Duration, log *slog.Logger) *cacheCatalog {
+func (h *cacheHooks) currentCatalog(ctx context.Context, db string, target pool.Target, pc *pool.Config, every time.Duration, log *slog.Logger) *cacheCatalog {
 	cs := &h.catalogs
 	s := cs.slot(db)
 	gen := cs.gen.Load()
 	if c := s.cat.Load(); c != nil && c.gen == gen {
 		if every > 0 && time.Since(c.at) > every && s.load.TryLock() {
+			conn := catalogConn(target, *pc) // built only to load: reads of a current catalog make no closure
 			go func() {
 				defer s.load.Unlock()
 				h.loadCatalog(context.Background(), db, s, conn, log)
@@ -295,7 +296,7 @@ func (h *cacheHooks) currentCatalog(ctx context.Context, db string, conn func() 
 	if time.Since(time.Unix(0, s.failedAt.Load())) < catalogRetry {
 		return nil // failed just before
 	}
-	c := h.loadCatalog(ctx, db, s, conn, log)
+	c := h.loadCatalog(ctx, db, s, catalogConn(target, *pc), log)
 	if c == nil || c.gen != gen {
 		return nil
 	}
@@ -375,16 +376,6 @@ func (h *cacheHooks) tableNames(db string, tables []string) []string {
 	return slices.Compact(out)
 }
 
-// fresh is db's catalog if it is loaded, current and not due for a
-// refresh (currentCatalog's first case, without building its connection).
-func (cs *cacheCatalogs) fresh(db string, every time.Duration) *cacheCatalog {
-	c := cs.slot(db).cat.Load()
-	if c == nil || c.gen != cs.gen.Load() || (every > 0 && time.Since(c.at) > every) {
-		return nil
-	}
-	return c
-}
-
 // cacheCatalogsStale: DDL ran through pgone (catalog.go's refresh calls it).
 func (s *Server) cacheCatalogsStale() {
 	if h := s.hooks.cacheHooks(); h != nil {
@@ -403,10 +394,7 @@ func (h *cacheHooks) catalogAllows(ctx context.Context, ss *session, db string, 
 	}
 	snap := ss.srv.snap.Load()
 	every := snap.cfg.Routing.FunctionsRefreshInterval
-	c := h.catalogs.fresh(db, every) // the common case: no connection to describe
-	if c == nil {
-		c = h.currentCatalog(ctx, db, catalogConn(target, snap.poolCfg), every, ss.srv.log)
-	}
+	c := h.currentCatalog(ctx, db, target, &snap.poolCfg, every, ss.srv.log)
 	if c == nil {
 		return false
 	}
