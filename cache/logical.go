@@ -133,8 +133,13 @@ func (f *Feed) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		f.src.Log.Warn("cache: logical replication stream lost; database bypassed until it is back",
-			"database", f.db, "err", err)
+		if err == errRedial {
+			f.src.Log.Info("cache: logical replication stream reconnecting to the new primary; database bypassed until it has caught up",
+				"database", f.db)
+		} else {
+			f.src.Log.Warn("cache: logical replication stream lost; database bypassed until it is back",
+				"database", f.db, "err", err)
+		}
 		if time.Since(began) > 10*time.Second {
 			backoff = 50 * time.Millisecond
 		}
@@ -234,7 +239,6 @@ func (f *Feed) stream(ctx context.Context) error {
 		return err
 	}
 	args := []string{"proto_version '1'", "publication_names '" + f.src.Publication + "'"}
-	f.newStream()
 	if err := pglogrepl.StartReplication(ctx, repl, slot, 0, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
 		return fmt.Errorf("START_REPLICATION: %w", err)
 	}

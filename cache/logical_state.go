@@ -135,23 +135,16 @@ func (f *Feed) setConnected(up bool, err error) {
 		f.st.lastErr = err.Error()
 	}
 	if !up {
+		// The next stream starts from nothing: the positions of this one
+		// may be of another server or timeline (failover), where they say
+		// nothing about what the next has applied. The database stays held
+		// until that stream catches up with a probe of its own.
 		f.st.needFlush = true
+		f.st.applied, f.st.primary = 0, 0
 		f.st.probes = f.st.probes[:0]
 		f.st.caughtUp = time.Time{}
 		f.holdLocked()
 	}
-}
-
-// newStream forgets the positions of the connection before: they may be
-// of another server or timeline (failover), where a position says nothing
-// about what this stream has applied. The database stays held (the stream
-// was down) until this stream catches up with a probe of its own.
-func (f *Feed) newStream() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.st.applied, f.st.primary = 0, 0
-	f.st.probes = f.st.probes[:0]
-	f.st.caughtUp = time.Time{}
 }
 
 // evaluate holds or releases the database by the stream's standing at now.
