@@ -41,15 +41,10 @@ func (s *Server) SetCacheAdmission(a CacheAdmission) {
 // primary) would leave its entries stale. Only the replication stream sees
 // them all.
 func (h *cacheHooks) cacheableRead(st StatementPlan, mode cache.Mode) (time.Duration, bool) {
-	ttl, ok := h.rules.cacheableRead(st)
+	ttl, ok := h.rules.cacheableRead(st, false)
 	if ok || mode != cache.ModeAuto || h.admission == nil || h.logical == nil || st.Fingerprint == 0 ||
 		len(st.ReadTables) == 0 || !h.admission.Admitted(st.Fingerprint) {
 		return ttl, ok
 	}
-	rules := cacheRules{tables: make(map[string]time.Duration, len(st.ReadTables))}
-	for _, t := range st.ReadTables {
-		name := relationName(t)
-		rules.tables[name] = h.rules.tables[name] // a rule's TTL where one names the table
-	}
-	return rules.cacheableRead(st)
+	return h.rules.cacheableRead(st, true) // as a fingerprint rule would, a table rule's shorter TTL kept
 }

@@ -143,8 +143,9 @@ func lowerASCII(b byte) byte {
 // primary) and then a hint, a fingerprint rule naming the statement, or
 // table rules naming every table it reads. A read the fingerprint rule
 // admits still takes the shorter TTL of a table rule naming a table it
-// reads.
-func (r cacheRules) cacheableRead(st StatementPlan) (ttl time.Duration, ok bool) {
+// reads. Admitted (the tuner's admission, mode auto) counts as a
+// fingerprint rule without a TTL of its own.
+func (r cacheRules) cacheableRead(st StatementPlan, admitted bool) (ttl time.Duration, ok bool) {
 	if !st.Cacheable || st.Reason != router.ReasonRead || st.Fingerprint == 0 {
 		return 0, false
 	}
@@ -161,6 +162,7 @@ func (r cacheRules) cacheableRead(st StatementPlan) (ttl time.Duration, ok bool)
 		return hintTTL, true
 	}
 	ttl, byFingerprint := r.fingerprints[st.Fingerprint]
+	byFingerprint = byFingerprint || admitted
 	if len(st.ReadTables) == 0 {
 		return ttl, byFingerprint
 	}

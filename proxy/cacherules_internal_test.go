@@ -46,7 +46,7 @@ func TestCacheableRead(t *testing.T) {
 		{"SELECT 1", false, 0},
 	}
 	for _, tc := range tests {
-		ttl, ok := rules.cacheableRead(planOf(r, tc.text))
+		ttl, ok := rules.cacheableRead(planOf(r, tc.text), false)
 		if ok != tc.ok || ttl != tc.ttl {
 			t.Errorf("%s: cacheable %v ttl %s; want %v %s", tc.text, ok, ttl, tc.ok, tc.ttl)
 		}
@@ -91,9 +91,37 @@ func TestCacheableReadFingerprint(t *testing.T) {
 		{"SELECT 2", true, 0},
 	}
 	for _, tc := range tests {
-		ttl, ok := rules.cacheableRead(planOf(r, tc.text))
+		ttl, ok := rules.cacheableRead(planOf(r, tc.text), false)
 		if ok != tc.ok || ttl != tc.ttl {
 			t.Errorf("%s: cacheable %v ttl %s; want %v %s", tc.text, ok, ttl, tc.ok, tc.ttl)
+		}
+	}
+}
+
+// TestCacheableReadAdmitted: a read the tuner's admission names counts as
+// a fingerprint rule without a TTL of its own: cacheable whatever tables
+// it reads, with the shorter TTL of a table rule naming one of them, and
+// still refused where the router's verdict or a hint refuses it.
+func TestCacheableReadAdmitted(t *testing.T) {
+	r := router.NewRouter(100)
+	rules := compileRules([]cache.Rule{{Table: "accounts", TTL: 30 * time.Second}})
+	tests := []struct {
+		text string
+		ok   bool
+		ttl  time.Duration
+	}{
+		{"SELECT v FROM tellers WHERE id = 1", true, 0},
+		{"SELECT * FROM tellers t JOIN accounts a ON a.id = t.id", true, 30 * time.Second},
+		{"/* pgone:nocache */ SELECT v FROM tellers WHERE id = 1", false, 0},
+		{"SELECT now(), v FROM tellers", false, 0},
+	}
+	for _, tc := range tests {
+		if _, ok := rules.cacheableRead(planOf(r, tc.text), false); ok {
+			t.Errorf("%s: cacheable without admission", tc.text)
+		}
+		ttl, ok := rules.cacheableRead(planOf(r, tc.text), true)
+		if ok != tc.ok || ttl != tc.ttl {
+			t.Errorf("%s admitted: cacheable %v ttl %s; want %v %s", tc.text, ok, ttl, tc.ok, tc.ttl)
 		}
 	}
 }
