@@ -134,7 +134,7 @@ func (ss *session) cacheSessionMode() (end func()) {
 	sc.mu.Lock()
 	sc.cs.Write(sc.db, nil, true)
 	sc.mu.Unlock()
-	ss.cacheSessionWritesOn() // cachesession.go: each commit is published when it happens
+	ss.cacheSessionWritesOn(h.c, sc) // cachesession.go: each commit is published when it happens
 	return ss.cacheClosed
 }
 

@@ -44,6 +44,11 @@ const maxSessionStatements = 4096
 // for the cache; guarded by ss.mu. The zero value is off.
 type sessionWrites struct {
 	on bool
+	// c and sc are the cache and the session's handle, made by
+	// cacheSessionMode before the pump starts: the pump bumps through
+	// them and never makes a handle itself.
+	c  *cache.Cache
+	sc *sessionCache
 	// stmts are the client's prepared statements ("" the unnamed one) by
 	// name, with what running them may do.
 	stmts   map[string]stmtWrites
@@ -69,10 +74,11 @@ type stmtWrites struct {
 	write, commit bool
 }
 
-// cacheSessionWritesOn starts following what the client's requests write.
-func (ss *session) cacheSessionWritesOn() {
+// cacheSessionWritesOn starts following what the client's requests write,
+// to bump c through the session's handle sc.
+func (ss *session) cacheSessionWritesOn(c *cache.Cache, sc *sessionCache) {
 	ss.mu.Lock()
-	ss.cacheWrites = sessionWrites{on: true, stmts: map[string]stmtWrites{}}
+	ss.cacheWrites = sessionWrites{on: true, c: c, sc: sc, stmts: map[string]stmtWrites{}}
 	ss.mu.Unlock()
 }
 
@@ -241,12 +247,15 @@ func (ss *session) cacheSessionLost() {
 // cacheSessionBump invalidates every entry of the client's database on
 // every instance (Redis first, then here); the session's own marks hold.
 // Called by the pump, without ss.mu, before it writes the reply that tells
-// the client of the commit.
+// the client of the commit. It uses the handle cacheSessionMode made (read
+// under ss.mu), never cacheOf: the pump must not make the handle while
+// the session goroutine may.
 func (ss *session) cacheSessionBump() {
-	h := ss.srv.hooks.cacheHooks()
-	if h == nil {
-		return
+	ss.mu.Lock()
+	c, sc := ss.cacheWrites.c, ss.cacheWrites.sc
+	ss.mu.Unlock()
+	if c == nil || sc == nil {
+		return // no cache when the session began
 	}
-	sc := ss.cacheOf(h.c)
-	ss.guardHook("sessionBump", func() { h.c.Versions().CommitEpoch(sc.db, cache.UnknownLSN) })
+	ss.guardHook("sessionBump", func() { c.Versions().CommitEpoch(sc.db, cache.UnknownLSN) })
 }

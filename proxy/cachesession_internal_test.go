@@ -96,7 +96,7 @@ func TestSessionWrites(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ss := &session{srv: &Server{router: router.NewRouter(100)}}
-			ss.cacheSessionWritesOn()
+			ss.cacheSessionWritesOn(nil, nil)
 			for i, st := range tt.steps {
 				switch {
 				case st.send != nil:
