@@ -28,7 +28,8 @@ import (
 //   - beforeLastReply (just before the request's last ReadyForQuery is
 //     written to the client): at status idle the session's marks end:
 //     RolledBack only when PostgreSQL said so (a single statement's error
-//     outside a block, or ROLLBACK), Committed otherwise. Ending them
+//     outside a block, or ROLLBACK), Committed otherwise; at a COMMIT AND
+//     CHAIN (status 'T') Committed too (endInTxLocked). Ending them
 //     before the client sees the commit is what lets other pgone instances
 //     (through Redis) never serve what it made stale.
 //   - AfterReply: the fill is stored if the reply is replayable, else
@@ -133,7 +134,7 @@ func (ss *session) cacheSessionMode() (end func()) {
 	sc.mu.Lock()
 	sc.cs.Write(sc.db, nil, true)
 	sc.mu.Unlock()
-	ss.cacheSessionWritesOn() // cachesession.go: each commit is published when it happens
+	ss.cacheSessionWritesOn(h.c, sc) // cachesession.go: each commit is published when it happens
 	return ss.cacheClosed
 }
 
@@ -333,9 +334,14 @@ func (h *cacheHooks) fillLocked(sc *sessionCache, r ReplySample, ttl time.Durati
 }
 
 // endLocked ends the session's marks at the end of a transaction, once no
-// marked request is still out.
+// marked request is still out. A request that committed while keeping a
+// transaction open (COMMIT AND CHAIN) ends them too: endInTxLocked.
 func (h *cacheHooks) endLocked(sc *sessionCache, p *PlanView, r ReplySample) {
-	if r.TxStatus != pgmsg.TxIdle || !sc.cs.InTransaction() {
+	if !sc.cs.InTransaction() {
+		return
+	}
+	if r.TxStatus != pgmsg.TxIdle {
+		endInTxLocked(sc, p)
 		return
 	}
 	if !rolledBack(p, r) {
@@ -350,6 +356,30 @@ func (h *cacheHooks) endLocked(sc *sessionCache, p *PlanView, r ReplySample) {
 		sc.cs.RolledBack()
 	}
 	sc.commitDue = false
+}
+
+// endInTxLocked ends the session's marks at a request answered with a
+// transaction still open: bumped if it may have committed (COMMIT AND
+// CHAIN commits while the status stays 'T'; the writes after it are marked
+// anew), dropped if it was a ROLLBACK AND CHAIN and nothing committed
+// since they were made; else they wait for the transaction's end. Either
+// once no marked request is still out.
+func endInTxLocked(sc *sessionCache, p *PlanView) {
+	for _, st := range p.stmts {
+		if mayCommit(st.Reason, st.Tx) {
+			sc.commitDue = true
+		}
+	}
+	if sc.open > 0 {
+		return
+	}
+	switch {
+	case sc.commitDue:
+		sc.cs.Committed(cache.UnknownLSN, nil)
+		sc.commitDue = false
+	case p.cache.single && p.stmts[0].Tx == router.TxRollback && p.stmts[0].Reason == router.ReasonTransactionControl:
+		sc.cs.RolledBack() // ROLLBACK AND CHAIN
+	}
 }
 
 // rolledBack reports that PostgreSQL certainly rolled back the

@@ -301,6 +301,21 @@ func writeOf(st StatementPlan) (tables []string, all bool) {
 	return st.WriteTables, true
 }
 
+// mayCommit says a statement (reason, tx: the router's decision) may
+// commit, also while leaving a transaction open: COMMIT [AND CHAIN] (or
+// END), or a text holding several statements with transaction control
+// among them, or one the router could not take apart. Its commit is due
+// at its own ReadyForQuery, whatever the transaction status says.
+func mayCommit(reason router.Reason, tx router.TxEffect) bool {
+	switch reason {
+	case router.ReasonTooLong, router.ReasonTooComplex:
+		return true
+	case router.ReasonMultiStatement:
+		return tx != router.TxNone
+	}
+	return tx == router.TxCommit
+}
+
 // firstWord is the first keyword of a text, lower case, after blanks and
 // comments.
 func firstWord(text string) string {

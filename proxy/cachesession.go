@@ -20,7 +20,9 @@ import (
 //     whether the request may write (sessionWrites), and the server
 //     pump bumps the database's epoch, published through Redis, at the
 //     ReadyForQuery with status idle that ends a transaction in which any
-//     request may have written, before writing it to the client (as
+//     request may have written, or at the ReadyForQuery of a request that
+//     may commit whatever the status (COMMIT AND CHAIN commits in 'T'),
+//     before writing it to the client (as
 //     transaction mode's beforeLastReply does). So a read that any client
 //     begins after seeing the commit finds the old entries invalid on
 //     every instance (cache/doc.go).
@@ -42,9 +44,14 @@ const maxSessionStatements = 4096
 // for the cache; guarded by ss.mu. The zero value is off.
 type sessionWrites struct {
 	on bool
+	// c and sc are the cache and the session's handle, made by
+	// cacheSessionMode before the pump starts: the pump bumps through
+	// them and never makes a handle itself.
+	c  *cache.Cache
+	sc *sessionCache
 	// stmts are the client's prepared statements ("" the unnamed one) by
-	// name, with whether running them may write.
-	stmts   map[string]bool
+	// name, with what running them may do.
+	stmts   map[string]stmtWrites
 	request requestWrites   // the request being forwarded
 	queue   []requestWrites // requests sent and not yet answered, oldest first
 	// copied: a request whose Sync copy-in mode swallowed may have
@@ -58,13 +65,20 @@ type sessionWrites struct {
 type requestWrites struct {
 	frames   int
 	write    bool // it may write
-	rollback bool // it is one simple-protocol ROLLBACK and nothing else
+	commit   bool // it may commit, maybe keeping a transaction open (COMMIT AND CHAIN)
+	rollback bool // it is one simple-protocol ROLLBACK [AND CHAIN] and nothing else
 }
 
-// cacheSessionWritesOn starts following what the client's requests write.
-func (ss *session) cacheSessionWritesOn() {
+// stmtWrites is what running one of the client's prepared statements may do.
+type stmtWrites struct {
+	write, commit bool
+}
+
+// cacheSessionWritesOn starts following what the client's requests write,
+// to bump c through the session's handle sc.
+func (ss *session) cacheSessionWritesOn(c *cache.Cache, sc *sessionCache) {
 	ss.mu.Lock()
-	ss.cacheWrites = sessionWrites{on: true, stmts: map[string]bool{}}
+	ss.cacheWrites = sessionWrites{on: true, c: c, sc: sc, stmts: map[string]stmtWrites{}}
 	ss.mu.Unlock()
 }
 
@@ -80,6 +94,7 @@ func (ss *session) cacheFrameLocked(v *frameView) {
 	case pgmsg.Query:
 		write, all, d := ss.cacheMayWrite(v.text)
 		cw.request.write = cw.request.write || write
+		cw.request.commit = cw.request.commit || mayCommit(d.Reason, d.Tx)
 		cw.request.rollback = cw.request.frames == 1 && d.Tx == router.TxRollback && d.Statements == 1
 		if all {
 			clear(cw.stmts) // SQL PREPARE: names may now mean other statements
@@ -89,14 +104,17 @@ func (ss *session) cacheFrameLocked(v *frameView) {
 		if !v.ok {
 			return
 		}
-		write, _, _ := ss.cacheMayWrite(v.text)
+		write, _, d := ss.cacheMayWrite(v.text)
 		if _, known := cw.stmts[v.name]; known || len(cw.stmts) < maxSessionStatements {
-			cw.stmts[v.name] = write
+			cw.stmts[v.name] = stmtWrites{write: write, commit: mayCommit(d.Reason, d.Tx)}
 		}
 	case pgmsg.Bind:
-		write, known := cw.stmts[v.name]
-		if !v.ok || !known || write {
+		st, known := cw.stmts[v.name]
+		if !v.ok || !known || st.write {
 			cw.request.write = true
+		}
+		if !v.ok || !known || st.commit {
+			cw.request.commit = true
 		}
 	case pgmsg.FunctionCall:
 		cw.request.write = true
@@ -116,7 +134,7 @@ func (ss *session) cacheLongFrameLocked(frame []byte) {
 	cw.request.frames++
 	switch frame[0] {
 	case pgmsg.Query:
-		cw.request.write = true
+		cw.request.write, cw.request.commit = true, true // unknown text: it may COMMIT AND CHAIN
 		clear(cw.stmts)
 		ss.cacheRequestEndLocked()
 	case pgmsg.Parse:
@@ -160,7 +178,10 @@ func (ss *session) cacheCopyInLocked(n int) {
 
 // cacheReadyLocked takes the oldest request off at its ReadyForQuery
 // (status): at idle, a bump is due if the transaction it ended may have
-// written, unless a ROLLBACK ended it.
+// written, unless a ROLLBACK ended it. A request that may commit makes
+// the bump due at its own ReadyForQuery whatever the status: COMMIT AND
+// CHAIN commits while the status stays 'T', and the writes after it are
+// a new set, which a ROLLBACK [AND CHAIN] drops alone.
 func (ss *session) cacheReadyLocked(status byte) {
 	cw := &ss.cacheWrites
 	if !cw.on {
@@ -173,6 +194,13 @@ func (ss *session) cacheReadyLocked(status byte) {
 	}
 	cw.dirty = cw.dirty || r.write
 	if status != pgmsg.TxIdle {
+		switch {
+		case r.commit:
+			cw.due = cw.due || cw.dirty
+			cw.dirty = false
+		case r.rollback: // ROLLBACK AND CHAIN: the writes since the last commit are gone
+			cw.dirty = false
+		}
 		return
 	}
 	cw.due = cw.due || (cw.dirty && !r.rollback)
@@ -219,12 +247,15 @@ func (ss *session) cacheSessionLost() {
 // cacheSessionBump invalidates every entry of the client's database on
 // every instance (Redis first, then here); the session's own marks hold.
 // Called by the pump, without ss.mu, before it writes the reply that tells
-// the client of the commit.
+// the client of the commit. It uses the handle cacheSessionMode made (read
+// under ss.mu), never cacheOf: the pump must not make the handle while
+// the session goroutine may.
 func (ss *session) cacheSessionBump() {
-	h := ss.srv.hooks.cacheHooks()
-	if h == nil {
-		return
+	ss.mu.Lock()
+	c, sc := ss.cacheWrites.c, ss.cacheWrites.sc
+	ss.mu.Unlock()
+	if c == nil || sc == nil {
+		return // no cache when the session began
 	}
-	sc := ss.cacheOf(h.c)
-	ss.guardHook("sessionBump", func() { h.c.Versions().CommitEpoch(sc.db, cache.UnknownLSN) })
+	ss.guardHook("sessionBump", func() { c.Versions().CommitEpoch(sc.db, cache.UnknownLSN) })
 }

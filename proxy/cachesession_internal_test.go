@@ -56,6 +56,19 @@ func TestSessionWrites(t *testing.T) {
 		{"read-only block", []sessionStep{q("BEGIN"), rfq(inTx, false), q(sel), rfq(inTx, false), q("COMMIT"), rfq(idle, false)}},
 		{"rolled back block", []sessionStep{q("BEGIN"), rfq(inTx, false), q(upd), rfq(inTx, false), q("ROLLBACK"), rfq(idle, false)}},
 		{"failed block", []sessionStep{q("BEGIN"), q(upd), q("ROLLBACK"), rfq(inTx, false), rfq(failed, false), rfq(idle, false)}},
+		{"COMMIT AND CHAIN commits in 'T'", []sessionStep{q("BEGIN"), rfq(inTx, false), q(upd), rfq(inTx, false),
+			q("COMMIT AND CHAIN"), rfq(inTx, true), q("ROLLBACK"), rfq(idle, false)}},
+		{"writes after COMMIT AND CHAIN are a new set", []sessionStep{q("BEGIN"), rfq(inTx, false), q(upd), rfq(inTx, false),
+			q("COMMIT AND CHAIN"), rfq(inTx, true), q(upd), rfq(inTx, false), q("COMMIT"), rfq(idle, true)}},
+		{"ROLLBACK AND CHAIN drops the writes since the last commit only", []sessionStep{q("BEGIN"), rfq(inTx, false),
+			q(upd), rfq(inTx, false), q("COMMIT AND CHAIN"), rfq(inTx, true),
+			q(upd), rfq(inTx, false), q("ROLLBACK AND CHAIN"), rfq(inTx, false), q(sel), rfq(inTx, false), q("COMMIT"), rfq(idle, false)}},
+		{"prepared COMMIT AND CHAIN", []sessionStep{
+			parseStep("c", "COMMIT AND CHAIN"), syncStep, rfq(idle, false),
+			q("BEGIN"), rfq(inTx, false), q(upd), rfq(inTx, false),
+			bindStep("c"), execStep, syncStep, rfq(inTx, true)}},
+		{"COMMIT AND CHAIN in one string", []sessionStep{q("BEGIN; " + upd + "; COMMIT AND CHAIN"), rfq(inTx, true)}},
+		{"COMMIT PREPARED", []sessionStep{q("COMMIT PREPARED 'g'"), rfq(idle, true)}},
 		{"COMMIT and ROLLBACK in one string", []sessionStep{q("BEGIN; " + upd + "; COMMIT; ROLLBACK"), rfq(idle, true)}},
 		{"named write prepared, run later", []sessionStep{
 			parseStep("w", upd), syncStep, rfq(idle, false),
@@ -83,7 +96,7 @@ func TestSessionWrites(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ss := &session{srv: &Server{router: router.NewRouter(100)}}
-			ss.cacheSessionWritesOn()
+			ss.cacheSessionWritesOn(nil, nil)
 			for i, st := range tt.steps {
 				switch {
 				case st.send != nil:
