@@ -34,8 +34,18 @@ type bus struct {
 	everUp   bool
 
 	kicks chan struct{}
-	owed  atomic.Bool // a bump did not reach Redis: the next resync flushes every instance
-	ps    atomic.Pointer[redis.PubSub]
+	// owes counts the bumps that did not reach Redis; paid is the count
+	// the last flush that landed was sent after (only resync writes it).
+	// A bump is owed while they differ: the next resync flushes every
+	// instance. Counting, not a flag: the flush clears only the owes from
+	// before it was sent, and only once it landed, so no renewal is sent
+	// while a flush is in flight and an owe meanwhile is not lost.
+	owes, paid atomic.Uint64
+	ps         atomic.Pointer[redis.PubSub]
+
+	// beforeFlush, if set (tests), runs in resync just before its flush
+	// is sent.
+	beforeFlush atomic.Pointer[func()]
 }
 
 func (b *bus) init() {
@@ -66,8 +76,19 @@ func (b *bus) kick() {
 	}
 }
 
-// owe records a bump that did not reach Redis.
-func (b *bus) owe() { b.owed.Store(true) }
+// owe records a bump that did not reach Redis and returns its count: the
+// owe is paid once paidFor(it).
+func (b *bus) owe() uint64 { return b.owes.Add(1) }
+
+// owed: a bump that did not reach Redis is not yet covered by a flush
+// that landed. paid is read first: it never passes owes.
+func (b *bus) owed() bool {
+	p := b.paid.Load()
+	return b.owes.Load() != p
+}
+
+// paidFor: a flush sent after owe n landed in Redis.
+func (b *bus) paidFor(n uint64) bool { return b.paid.Load() >= n }
 
 // setLocked moves the state and wakes waiters; b.mu held.
 func (b *bus) setLocked(st l2State, gen string, applied uint64) {
@@ -215,12 +236,21 @@ func (l *l2) resync(ctx context.Context) (*redis.PubSub, error) {
 		l.bus.mu.Lock()
 		everUp := l.bus.everUp
 		l.bus.mu.Unlock()
-		if l.bus.owed.Swap(false) || everUp {
+		// The owes this flush covers are cleared only once it landed:
+		// until then renewOnce sees a bump owed and sends no renewal
+		// (were it cleared first, a renewal could land while the flush
+		// fails, and a held commit return with its lease still current).
+		owes := l.bus.owes.Load()
+		if owes != l.bus.paid.Load() || everUp {
+			if f := l.bus.beforeFlush.Load(); f != nil {
+				(*f)()
+			}
 			args := []any{l.channel, l.origin, "", string(bumpAll)}
 			if err := bumpScript.Run(ctx, l.rdb, []string{l.kVersions, l.kSeq, l.kAll}, args...).Err(); err != nil {
 				l.bus.owe()
 				return err
 			}
+			l.bus.paid.Store(owes) // an owe since stays owed
 		}
 		// Redis lost its data since the last sync: the peers known
 		// before count as lapsed until each is back (lease.go).
@@ -247,7 +277,7 @@ func (l *l2) resync(ctx context.Context) (*redis.PubSub, error) {
 	}
 	b := &l.bus
 	b.mu.Lock()
-	if b.owed.Load() {
+	if b.owed() {
 		// A bump failed during the resync (publish sets owed before it
 		// takes b.mu): it is not in Redis; start over.
 		b.mu.Unlock()

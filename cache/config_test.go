@@ -48,6 +48,10 @@ func TestConfigValidate(t *testing.T) {
 		{"redis negative timeout", func(c *Config) { c.Redis.Timeout = -time.Millisecond }, "redis.timeout"},
 		{"redis breaker never opening", func(c *Config) { c.Redis.BreakerFailures = -1 }, "redis.breaker_failures"},
 		{"redis negative cooldown", func(c *Config) { c.Redis.BreakerCooldown = -time.Second }, "redis.breaker_cooldown"},
+		{"redis lease at its minimum", func(c *Config) { c.Redis.Lease = 100 * time.Millisecond }, ""},
+		{"redis lease below its minimum", func(c *Config) { c.Redis.Lease = 99 * time.Millisecond }, "redis.lease"},
+		{"redis member timeout equal to lease", func(c *Config) { c.Redis.Lease, c.Redis.MemberTimeout = time.Second, time.Second }, ""},
+		{"redis member timeout below lease", func(c *Config) { c.Redis.Lease, c.Redis.MemberTimeout = time.Second, 999*time.Millisecond }, "redis.member_timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config

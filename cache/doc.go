@@ -161,26 +161,27 @@
 //
 // A partial partition (one instance cut off from Redis while the others
 // are not) is closed by membership leases (lease.go): every instance
-// holds a lease in Redis, renewed every lease/4 while it owes no bump;
-// every fence and L2 lookup checks that no member's lease has lapsed, and
-// bypasses if one has. A commit whose bump did not reach Redis holds its
-// reply until the bump, tried again every 25ms, lands, or until the
-// instance's lease has certainly ended (renewals carry a not-after time
-// in Redis's clock, so a delayed one cannot extend it; a Redis clock
-// stepped back below the latest time a renewal saw trusts no lease), so
-// when its client learns of the commit no instance serves what it made
-// stale; the cut-off instance's resync then flushes every instance. Only
-// commits hold (Tx.Commit, Versions.CommitEpoch); other bumps (the
-// logical stream's, a flush) do not. A member lapsed for member_timeout
-// is removed by another's renewal, which flushes every instance in the
-// same script (a pgone killed between a commit and its bump is covered
-// then). If Redis loses its data (a new incarnation), each instance enters
-// the peers it knew as lapsed before it serves. Not covered: an instance
-// cut off for longer than member_timeout that keeps taking writes (once
-// it is removed, the others serve again), and one that never reached
-// Redis since it started; with cache.invalidation: logical, each
-// instance's own stream sees those writes within its lag
-// bound.
+// holds a lease in Redis, renewed every lease/4 while it owes no bump
+// (an owe is cleared only once the flush that covers it landed); every
+// fence and L2 lookup checks that no member's lease has lapsed, and
+// bypasses if one has. A commit whose bump did not reach Redis holds
+// its reply until the bump, tried again every 25ms, or the resync's
+// flush lands, or until the instance's lease has certainly ended
+// (renewals carry a not-after time in Redis's clock, so a delayed one
+// cannot extend it; a Redis clock stepped back below the latest time a
+// renewal saw trusts no lease), so when its client learns of the commit
+// no instance serves what it made stale; the cut-off instance's resync
+// then flushes every instance. Only commits hold (Tx.Commit,
+// Versions.CommitEpoch); other bumps (the logical stream's, a flush) do
+// not. A member lapsed for member_timeout is removed by another's
+// renewal, which flushes every instance in the same script (a pgone
+// killed between a commit and its bump is covered then). If Redis loses
+// its data (a new incarnation), each instance enters the peers it knew
+// as lapsed before it serves. Not covered: an instance cut off for
+// longer than member_timeout that keeps taking writes (once it is
+// removed, the others serve again), and one that never reached Redis
+// since it started; with cache.invalidation: logical, each instance's
+// own stream sees those writes within its lag bound.
 //
 // Session-mode clients mark their whole database on their own instance
 // while they stay; each transaction of theirs that may have written bumps

@@ -162,7 +162,7 @@ func (l *l2) renewOnce(ctx context.Context) error {
 		ls.mu.Unlock()
 	}
 	ls.mu.Lock()
-	if l.bus.owed.Load() {
+	if l.bus.owed() {
 		ls.mu.Unlock()
 		return errors.New("cache: a bump is owed; the lease waits for the resync")
 	}
@@ -273,28 +273,29 @@ func (l *l2) renewLoop(ctx context.Context) {
 }
 
 // oweLeased marks a bump owed and returns when every lease this instance
-// may hold has ended: no renewal is sent after it (renew checks owed
-// under the same lock), so from then on no instance serves until the
+// may hold has ended, and the owe's count: no renewal is sent after it
+// (renew checks owed under the same lock, and resync clears an owe only
+// once its flush landed), so from then on no instance serves until the
 // resync's flush.
-func (l *l2) oweLeased() time.Time {
+func (l *l2) oweLeased() (time.Time, uint64) {
 	ls := &l.lease
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	l.bus.owe()
-	return ls.bound
+	owe := l.bus.owe()
+	return ls.bound, owe
 }
 
 // holdUntilLeaseEnd holds a commit whose bump did not reach Redis until
 // bound (oweLeased), plus a margin for Redis's clock running a little
-// faster, or until the bump, tried again every holdRetry, reaches Redis:
-// then every instance's fence and lookup count it, as for any published
-// bump. A slow Redis (a fork, an fsync) so costs a commit the spike, not
-// the whole lease.
-func (l *l2) holdUntilLeaseEnd(bound time.Time, keys []string, args []any) {
+// faster, or until the bump, tried again every holdRetry, reaches Redis,
+// or a resync's flush sent after the owe landed: then every instance's
+// fence and lookup count it, as for any published bump. A slow Redis (a
+// fork, an fsync) so costs a commit the spike, not the whole lease.
+func (l *l2) holdUntilLeaseEnd(bound time.Time, owe uint64, keys []string, args []any) {
 	if bound.IsZero() {
 		return
 	}
-	end := bound.Add(l.cfg.Lease/100 + 10*time.Millisecond)
+	end := l.holdEnd(bound)
 	if !time.Now().Before(end) {
 		return
 	}
@@ -304,13 +305,45 @@ func (l *l2) holdUntilLeaseEnd(bound time.Time, keys []string, args []any) {
 	for {
 		wait := time.Until(end)
 		if wait <= 0 {
-			return
+			// bound cannot have moved while the owe is unpaid (no renewal
+			// is sent then); if it did, the lease in Redis may outlive
+			// bound: hold on to the new bound rather than return early.
+			moved, ok := l.boundMovedUnpaid(bound, owe)
+			if !ok {
+				return
+			}
+			l.log.Error("bug: this instance's cache lease was renewed while a flush was owed; the held commit waits for the new lease end",
+				"extra", moved.Sub(bound).Round(time.Millisecond))
+			bound, end = moved, l.holdEnd(moved)
+			continue
 		}
 		time.Sleep(min(wait, holdRetry))
+		if l.bus.paidFor(owe) {
+			return
+		}
 		if time.Now().Before(end) && l.tryBump(keys, args) == nil {
 			return
 		}
 	}
+}
+
+// holdEnd is how long a held commit waits for a lease bound: plus a
+// margin for Redis's clock running a little faster.
+func (l *l2) holdEnd(bound time.Time) time.Time {
+	return bound.Add(l.cfg.Lease/100 + 10*time.Millisecond)
+}
+
+// boundMovedUnpaid returns the lease bound if it moved past bound while
+// owe is still unpaid (an invariant broken: renewOnce sends nothing while
+// a bump is owed).
+func (l *l2) boundMovedUnpaid(bound time.Time, owe uint64) (time.Time, bool) {
+	ls := &l.lease
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.bound.After(bound) && !l.bus.paidFor(owe) {
+		return ls.bound, true
+	}
+	return time.Time{}, false
 }
 
 // holdRetry is how often a held commit tries its bump again.
@@ -340,7 +373,7 @@ func (l *l2) leaseCheck(lapsed string) error {
 func (l *l2) leave() {
 	ls := &l.lease
 	ls.mu.Lock()
-	owed := l.bus.owed.Load()
+	owed := l.bus.owed()
 	ls.mu.Unlock()
 	if owed {
 		return

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -297,4 +298,93 @@ func TestL2RenewalOfAnotherIncarnationKeepsPeers(t *testing.T) {
 	if n := peers(); n != 1 {
 		t.Fatalf("B knows %d peers after a renewal from another incarnation, want the 1 it knew", n)
 	}
+}
+
+// TestL2NoRenewalWhileFlushOwed: a bump is owed (it did not reach
+// Redis) and the resync's flush has not landed yet: no renewal may extend
+// the lease (a held commit counts on its lease ending; were the flush to
+// fail after such a renewal landed, the others would go on serving what
+// the commit made stale). An owe made while the flush is in flight is not
+// lost: the next resync flushes again. Once a flush landed the lease is
+// renewed again.
+func TestL2NoRenewalWhileFlushOwed(t *testing.T) {
+	r := pgtest.NewRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	a := leasedCache(t, r.Addr, 400*time.Millisecond, time.Minute)
+	l := a.l2
+	ctx := context.Background()
+	expiry := func() int64 {
+		t.Helper()
+		v, err := rdb.HGet(ctx, "pgone:m", l.origin).Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	waitMembers(t, rdb, 1)
+
+	type flush struct {
+		owed    bool          // a bump was owed as the flush was about to be sent
+		release chan struct{} // closed: the flush goes on
+	}
+	flushes := make(chan flush)
+	ended := make(chan struct{}) // the test ended: no flush waits (runs before a.Close)
+	t.Cleanup(func() { l.bus.beforeFlush.Store(nil); close(ended) })
+	hook := func() {
+		f := flush{owed: l.bus.owed(), release: make(chan struct{})}
+		select {
+		case flushes <- f:
+		case <-ended:
+			return
+		}
+		select {
+		case <-f.release:
+		case <-ended:
+		}
+	}
+	l.bus.beforeFlush.Store(&hook)
+
+	// A commit's bump failed (as publish does): owed, the bus lost.
+	_, owe := l.oweLeased()
+	l.lost(errors.New("test: a bump did not reach redis"))
+	l.bus.kick()
+
+	f := <-flushes
+	if !f.owed {
+		t.Error("the resync's flush is about to be sent but no bump is owed any more")
+	}
+	before := expiry()
+	l.lease.mu.Lock()
+	bound := l.lease.bound
+	l.lease.mu.Unlock()
+	if err := l.renew(ctx); err == nil {
+		t.Fatal("a renewal succeeded while the flush of an owed bump had not landed")
+	}
+	if got := expiry(); got != before {
+		t.Fatalf("the lease in redis moved from %d to %d while a flush was owed", before, got)
+	}
+	l.lease.mu.Lock()
+	moved := l.lease.bound.After(bound)
+	l.lease.mu.Unlock()
+	if moved {
+		t.Fatal("the lease bound moved while a flush was owed")
+	}
+	again := l.bus.owe() // owed while the flush is in flight
+	close(f.release)
+
+	// The first flush landed and paid the first owe, not the second: the
+	// resync starts over and flushes again, still owing.
+	f = <-flushes
+	if !l.bus.paidFor(owe) || l.bus.paidFor(again) || !f.owed {
+		t.Fatalf("after the first flush: paid first owe %v, second %v, owed %v; want true, false, true",
+			l.bus.paidFor(owe), l.bus.paidFor(again), f.owed)
+	}
+	l.bus.beforeFlush.Store(nil)
+	close(f.release)
+	waitL2(t, a, "up")
+	if l.bus.owed() {
+		t.Fatal("a bump is still owed after the resync's flush landed")
+	}
+	waitFor(t, "the lease renewed after the flush", func() bool { return expiry() > before })
 }

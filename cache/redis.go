@@ -250,10 +250,10 @@ func (l *l2) publish(db string, tables []string, kind bumpKind) (hold func()) {
 	}
 	// Until the bump is in Redis, L2 entries it made stale look valid:
 	// stop serving now; the resync flushes every instance.
-	bound := l.oweLeased()
+	bound, owe := l.oweLeased()
 	l.lost(err)
 	l.bus.kick()
-	return func() { l.holdUntilLeaseEnd(bound, keys, args) }
+	return func() { l.holdUntilLeaseEnd(bound, owe, keys, args) }
 }
 
 // tryBump runs bumpScript within 4x the timeout, on fresh connections
